@@ -1,0 +1,122 @@
+"""The ``edalab`` command.
+
+    edalab server start [--store DIR] [--port N]   start one server for all notebooks
+    edalab server status                           is the recorded server alive?
+    edalab server stop                             stop it
+    edalab server url                              print its URL (for NATS_URL=...)
+
+The state file (pid, URL, store directory, log file) lives in
+``$EDALAB_STATE_DIR`` or ``~/.local/state/edalab``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from edalab.errors import EdalabError
+from edalab.server import NatsServer, ServerState, read_state, state_dir, stop_pid
+
+
+def _server_start(args: argparse.Namespace) -> int:
+    state = read_state()
+    if state is not None and state.alive():
+        print(f"edalab server already running: {state.url} (pid {state.pid})")
+        return 0
+    store = Path(args.store) if args.store else state_dir() / "store"
+    srv = NatsServer(
+        port=args.port,
+        store_dir=store,
+        run_dir=state_dir(),
+        name="edalab",
+        detach=True,
+        sync_interval=args.sync_interval,
+    )
+    srv.start()
+    pid = srv.release()
+    ServerState(
+        pid=pid,
+        url=srv.url,
+        monitor_url=srv.monitor_url,
+        store_dir=str(store),
+        log_file=str(srv.log_file),
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    ).save()
+    print(f"edalab server started: {srv.url} (pid {pid}, store {store})")
+    print(f"monitoring: {srv.monitor_url}   log: {srv.log_file}")
+    return 0
+
+
+def _server_status(args: argparse.Namespace) -> int:
+    state = read_state()
+    if state is None:
+        print("no edalab server recorded (start one with `edalab server start`)")
+        return 1
+    if not state.alive():
+        print(
+            f"the recorded edalab server (pid {state.pid}, {state.url}) is gone; "
+            f"run `edalab server start` to start a new one (state file: {state.path})"
+        )
+        return 1
+    print(f"running: {state.url} (pid {state.pid}, since {state.started_at})")
+    print(f"store: {state.store_dir}   monitoring: {state.monitor_url}   log: {state.log_file}")
+    return 0
+
+
+def _server_stop(args: argparse.Namespace) -> int:
+    state = read_state()
+    if state is None:
+        print("no edalab server recorded; nothing to stop")
+        return 0
+    gone = stop_pid(state.pid) if state.alive() else True
+    if not gone:
+        print(f"edalab server (pid {state.pid}) did not exit", file=sys.stderr)
+        return 1
+    state.path.unlink(missing_ok=True)
+    print(f"edalab server stopped (pid {state.pid}); store kept at {state.store_dir}")
+    return 0
+
+
+def _server_url(args: argparse.Namespace) -> int:
+    state = read_state()
+    if state is None or not state.alive():
+        print("no running edalab server", file=sys.stderr)
+        return 1
+    print(state.url)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``edalab`` command."""
+    parser = argparse.ArgumentParser(prog="edalab", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    server = sub.add_parser("server", help="manage the shared nats-server")
+    ssub = server.add_subparsers(dest="action", required=True)
+    start = ssub.add_parser("start", help="start a server with JetStream (reused by notebooks)")
+    start.add_argument("--store", help="JetStream store directory (kept between runs)")
+    start.add_argument("--port", type=int, default=0, help="client port (default: a free one)")
+    start.add_argument("--sync-interval", help="JetStream fsync interval, e.g. 'always'")
+    start.set_defaults(func=_server_start)
+    ssub.add_parser("status", help="is the recorded server alive?").set_defaults(
+        func=_server_status
+    )
+    ssub.add_parser("stop", help="stop the recorded server").set_defaults(func=_server_stop)
+    ssub.add_parser("url", help="print the server's URL").set_defaults(func=_server_url)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except EdalabError as err:
+        print(f"edalab: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

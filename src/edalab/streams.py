@@ -1,0 +1,196 @@
+"""Idempotent stream setup, and small tables of stream and consumer state.
+
+``js.add_stream`` fails when a stream exists with another configuration, and
+silently succeeds when it is the same: a notebook cell that creates a stream
+must be safe to re-run, and a changed configuration must not be ignored.
+:func:`ensure_stream` (notebook ``02_publishing``) creates the stream, or
+reports it unchanged, or updates what the server allows to change, or raises
+:class:`~edalab.errors.StreamConfigConflict` naming each differing field::
+
+    setup = await ensure_stream(js, "USERS", ["user.>"])
+    setup.action        # 'created', then 'unchanged' on a re-run
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import nats.js.errors
+from nats.js.api import ConsumerInfo, StreamConfig, StreamInfo
+from nats.js.client import JetStreamContext
+
+from edalab.errors import StreamConfigConflict
+from edalab.subjects import overlaps, validate_subject
+
+__all__ = [
+    "StreamSetup",
+    "Table",
+    "consumer_table",
+    "ensure_stream",
+    "fresh_stream",
+    "stream_table",
+]
+
+#: JetStream API error code: "subjects overlap with an existing stream".
+_ERR_SUBJECT_OVERLAP = 10065
+
+
+@dataclass(frozen=True)
+class StreamSetup:
+    """What :func:`ensure_stream` did: ``created``, ``unchanged`` or ``updated``."""
+
+    name: str
+    action: Literal["created", "unchanged", "updated"]
+    changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    info: StreamInfo | None = field(default=None, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        extra = f", changes={self.changes!r}" if self.changes else ""
+        return f"StreamSetup(name={self.name!r}, action={self.action!r}{extra})"
+
+
+def _normalise(key: str, value: Any) -> Any:
+    if key == "subjects" and value is not None:
+        return sorted(value)
+    return value
+
+
+def _diff(existing: StreamConfig, wanted: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    changes = {}
+    for key, new in wanted.items():
+        old = getattr(existing, key, None)
+        if _normalise(key, old) != _normalise(key, new):
+            changes[key] = (old, new)
+    return changes
+
+
+async def _overlapping(js: JetStreamContext, name: str, subjects: Sequence[str]) -> list[str]:
+    found = []
+    for info in await js.streams_info():
+        if info.config.name == name:
+            continue
+        theirs = info.config.subjects or []
+        if any(overlaps(a, b) for a in subjects for b in theirs):
+            found.append(f"{info.config.name} {theirs}")
+    return found
+
+
+async def ensure_stream(
+    js: JetStreamContext,
+    name: str,
+    subjects: Iterable[str],
+    *,
+    update: bool = True,
+    **config: Any,
+) -> StreamSetup:
+    """Create stream ``name`` capturing ``subjects``, idempotently.
+
+    ``config`` takes any :class:`nats.js.api.StreamConfig` field (``storage``,
+    ``max_msgs``, ``duplicate_window`` ...). Only the fields you pass are compared
+    with an existing stream; the others keep their current values. With
+    ``update=False`` a difference raises instead of updating.
+    """
+    subs = [validate_subject(s, wildcards=True) for s in subjects]
+    wanted: dict[str, Any] = {"subjects": subs, **config}
+    try:
+        info = await js.stream_info(name)
+    except nats.js.errors.NotFoundError:
+        try:
+            info = await js.add_stream(StreamConfig(name=name, **wanted))
+        except nats.js.errors.APIError as err:
+            if err.err_code == _ERR_SUBJECT_OVERLAP:
+                others = await _overlapping(js, name, subs)
+                raise StreamConfigConflict(
+                    name,
+                    f"its subjects {subs} overlap those of existing stream(s): "
+                    + ", ".join(others),
+                    {},
+                ) from None
+            raise StreamConfigConflict(name, str(err.description), {}) from None
+        return StreamSetup(name, "created", info=info)
+    changes = _diff(info.config, wanted)
+    if not changes:
+        return StreamSetup(name, "unchanged", info=info)
+    if not update:
+        raise StreamConfigConflict(name, "exists with another configuration", changes)
+    merged = StreamConfig.from_response(info.config.as_dict())
+    for key, (_, new) in changes.items():
+        setattr(merged, key, new)
+    try:
+        info = await js.update_stream(merged)
+    except nats.js.errors.APIError as err:
+        raise StreamConfigConflict(
+            name, f"the server refused the update: {err.description}", changes
+        ) from None
+    return StreamSetup(name, "updated", changes, info=info)
+
+
+async def fresh_stream(
+    js: JetStreamContext, name: str, subjects: Iterable[str], **config: Any
+) -> StreamSetup:
+    """Delete stream ``name`` if it exists, then create it: a clean slate for a lesson.
+
+    Notebooks call this at the top so they run the same way every time,
+    including twice in one kernel.
+    """
+    with contextlib.suppress(nats.js.errors.NotFoundError):
+        await js.delete_stream(name)
+    return await ensure_stream(js, name, subjects, **config)
+
+
+class Table:
+    """A small text table that renders the same way every time (for notebook outputs).
+
+    >>> Table(["a", "b"], [[1, "x"], [22, "yy"]])
+    a   b
+    --  --
+    1   x
+    22  yy
+    """
+
+    def __init__(self, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        self.headers = list(headers)
+        self.rows = [list(r) for r in rows]
+
+    def __repr__(self) -> str:
+        cells = [self.headers] + [[str(c) for c in r] for r in self.rows]
+        widths = [max(len(str(row[i])) for row in cells) for i in range(len(self.headers))]
+        lines = [
+            "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells
+        ]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(line.rstrip() for line in lines)
+
+
+async def stream_table(js: JetStreamContext, *names: str) -> Table:
+    """Messages and sequences of the named streams, as a :class:`Table`."""
+    rows = []
+    for name in names:
+        info = await js.stream_info(name)
+        st = info.state
+        rows.append(
+            [name, ",".join(info.config.subjects or []), st.messages, st.first_seq, st.last_seq]
+        )
+    return Table(["stream", "subjects", "messages", "first_seq", "last_seq"], rows)
+
+
+def _consumer_row(info: ConsumerInfo) -> list[Any]:
+    return [
+        info.name,
+        info.num_pending,
+        info.num_ack_pending,
+        info.num_redelivered,
+        info.delivered.stream_seq if info.delivered else 0,
+        info.ack_floor.stream_seq if info.ack_floor else 0,
+    ]
+
+
+async def consumer_table(js: JetStreamContext, stream: str, *names: str) -> Table:
+    """Pending, ack-pending and redelivered counts of the named consumers, as a :class:`Table`."""
+    rows = [_consumer_row(await js.consumer_info(stream, n)) for n in names]
+    return Table(
+        ["consumer", "pending", "ack_pending", "redelivered", "delivered_seq", "ack_floor"], rows
+    )
