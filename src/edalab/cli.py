@@ -1,6 +1,7 @@
 """The ``edalab`` command.
 
     edalab server start [--store DIR] [--port N]   start one server for all notebooks
+    edalab server ensure                           NATS_URL if reachable, else start/reuse
     edalab server status                           is the recorded server alive?
     edalab server stop                             stop it
     edalab server url                              print its URL (for NATS_URL=...)
@@ -12,13 +13,14 @@ The state file (pid, URL, store directory, log file) lives in
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from edalab.errors import EdalabError
-from edalab.server import NatsServer, ServerState, read_state, state_dir, stop_pid
+from edalab.server import NatsServer, ServerState, probe, read_state, state_dir, stop_pid
 
 
 def _server_start(args: argparse.Namespace) -> int:
@@ -80,6 +82,16 @@ def _server_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _server_ensure(args: argparse.Namespace) -> int:
+    env_url = os.environ.get("NATS_URL")
+    if env_url and probe(env_url.split(",")[0]) is None:
+        print(f"using NATS_URL={env_url}")
+        return 0
+    if env_url:
+        print(f"NATS_URL={env_url} is not reachable; using an edalab server instead")
+    return _server_start(args)
+
+
 def _server_url(args: argparse.Namespace) -> int:
     state = read_state()
     if state is None or not state.alive():
@@ -100,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--port", type=int, default=0, help="client port (default: a free one)")
     start.add_argument("--sync-interval", help="JetStream fsync interval, e.g. 'always'")
     start.set_defaults(func=_server_start)
+    ensure = ssub.add_parser(
+        "ensure", help="use a reachable NATS_URL, else a running edalab server, else start one"
+    )
+    ensure.add_argument("--store", help="JetStream store directory (kept between runs)")
+    ensure.add_argument("--port", type=int, default=0, help="client port (default: a free one)")
+    ensure.add_argument("--sync-interval", help="JetStream fsync interval, e.g. 'always'")
+    ensure.set_defaults(func=_server_ensure)
     ssub.add_parser("status", help="is the recorded server alive?").set_defaults(
         func=_server_status
     )

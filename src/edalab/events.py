@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edalab.errors import EventDecodeError, PayloadError
 
@@ -69,8 +69,8 @@ class Event(BaseModel):
     """An event: what happened (``type``), when, its payload and how to identify it.
 
     ``data`` is whatever the producer put there: a dict or a pydantic model for
-    Python producers, a JSON *string* for the seed's Go struct (``Data string``).
-    :meth:`payload` reads either form.
+    Python producers (a model is kept as its JSON-ready dict), a JSON *string* for
+    the seed's Go struct (``Data string``). :meth:`payload` reads either form.
 
         >>> Event.create("user.created", {"username": "ann"}).version
         1
@@ -84,6 +84,13 @@ class Event(BaseModel):
     timestamp: AwareDatetime = Field(description="When it happened (with a zone offset).")
     version: int = Field(default=1, ge=1, description="Schema version of the payload.")
     source: str | None = Field(default=None, description="Which service produced it.")
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _plain_data(cls, value: Any) -> Any:
+        # A model payload is stored as its JSON-ready dict: the event is then exactly
+        # what travels on the wire, and decoding gives back an equal event.
+        return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
 
     @classmethod
     def create(

@@ -1,0 +1,38 @@
+"""Every notebook runs top to bottom twice in one kernel (strict nbval checks one run)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_twice_in_one_kernel(
+    path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Run all cells, then all cells again; only cells tagged raises-exception may fail."""
+    monkeypatch.delenv("NATS_URL", raising=False)
+    monkeypatch.setenv("EDALAB_STATE_DIR", str(tmp_path))
+    nb = nbformat.read(path, as_version=4)
+    nb.cells = nb.cells + [nbformat.from_dict(dict(c)) for c in nb.cells]
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+    client = NotebookClient(
+        nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
+    client.execute(env=dict(os.environ))
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or "raises-exception" in cell.metadata.get("tags", []):
+            continue
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        run = "second" if i >= len(nb.cells) // 2 else "first"
+        assert not errors, (
+            f"{path.name}, {run} run, cell {i}: {errors[0].ename}: {errors[0].evalue}"
+        )

