@@ -33,7 +33,7 @@ test: install lint unit notebooks-test
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check src tests benchmarks tools
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 unit: install
