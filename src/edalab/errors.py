@@ -6,7 +6,8 @@ The tree::
     ├── EventError
     │   ├── EventDecodeError        bytes that are not a valid event
     │   ├── PayloadError            an event whose ``data`` does not fit a model
-    │   └── UnknownVersionError     an event version no upcaster knows
+    │   ├── UnknownVersionError     an event version no model is registered for
+    │   └── UpcastError             no way (or a failing way) from an old version to the newest
     ├── SubjectError                a subject or token that breaks the naming rules
     ├── ServerError
     │   ├── ServerBinaryNotFound    no ``nats-server`` executable
@@ -16,8 +17,11 @@ The tree::
     │   ├── StreamConfigConflict    an existing stream differs and cannot be updated
     │   └── NoStreamError           no stream captures a published subject
     ├── PublishError                a publish was not acknowledged
-    └── ConsumerError
-        └── ConsumerConfigConflict  an existing durable differs in a fixed field
+    ├── ConsumerError
+    │   └── ConsumerConfigConflict  an existing durable differs in a fixed field
+    └── HandlerError                raised *by your handler* to steer the consumer helper
+        ├── TransientError          try again later: nak with a delay
+        └── PermanentError          never retry: terminate and record why
 
 Catch ``EdalabError`` to handle all of them::
 
@@ -32,6 +36,11 @@ Catch ``EdalabError`` to handle all of them::
 from __future__ import annotations
 
 from typing import Any
+
+
+def _show(value: Any) -> str:
+    # Enums print as their wire value ('by_start_sequence'), which is what users set.
+    return repr(getattr(value, "value", value))
 
 
 class EdalabError(Exception):
@@ -88,6 +97,16 @@ class UnknownVersionError(EventError):
             f"event type {event_type!r} has no model for version {version} "
             f"(known versions: {', '.join(map(str, known)) or 'none'})"
         )
+
+
+class UpcastError(EventError):
+    """An old event version cannot be brought up to the newest one."""
+
+    def __init__(self, event_type: str, from_version: int, reason: str) -> None:
+        self.event_type = event_type
+        self.from_version = from_version
+        self.reason = reason
+        super().__init__(f"cannot upcast {event_type!r} from version {from_version}: {reason}")
 
 
 class SubjectError(EdalabError, ValueError):
@@ -148,7 +167,9 @@ class StreamConfigConflict(StreamError):
         self.stream = stream
         self.reason = reason
         self.changes = changes
-        detail = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items())
+        detail = "; ".join(
+            f"{k}: {_show(old)} -> {_show(new)}" for k, (old, new) in changes.items()
+        )
         super().__init__(f"stream {stream!r}: {reason}" + (f" ({detail})" if detail else ""))
 
 
@@ -181,13 +202,50 @@ class ConsumerError(EdalabError):
 class ConsumerConfigConflict(ConsumerError):
     """A durable consumer exists with a configuration that cannot be changed."""
 
-    def __init__(self, stream: str, durable: str, changes: dict[str, tuple[Any, Any]]) -> None:
+    def __init__(
+        self,
+        stream: str,
+        durable: str,
+        changes: dict[str, tuple[Any, Any]],
+        reason: str = "",
+    ) -> None:
         self.stream = stream
         self.durable = durable
         self.changes = changes
-        detail = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changes.items())
+        self.reason = reason
+        detail = "; ".join(
+            f"{k}: {_show(old)} -> {_show(new)}" for k, (old, new) in changes.items()
+        )
+        server = f" The server said: {reason}." if reason else ""
         super().__init__(
             f"durable consumer {durable!r} on stream {stream!r} already exists with another "
-            f"configuration ({detail}); these fields cannot change after creation. Delete the "
+            f"configuration ({detail}) that cannot change after creation.{server} Delete the "
             "consumer, choose another durable name, or pass recreate=True to start afresh."
         )
+
+
+class HandlerError(EdalabError):
+    """Raised by an event handler to tell the consumer helper what to do with the message."""
+
+
+class TransientError(HandlerError):
+    """The handler may succeed later (a timeout, a busy dependency): redeliver after ``delay``.
+
+    raise TransientError("payment service busy", delay=5)
+    """
+
+    def __init__(self, reason: str, *, delay: float | None = None) -> None:
+        self.reason = reason
+        self.delay = delay
+        super().__init__(reason)
+
+
+class PermanentError(HandlerError):
+    """The handler will never succeed with this event: terminate it and record ``reason``.
+
+    raise PermanentError("order references an unknown customer")
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)

@@ -1,0 +1,377 @@
+"""Consume events from JetStream: durable consumers and a typed handler loop.
+
+:func:`ensure_consumer` (notebook ``05_durable_consumers_and_replay``) is the
+consumer twin of :func:`~edalab.streams.ensure_stream`: idempotent, it updates what
+the server lets change and, for what it does not (a durable's deliver policy,
+its start sequence, its ack policy...), raises
+:class:`~edalab.errors.ConsumerConfigConflict`, or starts afresh when you pass
+``recreate=True``.
+
+:class:`EventConsumer` (notebooks ``03_subscribing`` and ``04_acks_and_redelivery``)
+wraps a pull consumer::
+
+    consumer = await EventConsumer.create(js, "USERS", "mailer", filter_subject="user.>")
+    async for delivery in consumer.events(max_events=10):
+        print(delivery.event.type)
+        await delivery.ack()
+
+    report = await consumer.run(handle)    # ack on success, nak/term on errors
+
+It never drops a message silently: one that cannot be decoded (or has a version
+no registered model knows) is terminated with its reason and recorded in
+:attr:`EventConsumer.quarantined`; the server's termination advisory carries the
+reason too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import nats.errors
+import nats.js.errors
+from nats.aio.msg import Msg
+from nats.js.api import ConsumerConfig, ConsumerInfo
+from nats.js.client import JetStreamContext
+
+from edalab.errors import (
+    ConsumerConfigConflict,
+    EventDecodeError,
+    EventError,
+    PermanentError,
+    TransientError,
+)
+from edalab.events import Event, stream_sequence
+
+if TYPE_CHECKING:
+    from edalab.versioning import SchemaRegistry
+
+__all__ = [
+    "ConsumerSetup",
+    "Delivery",
+    "EventConsumer",
+    "Quarantined",
+    "RunReport",
+    "ensure_consumer",
+    "term_with_reason",
+]
+
+
+@dataclass(frozen=True)
+class ConsumerSetup:
+    """What :func:`ensure_consumer` did: ``created``, ``unchanged``, ``updated``, ``recreated``."""
+
+    stream: str
+    name: str
+    action: Literal["created", "unchanged", "updated", "recreated"]
+    changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    info: ConsumerInfo | None = field(default=None, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        extra = f", changes={self.changes!r}" if self.changes else ""
+        return f"ConsumerSetup(name={self.name!r}, action={self.action!r}{extra})"
+
+
+def _norm(key: str, value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if key == "opt_start_time" and isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat()
+    if key == "filter_subjects" and value is not None:
+        return sorted(value)
+    if key in ("ack_wait", "idle_heartbeat", "inactive_threshold") and value is not None:
+        return round(float(value), 6)
+    if key == "backoff" and value is not None:
+        return [round(float(v), 6) for v in value]
+    return value
+
+
+def _consumer_diff(existing: ConsumerConfig, wanted: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    changes = {}
+    for key, new in wanted.items():
+        old = getattr(existing, key, None)
+        if _norm(key, old) != _norm(key, new):
+            changes[key] = (old, new)
+    return changes
+
+
+async def ensure_consumer(
+    js: JetStreamContext,
+    stream: str,
+    durable: str,
+    *,
+    recreate: bool = False,
+    **config: Any,
+) -> ConsumerSetup:
+    """Create durable consumer ``durable`` on ``stream``, idempotently.
+
+    ``config`` takes :class:`nats.js.api.ConsumerConfig` fields (``deliver_policy``,
+    ``filter_subject``, ``ack_wait``, ``max_deliver``, ``backoff`` ...). Only those
+    are compared with an existing consumer. A change the server refuses raises
+    :class:`~edalab.errors.ConsumerConfigConflict`, unless ``recreate=True``, which
+    deletes the consumer (and its position in the stream) and creates it anew.
+    """
+    wanted = {"durable_name": durable, **config}
+    try:
+        info = await js.consumer_info(stream, durable)
+    except nats.js.errors.NotFoundError:
+        info = await js.add_consumer(stream, ConsumerConfig(**wanted))
+        return ConsumerSetup(stream, durable, "created", info=info)
+    changes = _consumer_diff(info.config, wanted)
+    if not changes:
+        return ConsumerSetup(stream, durable, "unchanged", info=info)
+    if recreate:
+        await js.delete_consumer(stream, durable)
+        info = await js.add_consumer(stream, ConsumerConfig(**wanted))
+        return ConsumerSetup(stream, durable, "recreated", changes, info=info)
+    merged = ConsumerConfig.from_response(info.config.as_dict())
+    for key, (_, new) in changes.items():
+        setattr(merged, key, new)
+    try:
+        info = await js.add_consumer(stream, merged)
+    except nats.js.errors.APIError as err:
+        raise ConsumerConfigConflict(stream, durable, changes, str(err.description)) from None
+    return ConsumerSetup(stream, durable, "updated", changes, info=info)
+
+
+async def term_with_reason(msg: Msg, reason: str) -> None:
+    """Terminate a JetStream message, telling the server why.
+
+    nats-py's ``msg.term()`` sends no reason; the server (2.10.4+) accepts one after
+    ``+TERM`` and puts it in the ``MSG_TERMINATED`` advisory, where a dead-letter
+    collector can read it.
+    """
+    if not msg.reply:
+        raise nats.errors.Error("not a JetStream message: it has no reply subject")
+    clean = " ".join(reason.split())[:512]
+    await msg._client.publish(msg.reply, b"+TERM " + clean.encode())
+    msg._ackd = True
+
+
+@dataclass
+class Delivery:
+    """A decoded event with the JetStream message that carried it."""
+
+    event: Event
+    msg: Msg
+
+    @property
+    def subject(self) -> str:
+        """The subject the event was published on."""
+        return self.msg.subject
+
+    @property
+    def seq(self) -> int:
+        """The event's stream sequence."""
+        return int(self.msg.metadata.sequence.stream)
+
+    @property
+    def num_delivered(self) -> int:
+        """How many times the server has delivered this message (1 on first delivery)."""
+        return int(self.msg.metadata.num_delivered)
+
+    async def ack(self, *, sync: bool = False, timeout: float = 2.0) -> None:
+        """Acknowledge; with ``sync=True`` wait until the server confirms (the double ack)."""
+        if sync:
+            await self.msg.ack_sync(timeout=timeout)
+        else:
+            await self.msg.ack()
+
+    async def nak(self, delay: float | None = None) -> None:
+        """Ask for redelivery, after ``delay`` seconds if given."""
+        await self.msg.nak(delay=delay)
+
+    async def in_progress(self) -> None:
+        """Reset the ack timer: the work goes on."""
+        await self.msg.in_progress()
+
+    async def term(self, reason: str = "") -> None:
+        """Stop redelivering this message, recording ``reason``."""
+        await term_with_reason(self.msg, reason or "terminated by handler")
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """A message put aside (terminated) with the reason; ``raw`` keeps its bytes."""
+
+    subject: str
+    sequence: int | None
+    reason: str
+    raw: bytes = field(repr=False)
+
+
+@dataclass
+class RunReport:
+    """What :meth:`EventConsumer.run` did."""
+
+    handled: int = 0
+    acked: int = 0
+    retried: int = 0
+    terminated: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return (
+            f"RunReport(handled={self.handled}, acked={self.acked}, retried={self.retried}, "
+            f"terminated={self.terminated})"
+        )
+
+
+Handler = Callable[..., Awaitable[Any]]
+
+
+class EventConsumer:
+    """A durable pull consumer that yields decoded events.
+
+    Create it with :meth:`create`; ``registry`` (a
+    :class:`~edalab.versioning.SchemaRegistry`) upcasts every event to its newest
+    version before you see it.
+    """
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        stream: str,
+        durable: str,
+        sub: JetStreamContext.PullSubscription,
+        *,
+        registry: SchemaRegistry | None = None,
+    ) -> None:
+        self.js = js
+        self.stream = stream
+        self.durable = durable
+        self.sub = sub
+        self.registry = registry
+        self.quarantined: list[Quarantined] = []
+
+    @classmethod
+    async def create(
+        cls,
+        js: JetStreamContext,
+        stream: str,
+        durable: str,
+        *,
+        recreate: bool = False,
+        registry: SchemaRegistry | None = None,
+        **config: Any,
+    ) -> EventConsumer:
+        """Ensure the durable consumer exists (see :func:`ensure_consumer`) and bind to it."""
+        await ensure_consumer(js, stream, durable, recreate=recreate, **config)
+        sub = await js.pull_subscribe_bind(durable, stream)
+        return cls(js, stream, durable, sub, registry=registry)
+
+    async def info(self) -> ConsumerInfo:
+        """The consumer's state on the server."""
+        info: ConsumerInfo = await self.js.consumer_info(self.stream, self.durable)
+        return info
+
+    async def close(self) -> None:
+        """Stop receiving (the durable consumer stays on the server)."""
+        with contextlib.suppress(nats.errors.Error):
+            await self.sub.unsubscribe()
+
+    async def _quarantine(self, msg: Msg, reason: str) -> None:
+        self.quarantined.append(Quarantined(msg.subject, stream_sequence(msg), reason, msg.data))
+        await term_with_reason(msg, reason)
+
+    async def _decode(self, msg: Msg) -> Delivery | None:
+        try:
+            event = Event.from_msg(msg)
+            if self.registry is not None:
+                event = self.registry.upcast(event, subject=msg.subject)
+        except EventDecodeError as err:
+            await self._quarantine(msg, f"undecodable: {err.reason}")
+            return None
+        except EventError as err:
+            await self._quarantine(msg, f"{type(err).__name__}: {err}")
+            return None
+        return Delivery(event, msg)
+
+    async def fetch(self, batch: int = 10, timeout: float = 1.0) -> list[Delivery]:
+        """Fetch up to ``batch`` events, waiting at most ``timeout``; ``[]`` when none came.
+
+        Messages that cannot be decoded are quarantined, not returned.
+        """
+        try:
+            msgs = await self.sub.fetch(batch, timeout=timeout)
+        except nats.errors.TimeoutError:
+            return []
+        out = []
+        for msg in msgs:
+            delivery = await self._decode(msg)
+            if delivery is not None:
+                out.append(delivery)
+        return out
+
+    async def events(
+        self, *, batch: int = 10, timeout: float = 1.0, max_events: int | None = None
+    ) -> AsyncIterator[Delivery]:
+        """Yield deliveries until ``max_events`` were yielded or none came for ``timeout``.
+
+        Acknowledging is up to you (``await delivery.ack()``).
+        """
+        seen = 0
+        while max_events is None or seen < max_events:
+            want = batch if max_events is None else min(batch, max_events - seen)
+            try:
+                msgs = await self.sub.fetch(want, timeout=timeout)
+            except nats.errors.TimeoutError:
+                return
+            for msg in msgs:
+                delivery = await self._decode(msg)
+                if delivery is not None:
+                    seen += 1
+                    yield delivery
+
+    async def run(
+        self,
+        handler: Handler,
+        *,
+        batch: int = 10,
+        timeout: float = 1.0,
+        max_events: int | None = None,
+        retry_delay: float = 1.0,
+        double_ack: bool = False,
+    ) -> RunReport:
+        """Call ``handler(event)`` (or ``handler(event, delivery)``) for each event.
+
+        - returns normally: ack (with ``double_ack``, wait for the server's confirmation);
+        - raises :class:`~edalab.errors.TransientError`: nak, redelivered after its
+          ``delay`` (or ``retry_delay``);
+        - raises :class:`~edalab.errors.PermanentError`: terminate and quarantine;
+        - raises anything else: treated as transient (nak after ``retry_delay``), and
+          recorded in the report; ``max_deliver`` on the consumer bounds the retries.
+
+        Stops after ``max_events`` events or when none arrive for ``timeout`` seconds.
+        """
+        wants_delivery = len(inspect.signature(handler).parameters) >= 2
+        report = RunReport()
+        async for delivery in self.events(batch=batch, timeout=timeout, max_events=max_events):
+            report.handled += 1
+            where = f"{delivery.event.type} seq {delivery.seq}"
+            try:
+                if wants_delivery:
+                    await handler(delivery.event, delivery)
+                else:
+                    await handler(delivery.event)
+            except TransientError as err:
+                report.retried += 1
+                report.errors.append(f"{where}: retry ({err.reason})")
+                await delivery.nak(err.delay if err.delay is not None else retry_delay)
+            except PermanentError as err:
+                report.terminated += 1
+                report.errors.append(f"{where}: terminated ({err.reason})")
+                await self._quarantine(delivery.msg, f"handler: {err.reason}")
+            except Exception as err:
+                report.retried += 1
+                report.errors.append(f"{where}: {type(err).__name__}: {err}")
+                await delivery.nak(retry_delay)
+            else:
+                await delivery.ack(sync=double_ack)
+                report.acked += 1
+        return report

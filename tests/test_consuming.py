@@ -1,0 +1,122 @@
+"""Durable consumers and the event consumer helper, against the real server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from nats.js.api import DeliverPolicy
+
+from edalab import ConsumerConfigConflict, PermanentError, TransientError
+from edalab.consuming import EventConsumer, ensure_consumer
+from edalab.publishing import publish_events
+from edalab.streams import ensure_stream
+from edalab.testing import EventFactory
+
+
+async def _stream_with_events(js, stream_name, token, n=5):  # type: ignore[no-untyped-def]
+    await ensure_stream(js, stream_name, [f"{token}.>"])
+    make = EventFactory()
+    events = [make(f"{token}.created", {"n": i}) for i in range(n)]
+    await publish_events(js, events)
+    return events
+
+
+async def test_ensure_consumer_is_idempotent_and_updates(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+    """Same config: unchanged; an updatable field: updated with the change listed."""
+    await ensure_stream(js, stream_name, [f"{token}.>"])
+    assert (await ensure_consumer(js, stream_name, "c", ack_wait=5)).action == "created"
+    assert (await ensure_consumer(js, stream_name, "c", ack_wait=5)).action == "unchanged"
+    setup = await ensure_consumer(js, stream_name, "c", ack_wait=10)
+    assert setup.action == "updated"
+    assert setup.changes == {"ack_wait": (5.0, 10)}
+
+
+async def test_deliver_policy_change_is_a_clear_conflict(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+    """Changing a durable's deliver policy fails naming the field, unless recreate=True."""
+    await _stream_with_events(js, stream_name, token)
+    await ensure_consumer(js, stream_name, "d", deliver_policy=DeliverPolicy.ALL)
+    with pytest.raises(ConsumerConfigConflict) as info:
+        await ensure_consumer(js, stream_name, "d", deliver_policy=DeliverPolicy.LAST)
+    assert "deliver_policy" in info.value.changes
+    assert "recreate=True" in str(info.value)
+    setup = await ensure_consumer(
+        js, stream_name, "d", deliver_policy=DeliverPolicy.LAST, recreate=True
+    )
+    assert setup.action == "recreated"
+    assert (await js.consumer_info(stream_name, "d")).num_pending == 1
+
+
+async def test_events_yields_decoded_events_in_order(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+    """The iterator yields every event with its message, and stops when idle."""
+    events = await _stream_with_events(js, stream_name, token, n=7)
+    consumer = await EventConsumer.create(js, stream_name, "reader")
+    got = []
+    async for delivery in consumer.events(batch=3, timeout=0.5):
+        got.append(delivery.event)
+        await delivery.ack()
+    assert got == events
+    info = await consumer.info()
+    assert (info.num_pending, info.num_ack_pending) == (0, 0)
+
+
+async def test_undecodable_messages_are_quarantined_not_dropped(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+    """A broken payload is terminated with its reason and kept in quarantined."""
+    await _stream_with_events(js, stream_name, token, n=2)
+    await js.publish(f"{token}.created", b"\xff not json")
+    make = EventFactory(prefix="late-")
+    await publish_events(js, [make(f"{token}.created")])
+    consumer = await EventConsumer.create(js, stream_name, "q")
+    seen = [d.event.id async for d in consumer.events(timeout=0.5)]
+    assert seen == ["evt-0001", "evt-0002", "late-0001"]
+    [bad] = consumer.quarantined
+    assert bad.sequence == 3 and bad.raw == b"\xff not json"
+    assert bad.reason.startswith("undecodable: not valid JSON")
+
+
+async def test_run_acks_retries_and_terminates(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+    """Success acks, TransientError naks and is retried, PermanentError terminates."""
+    await _stream_with_events(js, stream_name, token, n=3)
+    consumer = await EventConsumer.create(js, stream_name, "worker", ack_wait=5)
+    attempts: dict[int, int] = {}
+
+    async def handle(event, delivery) -> None:  # type: ignore[no-untyped-def]
+        n = event.data["n"]
+        attempts[n] = attempts.get(n, 0) + 1
+        if n == 1 and delivery.num_delivered == 1:
+            raise TransientError("busy", delay=0.1)
+        if n == 2:
+            raise PermanentError("customer unknown")
+
+    report = await consumer.run(handle, timeout=1.0)
+    assert attempts == {0: 1, 1: 2, 2: 1}
+    assert (report.handled, report.acked, report.retried, report.terminated) == (4, 2, 1, 1)
+    assert consumer.quarantined[0].reason == "handler: customer unknown"
+    info = await consumer.info()
+    assert (info.num_pending, info.num_ack_pending) == (0, 0)
+
+
+async def test_unexpected_errors_are_retried_until_max_deliver(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+    """A handler bug is retried (nak) and max_deliver bounds it; nothing crashes."""
+    await _stream_with_events(js, stream_name, token, n=1)
+    consumer = await EventConsumer.create(js, stream_name, "buggy", max_deliver=3)
+
+    async def handle(event) -> None:  # type: ignore[no-untyped-def]
+        raise KeyError("oops")
+
+    report = await consumer.run(handle, timeout=0.5, retry_delay=0.05)
+    assert report.handled == 3 and report.retried == 3 and report.acked == 0
+    assert "KeyError" in report.errors[0]
+
+
+async def test_double_ack_confirms_with_the_server(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+    """With double_ack the consumer's ack floor has moved when run() returns."""
+    await _stream_with_events(js, stream_name, token, n=4)
+    consumer = await EventConsumer.create(js, stream_name, "exact")
+
+    async def handle(event) -> None:  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0)
+
+    await consumer.run(handle, timeout=0.3, double_ack=True)
+    info = await consumer.info()
+    assert info.ack_floor.stream_seq == 4
