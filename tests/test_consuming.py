@@ -54,7 +54,7 @@ async def test_events_yields_decoded_events_in_order(js, stream_name, token) -> 
     got = []
     async for delivery in consumer.events(batch=3, timeout=0.5):
         got.append(delivery.event)
-        await delivery.ack()
+        await delivery.ack(sync=True)
     assert got == events
     info = await consumer.info()
     assert (info.num_pending, info.num_ack_pending) == (0, 0)
@@ -88,7 +88,7 @@ async def test_run_acks_retries_and_terminates(js, stream_name, token) -> None: 
         if n == 2:
             raise PermanentError("customer unknown")
 
-    report = await consumer.run(handle, timeout=1.0)
+    report = await consumer.run(handle, timeout=1.0, double_ack=True)
     assert attempts == {0: 1, 1: 2, 2: 1}
     assert (report.handled, report.acked, report.retried, report.terminated) == (4, 2, 1, 1)
     assert consumer.quarantined[0].reason == "handler: customer unknown"
@@ -120,3 +120,12 @@ async def test_double_ack_confirms_with_the_server(js, stream_name, token) -> No
     await consumer.run(handle, timeout=0.3, double_ack=True)
     info = await consumer.info()
     assert info.ack_floor.stream_seq == 4
+
+
+async def test_invalid_consumer_config_is_a_consumer_error(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+    """The server's refusal to create a consumer comes back naming consumer and reason."""
+    from edalab import ConsumerError
+
+    await ensure_stream(js, stream_name, [f"{token}.>"])
+    with pytest.raises(ConsumerError, match="filter subject"):
+        await ensure_consumer(js, stream_name, "lps", deliver_policy=DeliverPolicy.LAST_PER_SUBJECT)

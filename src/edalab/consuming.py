@@ -40,12 +40,14 @@ from nats.js.client import JetStreamContext
 
 from edalab.errors import (
     ConsumerConfigConflict,
+    ConsumerError,
     EventDecodeError,
     EventError,
     PermanentError,
     TransientError,
 )
 from edalab.events import Event, stream_sequence
+from edalab.streams import plain
 
 if TYPE_CHECKING:
     from edalab.versioning import SchemaRegistry
@@ -96,7 +98,7 @@ def _consumer_diff(existing: ConsumerConfig, wanted: dict[str, Any]) -> dict[str
     for key, new in wanted.items():
         old = getattr(existing, key, None)
         if _norm(key, old) != _norm(key, new):
-            changes[key] = (old, new)
+            changes[key] = (plain(old), plain(new))
     return changes
 
 
@@ -117,21 +119,30 @@ async def ensure_consumer(
     deletes the consumer (and its position in the stream) and creates it anew.
     """
     wanted = {"durable_name": durable, **config}
+
+    async def create() -> ConsumerInfo:
+        try:
+            created: ConsumerInfo = await js.add_consumer(stream, ConsumerConfig(**wanted))
+        except nats.js.errors.APIError as err:
+            raise ConsumerError(
+                f"cannot create consumer {durable!r} on stream {stream!r}: {err.description}"
+            ) from None
+        return created
+
     try:
         info = await js.consumer_info(stream, durable)
     except nats.js.errors.NotFoundError:
-        info = await js.add_consumer(stream, ConsumerConfig(**wanted))
-        return ConsumerSetup(stream, durable, "created", info=info)
+        return ConsumerSetup(stream, durable, "created", info=await create())
     changes = _consumer_diff(info.config, wanted)
     if not changes:
         return ConsumerSetup(stream, durable, "unchanged", info=info)
     if recreate:
         await js.delete_consumer(stream, durable)
-        info = await js.add_consumer(stream, ConsumerConfig(**wanted))
+        info = await create()
         return ConsumerSetup(stream, durable, "recreated", changes, info=info)
     merged = ConsumerConfig.from_response(info.config.as_dict())
-    for key, (_, new) in changes.items():
-        setattr(merged, key, new)
+    for key in changes:
+        setattr(merged, key, wanted[key])
     try:
         info = await js.add_consumer(stream, merged)
     except nats.js.errors.APIError as err:

@@ -56,9 +56,12 @@ __all__ = [
     "connect",
     "ensure_server",
     "find_nats_server",
+    "lesson_server",
     "probe",
     "read_state",
     "state_dir",
+    "stop_pid",
+    "wait_for",
 ]
 
 _POLL = 0.02  # seconds between readiness probes
@@ -448,6 +451,30 @@ def ensure_server(*, quiet: bool = False) -> ServerHandle:
         _embedded = NatsServer(name="edalab-embedded").start()
         atexit.register(_embedded.stop)
     return ServerHandle(_embedded.url, "embedded")
+
+
+_lesson_servers: dict[str, NatsServer] = {}
+
+
+def lesson_server(name: str, **options: Any) -> NatsServer:
+    """A server of the lesson's own, for what a shared one cannot show (restarts, crashes).
+
+    Calling it again with the same ``name`` (re-running the cell) stops the previous one
+    first, so a notebook can run twice in one kernel. Stopped when Python exits.
+    Options go to :class:`NatsServer`.
+
+        >>> srv = lesson_server("doc-example")
+        >>> srv.running
+        True
+        >>> srv.stop()
+    """
+    old = _lesson_servers.pop(name, None)
+    if old is not None:
+        old.stop()
+    srv = NatsServer(name=f"edalab-{name}", **options).start()
+    _lesson_servers[name] = srv
+    atexit.register(srv.stop)
+    return srv
 
 
 async def connect(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Literal
 
 import nats.js.errors
@@ -31,6 +32,7 @@ __all__ = [
     "consumer_table",
     "ensure_stream",
     "fresh_stream",
+    "plain",
     "stream_table",
 ]
 
@@ -52,6 +54,16 @@ class StreamSetup:
         return f"StreamSetup(name={self.name!r}, action={self.action!r}{extra})"
 
 
+def plain(value: Any) -> Any:
+    """An enum's wire value (``'file'``, ``'by_start_sequence'``); anything else unchanged.
+
+    >>> from nats.js.api import StorageType
+    >>> plain(StorageType.FILE)
+    'file'
+    """
+    return value.value if isinstance(value, Enum) else value
+
+
 def _normalise(key: str, value: Any) -> Any:
     if key == "subjects" and value is not None:
         return sorted(value)
@@ -62,8 +74,8 @@ def _diff(existing: StreamConfig, wanted: dict[str, Any]) -> dict[str, tuple[Any
     changes = {}
     for key, new in wanted.items():
         old = getattr(existing, key, None)
-        if _normalise(key, old) != _normalise(key, new):
-            changes[key] = (old, new)
+        if _normalise(key, plain(old)) != _normalise(key, plain(new)):
+            changes[key] = (plain(old), plain(new))
     return changes
 
 
@@ -117,8 +129,8 @@ async def ensure_stream(
     if not update:
         raise StreamConfigConflict(name, "exists with another configuration", changes)
     merged = StreamConfig.from_response(info.config.as_dict())
-    for key, (_, new) in changes.items():
-        setattr(merged, key, new)
+    for key in changes:
+        setattr(merged, key, wanted[key])
     try:
         info = await js.update_stream(merged)
     except nats.js.errors.APIError as err:

@@ -1,0 +1,260 @@
+"""Checkers for the notebooks' exercises: they look at the live server and say what is missing.
+
+In a notebook::
+
+    from edalab.exercises import check
+    await check("02", js)       # ✔ 02 passed ... or ✘ 02 not yet: <what to fix>
+
+Each checker is a coroutine taking the JetStream context (and, for 07, your
+:class:`~edalab.versioning.SchemaRegistry`) and returning a :class:`CheckResult`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import nats.js.errors
+from nats.js.api import ConsumerInfo, DeliverPolicy, StreamInfo
+from nats.js.client import JetStreamContext
+
+from edalab.errors import EdalabError
+from edalab.events import Event
+from edalab.subjects import matches
+
+__all__ = ["EXERCISES", "CheckResult", "Exercise", "check"]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one exercise check."""
+
+    exercise: str
+    passed: bool
+    message: str
+
+    def __repr__(self) -> str:
+        mark = "✔" if self.passed else "✘"
+        state = "passed" if self.passed else "not yet"
+        return f"{mark} exercise {self.exercise} {state}: {self.message}"
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+
+class _NotYet(Exception):
+    """Raised inside a checker with the hint to show."""
+
+
+Checker = Callable[..., Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise: its notebook, a one-line task, and its checker."""
+
+    key: str
+    notebook: str
+    task: str
+    checker: Checker
+
+
+async def _stream(js: JetStreamContext, name: str) -> StreamInfo:
+    try:
+        info: StreamInfo = await js.stream_info(name)
+    except nats.js.errors.NotFoundError:
+        raise _NotYet(f"there is no stream {name!r} yet") from None
+    return info
+
+
+async def _consumer(js: JetStreamContext, stream: str, name: str) -> ConsumerInfo:
+    await _stream(js, stream)
+    try:
+        info: ConsumerInfo = await js.consumer_info(stream, name)
+    except nats.js.errors.NotFoundError:
+        raise _NotYet(f"stream {stream!r} has no consumer {name!r} yet") from None
+    return info
+
+
+async def _events(js: JetStreamContext, info: StreamInfo) -> list[Event]:
+    out = []
+    name = info.config.name or ""
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        try:
+            raw = await js.get_msg(name, seq)
+        except nats.js.errors.NotFoundError:
+            continue
+        try:
+            out.append(Event.from_json(raw.data or b"", subject=raw.subject, sequence=seq))
+        except EdalabError as err:
+            raise _NotYet(str(err)) from None
+    return out
+
+
+def _floor(info: ConsumerInfo) -> int:
+    return info.ack_floor.stream_seq if info.ack_floor else 0
+
+
+def _require(condition: bool, hint: str) -> None:
+    if not condition:
+        raise _NotYet(hint)
+
+
+async def _settled(js: JetStreamContext, stream: str, name: str) -> ConsumerInfo:
+    """The consumer's info once its acks have landed (plain acks are asynchronous)."""
+    info = await _consumer(js, stream, name)
+    deadline = asyncio.get_running_loop().time() + 2.0
+    while (info.num_pending or info.num_ack_pending) and (
+        asyncio.get_running_loop().time() < deadline
+    ):
+        await asyncio.sleep(0.05)
+        info = await _consumer(js, stream, name)
+    return info
+
+
+def _drained(info: ConsumerInfo) -> None:
+    _require(
+        info.num_pending == 0,
+        f"consumer {info.name!r} still has {info.num_pending} events to deliver: process them all",
+    )
+    _require(
+        info.num_ack_pending == 0,
+        f"consumer {info.name!r} has {info.num_ack_pending} unacknowledged events: ack them",
+    )
+
+
+async def _check_02(js: JetStreamContext) -> str:
+    info = await _stream(js, "ORDERS")
+    subjects = info.config.subjects or []
+    _require(
+        any(matches(s, "order.placed") for s in subjects),
+        f"stream ORDERS captures {subjects}, which does not include order.placed",
+    )
+    _require(
+        info.config.duplicate_window == 120,
+        f"the duplicate window is {info.config.duplicate_window:g}s; set it to 120 seconds",
+    )
+    events = await _events(js, info)
+    placed = [e for e in events if e.type == "order.placed"]
+    ids = {e.id for e in placed}
+    _require(len(placed) == 3, f"ORDERS holds {len(placed)} order.placed events; expected 3")
+    _require(len(ids) == 3, "the three order.placed events need three different ids")
+    return "3 distinct order.placed events, the duplicate was dropped"
+
+
+async def _check_03(js: JetStreamContext) -> str:
+    info = await _settled(js, "ORDERS", "billing")
+    filters = set(info.config.filter_subjects or []) | (
+        {info.config.filter_subject} if info.config.filter_subject else set()
+    )
+    _require(filters == {"order.placed"}, f"billing filters {sorted(filters)}; use order.placed")
+    _require(info.config.durable_name == "billing", "billing must be a durable consumer")
+    _require(_floor(info) > 0, "billing has not acknowledged any event yet")
+    _drained(info)
+    return "billing received and acknowledged every order.placed event"
+
+
+async def _check_04(js: JetStreamContext) -> str:
+    info = await _settled(js, "TASKS", "careful")
+    _require(info.config.max_deliver == 4, f"max_deliver is {info.config.max_deliver}; set 4")
+    backoff = info.config.backoff or []
+    _require(len(backoff) == 3, f"backoff is {backoff}; give three delays")
+    _drained(info)
+    deliveries = info.delivered.consumer_seq if info.delivered else 0
+    last = info.delivered.stream_seq if info.delivered else 0
+    _require(
+        deliveries > last,
+        "no event was redelivered: make the handler fail transiently before it succeeds",
+    )
+    return f"{deliveries} deliveries for {last} events, all acknowledged in the end"
+
+
+async def _check_05(js: JetStreamContext) -> str:
+    stream = await _stream(js, "USERS")
+    info = await _settled(js, "USERS", "audit")
+    _require(
+        info.config.deliver_policy == DeliverPolicy.BY_START_SEQUENCE,
+        f"audit's deliver policy is {info.config.deliver_policy}; use by_start_sequence",
+    )
+    _require(info.config.opt_start_seq == 3, f"audit starts at {info.config.opt_start_seq}; use 3")
+    _drained(info)
+    _require(
+        _floor(info) == stream.state.last_seq,
+        "audit has not acknowledged up to the end of the stream",
+    )
+    return f"audit read sequences 3..{stream.state.last_seq} and acknowledged them"
+
+
+async def _check_06(js: JetStreamContext) -> str:
+    info = await _consumer(js, "USERS", "profile-watch")
+    filters = set(info.config.filter_subjects or []) | (
+        {info.config.filter_subject} if info.config.filter_subject else set()
+    )
+    want = {"user.*.updated", "user.deleted"}
+    _require(filters == want, f"profile-watch filters {sorted(filters)}; want {sorted(want)}")
+    return "profile-watch receives exactly user.*.updated and user.deleted"
+
+
+async def _check_07(js: JetStreamContext, registry: Any = None) -> str:
+    from edalab.versioning import SchemaRegistry, compare_models
+
+    _require(
+        isinstance(registry, SchemaRegistry), "pass your SchemaRegistry: check('07', js, registry)"
+    )
+    assert isinstance(registry, SchemaRegistry)
+    versions = registry.versions("user.created")
+    _require(versions[-1:] == [4], f"user.created versions are {versions}; add version 4")
+    compat = compare_models(registry.model("user.created", 3), registry.model("user.created", 4))
+    _require(compat.compatible, f"v4 breaks v3 consumers: {'; '.join(compat.breaking)}")
+    stream = await _stream(js, "USERS_V")
+    count = 0
+    for seq in range(stream.state.first_seq, stream.state.last_seq + 1):
+        raw = await js.get_msg("USERS_V", seq)
+        event = Event.from_json(raw.data or b"", subject=raw.subject, sequence=seq)
+        if event.type != "user.created" or event.version > 4:
+            continue
+        try:
+            upcast = registry.upcast(event, subject=raw.subject)
+        except EdalabError as err:
+            raise _NotYet(f"sequence {seq}: {err}") from None
+        _require(upcast.version == 4, f"sequence {seq} came out as version {upcast.version}")
+        count += 1
+    return f"all {count} known-version user.created events replay as version 4"
+
+
+EXERCISES: dict[str, Exercise] = {
+    e.key: e
+    for e in [
+        Exercise("02", "02_publishing", "ORDERS with a 2-minute dedup window, 3 orders", _check_02),
+        Exercise(
+            "03", "03_subscribing", "durable pull consumer billing on order.placed", _check_03
+        ),
+        Exercise(
+            "04", "04_acks_and_redelivery", "consumer careful: max_deliver, backoff", _check_04
+        ),
+        Exercise(
+            "05", "05_durable_consumers_and_replay", "durable audit from sequence 3", _check_05
+        ),
+        Exercise("06", "06_subject_naming", "consumer profile-watch with two filters", _check_06),
+        Exercise("07", "07_versioning", "user.created v4, compatible, replayed", _check_07),
+    ]
+}
+
+
+async def check(exercise: str, js: JetStreamContext, *args: Any, **kwargs: Any) -> CheckResult:
+    """Run one exercise's checker against the live server.
+
+    result = await check("02", js)
+    result.passed
+    """
+    try:
+        spec = EXERCISES[exercise]
+    except KeyError:
+        raise ValueError(f"no exercise {exercise!r}; known: {', '.join(EXERCISES)}") from None
+    try:
+        message = await spec.checker(js, *args, **kwargs)
+    except _NotYet as hint:
+        return CheckResult(exercise, False, str(hint))
+    return CheckResult(exercise, True, message)

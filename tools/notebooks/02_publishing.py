@@ -1,0 +1,190 @@
+# %% [markdown]
+# # 02 · Publishing
+#
+# **Learning goals**
+#
+# - tell core NATS publish (fire and forget) from JetStream publish (stored, acknowledged);
+# - read a `PubAck` and its stream sequence;
+# - set up a stream so that re-running the cell is safe and changes are never ignored;
+# - publish many events quickly with a window of asynchronous publishes;
+# - let the server drop duplicates with `Nats-Msg-Id`;
+# - recognise the error when no stream captures a subject.
+#
+# > **From NATS Streaming.** `sc.Publish(subject, data)` blocked until the streaming
+# > server acknowledged the message; `sc.PublishAsync(subject, data, ackHandler)` did not.
+# > JetStream's `js.publish` and `js.publish_async` are their successors. STAN stored
+# > every channel automatically; in JetStream a **stream** says which subjects to store.
+
+# %%
+from edalab import connect, ensure_server
+from edalab.testing import EventFactory
+
+server = ensure_server()
+nc = await connect(server)
+js = nc.jetstream()
+make = EventFactory(prefix="ord-")  # ids ord-0001, ord-0002, ... and a fixed clock
+
+# %% [markdown]
+# ## Core NATS: fire and forget
+#
+# `nc.publish` hands the bytes to the server and returns `None`. With nobody
+# subscribed, the message is simply gone, and the publisher cannot tell.
+
+# %%
+event = make("order.placed", {"order_id": "o-1", "amount_cents": 1250})
+await nc.publish("order.placed", event.to_json())
+
+# %% [markdown]
+# ## JetStream: a stream stores what it captures
+#
+# A stream is a named log that captures subjects. We start each run from a clean
+# slate (`fresh_stream` deletes the stream if it exists, then creates it), so sequence
+# numbers below are the same every time this notebook runs.
+
+# %%
+from edalab import fresh_stream
+
+await fresh_stream(js, "ORDERS", ["order.>"])
+
+# %% [markdown]
+# `js.publish` is a request: the server stores the message and answers with a `PubAck`
+# naming the stream and the message's **sequence** in it.
+
+# %%
+ack = await js.publish("order.placed", event.to_json())
+ack.stream, ack.seq
+
+# %% [markdown]
+# ## Re-running stream setup
+#
+# `js.add_stream` with the *same* configuration succeeds again (nothing changes), but
+# with a *different* one it fails, so a notebook cell that you edit and re-run breaks:
+
+# %%
+info = await js.add_stream(name="ORDERS", subjects=["order.>"])
+info.state.messages
+
+# %% tags=["raises-exception"]
+await js.add_stream(name="ORDERS", subjects=["order.>"], max_msgs=10_000)
+
+# %% [markdown]
+# `ensure_stream` is idempotent and reports what it did: `created`, `unchanged`, or
+# `updated` with each changed field (old → new)...
+
+# %%
+from edalab import ensure_stream
+
+await ensure_stream(js, "ORDERS", ["order.>"])
+
+# %%
+await ensure_stream(js, "ORDERS", ["order.>"], max_msgs=10_000)
+
+# %% [markdown]
+# ...and for a field the server cannot change in place (the storage type, for
+# instance), it raises `StreamConfigConflict` naming it, instead of ignoring it:
+
+# %% tags=["raises-exception"]
+from nats.js.api import StorageType
+
+await ensure_stream(js, "ORDERS", ["order.>"], storage=StorageType.MEMORY)
+
+# %% [markdown]
+# ## `publish_event`: the event id becomes `Nats-Msg-Id`
+#
+# The helper publishes on the event's type, sets the `Nats-Msg-Id` header to the event's
+# id, and turns failures into edalab errors.
+
+# %%
+from edalab import publish_event
+
+second = make("order.placed", {"order_id": "o-2", "amount_cents": 990})
+ack = await publish_event(js, second)
+ack.seq, ack.duplicate
+
+# %% [markdown]
+# ## Deduplication
+#
+# A publisher that timed out does not know whether the server stored its message, so
+# it sends it again. With the same `Nats-Msg-Id`, the server stores it once and answers
+# `duplicate=True` with the original sequence, within the stream's duplicate window
+# (two minutes unless configured):
+
+# %%
+again = await publish_event(js, second)
+again.seq, again.duplicate
+
+# %%
+(await js.stream_info("ORDERS")).config.duplicate_window
+
+# %% [markdown]
+# ## Publishing many events
+#
+# Awaiting each `PubAck` in turn costs one round trip per event. `js.publish_async`
+# sends without waiting and returns a future; awaiting all the futures at the end still
+# proves every event was stored:
+
+# %%
+futures = [
+    await js.publish_async("order.placed", make("order.placed", {"n": i}).to_json())
+    for i in range(100)
+]
+await js.publish_async_completed()
+acks = [f.result() for f in futures]
+acks[0].seq, acks[-1].seq
+
+# %% [markdown]
+# `publish_events` does the same with a **window**: at most `window` publishes are
+# unacknowledged at once, so memory stays bounded however many events you send. It
+# returns every `PubAck` in order and raises naming the first event that failed.
+
+# %%
+from edalab import publish_events
+
+acks = await publish_events(js, [make("order.shipped", {"n": i}) for i in range(500)], window=64)
+len(acks), acks[-1].seq
+
+# %% [markdown]
+# Notebook 11 measures how much faster this is than a loop of awaited publishes.
+#
+# ## A subject no stream captures
+#
+# With core NATS this would vanish silently. A JetStream publish has nobody to answer it,
+# and nats-py raises `NoStreamResponseError`, which does not say which subject:
+
+# %% tags=["raises-exception"]
+await js.publish("payment.captured", b"{}", timeout=1)
+
+# %% [markdown]
+# The helper names the subject and the fix:
+
+# %% tags=["raises-exception"]
+await publish_event(js, make("payment.captured", {"order_id": "o-1"}), timeout=1)
+
+# %% [markdown]
+# ## Recap
+#
+# - `nc.publish`: fire and forget. `js.publish`: stored, answered by a `PubAck` (stream, seq).
+# - `ensure_stream`: re-runnable setup that reports changes and refuses silent conflicts.
+# - `Nats-Msg-Id` = event id makes retries safe: duplicates come back with `duplicate=True`.
+# - `publish_events` sends many with a bounded window and still confirms each one.
+#
+# ## Exercise
+#
+# Recreate the stream `ORDERS` on `order.>` with a duplicate window of **2 minutes**
+# (`duplicate_window=120`, in seconds). Publish three `order.placed` events with
+# different ids, then publish the first one again. Check your work:
+
+# %% tags=["solution"]
+orders = [make("order.placed", {"order_id": f"x-{i}"}) for i in range(3)]
+await fresh_stream(js, "ORDERS", ["order.>"], duplicate_window=120)
+await publish_events(js, orders)
+resend = await publish_event(js, orders[0])
+resend.duplicate
+
+# %%
+from edalab.exercises import check
+
+await check("02", js)
+
+# %%
+await nc.close()
