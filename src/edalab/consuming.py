@@ -84,8 +84,6 @@ def _norm(key: str, value: Any) -> Any:
     if key == "opt_start_time" and isinstance(value, str):
         with contextlib.suppress(ValueError):
             return datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat()
-    if key == "filter_subjects" and value is not None:
-        return sorted(value)
     if key in ("ack_wait", "idle_heartbeat", "inactive_threshold") and value is not None:
         return round(float(value), 6)
     if key == "backoff" and value is not None:
@@ -93,12 +91,25 @@ def _norm(key: str, value: Any) -> Any:
     return value
 
 
+def _filters(config: ConsumerConfig | dict[str, Any]) -> list[str]:
+    get = config.get if isinstance(config, dict) else lambda k: getattr(config, k, None)
+    one, many = get("filter_subject"), get("filter_subjects")
+    return sorted(set(many or []) | ({one} if one else set()))
+
+
 def _consumer_diff(existing: ConsumerConfig, wanted: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     changes = {}
     for key, new in wanted.items():
+        if key in ("filter_subject", "filter_subjects"):
+            continue
         old = getattr(existing, key, None)
         if _norm(key, old) != _norm(key, new):
             changes[key] = (plain(old), plain(new))
+    # One filter or several are one setting: compare the sets, whichever field holds them.
+    if ("filter_subject" in wanted or "filter_subjects" in wanted) and (
+        _filters(existing) != _filters(wanted)
+    ):
+        changes["filters"] = (_filters(existing), _filters(wanted))
     return changes
 
 
@@ -142,7 +153,12 @@ async def ensure_consumer(
         return ConsumerSetup(stream, durable, "recreated", changes, info=info)
     merged = ConsumerConfig.from_response(info.config.as_dict())
     for key in changes:
-        setattr(merged, key, wanted[key])
+        if key == "filters":
+            new = _filters(wanted)
+            merged.filter_subject = new[0] if len(new) == 1 else None
+            merged.filter_subjects = new if len(new) > 1 else None
+        else:
+            setattr(merged, key, wanted[key])
     try:
         info = await js.add_consumer(stream, merged)
     except nats.js.errors.APIError as err:

@@ -133,8 +133,8 @@ async def _check_02(js: JetStreamContext) -> str:
         f"stream ORDERS captures {subjects}, which does not include order.placed",
     )
     _require(
-        info.config.duplicate_window == 120,
-        f"the duplicate window is {info.config.duplicate_window:g}s; set it to 120 seconds",
+        info.config.duplicate_window == 300,
+        f"the duplicate window is {info.config.duplicate_window:g}s; set it to 300 seconds",
     )
     events = await _events(js, info)
     placed = [e for e in events if e.type == "order.placed"]
@@ -208,10 +208,10 @@ async def _check_07(js: JetStreamContext, registry: Any = None) -> str:
     _require(versions[-1:] == [4], f"user.created versions are {versions}; add version 4")
     compat = compare_models(registry.model("user.created", 3), registry.model("user.created", 4))
     _require(compat.compatible, f"v4 breaks v3 consumers: {'; '.join(compat.breaking)}")
-    stream = await _stream(js, "USERS_V")
+    stream = await _stream(js, "USERS")
     count = 0
     for seq in range(stream.state.first_seq, stream.state.last_seq + 1):
-        raw = await js.get_msg("USERS_V", seq)
+        raw = await js.get_msg("USERS", seq)
         event = Event.from_json(raw.data or b"", subject=raw.subject, sequence=seq)
         if event.type != "user.created" or event.version > 4:
             continue
@@ -227,7 +227,7 @@ async def _check_07(js: JetStreamContext, registry: Any = None) -> str:
 EXERCISES: dict[str, Exercise] = {
     e.key: e
     for e in [
-        Exercise("02", "02_publishing", "ORDERS with a 2-minute dedup window, 3 orders", _check_02),
+        Exercise("02", "02_publishing", "ORDERS with a 5-minute dedup window, 3 orders", _check_02),
         Exercise(
             "03", "03_subscribing", "durable pull consumer billing on order.placed", _check_03
         ),

@@ -170,13 +170,13 @@ await publish_event(js, make("payment.captured", {"order_id": "o-1"}), timeout=1
 #
 # ## Exercise
 #
-# Recreate the stream `ORDERS` on `order.>` with a duplicate window of **2 minutes**
-# (`duplicate_window=120`, in seconds). Publish three `order.placed` events with
+# Recreate the stream `ORDERS` on `order.>` with a duplicate window of **5 minutes**
+# (`duplicate_window=300`, in seconds). Publish three `order.placed` events with
 # different ids, then publish the first one again. Check your work:
 
 # %% tags=["solution"]
 orders = [make("order.placed", {"order_id": f"x-{i}"}) for i in range(3)]
-await fresh_stream(js, "ORDERS", ["order.>"], duplicate_window=120)
+await fresh_stream(js, "ORDERS", ["order.>"], duplicate_window=300)
 await publish_events(js, orders)
 resend = await publish_event(js, orders[0])
 resend.duplicate

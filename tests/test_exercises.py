@@ -1,0 +1,147 @@
+"""Each exercise checker accepts a correct solution and rejects a wrong one, on the live server."""
+
+from __future__ import annotations
+
+import pytest
+from nats.js.api import DeliverPolicy
+from pydantic import BaseModel
+
+from edalab import (
+    EventConsumer,
+    SchemaRegistry,
+    TransientError,
+    fresh_stream,
+    publish_event,
+    publish_events,
+)
+from edalab.exercises import EXERCISES, check
+from edalab.testing import EventFactory
+
+
+async def test_02_dedup_window_and_three_orders(js) -> None:  # type: ignore[no-untyped-def]
+    """The default (2 minute) duplicate window fails; 300 s with three distinct orders passes."""
+    make = EventFactory()
+    orders = [make("order.placed") for _ in range(3)]
+    await fresh_stream(js, "ORDERS", ["order.>"])
+    await publish_events(js, orders)
+    wrong = await check("02", js)
+    assert not wrong.passed and "duplicate window" in wrong.message
+    await fresh_stream(js, "ORDERS", ["order.>"], duplicate_window=300)
+    await publish_events(js, [*orders, orders[0]])
+    assert (await check("02", js)).passed
+    await publish_event(js, make("order.placed"))
+    too_many = await check("02", js)
+    assert not too_many.passed and "holds 4" in too_many.message
+
+
+async def test_03_billing_consumer(js) -> None:  # type: ignore[no-untyped-def]
+    """billing must filter order.placed and have acknowledged everything."""
+    make = EventFactory()
+    await fresh_stream(js, "ORDERS", ["order.>"])
+    await publish_events(js, [make("order.placed"), make("order.shipped"), make("order.placed")])
+    missing = await check("03", js)
+    assert not missing.passed and "no consumer 'billing'" in missing.message
+    billing = await EventConsumer.create(js, "ORDERS", "billing", filter_subject="order.placed")
+    unprocessed = await check("03", js)
+    assert not unprocessed.passed and "acknowledged" in unprocessed.message
+
+    async def ok(event):  # type: ignore[no-untyped-def]
+        return None
+
+    await billing.run(ok, timeout=0.3)
+    assert (await check("03", js)).passed
+
+
+async def test_04_careful_consumer_needs_redeliveries(js) -> None:  # type: ignore[no-untyped-def]
+    """Without a transient failure there is no redelivery, and the check says so."""
+    make = EventFactory()
+    await fresh_stream(js, "TASKS", ["task.>"])
+    await publish_events(js, [make("task.created") for _ in range(2)])
+    careful = await EventConsumer.create(
+        js, "TASKS", "careful", max_deliver=4, backoff=[0.1, 0.2, 0.3]
+    )
+
+    async def ok(event):  # type: ignore[no-untyped-def]
+        return None
+
+    await careful.run(ok, timeout=0.3, max_events=1)
+    wrong = await check("04", js)
+    assert not wrong.passed
+
+    async def flaky(event, delivery):  # type: ignore[no-untyped-def]
+        if delivery.num_delivered == 1:
+            raise TransientError("first try", delay=0.05)
+
+    await careful.run(flaky, timeout=0.5)
+    result = await check("04", js)
+    assert result.passed, result.message
+
+
+async def test_05_audit_from_sequence_3(js) -> None:  # type: ignore[no-untyped-def]
+    """A durable replaying from the start is not what was asked."""
+    make = EventFactory()
+    await fresh_stream(js, "USERS", ["user.>"])
+    await publish_events(js, [make("user.created") for _ in range(5)])
+    await EventConsumer.create(js, "USERS", "audit")
+    wrong = await check("05", js)
+    assert not wrong.passed and "by_start_sequence" in wrong.message
+    audit = await EventConsumer.create(
+        js,
+        "USERS",
+        "audit",
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=3,
+        recreate=True,
+    )
+    seqs = []
+    async for delivery in audit.events(timeout=0.3):
+        seqs.append(delivery.seq)
+        await delivery.ack(sync=True)
+    assert seqs == [3, 4, 5]
+    assert (await check("05", js)).passed
+
+
+async def test_06_two_filters(js) -> None:  # type: ignore[no-untyped-def]
+    """Exactly the two filters pass; one of them alone does not."""
+    await fresh_stream(js, "USERS", ["user.>"])
+    await EventConsumer.create(js, "USERS", "profile-watch", filter_subject="user.deleted")
+    assert not (await check("06", js)).passed
+    await EventConsumer.create(
+        js, "USERS", "profile-watch", filter_subjects=["user.*.updated", "user.deleted"]
+    )
+    assert (await check("06", js)).passed
+
+
+class V3(BaseModel):
+    user_id: str
+
+
+class V4(V3):
+    country: str = "unknown"
+
+
+class V4Breaking(V3):
+    country: str
+
+
+async def test_07_v4_registry(js) -> None:  # type: ignore[no-untyped-def]
+    """v4 must exist, be compatible with v3, and upcast every stored event."""
+    make = EventFactory()
+    await fresh_stream(js, "USERS", ["user.>"])
+    await publish_event(js, make("user.created", {"user_id": "a"}, version=3))
+    registry = SchemaRegistry()
+    registry.register("user.created", 3, V3)
+    assert "add version 4" in (await check("07", js, registry)).message
+    registry.register("user.created", 4, V4Breaking)
+    registry.upcaster("user.created", 3)(lambda d: {**d, "country": "nl"})
+    assert "breaks" in (await check("07", js, registry)).message
+    registry.register("user.created", 4, V4)
+    assert (await check("07", js, registry)).passed
+    assert not (await check("07", js)).passed
+
+
+async def test_unknown_exercise_is_an_error(js) -> None:  # type: ignore[no-untyped-def]
+    """A typo in the exercise key is reported with the known keys."""
+    with pytest.raises(ValueError, match="known: 02"):
+        await check("99", js)
+    assert list(EXERCISES) == ["02", "03", "04", "05", "06", "07"]
