@@ -12,7 +12,9 @@ The tree::
     ├── ServerError
     │   ├── ServerBinaryNotFound    no ``nats-server`` executable
     │   ├── ServerStartError        the process exited or never became ready
-    │   └── ServerUnreachableError  nothing answers at a URL
+    │   ├── ServerUnreachableError  nothing answers at a URL
+    │   └── AuthenticationError     the server refused the credentials
+    ├── PermissionDenied            the server refused a publish or subscribe
     ├── StreamError
     │   ├── StreamConfigConflict    an existing stream differs and cannot be updated
     │   └── NoStreamError           no stream captures a published subject
@@ -154,6 +156,28 @@ class ServerUnreachableError(ServerError, ConnectionError):
         self.url = url
         self.reason = reason
         super().__init__(f"cannot connect to NATS at {url}: {reason}")
+
+
+class AuthenticationError(ServerError):
+    """The server refused the connection's credentials."""
+
+    def __init__(self, url: str, identity: str) -> None:
+        self.url = url
+        self.identity = identity
+        super().__init__(
+            f"NATS at {url} refused the credentials of {identity}: authorization violation "
+            "(wrong user, password or nkey)"
+        )
+
+
+class PermissionDenied(EdalabError):
+    """The server refused a publish or subscribe for lack of permission."""
+
+    def __init__(self, identity: str, subject: str, operation: str) -> None:
+        self.identity = identity
+        self.subject = subject
+        self.operation = operation
+        super().__init__(f"{identity} is not allowed to {operation} to {subject!r}")
 
 
 class StreamError(EdalabError):

@@ -22,6 +22,7 @@ import nats.js.errors
 from nats.js.api import PubAck
 from nats.js.client import JetStreamContext
 
+from edalab.connection import connection_log, permission_error
 from edalab.errors import NoStreamError, PublishError
 from edalab.events import Event
 from edalab.subjects import validate_subject
@@ -52,12 +53,32 @@ def _error(err: BaseException, subject: str, event_id: str) -> Exception:
     return PublishError(subject, f"{type(err).__name__}: {err}", event_id=event_id)
 
 
+def _retryable(err: BaseException) -> bool:
+    """Errors a retry with the same Nats-Msg-Id can fix: the server is away or not ready."""
+    if isinstance(err, nats.js.errors.ServiceUnavailableError):
+        return True
+    if isinstance(err, nats.js.errors.APIError):
+        return False
+    return isinstance(
+        err,
+        (
+            nats.errors.TimeoutError,
+            TimeoutError,
+            nats.js.errors.NoStreamResponseError,
+            nats.errors.ConnectionReconnectingError,
+            nats.errors.StaleConnectionError,
+            nats.errors.OutboundBufferLimitError,
+        ),
+    )
+
+
 async def publish_event(
     js: JetStreamContext,
     event: Event,
     *,
     subject: SubjectFor = None,
     timeout: float = 5.0,
+    retry_for: float = 0.0,
     data_as_string: bool = False,
     headers: dict[str, str] | None = None,
 ) -> PubAck:
@@ -66,15 +87,33 @@ async def publish_event(
     The subject is ``event.type`` unless ``subject`` (a string or a function of
     the event) says otherwise. Raises :class:`~edalab.errors.NoStreamError` when no
     stream captures the subject and :class:`~edalab.errors.PublishError` otherwise.
+
+    With ``retry_for`` > 0, a publish that timed out or found the server away
+    (restarting, JetStream not ready) is sent again, with the same
+    ``Nats-Msg-Id``, until that many seconds have passed (notebook
+    ``08_reliability``). If the first attempt was in fact stored, the retry comes
+    back as a duplicate of it: retried or not, the event is stored once.
     """
     subj = _subject_of(event, subject)
     hdrs = {**(headers or {}), MSG_ID: event.id}
-    try:
-        return await js.publish(
-            subj, event.to_json(data_as_string=data_as_string), timeout=timeout, headers=hdrs
-        )
-    except (nats.errors.Error, TimeoutError) as err:
-        raise _error(err, subj, event.id) from None
+    payload = event.to_json(data_as_string=data_as_string)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + retry_for
+    pause = 0.05
+    log = connection_log(js._nc)
+    while True:
+        since = len(log.errors) if log else 0
+        try:
+            return await js.publish(subj, payload, timeout=timeout, headers=hdrs)
+        except (nats.errors.Error, TimeoutError) as err:
+            denied = permission_error(js._nc, subj, "publish", since)
+            if denied is not None:
+                raise denied from None
+            if not _retryable(err) or loop.time() + pause > deadline:
+                raise _error(err, subj, event.id) from None
+        # A deliberate pause between retries (the server is restarting), growing to 1 s.
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 1.0)
 
 
 async def publish_events(
@@ -84,6 +123,7 @@ async def publish_events(
     subject: SubjectFor = None,
     window: int = 256,
     timeout: float = 10.0,
+    retry_for: float = 0.0,
     headers: dict[str, str] | None = None,
 ) -> list[PubAck]:
     """Publish many events with up to ``window`` unacknowledged at once.
@@ -91,35 +131,62 @@ async def publish_events(
     Far faster than awaiting each ``js.publish`` in turn, with the same
     guarantee: it returns only when every event has its ``PubAck`` (in input
     order), and raises naming the first event that failed. ``timeout`` bounds
-    the wait for any one acknowledgement.
+    the wait for each acknowledgement, counted from when its event was sent.
+    With ``retry_for`` > 0, an event whose acknowledgement did not come is sent
+    again (same ``Nats-Msg-Id``) as :func:`publish_event` does, so a server
+    restart in the middle loses nothing and duplicates nothing.
     """
     if window < 1:
         raise ValueError("window must be at least 1")
-    pending: list[tuple[asyncio.Future[PubAck], str, str]] = []
+    loop = asyncio.get_running_loop()
+    pending: list[tuple[asyncio.Future[PubAck], Event, str, float]] = []
     acks: list[PubAck] = []
     base = dict(headers or {})
+    give_up = loop.time() + retry_for
 
     async def settle(upto: int) -> None:
         # Await the oldest publishes until at most `upto` are still in flight.
         while len(pending) - len(acks) > upto:
-            fut, subj, event_id = pending[len(acks)]
+            fut, event, subj, sent = pending[len(acks)]
             try:
-                acks.append(await asyncio.wait_for(fut, timeout))
+                left = max(0.0, sent + timeout - loop.time())
+                acks.append(await asyncio.wait_for(fut, left))
             except (nats.errors.Error, TimeoutError) as err:
-                raise _error(err, subj, event_id) from None
+                if retry_for <= 0 or not _retryable(err):
+                    raise _error(err, subj, event.id) from None
+                acks.append(
+                    await publish_event(
+                        js,
+                        event,
+                        subject=subj,
+                        timeout=min(timeout, 2.0),
+                        retry_for=max(0.0, give_up - loop.time()),
+                        headers=base,
+                    )
+                )
+
+    async def send(event: Event, subj: str) -> asyncio.Future[PubAck]:
+        try:
+            return await js.publish_async(
+                subj, event.to_json(), headers={**base, MSG_ID: event.id}, wait_stall=timeout
+            )
+        except (nats.errors.Error, TimeoutError) as err:
+            if retry_for <= 0 or not _retryable(err):
+                raise _error(err, subj, event.id) from None
+            # Could not even send: let settle() retry it synchronously.
+            failed: asyncio.Future[PubAck] = loop.create_future()
+            failed.set_exception(nats.errors.TimeoutError())
+            return failed
 
     try:
         for event in events:
             subj = _subject_of(event, subject)
-            fut = await js.publish_async(
-                subj, event.to_json(), headers={**base, MSG_ID: event.id}, wait_stall=timeout
-            )
-            pending.append((fut, subj, event.id))
+            pending.append((await send(event, subj), event, subj, loop.time()))
             if len(pending) - len(acks) >= window:
                 await settle(window - 1)
         await settle(0)
     except BaseException:
-        for fut, _, _ in pending[len(acks) :]:
+        for fut, _, _, _ in pending[len(acks) :]:
             fut.cancel()
         raise
     return acks

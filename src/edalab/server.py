@@ -11,8 +11,9 @@ context manager::
 
 :func:`ensure_server` is what notebooks call (notebook ``00_start_here``): it uses
 ``NATS_URL`` when set and reachable, else the server started by ``edalab server
-start``, else starts one that lives as long as the kernel. :func:`connect` opens a
-client that fails within seconds, naming the URL, when nothing answers.
+start``, else starts one that lives as long as the kernel. :func:`edalab.connect`
+(in ``edalab.connection``) opens a client that fails within seconds, naming the
+URL, when nothing answers.
 """
 
 from __future__ import annotations
@@ -40,20 +41,12 @@ from types import TracebackType
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
-import nats
-from nats.aio.client import Client as NATS
-
-from edalab.errors import (
-    ServerBinaryNotFound,
-    ServerStartError,
-    ServerUnreachableError,
-)
+from edalab.errors import ServerBinaryNotFound, ServerStartError
 
 __all__ = [
     "NatsServer",
     "ServerHandle",
     "ServerState",
-    "connect",
     "ensure_server",
     "find_nats_server",
     "lesson_server",
@@ -475,47 +468,6 @@ def lesson_server(name: str, **options: Any) -> NatsServer:
     _lesson_servers[name] = srv
     atexit.register(srv.stop)
     return srv
-
-
-async def connect(
-    url: str | ServerHandle | None = None,
-    *,
-    timeout: float = 5.0,
-    name: str | None = None,
-    **options: Any,
-) -> NATS:
-    """Connect to NATS, failing within ``timeout`` seconds with the URL in the error.
-
-    nats-py on its own keeps retrying an unreachable server for about two
-    minutes; this checks first and raises :class:`~edalab.errors.ServerUnreachableError`.
-    Without ``url`` it uses :func:`ensure_server`. Other options go to ``nats.connect``.
-
-        nc = await connect()          # in a notebook cell
-    """
-    if url is None:
-        url = ensure_server()
-    target = url.url if isinstance(url, ServerHandle) else url
-    first = target.split(",")[0]
-    why = await asyncio.to_thread(probe, first, min(timeout, 2.0))
-    if why is not None:
-        raise ServerUnreachableError(first, why)
-    errors: list[BaseException] = []
-
-    async def record(err: Exception) -> None:
-        errors.append(err)
-
-    options.setdefault("error_cb", record)
-    options.setdefault("connect_timeout", max(1, int(min(timeout, 5))))
-    options.setdefault("reconnect_time_wait", 0.5)
-    if name is not None:
-        options["name"] = name
-    try:
-        return await asyncio.wait_for(nats.connect(target, **options), timeout)
-    except (TimeoutError, OSError, nats.errors.Error) as err:
-        reason = errors[-1] if errors else err
-        raise ServerUnreachableError(
-            first, f"{type(reason).__name__}: {reason}".rstrip(": ")
-        ) from err
 
 
 async def wait_for(

@@ -28,8 +28,9 @@ import pytest_asyncio
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
+from edalab.connection import connect
 from edalab.events import Event
-from edalab.server import NatsServer, connect
+from edalab.server import NatsServer
 
 __all__ = ["EventFactory", "FixedClock", "js", "nats_server", "nats_url", "nc"]
 

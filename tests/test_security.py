@@ -1,0 +1,109 @@
+"""Users, nkeys, permissions: denied operations and bad credentials give clear errors."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from edalab import (
+    AuthenticationError,
+    Event,
+    NatsServer,
+    PermissionDenied,
+    User,
+    authorization_config,
+    connect,
+    ensure_stream,
+    jetstream_user,
+    nkey_user,
+    publish_checked,
+    publish_event,
+    subscribe_checked,
+)
+
+
+@pytest.fixture(scope="module")
+def secured():  # type: ignore[no-untyped-def]
+    """A server with a password user, an nkey user and an admin."""
+    ann = jetstream_user(User("ann", password="ann-pw", publish=["order.>"], subscribe=["order.>"]))
+    bot, seed = nkey_user("bot", publish=["payment.>"], subscribe=["order.placed", "_INBOX.>"])
+    admin = User("admin", password="admin-pw")
+    with NatsServer(config=authorization_config([ann, bot, admin])) as srv:
+        yield srv, seed
+
+
+async def test_password_and_nkey_users_connect(secured) -> None:  # type: ignore[no-untyped-def]
+    """Both kinds of user authenticate."""
+    srv, seed = secured
+    ann = await connect(srv.url, user="ann", password="ann-pw")
+    bot = await connect(srv.url, nkeys_seed_str=seed)
+    assert ann.is_connected and bot.is_connected
+    await ann.close()
+    await bot.close()
+
+
+async def test_bad_password_fails_fast_naming_the_user(secured) -> None:  # type: ignore[no-untyped-def]
+    """A wrong password is an AuthenticationError within a second, not a two-minute retry."""
+    srv, _ = secured
+    started = time.monotonic()
+    with pytest.raises(AuthenticationError) as info:
+        await connect(srv.url, user="ann", password="wrong", timeout=10)
+    assert time.monotonic() - started < 3
+    assert info.value.identity == "ann" and srv.url in str(info.value)
+
+
+async def test_unknown_nkey_is_refused(secured) -> None:  # type: ignore[no-untyped-def]
+    """A valid nkey the server does not know is refused, named by its public key."""
+    srv, _ = secured
+    _, other_seed = nkey_user("stranger")
+    with pytest.raises(AuthenticationError, match="nkey U"):
+        await connect(srv.url, nkeys_seed_str=other_seed, timeout=5)
+
+
+async def test_denied_publish_and_subscribe_raise_and_deliver_nothing(secured) -> None:  # type: ignore[no-untyped-def]
+    """The bot may not publish orders: the error names user and subject; nobody receives it."""
+    srv, seed = secured
+    admin = await connect(srv.url, user="admin", password="admin-pw")
+    bot = await connect(srv.url, nkeys_seed_str=seed)
+    watch = await admin.subscribe("order.>")
+    await admin.flush()
+    with pytest.raises(PermissionDenied) as info:
+        await publish_checked(bot, "order.placed", b"forged")
+    assert info.value.subject == "order.placed" and info.value.operation == "publish"
+    assert info.value.identity.startswith("nkey U")
+    with pytest.raises(PermissionDenied, match="subscribe to 'payment.>'"):
+        await subscribe_checked(bot, "payment.>")
+    await publish_checked(bot, "payment.captured", b"ok")
+    with pytest.raises(asyncio.TimeoutError):
+        await watch.next_msg(timeout=0.5)
+    await bot.close()
+    await admin.close()
+
+
+async def test_denied_jetstream_publish_is_named(secured) -> None:  # type: ignore[no-untyped-def]
+    """A JetStream publish to a forbidden subject raises PermissionDenied, not a bare timeout."""
+    srv, _ = secured
+    admin = await connect(srv.url, user="admin", password="admin-pw")
+    await ensure_stream(admin.jetstream(), "SEC_ALL", ["order.>", "payment.>"])
+    ann = await connect(srv.url, user="ann", password="ann-pw")
+    js = ann.jetstream()
+    ok = await publish_event(js, Event.create("order.placed", {"id": 1}))
+    assert ok.stream == "SEC_ALL"
+    with pytest.raises(
+        PermissionDenied, match="ann is not allowed to publish to 'payment.captured'"
+    ):
+        await publish_event(js, Event.create("payment.captured", {}), timeout=1)
+    info = await admin.jetstream().stream_info("SEC_ALL")
+    assert info.state.messages == 1
+    await ann.close()
+    await admin.close()
+
+
+def test_config_rejects_ambiguous_users() -> None:
+    """A user needs one credential, and names must be unique."""
+    with pytest.raises(ValueError, match="exactly one"):
+        User("x")
+    with pytest.raises(ValueError, match="unique"):
+        authorization_config([User("a", password="1"), User("a", password="2")])
