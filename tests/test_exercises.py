@@ -144,4 +144,44 @@ async def test_unknown_exercise_is_an_error(js) -> None:  # type: ignore[no-unty
     """A typo in the exercise key is reported with the known keys."""
     with pytest.raises(ValueError, match="known: 02"):
         await check("99", js)
-    assert list(EXERCISES) == ["02", "03", "04", "05", "06", "07"]
+    assert list(EXERCISES) == ["02", "03", "04", "05", "06", "07", "08", "09"]
+
+
+async def test_08_dead_letters_cleared_and_fix_replayed(js) -> None:  # type: ignore[no-untyped-def]
+    """Letters left fail; the corrected payment replayed and processed passes."""
+    from edalab import DeadLetters, Event, PermanentError
+
+    dead = DeadLetters(js)
+    await dead.setup()
+    await js.purge_stream(dead.stream)
+    await fresh_stream(js, "PAYMENTS", ["payment.>"])
+    await publish_events(js, [EventFactory()("payment.captured", {"amount_cents": -1})])
+    payments = await EventConsumer.create(js, "PAYMENTS", "payments")
+
+    async def book(event):  # type: ignore[no-untyped-def]
+        if event.data["amount_cents"] < 0:
+            raise PermanentError("negative")
+
+    await payments.run(book, timeout=0.3, double_ack=True)
+    [letter] = await dead.wait_for(1)
+    assert "remain" in (await check("08", js)).message
+    original = Event.from_json((await dead.original(letter)).data)
+    fixed = original.model_copy(update={"data": {"amount_cents": 100}})
+    await dead.replay(letter, data=fixed.to_json())
+    await payments.run(book, timeout=0.3, double_ack=True)
+    assert (await check("08", js)).passed
+
+
+async def test_09_auditor_permissions(js) -> None:  # type: ignore[no-untyped-def]
+    """An auditor who may publish fails; one limited to reading order.> passes."""
+    from edalab import NatsServer, User, authorization_config
+
+    loose = User("auditor", password="pw", subscribe=["order.>"])
+    with NatsServer(config=authorization_config([loose])) as srv:
+        result = await check("09", js, url=srv.url, user="auditor", password="pw")
+        assert not result.passed and "may publish" in result.message
+        wrong_pw = await check("09", js, url=srv.url, user="auditor", password="nope")
+        assert "cannot log in" in wrong_pw.message
+    strict = User("auditor", password="pw", publish=[], subscribe=["order.>"])
+    with NatsServer(config=authorization_config([strict])) as srv:
+        assert (await check("09", js, url=srv.url, user="auditor", password="pw")).passed

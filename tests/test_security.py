@@ -107,3 +107,21 @@ def test_config_rejects_ambiguous_users() -> None:
         User("x")
     with pytest.raises(ValueError, match="unique"):
         authorization_config([User("a", password="1"), User("a", password="2")])
+
+
+def test_empty_allow_list_means_nothing_is_allowed() -> None:
+    """publish=[] denies everything (the server would read an empty allow as no limit)."""
+    entry = User("auditor", password="pw", publish=[], subscribe=["order.>"]).entry()
+    assert entry["permissions"] == {
+        "publish": {"deny": [">"]},
+        "subscribe": {"allow": ["order.>"]},
+    }
+
+
+async def test_nkey_identity_uses_the_connection_name(secured) -> None:  # type: ignore[no-untyped-def]
+    """A named nkey connection is called by its name in errors, with its public key."""
+    srv, seed = secured
+    bot = await connect(srv.url, nkeys_seed_str=seed, name="billing")
+    with pytest.raises(PermissionDenied, match=r"^billing \(nkey U"):
+        await publish_checked(bot, "order.placed")
+    await bot.close()

@@ -193,3 +193,20 @@ def test_cli_status_says_when_the_recorded_server_is_gone(
     assert ensure_server().source == "embedded"
     assert server_mod._embedded is not None
     server_mod._embedded.stop()
+
+
+async def test_start_after_kill_reuses_port_and_store(tmp_path: Path) -> None:
+    """After kill -9, start() comes back on the same port with the stream intact."""
+    with NatsServer(store_dir=tmp_path / "store") as srv:
+        nc = await connect(srv.url)
+        await nc.jetstream().add_stream(name="K", subjects=["k.>"])
+        await nc.jetstream().publish("k.1", b"1")
+        await nc.close()
+        url = srv.url
+        srv.kill()
+        assert probe(url) is not None
+        await asyncio.to_thread(srv.start)
+        assert srv.url == url
+        nc = await connect(srv.url)
+        assert (await nc.jetstream().stream_info("K")).state.messages == 1
+        await nc.close()

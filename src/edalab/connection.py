@@ -77,9 +77,10 @@ def _identity(options: dict[str, Any]) -> str:
             import nkeys
 
             public: bytes = nkeys.from_seed(seed.encode()).public_key
-            return "nkey " + public.decode()
+            key = "nkey " + public.decode()
         except Exception:  # an invalid seed: the server will refuse it; name it vaguely
-            return "nkey user"
+            key = "nkey user"
+        return f"{options['name']} ({key})" if options.get("name") else key
     if options.get("token"):
         return "token user"
     return "anonymous"
@@ -116,6 +117,8 @@ async def connect(
     if why is not None:
         raise ServerUnreachableError(first, why)
 
+    if name is not None:
+        options["name"] = name
     log = ConnectionLog(_identity(options))
     refused = asyncio.Event()
     user_cb = options.pop("error_cb", None)
@@ -130,8 +133,6 @@ async def connect(
     options["error_cb"] = record
     options.setdefault("connect_timeout", max(1, int(min(timeout, 5))))
     options.setdefault("reconnect_time_wait", 0.5)
-    if name is not None:
-        options["name"] = name
     nc = NATS()
     attempt = asyncio.ensure_future(nc.connect(target, **options))
     refusal = asyncio.ensure_future(refused.wait())

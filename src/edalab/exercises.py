@@ -12,6 +12,7 @@ Each checker is a coroutine taking the JetStream context (and, for 07, your
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -224,23 +225,69 @@ async def _check_07(js: JetStreamContext, registry: Any = None) -> str:
     return f"all {count} known-version user.created events replay as version 4"
 
 
-EXERCISES: dict[str, Exercise] = {
-    e.key: e
-    for e in [
-        Exercise("02", "02_publishing", "ORDERS with a 5-minute dedup window, 3 orders", _check_02),
-        Exercise(
-            "03", "03_subscribing", "durable pull consumer billing on order.placed", _check_03
-        ),
-        Exercise(
-            "04", "04_acks_and_redelivery", "consumer careful: max_deliver, backoff", _check_04
-        ),
-        Exercise(
-            "05", "05_durable_consumers_and_replay", "durable audit from sequence 3", _check_05
-        ),
-        Exercise("06", "06_subject_naming", "consumer profile-watch with two filters", _check_06),
-        Exercise("07", "07_versioning", "user.created v4, compatible, replayed", _check_07),
-    ]
-}
+async def _check_08(js: JetStreamContext) -> str:
+    from edalab.deadletters import REPLAY_OF, DeadLetters
+
+    dead = DeadLetters(js)
+    await _stream(js, dead.stream)
+    left = await dead.letters(stream="PAYMENTS")
+    _require(
+        not left, f"{len(left)} dead letters for PAYMENTS remain: {[d.category for d in left]}"
+    )
+    info = await _settled(js, "PAYMENTS", "payments")
+    _drained(info)
+    stream = await _stream(js, "PAYMENTS")
+    fixed = False
+    for seq in range(stream.state.first_seq, stream.state.last_seq + 1):
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            raw = await js.get_msg("PAYMENTS", seq)
+            if raw.headers and REPLAY_OF in raw.headers:
+                event = Event.from_json(raw.data or b"", subject=raw.subject, sequence=seq)
+                fixed = fixed or event.data == {"amount_cents": 100}
+    _require(fixed, "no replayed payment with amount_cents 100 in PAYMENTS")
+    return "no dead letters left, the corrected payment was replayed and processed"
+
+
+async def _check_09(
+    js: JetStreamContext, *, url: str = "", user: str = "", password: str = ""
+) -> str:
+    from edalab.connection import connect, publish_checked, subscribe_checked
+    from edalab.errors import AuthenticationError, PermissionDenied
+
+    _require(bool(url and user), "pass the server and credentials: check('09', js, url=...)")
+    try:
+        nc = await connect(url, user=user, password=password, timeout=3)
+    except AuthenticationError:
+        raise _NotYet(f"{user} cannot log in with that password") from None
+    try:
+        try:
+            await subscribe_checked(nc, "order.>")
+        except PermissionDenied:
+            raise _NotYet(f"{user} must be allowed to subscribe to order.>") from None
+        for subject in ("payment.>", "user.>"):
+            with contextlib.suppress(PermissionDenied):
+                await subscribe_checked(nc, subject)
+                raise _NotYet(f"{user} may subscribe to {subject}; allow only order.>")
+        for subject in ("order.placed", "audit.note"):
+            with contextlib.suppress(PermissionDenied):
+                await publish_checked(nc, subject, b"{}")
+                raise _NotYet(f"{user} may publish to {subject}; an auditor publishes nothing")
+    finally:
+        await nc.close()
+    return f"{user} reads order.> and nothing else, and cannot publish"
+
+
+_ALL = [
+    ("02", "02_publishing", "ORDERS with a 5-minute dedup window, 3 orders", _check_02),
+    ("03", "03_subscribing", "durable pull consumer billing on order.placed", _check_03),
+    ("04", "04_acks_and_redelivery", "consumer careful: max_deliver, backoff", _check_04),
+    ("05", "05_durable_consumers_and_replay", "durable audit from sequence 3", _check_05),
+    ("06", "06_subject_naming", "consumer profile-watch with two filters", _check_06),
+    ("07", "07_versioning", "user.created v4, compatible, replayed", _check_07),
+    ("08", "08_reliability", "dead letters discarded or fixed and replayed", _check_08),
+    ("09", "09_security", "an auditor that reads order.> only", _check_09),
+]
+EXERCISES: dict[str, Exercise] = {key: Exercise(key, nb, task, fn) for key, nb, task, fn in _ALL}
 
 
 async def check(exercise: str, js: JetStreamContext, *args: Any, **kwargs: Any) -> CheckResult:

@@ -31,7 +31,8 @@ class User:
     """One user: a name, a password or an nkey (public key), and permissions.
 
     ``publish`` / ``subscribe`` list the subjects allowed (wildcards welcome);
-    ``None`` means no restriction. Request/reply needs ``_INBOX.>`` in ``subscribe``.
+    ``None`` means no restriction and ``[]`` means nothing at all. Request/reply
+    needs ``_INBOX.>`` in ``subscribe``.
     """
 
     name: str
@@ -53,8 +54,11 @@ class User:
             ("subscribe", self.subscribe, self.deny_subscribe),
         ):
             rule: dict[str, list[str]] = {}
-            if allow is not None:
+            if allow:
                 rule["allow"] = list(allow)
+            elif allow is not None:
+                # The server reads an empty allow list as "no restriction": deny all instead.
+                deny = [">", *deny]
             if deny:
                 rule["deny"] = list(deny)
             if rule:

@@ -208,6 +208,7 @@ class NatsServer:
         Path(self.store_dir or ".").mkdir(parents=True, exist_ok=True)
         for old in run_dir.glob("*.ports"):
             old.unlink()
+        self.url = self.monitor_url = ""  # a restart must read the new ports
         self._write_config()
         args = [
             str(binary),
@@ -298,7 +299,7 @@ class NatsServer:
         self._tmp.clear()
 
     def kill(self) -> None:
-        """``kill -9`` the process, as a crash would; the store stays for :meth:`restart`."""
+        """``kill -9`` the process, as a crash would; the store stays for :meth:`start` again."""
         if self._proc is not None and self._proc.poll() is None:
             self._proc.send_signal(signal.SIGKILL)
             self._proc.wait(timeout=5)
@@ -323,9 +324,6 @@ class NatsServer:
         """Stop (if running) and start again on the same port and store directory."""
         if self.running:
             self._terminate(timeout=5)
-        port = self.port
-        self.url = self.monitor_url = ""
-        self.port = port
         return self.start()
 
     # -- context managers --------------------------------------------------------
