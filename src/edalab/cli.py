@@ -5,6 +5,7 @@
     edalab server status                           is the recorded server alive?
     edalab server stop                             stop it
     edalab server url                              print its URL (for NATS_URL=...)
+    edalab cluster start [--nodes 3] | status | stop   a local JetStream cluster
 
 The state file (pid, URL, store directory, log file) lives in
 ``$EDALAB_STATE_DIR`` or ``~/.local/state/edalab``.
@@ -13,11 +14,13 @@ The state file (pid, URL, store directory, log file) lives in
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from edalab.errors import EdalabError
 from edalab.server import NatsServer, ServerState, probe, read_state, state_dir, stop_pid
@@ -101,6 +104,76 @@ def _server_url(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cluster_file() -> Path:
+    return state_dir() / "cluster.json"
+
+
+def _cluster_start(args: argparse.Namespace) -> int:
+    from edalab.cluster import NatsCluster
+
+    recorded = _read_cluster()
+    if recorded and all(_alive(n["pid"]) for n in recorded.values()):
+        print("edalab cluster already running: " + ",".join(n["url"] for n in recorded.values()))
+        return 0
+    base = state_dir() / "cluster"
+    cluster = NatsCluster(args.nodes, base_dir=base, detach=True).start()
+    leader = cluster.meta_leader()
+    nodes = cluster.release()
+    _cluster_file().parent.mkdir(parents=True, exist_ok=True)
+    _cluster_file().write_text(json.dumps(nodes, indent=2) + "\n")
+    print(f"edalab cluster started: {len(nodes)} nodes, meta leader {leader}")
+    for node, info in nodes.items():
+        print(f"  {node}: {info['url']} (pid {info['pid']}, monitoring {info['monitor_url']})")
+    print("NATS_URL=" + ",".join(n["url"] for n in nodes.values()))
+    return 0
+
+
+def _read_cluster() -> dict[str, dict[str, Any]] | None:
+    try:
+        data: dict[str, dict[str, Any]] = json.loads(_cluster_file().read_text())
+    except (OSError, ValueError):
+        return None
+    return data
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _cluster_status(args: argparse.Namespace) -> int:
+    nodes = _read_cluster()
+    if not nodes:
+        print("no edalab cluster recorded (start one with `edalab cluster start`)")
+        return 1
+    ok = True
+    for node, info in nodes.items():
+        alive = _alive(info["pid"]) and probe(info["url"]) is None
+        ok = ok and alive
+        state = "running" if alive else "GONE"
+        print(f"{node}: {state:7} {info['url']} (pid {info['pid']})")
+    return 0 if ok else 1
+
+
+def _cluster_stop(args: argparse.Namespace) -> int:
+    nodes = _read_cluster()
+    if not nodes:
+        print("no edalab cluster recorded; nothing to stop")
+        return 0
+    failed = [n for n, info in nodes.items() if not stop_pid(info["pid"])]
+    if failed:
+        print(f"nodes did not exit: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    _cluster_file().unlink(missing_ok=True)
+    print(f"edalab cluster stopped ({len(nodes)} nodes)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``edalab`` command."""
     parser = argparse.ArgumentParser(prog="edalab", description=__doc__.splitlines()[0])
@@ -124,6 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ssub.add_parser("stop", help="stop the recorded server").set_defaults(func=_server_stop)
     ssub.add_parser("url", help="print the server's URL").set_defaults(func=_server_url)
+
+    cluster = sub.add_parser("cluster", help="manage a local JetStream cluster")
+    csub = cluster.add_subparsers(dest="action", required=True)
+    cstart = csub.add_parser("start", help="start N routed nodes; ready once a leader is elected")
+    cstart.add_argument("--nodes", type=int, default=3)
+    cstart.set_defaults(func=_cluster_start)
+    csub.add_parser("status", help="which nodes are alive").set_defaults(func=_cluster_status)
+    csub.add_parser("stop", help="stop every node").set_defaults(func=_cluster_stop)
     return parser
 
 

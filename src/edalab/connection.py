@@ -112,10 +112,16 @@ async def connect(
     if url is None:
         url = ensure_server()
     target = url.url if isinstance(url, ServerHandle) else url
-    first = target.split(",")[0]
-    why = await asyncio.to_thread(probe, first, min(timeout, 2.0))
+    servers = [u.strip() for u in target.split(",") if u.strip()]
+    first = servers[0]
+    # One answering server is enough (a cluster with a node down still takes clients).
+    why = None
+    for server in servers:
+        why = await asyncio.to_thread(probe, server, min(timeout, 2.0))
+        if why is None:
+            break
     if why is not None:
-        raise ServerUnreachableError(first, why)
+        raise ServerUnreachableError(target, why)
 
     if name is not None:
         options["name"] = name
@@ -134,7 +140,7 @@ async def connect(
     options.setdefault("connect_timeout", max(1, int(min(timeout, 5))))
     options.setdefault("reconnect_time_wait", 0.5)
     nc = NATS()
-    attempt = asyncio.ensure_future(nc.connect(target, **options))
+    attempt = asyncio.ensure_future(nc.connect(servers, **options))
     refusal = asyncio.ensure_future(refused.wait())
     try:
         done, _ = await asyncio.wait(

@@ -202,6 +202,20 @@ class NatsServer:
         """Start the process and block until it is healthy (or raise ServerStartError)."""
         if self.running:
             return self
+        self.spawn()
+        return self.wait_ready()
+
+    def wait_ready(self) -> Self:
+        """Block until the spawned process is healthy; stop it and raise if it is not."""
+        try:
+            self._wait_ready(self.start_timeout)
+        except BaseException:
+            self._terminate(timeout=2)
+            raise
+        return self
+
+    def spawn(self) -> None:
+        """Start the process without waiting (a cluster starts every node, then waits)."""
         binary = find_nats_server()
         run_dir = Path(self.run_dir or ".")
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -227,12 +241,6 @@ class NatsServer:
             start_new_session=self.detach,
         )
         self.pid = self._proc.pid
-        try:
-            self._wait_ready(self.start_timeout)
-        except BaseException:
-            self._terminate(timeout=2)
-            raise
-        return self
 
     def _wait_ready(self, timeout: float) -> None:
         assert self._proc is not None
