@@ -144,7 +144,7 @@ async def test_unknown_exercise_is_an_error(js) -> None:  # type: ignore[no-unty
     """A typo in the exercise key is reported with the known keys."""
     with pytest.raises(ValueError, match="known: 02"):
         await check("99", js)
-    assert list(EXERCISES) == ["02", "03", "04", "05", "06", "07", "08", "09"]
+    assert list(EXERCISES) == ["02", "03", "04", "05", "06", "07", "08", "09", "10"]
 
 
 async def test_08_dead_letters_cleared_and_fix_replayed(js) -> None:  # type: ignore[no-untyped-def]
@@ -185,3 +185,25 @@ async def test_09_auditor_permissions(js) -> None:  # type: ignore[no-untyped-de
     strict = User("auditor", password="pw", publish=[], subscribe=["order.>"])
     with NatsServer(config=authorization_config([strict])) as srv:
         assert (await check("09", js, url=srv.url, user="auditor", password="pw")).passed
+
+
+async def test_10_r3_audit_stream(js) -> None:  # type: ignore[no-untyped-def]
+    """A single-replica AUDIT fails (the session server is not a cluster); R3 passes."""
+    from edalab import connect, ensure_stream
+    from edalab.cluster import NatsCluster
+
+    await fresh_stream(js, "AUDIT", ["audit.>"])
+    assert "1 replica" in (await check("10", js)).message
+    with NatsCluster(3) as cluster:
+        nc = await connect(cluster.urls)
+        cjs = nc.jetstream()
+        await ensure_stream(cjs, "AUDIT", ["audit.>"], num_replicas=3)
+        make = EventFactory()
+        await publish_events(cjs, [make("audit.note") for _ in range(150)])
+        assert "150 messages" in (await check("10", cjs)).message
+        await publish_events(cjs, [make("audit.note") for _ in range(50)])
+        from edalab.cluster import wait_until_current
+
+        await wait_until_current(cjs, "AUDIT")
+        assert (await check("10", cjs)).passed
+        await nc.close()

@@ -13,6 +13,7 @@ endpoints, not slept for)::
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import tempfile
@@ -48,6 +49,7 @@ class NatsCluster:
         if nodes < 1:
             raise ValueError("a cluster needs at least one node")
         self.name = name
+        self.detach = detach
         self.start_timeout = start_timeout
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if base_dir is None:
@@ -85,6 +87,8 @@ class NatsCluster:
         except BaseException:
             self.stop()
             raise
+        if not self.detach:
+            atexit.register(self.stop)  # a notebook kernel that exits takes its cluster along
         return self
 
     def start_node(self, node: str) -> NatsServer:

@@ -277,6 +277,18 @@ async def _check_09(
     return f"{user} reads order.> and nothing else, and cannot publish"
 
 
+async def _check_10(js: JetStreamContext) -> str:
+    info = await _stream(js, "AUDIT")
+    _require(info.config.num_replicas == 3, f"AUDIT has {info.config.num_replicas} replica(s)")
+    _require(info.state.messages == 200, f"AUDIT holds {info.state.messages} messages, not 200")
+    replicas = info.cluster.replicas if info.cluster else None
+    _require(
+        bool(replicas) and all(r.current for r in replicas or []),
+        "not every replica of AUDIT is current: restart the follower and wait for it",
+    )
+    return "AUDIT is replicated three times, current everywhere, with 200 messages"
+
+
 _ALL = [
     ("02", "02_publishing", "ORDERS with a 5-minute dedup window, 3 orders", _check_02),
     ("03", "03_subscribing", "durable pull consumer billing on order.placed", _check_03),
@@ -286,6 +298,7 @@ _ALL = [
     ("07", "07_versioning", "user.created v4, compatible, replayed", _check_07),
     ("08", "08_reliability", "dead letters discarded or fixed and replayed", _check_08),
     ("09", "09_security", "an auditor that reads order.> only", _check_09),
+    ("10", "10_clustering", "an R3 stream surviving a follower restart", _check_10),
 ]
 EXERCISES: dict[str, Exercise] = {key: Exercise(key, nb, task, fn) for key, nb, task, fn in _ALL}
 
