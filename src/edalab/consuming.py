@@ -180,7 +180,7 @@ async def term_with_reason(msg: Msg, reason: str) -> None:
     msg._ackd = True
 
 
-@dataclass
+@dataclass(slots=True)
 class Delivery:
     """A decoded event with the JetStream message that carried it."""
 
@@ -306,17 +306,16 @@ class EventConsumer:
         self.quarantined.append(Quarantined(msg.subject, stream_sequence(msg), reason, msg.data))
         await term_with_reason(msg, reason)
 
-    async def _decode(self, msg: Msg) -> Delivery | None:
+    def _decode(self, msg: Msg) -> Delivery | str:
+        """The delivery, or why the message must be quarantined (kept synchronous: hot path)."""
         try:
             event = Event.from_msg(msg)
             if self.registry is not None:
                 event = self.registry.upcast(event, subject=msg.subject)
         except EventDecodeError as err:
-            await self._quarantine(msg, f"undecodable: {err.reason}")
-            return None
+            return f"undecodable: {err.reason}"
         except EventError as err:
-            await self._quarantine(msg, f"{type(err).__name__}: {err}")
-            return None
+            return f"{type(err).__name__}: {err}"
         return Delivery(event, msg)
 
     async def fetch(self, batch: int = 10, timeout: float = 1.0) -> list[Delivery]:
@@ -330,8 +329,10 @@ class EventConsumer:
             return []
         out = []
         for msg in msgs:
-            delivery = await self._decode(msg)
-            if delivery is not None:
+            delivery = self._decode(msg)
+            if isinstance(delivery, str):
+                await self._quarantine(msg, delivery)
+            else:
                 out.append(delivery)
         return out
 
@@ -350,8 +351,10 @@ class EventConsumer:
             except nats.errors.TimeoutError:
                 return
             for msg in msgs:
-                delivery = await self._decode(msg)
-                if delivery is not None:
+                delivery = self._decode(msg)
+                if isinstance(delivery, str):
+                    await self._quarantine(msg, delivery)
+                else:
                     seen += 1
                     yield delivery
 

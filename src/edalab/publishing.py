@@ -149,8 +149,13 @@ async def publish_events(
         while len(pending) - len(acks) > upto:
             fut, event, subj, sent = pending[len(acks)]
             try:
-                left = max(0.0, sent + timeout - loop.time())
-                acks.append(await asyncio.wait_for(fut, left))
+                if not fut.done():
+                    # asyncio.wait adds a callback; wait_for would start a task per event.
+                    left = max(0.0, sent + timeout - loop.time())
+                    await asyncio.wait((fut,), timeout=left)
+                    if not fut.done():
+                        raise nats.errors.TimeoutError
+                acks.append(fut.result())
             except (nats.errors.Error, TimeoutError) as err:
                 if retry_for <= 0 or not _retryable(err):
                     raise _error(err, subj, event.id) from None
@@ -167,9 +172,10 @@ async def publish_events(
 
     async def send(event: Event, subj: str) -> asyncio.Future[PubAck]:
         try:
-            return await js.publish_async(
-                subj, event.to_json(), headers={**base, MSG_ID: event.id}, wait_stall=timeout
-            )
+            # No wait_stall: with one, nats-py wraps every publish in asyncio.wait_for (a task
+            # per event). Our window bounds what is in flight; keep it within the context's
+            # publish_async_max_pending (4000 by default).
+            return await js.publish_async(subj, event.to_json(), headers={**base, MSG_ID: event.id})
         except (nats.errors.Error, TimeoutError) as err:
             if retry_for <= 0 or not _retryable(err):
                 raise _error(err, subj, event.id) from None
@@ -183,7 +189,9 @@ async def publish_events(
             subj = _subject_of(event, subject)
             pending.append((await send(event, subj), event, subj, loop.time()))
             if len(pending) - len(acks) >= window:
-                await settle(window - 1)
+                # Wait down to half the window, not to window - 1: publishing then runs on in
+                # bursts without yielding to the loop for every event (nats-py flushes in bulk).
+                await settle(window // 2)
         await settle(0)
     except BaseException:
         for fut, _, _, _ in pending[len(acks) :]:

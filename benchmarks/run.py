@@ -1,0 +1,143 @@
+"""Benchmark edalab against raw nats-py, in one run, against one server.
+
+    python benchmarks/run.py --quick --json out.json          # about a minute
+    python benchmarks/run.py --json results.json --plot results.png
+
+Starts an embedded nats-server (or uses --url), runs each scenario for raw nats-py
+and for edalab (alternating, best of --rounds), prints messages per second and the
+ratio edalab / raw, and writes JSON (layout in benchmarks/README.md) and a PNG plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.metadata
+import json
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from nats.js.api import StorageType
+from tqdm import tqdm
+
+import edalab
+from edalab.bench import Result, run_all, scenario_sizes, summary
+from edalab.server import NatsServer
+
+TARGETS = {
+    "sync publish": ("ratio >= 0.95", lambda r: r >= 0.95),
+    "async publish": ("ratio >= 0.95", lambda r: r >= 0.95),
+    "pull consume": ("ratio >= 0.95", lambda r: r >= 0.95),
+    "encode+decode": ("ratio >= 0.95", lambda r: r >= 0.95),
+    "bulk vs naive publish": ("ratio >= 8", lambda r: r >= 8),
+    "batch vs naive consume": ("ratio >= 5", lambda r: r >= 5),
+}
+
+
+def plot(results: list[Result], path: Path) -> None:
+    """Bar chart: raw vs edalab messages per second, one pair per scenario."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    xs = range(len(results))
+    ax.bar([x - 0.2 for x in xs], [r.raw_per_s for r in results], 0.4, label="raw nats-py")
+    ax.bar([x + 0.2 for x in xs], [r.edalab_per_s for r in results], 0.4, label="edalab")
+    ax.set_xticks(list(xs), [r.name for r in results], rotation=15)
+    ax.set_ylabel("messages / s")
+    ax.set_yscale("log")
+    for x, r in zip(xs, results, strict=True):
+        ax.annotate(f"{r.ratio:.2f}x", (x + 0.2, r.edalab_per_s), ha="center", va="bottom")
+    ax.legend()
+    ax.set_title("edalab vs raw nats-py (ratio = edalab / raw)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+async def measure(args: argparse.Namespace) -> list[Result]:
+    """Start a server (unless --url), run every scenario, stop the server."""
+    storage = StorageType(args.storage)
+    server = None if args.url else await asyncio.to_thread(NatsServer().start)
+    url = args.url or server.url  # type: ignore[union-attr]
+    bar = tqdm(total=6 * args.rounds, desc="benchmarks", unit="round", disable=args.no_progress)
+
+    def progress(text: str) -> None:
+        bar.set_postfix_str(text)
+        bar.update(1)
+
+    try:
+        return await run_all(
+            url,
+            quick=args.quick,
+            rounds=args.rounds,
+            storage=storage,
+            progress=progress,
+            scale=args.scale,
+        )
+    finally:
+        bar.close()
+        if server is not None:
+            await asyncio.to_thread(server.stop)
+
+
+def main(argv: list[str]) -> int:
+    """Measure, print the table and the targets, write JSON and the plot."""
+    args = parse(argv)
+    if args.uvloop:
+        import uvloop
+
+        uvloop.install()
+    results = asyncio.run(measure(args))
+    print(summary(results))
+    checks = []
+    for r in results:
+        label, ok = TARGETS[r.name]
+        checks.append({"scenario": r.name, "target": label, "met": ok(r.ratio)})
+        print(f"{'met    ' if ok(r.ratio) else 'MISSED '} {r.name}: {label} (got {r.ratio:.2f})")
+    out = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "rounds": args.rounds,
+        "storage": args.storage,
+        "sizes": scenario_sizes(args.quick, args.scale),
+        "environment": {
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "nats_py": importlib.metadata.version("nats-py"),
+            "edalab": edalab.__version__,
+            "event_loop": "uvloop" if args.uvloop else "asyncio",
+        },
+        "results": [r.as_dict() for r in results],
+        "targets": checks,
+    }
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    if args.plot:
+        plot(results, Path(args.plot))
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="small sizes, about a minute")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds per scenario")
+    p.add_argument("--json", help="write results as JSON here")
+    p.add_argument("--plot", help="write a PNG bar chart here")
+    p.add_argument("--url", help="use this server instead of starting one")
+    p.add_argument("--storage", choices=["file", "memory"], default="file")
+    p.add_argument("--uvloop", action="store_true", help="run on uvloop (must be installed)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--scale", type=float, default=1.0, help="multiply every size (smoke tests)")
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
