@@ -11,7 +11,7 @@ NB_ENV := env -u NATS_URL EDALAB_STATE_DIR=$(CURDIR)/.state/nbtest
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
           --nbval-cell-timeout 120 -p no:cacheprovider
 
-.PHONY: lab test install lint unit notebooks-test notebooks server-stop clean
+.PHONY: lab test install lint unit notebooks-test notebooks student server-stop clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ notebooks-test: install
 ## make notebooks: re-execute the notebook sources in tools/notebooks and store the outputs
 notebooks: install
 	$(NB_ENV) $(BIN)/python tools/build_notebooks.py $(NB)
+
+## make student: copies without solutions, exercise outputs cleared, in dist/student/
+student: install
+	$(BIN)/python tools/make_student.py dist/student
 
 server-stop:
 	-$(BIN)/edalab server stop

@@ -6,6 +6,8 @@
     edalab server stop                             stop it
     edalab server url                              print its URL (for NATS_URL=...)
     edalab cluster start [--nodes 3] | status | stop   a local JetStream cluster
+    edalab reset [--yes] [--url URL]               delete what the course created
+    edalab progress [--url URL]                    which exercises pass
 
 The state file (pid, URL, store directory, log file) lives in
 ``$EDALAB_STATE_DIR`` or ``~/.local/state/edalab``.
@@ -14,10 +16,11 @@ The state file (pid, URL, store directory, log file) lives in
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -174,6 +177,60 @@ def _cluster_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _course_url(args: argparse.Namespace) -> str:
+    """--url, else a reachable NATS_URL, else the recorded edalab server: never a new one."""
+    if args.url:
+        return str(args.url)
+    env_url = os.environ.get("NATS_URL")
+    if env_url and probe(env_url.split(",")[0]) is None:
+        return env_url
+    state = read_state()
+    if state is not None and state.alive():
+        return state.url
+    raise EdalabError(
+        "no server to work on: pass --url, set NATS_URL, or start one with `edalab server start`"
+    )
+
+
+async def _with_js(url: str, work: Callable[[Any], Awaitable[Any]]) -> Any:
+    from edalab.connection import connect
+
+    nc = await connect(url)
+    try:
+        return await work(nc.jetstream())
+    finally:
+        await nc.close()
+
+
+def _reset(args: argparse.Namespace) -> int:
+    from edalab.workshop import course_state, reset
+
+    url = _course_url(args)
+    streams, buckets = asyncio.run(_with_js(url, course_state))
+    if not streams and not buckets:
+        print(f"nothing of the course's on {url}")
+        return 0
+    print(f"on {url} this deletes streams {streams} and key-value buckets {buckets}")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("refusing without confirmation: pass --yes", file=sys.stderr)
+            return 1
+        if input("delete them? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    deleted = asyncio.run(_with_js(url, reset))
+    print("deleted: " + ", ".join(deleted))
+    return 0
+
+
+def _progress(args: argparse.Namespace) -> int:
+    from edalab.workshop import progress
+
+    table = asyncio.run(_with_js(_course_url(args), progress))
+    print(table)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``edalab`` command."""
     parser = argparse.ArgumentParser(prog="edalab", description=__doc__.splitlines()[0])
@@ -205,6 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
     cstart.set_defaults(func=_cluster_start)
     csub.add_parser("status", help="which nodes are alive").set_defaults(func=_cluster_status)
     csub.add_parser("stop", help="stop every node").set_defaults(func=_cluster_stop)
+
+    reset = sub.add_parser("reset", help="delete the course's streams, consumers and buckets")
+    reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    reset.add_argument("--url", help="server to reset (default: NATS_URL or the edalab server)")
+    reset.set_defaults(func=_reset)
+    prog = sub.add_parser("progress", help="run the exercise checkers, print a table")
+    prog.add_argument("--url", help="server to check (default: NATS_URL or the edalab server)")
+    prog.set_defaults(func=_progress)
     return parser
 
 

@@ -1,0 +1,109 @@
+"""Workshop tools: reset, progress, student copies."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edalab import EventConsumer, ProcessedIds, connect, fresh_stream
+from edalab.cli import main as cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def own_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A server of this test's own (reset must not touch the session server's streams)."""
+    from edalab import NatsServer
+
+    monkeypatch.delenv("NATS_URL", raising=False)
+    monkeypatch.setenv("EDALAB_STATE_DIR", str(tmp_path / "state"))
+    with NatsServer() as srv:
+        yield srv
+
+
+async def test_reset_deletes_only_what_the_course_created(own_server, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Course streams and buckets go; a stream of the user's own stays."""
+    nc = await connect(own_server.url)
+    js = nc.jetstream()
+    await fresh_stream(js, "ORDERS", ["order.>"])
+    await EventConsumer.create(js, "ORDERS", "billing")
+    await ProcessedIds.open(js, "processed-ids")
+    await fresh_stream(js, "MY_OWN", ["mine.>"])
+    assert await asyncio_cli(["reset", "--url", own_server.url]) == 1  # no tty, no --yes
+    assert await asyncio_cli(["reset", "--yes", "--url", own_server.url]) == 0
+    out = capsys.readouterr().out
+    assert "stream ORDERS" in out and "bucket processed-ids" in out
+    names = {s.config.name for s in await js.streams_info()}
+    assert names == {"MY_OWN"}
+    await nc.close()
+
+
+async def asyncio_cli(argv: list[str]) -> int:
+    """The CLI runs its own event loop: call it from a thread."""
+    import asyncio
+
+    return await asyncio.to_thread(cli, argv)
+
+
+async def test_progress_prints_a_table_of_exercises(own_server, capsys) -> None:  # type: ignore[no-untyped-def]
+    """progress shows each exercise; one solved on the server shows as pass."""
+    nc = await connect(own_server.url)
+    js = nc.jetstream()
+    await fresh_stream(js, "USERS", ["user.>"])
+    await EventConsumer.create(
+        js, "USERS", "profile-watch", filter_subjects=["user.*.updated", "user.deleted"]
+    )
+    await nc.close()
+    assert await asyncio_cli(["progress", "--url", own_server.url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["exercise", "notebook", "state", "detail"]
+    states = {line.split()[0]: line.split()[2] for line in lines[2:]}
+    assert states["06"] == "pass"
+    assert states["02"] == "not"  # "not yet"
+    assert states["09"] == "skipped"
+
+
+def test_reset_without_a_server_says_so(monkeypatch, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """No --url, no NATS_URL, no edalab server: a clear error, nothing started."""
+    monkeypatch.delenv("NATS_URL", raising=False)
+    monkeypatch.setenv("EDALAB_STATE_DIR", str(tmp_path))
+    assert cli(["reset", "--yes"]) == 2
+    assert "no server to work on" in capsys.readouterr().err
+
+
+def test_student_copies_drop_solutions_and_clear_exercise_outputs(tmp_path: Path) -> None:
+    """Every notebook is copied; no solution cell survives; exercise checks have no output."""
+    subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "make_student.py"), str(tmp_path)], check=True
+    )
+    originals = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert sorted(p.name for p in tmp_path.glob("*.ipynb")) == [p.name for p in originals]
+    for path in tmp_path.glob("*.ipynb"):
+        nb = json.loads(path.read_text())
+        assert not any("solution" in c["metadata"].get("tags", []) for c in nb["cells"])
+        for cell in nb["cells"]:
+            if "check(" in "".join(cell["source"]):
+                assert cell["outputs"] == [] and cell["execution_count"] is None
+    original = json.loads((ROOT / "notebooks" / "02_publishing.ipynb").read_text())
+    assert any("solution" in c["metadata"].get("tags", []) for c in original["cells"])
+
+
+def test_binder_start_hook_starts_the_server_then_runs_the_command(tmp_path: Path) -> None:
+    """binder/start launches an edalab server and then execs the given command."""
+    import os
+
+    env = {**os.environ, "EDALAB_STATE_DIR": str(tmp_path), "HOME": str(tmp_path)}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    try:
+        out = subprocess.run(
+            ["bash", str(ROOT / "binder" / "start"), "edalab", "server", "status"],
+            env=env, capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        assert "edalab server started" in out.stdout and "running:" in out.stdout
+    finally:
+        subprocess.run(["edalab", "server", "stop"], env=env, capture_output=True, check=False)
