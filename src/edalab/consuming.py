@@ -367,6 +367,7 @@ class EventConsumer:
         max_events: int | None = None,
         retry_delay: float = 1.0,
         double_ack: bool = False,
+        observer: Callable[[str, Delivery], None] | None = None,
     ) -> RunReport:
         """Call ``handler(event)`` (or ``handler(event, delivery)``) for each event.
 
@@ -378,11 +379,15 @@ class EventConsumer:
           recorded in the report; ``max_deliver`` on the consumer bounds the retries.
 
         Stops after ``max_events`` events or when none arrive for ``timeout`` seconds.
+        ``observer(outcome, delivery)``, if given, hears each ``"deliver"``, ``"ack"``,
+        ``"retry"`` and ``"term"`` (for tracing; notebook ``12_capstone`` plots them).
         """
+        note = observer or (lambda outcome, delivery: None)
         wants_delivery = len(inspect.signature(handler).parameters) >= 2
         report = RunReport()
         async for delivery in self.events(batch=batch, timeout=timeout, max_events=max_events):
             report.handled += 1
+            note("deliver", delivery)
             where = f"{delivery.event.type} seq {delivery.seq}"
             try:
                 if wants_delivery:
@@ -390,18 +395,22 @@ class EventConsumer:
                 else:
                     await handler(delivery.event)
             except TransientError as err:
+                note("retry", delivery)
                 report.retried += 1
                 report.errors.append(f"{where}: retry ({err.reason})")
                 await delivery.nak(err.delay if err.delay is not None else retry_delay)
             except PermanentError as err:
+                note("term", delivery)
                 report.terminated += 1
                 report.errors.append(f"{where}: terminated ({err.reason})")
                 await self._quarantine(delivery.msg, f"handler: {err.reason}")
             except Exception as err:
+                note("retry", delivery)
                 report.retried += 1
                 report.errors.append(f"{where}: {type(err).__name__}: {err}")
                 await delivery.nak(retry_delay)
             else:
                 await delivery.ack(sync=double_ack)
+                note("ack", delivery)
                 report.acked += 1
         return report

@@ -1,0 +1,1 @@
+"""Examples built from edalab's pieces (notebook 12 uses ``shop``)."""

@@ -1,0 +1,333 @@
+"""A small shop built only from events (notebook ``12_capstone``).
+
+Five services talk exclusively through the ``SHOP`` stream (``shop.>``):
+
+- **users** publishes ``shop.user.registered``;
+- **orders** publishes ``shop.order.placed`` and marks orders paid on ``shop.payment.captured``;
+- **payments** charges each placed order and publishes ``shop.payment.captured``;
+- **email** writes one e-mail per registration and per payment (idempotently);
+- **analytics** keeps a read model (revenue and orders per user), rebuildable by replay.
+
+``order.placed`` has two versions; payments reads both through a
+:class:`~edalab.versioning.SchemaRegistry`. Payments has a bug (``payments_bug``):
+an order of zero cents makes it divide by zero, so that event goes to dead letters
+until the bug is fixed and the letter replayed. Every publish, delivery, ack, retry
+and termination is recorded in a :class:`Trace` that can be drawn as a timeline::
+
+    shop = Shop(js)
+    await shop.setup()
+    await shop.start()
+    await shop.register_user("u1", "ann@example.com")
+    await shop.place_order("o1", "u1", 1250)
+    await shop.settle()
+    shop.analytics.revenue       # {'u1': 1250}
+    await shop.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nats.js.client import JetStreamContext
+from pydantic import BaseModel
+
+from edalab.consuming import Delivery, EventConsumer
+from edalab.deadletters import DeadLetters
+from edalab.events import Event
+from edalab.idempotency import ProcessedIds
+from edalab.publishing import publish_event
+from edalab.server import wait_for
+from edalab.streams import fresh_stream
+from edalab.versioning import SchemaRegistry
+
+__all__ = ["Analytics", "OrderPlacedV1", "OrderPlacedV2", "Shop", "Trace", "TraceEntry"]
+
+STREAM = "SHOP"
+SERVICES = ["users", "orders", "payments", "email", "analytics"]
+
+
+class UserRegistered(BaseModel):
+    user_id: str
+    email: str
+
+
+class OrderPlacedV1(BaseModel):
+    order_id: str
+    user_id: str
+    total_cents: int
+
+
+class OrderPlacedV2(BaseModel):
+    order_id: str
+    user_id: str
+    total_cents: int
+    currency: str
+
+
+class PaymentCaptured(BaseModel):
+    order_id: str
+    user_id: str
+    amount_cents: int
+    currency: str
+    fee_cents: int
+
+
+@dataclass(frozen=True)
+class TraceEntry:
+    """One thing that happened: when, in which service, what, to which event."""
+
+    t: float
+    service: str
+    kind: str  # publish, deliver, ack, retry, term
+    subject: str
+    event_id: str
+    delivery: int = 1
+
+
+@dataclass
+class Trace:
+    """What actually happened during a run, for tables and a timeline plot."""
+
+    entries: list[TraceEntry] = field(default_factory=list)
+    start: float = field(default_factory=time.monotonic)
+
+    def record(self, service: str, kind: str, subject: str, event_id: str, n: int = 1) -> None:
+        """Add an entry stamped with the time since the trace started."""
+        self.entries.append(
+            TraceEntry(time.monotonic() - self.start, service, kind, subject, event_id, n)
+        )
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per service, how many of each kind."""
+        out: dict[str, dict[str, int]] = {s: {} for s in SERVICES}
+        for e in self.entries:
+            out.setdefault(e.service, {})
+            out[e.service][e.kind] = out[e.service].get(e.kind, 0) + 1
+        return out
+
+    def plot(self) -> Any:
+        """A timeline: one lane per service, a marker per publish/delivery/ack/retry/term."""
+        import matplotlib.pyplot as plt
+
+        style = {
+            "publish": ("o", "tab:blue"),
+            "deliver": ("|", "tab:gray"),
+            "ack": ("s", "tab:green"),
+            "retry": ("x", "tab:orange"),
+            "term": ("X", "tab:red"),
+        }
+        fig, ax = plt.subplots(figsize=(10, 3.8))
+        lanes = {s: i for i, s in enumerate(SERVICES)}
+        for kind, (marker, color) in style.items():
+            points = [e for e in self.entries if e.kind == kind]
+            ax.scatter(
+                [e.t for e in points],
+                [lanes.get(e.service, len(lanes)) + (0.15 if kind == "ack" else 0) for e in points],
+                marker=marker,
+                color=color,
+                label=kind,
+                s=36,
+            )
+        ax.set_yticks(list(lanes.values()), list(lanes))
+        ax.set_xlabel("seconds since start")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        ax.set_title("event flow per service")
+        fig.tight_layout()
+        return fig
+
+
+@dataclass
+class Analytics:
+    """The read model: revenue (cents) and number of paid orders per user."""
+
+    revenue: dict[str, int] = field(default_factory=dict)
+    orders: dict[str, int] = field(default_factory=dict)
+
+    def apply(self, event: Event) -> None:
+        """Fold one event into the model (only payments change it)."""
+        if event.type == "shop.payment.captured":
+            pay = event.payload(PaymentCaptured)
+            self.revenue[pay.user_id] = self.revenue.get(pay.user_id, 0) + pay.amount_cents
+            self.orders[pay.user_id] = self.orders.get(pay.user_id, 0) + 1
+
+
+Handler = Callable[[Event, Delivery], Awaitable[None]]
+
+
+class Shop:
+    """The five services, their consumers and their state."""
+
+    def __init__(self, js: JetStreamContext, *, trace: Trace | None = None) -> None:
+        self.js = js
+        self.trace = trace or Trace()
+        self.payments_bug = True
+        self.registry = SchemaRegistry()
+        self.registry.register("shop.order.placed", 1, OrderPlacedV1)
+        self.users: dict[str, str] = {}
+        self.paid_orders: set[str] = set()
+        self.emails: list[str] = []
+        self.analytics = Analytics()
+        self.dead = DeadLetters(js)
+        self._consumers: dict[str, EventConsumer] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+
+    # -- setup -------------------------------------------------------------------
+    async def setup(self) -> None:
+        """A fresh SHOP stream, the dead-letter stream, the e-mail dedup bucket."""
+        await fresh_stream(self.js, STREAM, ["shop.>"])
+        await self.dead.setup()
+        await self.js.purge_stream(self.dead.stream)
+        with contextlib.suppress(Exception):
+            await self.js.delete_key_value("shop-emails")
+        self.sent = await ProcessedIds.open(self.js, "shop-emails")
+
+    def roll_out_order_v2(self) -> None:
+        """Teach payments version 2 of order.placed (before any producer sends it)."""
+        self.registry.register("shop.order.placed", 2, OrderPlacedV2)
+        self.registry.upcaster("shop.order.placed", 1)(lambda d: {**d, "currency": "EUR"})
+
+    # -- publishing (what the users and orders services expose) -------------------
+    async def _publish(self, service: str, event: Event) -> None:
+        self.trace.record(service, "publish", event.type, event.id)
+        await publish_event(self.js, event, retry_for=10)
+
+    async def register_user(self, user_id: str, email: str) -> None:
+        """The users service: someone signed up."""
+        data = UserRegistered(user_id=user_id, email=email)
+        await self._publish("users", Event.create("shop.user.registered", data, source="users"))
+
+    async def place_order(
+        self, order_id: str, user_id: str, total_cents: int, *, currency: str | None = None
+    ) -> None:
+        """The orders service: an order was placed (version 2 when a currency is given)."""
+        if currency is None:
+            data: BaseModel = OrderPlacedV1(
+                order_id=order_id, user_id=user_id, total_cents=total_cents
+            )
+            version = 1
+        else:
+            data = OrderPlacedV2(
+                order_id=order_id, user_id=user_id, total_cents=total_cents, currency=currency
+            )
+            version = 2
+        event = Event.create("shop.order.placed", data, version=version, source="orders")
+        await self._publish("orders", event)
+
+    # -- the services' handlers -----------------------------------------------------
+    async def _payments(self, event: Event, delivery: Delivery) -> None:
+        order = self.registry.parse(event)
+        assert isinstance(order, OrderPlacedV1 | OrderPlacedV2)
+        currency = getattr(order, "currency", "EUR")
+        if self.payments_bug:
+            fee = 1000 // order.total_cents  # the bug: a free order divides by zero
+        else:
+            fee = 1000 // order.total_cents if order.total_cents else 0
+        paid = PaymentCaptured(
+            order_id=order.order_id,
+            user_id=order.user_id,
+            amount_cents=order.total_cents,
+            currency=currency,
+            fee_cents=fee,
+        )
+        await self._publish("payments", Event.create("shop.payment.captured", paid))
+
+    async def _orders(self, event: Event, delivery: Delivery) -> None:
+        self.paid_orders.add(event.payload(PaymentCaptured).order_id)
+
+    async def _email(self, event: Event, delivery: Delivery) -> None:
+        async def send() -> None:
+            if event.type == "shop.user.registered":
+                user = event.payload(UserRegistered)
+                self.users[user.user_id] = user.email
+                self.emails.append(f"to {user.email}: welcome")
+            else:
+                pay = event.payload(PaymentCaptured)
+                to = self.users.get(pay.user_id, pay.user_id)
+                self.emails.append(f"to {to}: paid {pay.amount_cents} {pay.currency}")
+
+        await self.sent.once(event.id, send)
+
+    async def _analytics(self, event: Event, delivery: Delivery) -> None:
+        self.analytics.apply(event)
+
+    def _services(self) -> dict[str, tuple[list[str], Handler]]:
+        return {
+            "payments": (["shop.order.placed"], self._payments),
+            "orders": (["shop.payment.captured"], self._orders),
+            "email": (["shop.user.registered", "shop.payment.captured"], self._email),
+            "analytics": (["shop.>"], self._analytics),
+        }
+
+    # -- running -------------------------------------------------------------------
+    async def start(self) -> None:
+        """Create each service's durable consumer and run it as an asyncio task."""
+        self._stopping.clear()
+        for name, (filters, handler) in self._services().items():
+            consumer = await EventConsumer.create(
+                self.js,
+                STREAM,
+                f"shop-{name}",
+                filter_subjects=filters,
+                max_deliver=3,
+                ack_wait=5,
+                # payments reads order.placed through the registry: old versions are
+                # upcast, unknown ones quarantined with the reason.
+                registry=self.registry if name == "payments" else None,
+            )
+            self._consumers[name] = consumer
+            self._tasks.append(asyncio.create_task(self._loop(name, consumer, handler)))
+
+    async def _loop(self, name: str, consumer: EventConsumer, handler: Handler) -> None:
+        def observe(kind: str, delivery: Delivery) -> None:
+            self.trace.record(
+                name, kind, delivery.subject, delivery.event.id, delivery.num_delivered
+            )
+
+        while not self._stopping.is_set():
+            await consumer.run(
+                handler,
+                batch=20,
+                timeout=0.2,
+                retry_delay=0.05,
+                double_ack=True,
+                observer=observe,
+            )
+
+    async def settle(self, timeout: float = 20.0) -> None:
+        """Wait until every service has handled (or given up on) everything published."""
+
+        async def quiet() -> bool:
+            for consumer in self._consumers.values():
+                info = await consumer.info()
+                if info.num_pending or info.num_ack_pending:
+                    return False
+            return True
+
+        await wait_for(quiet, timeout=timeout, what="every shop service to catch up")
+
+    async def stop(self) -> None:
+        """Stop the service tasks (their durable consumers stay on the server)."""
+        self._stopping.set()
+        await asyncio.gather(*self._tasks)
+        self._tasks.clear()
+        for consumer in self._consumers.values():
+            await consumer.close()
+
+    async def rebuild_analytics(self) -> Analytics:
+        """A new read model, rebuilt by replaying the whole stream from the start."""
+        model = Analytics()
+        replay = await EventConsumer.create(
+            self.js, STREAM, "shop-analytics-rebuild", recreate=True, filter_subject="shop.>"
+        )
+        async for delivery in replay.events(batch=100, timeout=0.5):
+            model.apply(delivery.event)
+            await delivery.ack()
+        await replay.close()
+        await self.js.delete_consumer(STREAM, "shop-analytics-rebuild")
+        return model
