@@ -144,7 +144,7 @@ async def test_unknown_exercise_is_an_error(js) -> None:  # type: ignore[no-unty
     """A typo in the exercise key is reported with the known keys."""
     with pytest.raises(ValueError, match="known: 02"):
         await check("99", js)
-    assert list(EXERCISES) == ["02", "03", "04", "05", "06", "07", "08", "09", "10"]
+    assert list(EXERCISES) == ["02", "03", "04", "05", "06", "07", "08", "09", "10", "13"]
 
 
 async def test_08_dead_letters_cleared_and_fix_replayed(js) -> None:  # type: ignore[no-untyped-def]
@@ -207,3 +207,21 @@ async def test_10_r3_audit_stream(js) -> None:  # type: ignore[no-untyped-def]
         await wait_until_current(cjs, "AUDIT")
         assert (await check("10", cjs)).passed
         await nc.close()
+
+
+async def test_13_translated_subscription(js) -> None:  # type: ignore[no-untyped-def]
+    """Forgetting MaxInflight fails; the full translation, drained, passes."""
+    from edalab import Event, publish_event
+
+    await fresh_stream(js, "MIGRATION", ["events"])
+    for i in range(3):
+        await publish_event(js, Event.create("user.created", "{}", id=f"m{i}"), subject="events")
+    opts = {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": 2, "ack_wait": 10}
+    await EventConsumer.create(js, "MIGRATION", "billing", **opts)
+    assert "max_ack_pending=5" in (await check("13", js)).message
+    billing = await EventConsumer.create(
+        js, "MIGRATION", "billing", max_ack_pending=5, recreate=True, **opts
+    )
+    async for delivery in billing.events(timeout=0.3):
+        await delivery.ack(sync=True)
+    assert (await check("13", js)).passed

@@ -289,6 +289,26 @@ async def _check_10(js: JetStreamContext) -> str:
     return "AUDIT is replicated three times, current everywhere, with 200 messages"
 
 
+async def _check_13(js: JetStreamContext) -> str:
+    stream = await _stream(js, "MIGRATION")
+    info = await _settled(js, "MIGRATION", "billing")
+    cfg = info.config
+    _require(
+        cfg.deliver_policy == DeliverPolicy.BY_START_SEQUENCE and cfg.opt_start_seq == 2,
+        "StartAtSequence(2) is deliver_policy=by_start_sequence with opt_start_seq=2",
+    )
+    _require(cfg.ack_wait == 10, f"AckWait(10s) is ack_wait=10, not {cfg.ack_wait}")
+    _require(
+        cfg.max_ack_pending == 5, f"MaxInflight(5) is max_ack_pending=5, not {cfg.max_ack_pending}"
+    )
+    _require(
+        str(getattr(cfg.ack_policy, "value", cfg.ack_policy)) == "explicit", "use explicit acks"
+    )
+    _drained(info)
+    _require(_floor(info) == stream.state.last_seq, "billing has not acknowledged everything")
+    return "the STAN subscription is translated and its messages acknowledged"
+
+
 _ALL = [
     ("02", "02_publishing", "ORDERS with a 5-minute dedup window, 3 orders", _check_02),
     ("03", "03_subscribing", "durable pull consumer billing on order.placed", _check_03),
@@ -299,6 +319,7 @@ _ALL = [
     ("08", "08_reliability", "dead letters discarded or fixed and replayed", _check_08),
     ("09", "09_security", "an auditor that reads order.> only", _check_09),
     ("10", "10_clustering", "an R3 stream surviving a follower restart", _check_10),
+    ("13", "13_from_nats_streaming", "a STAN subscription translated", _check_13),
 ]
 EXERCISES: dict[str, Exercise] = {key: Exercise(key, nb, task, fn) for key, nb, task, fn in _ALL}
 

@@ -1,0 +1,195 @@
+# %% [markdown]
+# # 13 · From NATS Streaming to JetStream
+#
+# **Learning goals**
+#
+# - read the seed tutorial's two Go programs (a publisher and a subscriber on `stan`)
+#   and write their JetStream equivalents in Python;
+# - map every `stan` concept they use to JetStream;
+# - avoid the traps: default start position, `MaxInflight` scope, client ids, and
+#   `Close` versus `Unsubscribe`.
+#
+# NATS Streaming (STAN) was a separate server layered on NATS; it is end-of-life. Its
+# successor, JetStream, is built into `nats-server`.
+
+# %% [markdown]
+# ## The publisher
+#
+# The seed's publisher, reduced to its `stan` calls (our own fragment, error handling
+# elided):
+#
+# ```go
+# sc, _ := stan.Connect("my-cluster", "event-publisher", stan.NatsURL(url))
+# defer sc.Close()
+# payload, _ := json.Marshal(Event{ID: "123", Type: "user.created",
+#     Data: `{"user_id": "user123"}`, Timestamp: time.Now()})
+# _ = sc.Publish("events", payload) // blocks until the streaming server acks
+# ```
+#
+# In JetStream, storage is explicit: a stream captures the subject. The publish is a
+# request answered by a `PubAck`.
+
+# %%
+from edalab import Event, connect, ensure_server, fresh_stream, publish_event
+
+server = ensure_server()
+nc = await connect(server)  # no cluster id, no client id: just server URLs
+js = nc.jetstream()
+await fresh_stream(js, "MIGRATION", ["events"])
+event = Event.create("user.created", '{"user_id": "user123"}', id="123")
+ack = await publish_event(js, event, subject="events", data_as_string=True)
+ack.stream, ack.seq
+
+# %% [markdown]
+# ## The subscriber
+#
+# ```go
+# sc, _ := stan.Connect("my-cluster", "event-subscriber", stan.NatsURL(url))
+# sub, _ := sc.Subscribe("events", func(m *stan.Msg) {
+#     var e Event
+#     if err := json.Unmarshal(m.Data, &e); err != nil { return }  // dropped!
+#     fmt.Printf("received: %+v\n", e)
+# }, stan.DurableName("reader"), stan.SetManualAckMode(), stan.AckWait(30*time.Second))
+# // ... m.Ack() after handling
+# ```
+#
+# The JetStream equivalent is a durable consumer (position kept on the server) that a
+# client pulls from. Note the seed's `return` on a decode error: the message is silently
+# lost. `EventConsumer` quarantines it with the reason instead.
+
+# %%
+from edalab import EventConsumer
+
+reader = await EventConsumer.create(js, "MIGRATION", "reader", ack_wait=30)
+async for delivery in reader.events(timeout=0.5):
+    print("received:", delivery.event.type, delivery.event.payload())
+    await delivery.ack()
+
+# %% [markdown]
+# ## The map
+#
+# | `stan` (Go) | JetStream (Python, nats-py / edalab) | note |
+# |---|---|---|
+# | cluster id (`stan.Connect("my-cluster", ...)`) | none; a list of server URLs | the servers form the cluster |
+# | client id (`"event-subscriber"`) | none; consumer names identify state | see the trap below |
+# | `sc.Publish(subj, data)` | `await js.publish(...)` / `publish_event` | answered by a `PubAck` |
+# | `sc.PublishAsync(subj, data, ackHandler)` | `js.publish_async` / `publish_events` | a window of acks in flight |
+# | channel (stored automatically) | a stream capturing subjects | storage is explicit |
+# | `sc.Subscribe(subj, cb)` | a consumer + `pull_subscribe` / `EventConsumer` | |
+# | `stan.DurableName("x")` | a durable consumer named `x` | survives disconnects and restarts |
+# | `stan.SetManualAckMode()` | `ack_policy=explicit` (the default) | |
+# | `stan.AckWait(d)` | `ack_wait=d` | plus `nak`, `in_progress`, `term` |
+# | `stan.MaxInflight(n)` | `max_ack_pending=n` | per consumer, not per subscriber |
+# | `stan.DeliverAllAvailable()` | `deliver_policy=all` | JetStream's default |
+# | `stan.StartWithLastReceived()` | `deliver_policy=last` | |
+# | (no option: new only) | `deliver_policy=new` | STAN's default |
+# | `stan.StartAtSequence(n)` | `deliver_policy=by_start_sequence`, `opt_start_seq=n` | |
+# | `stan.StartAtTime(t)` / `StartAtTimeDelta(d)` | `deliver_policy=by_start_time`, `opt_start_time=t` | |
+# | `sub.Close()` | `await sub.unsubscribe()` | the durable stays |
+# | `sub.Unsubscribe()` (durable) | `await js.delete_consumer(stream, name)` | the position is gone |
+# | `sc.QueueSubscribe(subj, group, cb)` | several clients pulling one durable | |
+#
+# ## Trap 1: the default start position
+#
+# A STAN subscription without a start option received only *new* messages. A JetStream
+# consumer without a deliver policy replays the *whole* stream:
+
+# %%
+from nats.js.api import DeliverPolicy
+
+everything = await EventConsumer.create(js, "MIGRATION", "no-option")
+only_new = await EventConsumer.create(
+    js, "MIGRATION", "like-stan", deliver_policy=DeliverPolicy.NEW
+)
+(
+    [d.seq async for d in everything.events(timeout=0.3)],
+    [d.seq async for d in only_new.events(timeout=0.3)],
+)
+
+# %% [markdown]
+# ## Trap 2: `MaxInflight` was per subscriber; `max_ack_pending` is per consumer
+#
+# Two workers share one durable with `max_ack_pending=2`. Between them they may hold
+# two unacknowledged messages, not two each:
+
+# %%
+await publish_event(js, Event.create("user.created", "{}", id="124"), subject="events")
+await publish_event(js, Event.create("user.created", "{}", id="125"), subject="events")
+worker_a = await EventConsumer.create(js, "MIGRATION", "shared", max_ack_pending=2)
+worker_b = await EventConsumer.create(js, "MIGRATION", "shared", max_ack_pending=2)
+held_by_a = await worker_a.fetch(2)
+held_by_b = await worker_b.fetch(1, timeout=0.5)
+len(held_by_a), len(held_by_b)
+
+# %%
+await held_by_a[0].ack(sync=True)
+len(await worker_b.fetch(1, timeout=2))
+
+# %% [markdown]
+# ## Trap 3: client ids versus consumer names
+#
+# STAN refused a second connection with the same client id, and a durable belonged to
+# one client id. In JetStream a connection has no identity of that kind; the durable
+# consumer *is* the identity, and any number of connections may bind to it (that is how
+# workers share the load, as above). Two processes that were kept apart by their client
+# ids must now use different consumer names.
+#
+# ## Trap 4: `Close` versus `Unsubscribe`
+#
+# In STAN, `Unsubscribe()` on a durable subscription deleted its position, while
+# `Close()` kept it. In JetStream, unsubscribing a client never deletes a durable;
+# deleting the consumer is an explicit call:
+
+# %%
+await reader.close()  # like STAN's Close(): the position stays
+(await js.consumer_info("MIGRATION", "reader")).ack_floor.stream_seq
+
+# %%
+import nats.js.errors
+
+await js.delete_consumer("MIGRATION", "reader")  # like STAN's Unsubscribe(): gone
+try:
+    await js.consumer_info("MIGRATION", "reader")
+except nats.js.errors.NotFoundError:
+    print("the durable 'reader' no longer exists")
+
+# %% [markdown]
+# ## Recap
+#
+# - Cluster and client ids disappear; server URLs and consumer names replace them.
+# - Channels become streams (explicit), subscriptions become consumers (server-side state).
+# - Start options map to deliver policies; mind that the default changed from new to all.
+# - `max_ack_pending` bounds a whole consumer; `unsubscribe` keeps a durable, deleting it
+#   is explicit.
+#
+# ## Exercise
+#
+# Translate this subscription to JetStream on the `MIGRATION` stream:
+#
+# ```go
+# sc.Subscribe("events", handle, stan.DurableName("billing"), stan.StartAtSequence(2),
+#     stan.SetManualAckMode(), stan.AckWait(10*time.Second), stan.MaxInflight(5))
+# ```
+#
+# Then process everything it delivers, acknowledging each message, and check:
+
+# %% tags=["solution"]
+billing = await EventConsumer.create(
+    js,
+    "MIGRATION",
+    "billing",
+    deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+    opt_start_seq=2,
+    ack_wait=10,
+    max_ack_pending=5,
+)
+async for delivery in billing.events(timeout=0.5):
+    await delivery.ack(sync=True)
+
+# %%
+from edalab.exercises import check
+
+await check("13", js)
+
+# %%
+await nc.close()
