@@ -129,3 +129,16 @@ async def test_invalid_consumer_config_is_a_consumer_error(js, stream_name, toke
     await ensure_stream(js, stream_name, [f"{token}.>"])
     with pytest.raises(ConsumerError, match="filter subject"):
         await ensure_consumer(js, stream_name, "lps", deliver_policy=DeliverPolicy.LAST_PER_SUBJECT)
+
+
+async def test_builtin_timeout_from_fetch_ends_iteration_quietly(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+    """nats-py's fetch sometimes raises the builtin TimeoutError; the loop treats it as idle."""
+    await ensure_stream(js, stream_name, [f"{token}.>"])
+    consumer = await EventConsumer.create(js, stream_name, "idle")
+
+    async def builtin_timeout(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise TimeoutError
+
+    consumer.sub.fetch = builtin_timeout  # type: ignore[method-assign]
+    assert [d async for d in consumer.events(timeout=0.1)] == []
+    assert await consumer.fetch(5, timeout=0.1) == []

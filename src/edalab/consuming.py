@@ -325,7 +325,7 @@ class EventConsumer:
         """
         try:
             msgs = await self.sub.fetch(batch, timeout=timeout)
-        except nats.errors.TimeoutError:
+        except TimeoutError:  # nats-py raises its own subclass, and sometimes the builtin
             return []
         out = []
         for msg in msgs:
@@ -348,7 +348,7 @@ class EventConsumer:
             want = batch if max_events is None else min(batch, max_events - seen)
             try:
                 msgs = await self.sub.fetch(want, timeout=timeout)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py raises its own subclass, and sometimes the builtin
                 return
             for msg in msgs:
                 delivery = self._decode(msg)

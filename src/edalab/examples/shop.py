@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import nats.errors
 from nats.js.client import JetStreamContext
 from pydantic import BaseModel
 
@@ -290,14 +291,18 @@ class Shop:
             )
 
         while not self._stopping.is_set():
-            await consumer.run(
-                handler,
-                batch=20,
-                timeout=0.2,
-                retry_delay=0.05,
-                double_ack=True,
-                observer=observe,
-            )
+            try:
+                await consumer.run(
+                    handler,
+                    batch=20,
+                    timeout=0.2,
+                    retry_delay=0.05,
+                    double_ack=True,
+                    observer=observe,
+                )
+            except (nats.errors.Error, TimeoutError) as err:
+                # A service must outlive a connection hiccup: note it and pull again.
+                self.trace.record(name, "error", type(err).__name__, "")
 
     async def settle(self, timeout: float = 20.0) -> None:
         """Wait until every service has handled (or given up on) everything published."""
