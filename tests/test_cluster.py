@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from edalab import Event, connect, ensure_stream, publish_events
+from edalab import connect, ensure_stream, publish_events
 from edalab.cli import main as cli
 from edalab.cluster import NatsCluster, stream_leader, wait_until_current
+from edalab.consuming import stored_event_ids
 from edalab.server import probe
 from edalab.testing import EventFactory
 
@@ -44,12 +44,7 @@ async def test_killing_the_stream_leader_loses_and_duplicates_nothing() -> None:
         new_leader = await stream_leader(js, "R3", other_than=leader)
         await asyncio.to_thread(cluster.start_node, leader)
         await wait_until_current(js, "R3", timeout=60)
-        sub = await js.pull_subscribe("r3.>", stream="R3")
-        ids: Counter[str] = Counter()
-        while sum(ids.values()) < len(events):
-            for msg in await sub.fetch(500, timeout=5):
-                ids[Event.from_msg(msg).id] += 1
-                await msg.ack()
+        ids = await stored_event_ids(js, "R3", timeout=5)
         duplicates = sum(c - 1 for c in ids.values() if c > 1)
         print(
             f"\n[cluster leader killed] published={len(events)}, acknowledged={len(acked)}, "

@@ -142,3 +142,19 @@ async def test_builtin_timeout_from_fetch_ends_iteration_quietly(js, stream_name
     consumer.sub.fetch = builtin_timeout  # type: ignore[method-assign]
     assert [d async for d in consumer.events(timeout=0.1)] == []
     assert await consumer.fetch(5, timeout=0.1) == []
+
+
+async def test_stored_event_ids_and_loss_report(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+    """Counting ids finds a duplicate and a loss, and skips what is not an event."""
+    from edalab.consuming import loss_report, stored_event_ids
+
+    await ensure_stream(js, stream_name, [f"{token}.>"])
+    make = EventFactory()
+    published = [make(f"{token}.e") for _ in range(3)]
+    await js.publish(f"{token}.e", published[0].to_json())  # no Nats-Msg-Id: stored twice
+    await js.publish(f"{token}.e", published[1].to_json())
+    await js.publish(f"{token}.e", published[1].to_json())
+    await js.publish(f"{token}.e", b"not an event")
+    ids = await stored_event_ids(js, stream_name)
+    assert ids == {published[0].id: 1, published[1].id: 2}
+    assert loss_report(published, 3, ids).rows == [[3, 3, 2, 1, 1]]

@@ -18,7 +18,6 @@ from pydantic import BaseModel
 
 from edalab import (
     DeadLetters,
-    Event,
     EventConsumer,
     NatsServer,
     PermanentError,
@@ -27,6 +26,7 @@ from edalab import (
     ensure_stream,
     publish_events,
 )
+from edalab.consuming import stored_event_ids
 from edalab.testing import EventFactory
 
 pytestmark = pytest.mark.slow
@@ -43,19 +43,6 @@ async def _dead_letters(js) -> DeadLetters:  # type: ignore[no-untyped-def]
 def report(name: str, **figures: int) -> None:
     """Print a test's figures on one line."""
     print(f"\n[{name}] " + ", ".join(f"{k}={v}" for k, v in figures.items()))
-
-
-async def stored_ids(js, stream: str) -> Counter[str]:  # type: ignore[no-untyped-def]
-    """Count each event id in a stream (an ordered read of every message)."""
-    info = await js.stream_info(stream)
-    sub = await js.pull_subscribe(">", stream=stream)
-    ids: Counter[str] = Counter()
-    while sum(ids.values()) < info.state.messages:
-        for msg in await sub.fetch(500, timeout=5):
-            ids[Event.from_msg(msg).id] += 1
-            await msg.ack()
-    await sub.unsubscribe()
-    return ids
 
 
 async def test_kill_9_while_publishing_loses_and_duplicates_nothing(tmp_path: Path) -> None:
@@ -84,7 +71,7 @@ async def test_kill_9_while_publishing_loses_and_duplicates_nothing(tmp_path: Pa
         killed_at = len(acked)
         await asyncio.to_thread(srv.start)  # same port, same store
         await asyncio.wait_for(task, 120)
-        ids = await stored_ids(js, "FAULT")
+        ids = await stored_event_ids(js, "FAULT")
         duplicates = sum(c - 1 for c in ids.values() if c > 1)
         report(
             "kill -9 publisher",
@@ -259,7 +246,7 @@ async def test_publish_async_across_a_server_restart_loses_nothing(tmp_path: Pat
         await asyncio.wait_for(started.wait(), 30)
         await asyncio.to_thread(srv.restart)
         acked = await asyncio.wait_for(task, 120)
-        ids = await stored_ids(js, "RESTART")
+        ids = await stored_event_ids(js, "RESTART")
         duplicates = sum(c - 1 for c in ids.values() if c > 1)
         report(
             "restart during publish_events",

@@ -21,19 +21,18 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import nats.errors
 from nats.js.client import JetStreamContext
 
 from edalab.errors import ServerStartError
-from edalab.server import NatsServer, _free_port, wait_for
+from edalab.server import Lifecycle, NatsServer, _free_port, wait_for
 
 __all__ = ["NatsCluster", "stream_leader", "wait_until_current"]
 
 
-class NatsCluster:
+class NatsCluster(Lifecycle):
     """``nodes`` nats-servers named n1, n2, ... forming one JetStream cluster."""
 
     def __init__(
@@ -121,14 +120,6 @@ class NatsCluster:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # -- what clients and lessons need ------------------------------------------
     @property

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -47,7 +48,7 @@ from edalab.errors import (
     TransientError,
 )
 from edalab.events import Event, stream_sequence
-from edalab.streams import plain
+from edalab.streams import Table, plain
 
 if TYPE_CHECKING:
     from edalab.versioning import SchemaRegistry
@@ -59,6 +60,8 @@ __all__ = [
     "Quarantined",
     "RunReport",
     "ensure_consumer",
+    "loss_report",
+    "stored_event_ids",
     "term_with_reason",
 ]
 
@@ -414,3 +417,37 @@ class EventConsumer:
                 note("ack", delivery)
                 report.acked += 1
         return report
+
+
+async def stored_event_ids(
+    js: JetStreamContext, stream: str, *, timeout: float = 2.0
+) -> Counter[str]:
+    """How many times each event id is stored in ``stream`` (read start to end, then forget).
+
+    For checking a run after faults: an id counted twice is a duplicate, a missing id a
+    loss. Undecodable messages are not counted (and not terminated).
+    """
+    total = (await js.stream_info(stream)).state.messages
+    sub = await js.pull_subscribe(">", stream=stream)
+    ids: Counter[str] = Counter()
+    seen = 0
+    try:
+        while seen < total:
+            for msg in await sub.fetch(min(500, total - seen), timeout=timeout):
+                seen += 1
+                with contextlib.suppress(EventError):
+                    ids[Event.from_msg(msg).id] += 1
+                await msg.ack()
+    finally:
+        await sub.unsubscribe()
+    return ids
+
+
+def loss_report(published: Sequence[Event], acknowledged: int, stored: Counter[str]) -> Table:
+    """Published, acknowledged, stored, duplicates, missing: one row, for a lesson or a test."""
+    missing = len({e.id for e in published} - set(stored))
+    duplicates = sum(c - 1 for c in stored.values())
+    return Table(
+        ["published", "acknowledged", "stored", "duplicates", "missing"],
+        [[len(published), acknowledged, len(stored), duplicates, missing]],
+    )

@@ -125,8 +125,26 @@ def probe(url: str, timeout: float = 1.0) -> str | None:
     return None
 
 
+class Lifecycle:
+    """``with obj:`` calls ``start()`` and, on the way out, ``stop()``."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
 @dataclass
-class NatsServer:
+class NatsServer(Lifecycle):
     """A ``nats-server`` process with JetStream on loopback.
 
     ``port=0`` picks a free port (the server chooses it itself; no race). With
@@ -334,15 +352,7 @@ class NatsServer:
             self._terminate(timeout=5)
         return self.start()
 
-    # -- context managers --------------------------------------------------------
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
+    # -- async context manager (the plain one comes from Lifecycle) --------------
     async def __aenter__(self) -> Self:
         return await asyncio.to_thread(self.start)
 

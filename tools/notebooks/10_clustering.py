@@ -113,30 +113,12 @@ info = await js.stream_info("ORDERS")
 # %% [markdown]
 # ## Nothing lost, nothing duplicated
 #
-# Read the stream back and count each order id:
+# Read the stream back and count each order id (as in notebook 08):
 
 # %%
-from collections import Counter
+from edalab.consuming import loss_report, stored_event_ids
 
-from edalab import EventConsumer, Table
-
-reader = await EventConsumer.create(js, "ORDERS", "audit")
-seen = Counter()
-async for delivery in reader.events(batch=500, timeout=1):
-    seen[delivery.event.id] += 1
-    await delivery.ack()
-Table(
-    ["published", "acknowledged", "stored", "duplicates", "missing"],
-    [
-        [
-            len(orders),
-            len(acked),
-            len(seen),
-            sum(c - 1 for c in seen.values()),
-            len({o.id for o in orders} - set(seen)),
-        ]
-    ],
-)
+loss_report(orders, len(acked), await stored_event_ids(js, "ORDERS"))
 
 # %% [markdown]
 # ## Recap
