@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -88,6 +89,8 @@ async def measure(args: argparse.Namespace) -> list[Result]:
 def main(argv: list[str]) -> int:
     """Measure, print the table and the targets, write JSON and the plot."""
     args = parse(argv)
+    if args.uvloop is None:  # default: use uvloop when it is installed
+        args.uvloop = importlib.util.find_spec("uvloop") is not None
     if args.uvloop:
         import uvloop
 
@@ -133,7 +136,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--plot", help="write a PNG bar chart here")
     p.add_argument("--url", help="use this server instead of starting one")
     p.add_argument("--storage", choices=["file", "memory"], default="file")
-    p.add_argument("--uvloop", action="store_true", help="run on uvloop (must be installed)")
+    p.add_argument(
+        "--uvloop",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run on uvloop (default: when installed)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--scale", type=float, default=1.0, help="multiply every size (smoke tests)")
     return p.parse_args(argv)
