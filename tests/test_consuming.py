@@ -10,6 +10,7 @@ from nats.js.api import DeliverPolicy
 from edalab import ConsumerConfigConflict, PermanentError, TransientError
 from edalab.consuming import EventConsumer, ensure_consumer
 from edalab.publishing import publish_events
+from edalab.server import wait_for
 from edalab.streams import ensure_stream
 from edalab.testing import EventFactory
 
@@ -158,3 +159,36 @@ async def test_stored_event_ids_and_loss_report(js, stream_name, token) -> None:
     ids = await stored_event_ids(js, stream_name)
     assert ids == {published[0].id: 1, published[1].id: 2}
     assert loss_report(published, 3, ids).rows == [[3, 3, 2, 1, 1]]
+
+
+async def test_events_leave_no_pull_request_behind(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+    """After an idle stop, a new message stays pending: no old request captured it."""
+    await _stream_with_events(js, stream_name, token, n=30)
+    consumer = await EventConsumer.create(js, stream_name, "tidy")
+    got = [d async for d in consumer.events(batch=8, timeout=0.3)]
+    for d in got:
+        await d.ack(sync=True)
+    assert len(got) == 30
+    await publish_events(js, [EventFactory(prefix="late-")(f"{token}.created")])
+    info = await consumer.info()
+    assert (info.num_pending, info.num_ack_pending, info.num_waiting) == (1, 0, 0)
+
+
+async def test_events_yield_each_message_as_it_arrives(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+    """A message published during a long pull is yielded at once, not when the pull expires."""
+    await ensure_stream(js, stream_name, [f"{token}.>"])
+    consumer = await EventConsumer.create(js, stream_name, "live")
+
+    async def first() -> str:
+        async for d in consumer.events(batch=50, timeout=30, max_events=1):
+            return d.event.id
+        return ""
+
+    task = asyncio.create_task(first())
+
+    async def waiting() -> bool:
+        return (await consumer.info()).num_waiting == 1
+
+    await wait_for(waiting, timeout=5, what="the pull request to reach the server")
+    await publish_events(js, [EventFactory()(f"{token}.created")])
+    assert await asyncio.wait_for(task, 5) == "evt-0001"

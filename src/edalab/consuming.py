@@ -25,8 +25,10 @@ reason too.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
+import json
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -255,6 +257,17 @@ class RunReport:
 Handler = Callable[..., Awaitable[Any]]
 
 
+class _Quota:
+    """How many more events an iteration wants (``None``: no limit)."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def left(self) -> int | None:
+        return None if self.limit is None else self.limit - self.used
+
+
 class EventConsumer:
     """A durable pull consumer that yields decoded events.
 
@@ -344,22 +357,77 @@ class EventConsumer:
     ) -> AsyncIterator[Delivery]:
         """Yield deliveries until ``max_events`` were yielded or none came for ``timeout``.
 
-        Acknowledging is up to you (``await delivery.ack()``).
+        Acknowledging is up to you (``await delivery.ack()``). Each event is yielded as
+        soon as it arrives; behind the scenes pull requests of up to ``batch`` messages
+        are pipelined (the next one goes out when the current one is half received).
         """
-        seen = 0
-        while max_events is None or seen < max_events:
-            want = batch if max_events is None else min(batch, max_events - seen)
-            try:
-                msgs = await self.sub.fetch(want, timeout=timeout)
-            except TimeoutError:  # nats-py raises its own subclass, and sometimes the builtin
-                return
-            for msg in msgs:
-                delivery = self._decode(msg)
-                if isinstance(delivery, str):
-                    await self._quarantine(msg, delivery)
-                else:
-                    seen += 1
-                    yield delivery
+        quota = _Quota(max_events)
+        async for msg in self._pull(batch, timeout, quota):
+            delivery = self._decode(msg)
+            if isinstance(delivery, str):
+                await self._quarantine(msg, delivery)
+            else:
+                quota.used += 1
+                yield delivery
+
+    async def _pull(self, batch: int, timeout: float, quota: _Quota) -> AsyncIterator[Msg]:
+        """Messages from pipelined pull requests, each yielded as it arrives.
+
+        Every message asked for is accounted for (delivered, or returned unfulfilled by
+        the server's 408 when the request expires), so when this stops no request of ours
+        is left open on the server to capture messages nobody will read.
+        nats-py's ``fetch`` waits on each message with its own timeout task; this reads
+        the subscription's queue directly, under one deadline per wait.
+        """
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
+        nc = self.js._nc
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox, pending_msgs_limit=max(4 * batch, 1024))
+        queue = sub._pending_queue  # the subscription has no callback: messages wait here
+        subject = f"{self.js._prefix}.CONSUMER.MSG.NEXT.{self.stream}.{self.durable}"
+        expires = max(int(timeout * 1e9), 1_000_000)
+        outstanding = 0  # messages asked for and not yet accounted for
+        got_since_idle_check = 0
+        try:
+            while True:
+                wanted = quota.left()
+                if (wanted is None or wanted > 0) and outstanding <= batch // 2:
+                    size = batch if wanted is None else min(batch, wanted - outstanding)
+                    if size > 0:
+                        request = {"batch": size, "expires": expires}
+                        await nc.publish(subject, json.dumps(request).encode(), reply=inbox)
+                        outstanding += size
+                if outstanding == 0:
+                    return  # nothing more wanted, nothing in flight
+                try:
+                    # The server answers every request by its expiry: a late 408 at worst.
+                    async with asyncio.timeout(timeout + 5):
+                        msg = await queue.get()
+                except TimeoutError:
+                    raise ConsumerError(
+                        f"no answer from the server for consumer {self.durable!r} on stream "
+                        f"{self.stream!r} (connection lost?)"
+                    ) from None
+                status = msg.headers.get("Status") if msg.headers else None
+                if status is None:
+                    outstanding -= 1
+                    got_since_idle_check += 1
+                    yield msg
+                    continue
+                if status == "100":
+                    continue  # heartbeat
+                unfulfilled = msg.headers.get("Nats-Pending-Messages") if msg.headers else None
+                outstanding = max(0, outstanding - int(unfulfilled)) if unfulfilled else 0
+                if status == "409" and "deleted" in (msg.headers or {}).get("Description", ""):
+                    raise ConsumerError(f"consumer {self.durable!r} was deleted")
+                if outstanding == 0:
+                    if not got_since_idle_check:
+                        return  # a whole request expired empty: idle for `timeout`
+                    got_since_idle_check = 0
+        finally:
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
 
     async def run(
         self,
