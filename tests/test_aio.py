@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
+import subprocess
+import sys
+import textwrap
 
 from edalab.aio import run
 from edalab.connection import connect
@@ -21,20 +23,28 @@ def test_run_outside_a_loop_talks_to_the_server(nats_url: str) -> None:
 
 
 def test_run_inside_a_running_loop() -> None:
-    """A synchronous callback inside a running loop (as in a notebook) still gets a result."""
+    """A synchronous callback inside a running loop (as in a notebook) still gets a result.
 
-    async def double(x: int) -> int:
-        await asyncio.sleep(0)
-        return 2 * x
+    Run in a child process: nest_asyncio patches asyncio for the whole process, which
+    is what a notebook kernel accepts but a test session should not.
+    """
+    code = textwrap.dedent(
+        """
+        import asyncio
+        from edalab.aio import run
 
-    def sync_callback() -> int:
-        return run(double(21))
+        async def double(x):
+            await asyncio.sleep(0)
+            return 2 * x
 
-    async def cell() -> int:
-        return sync_callback()
+        def sync_callback():
+            return run(double(21))
 
-    loop = asyncio.new_event_loop()
-    try:
-        assert loop.run_until_complete(cell()) == 42
-    finally:
-        loop.close()
+        async def cell():
+            return sync_callback()
+
+        print(asyncio.run(cell()))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "42"
