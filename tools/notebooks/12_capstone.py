@@ -45,12 +45,15 @@ await shop.start()
 await shop.register_user("u1", "ann@example.com")
 await shop.register_user("u2", "bo@example.com")
 await shop.place_order("o1", "u1", 1250)
+await shop.settle()
 await shop.place_order("o2", "u2", 0)
 await shop.settle()
 sorted(shop.paid_orders)
 
 # %% [markdown]
-# `settle()` waits until every service's consumer has nothing pending or unacknowledged.
+# `settle()` waits until every service's consumer has nothing pending or unacknowledged
+# (the notebook settles between orders so that stream sequences read the same on every
+# run; the services themselves need no such pauses).
 # Order `o2` is not paid: payments failed three times (`max_deliver=3`) and gave up.
 # The server's advisory landed in the dead-letter stream:
 
