@@ -131,6 +131,19 @@ async def _windowed(js: JetStreamContext, events: list[Event]) -> int:
     return len(await publish_events(js, events, window=4096))
 
 
+async def _consume(js: JetStreamContext, durable: str, count: int) -> int:
+    """edalab's consumer: pipelined pulls of 256, every event decoded and acked."""
+    consumer = await EventConsumer.create(js, "BENCH", durable)
+    got = 0
+    async for delivery in consumer.events(batch=256, timeout=5):
+        await delivery.ack()
+        got += 1
+        if got == count:
+            break
+    await consumer.close()
+    return got
+
+
 async def run_all(
     url: str,
     *,
@@ -215,15 +228,7 @@ async def run_all(
                 return got
 
             async def ours_consume() -> int:
-                consumer = await EventConsumer.create(js, "BENCH", "ours")
-                got = 0
-                async for delivery in consumer.events(batch=256, timeout=5):
-                    await delivery.ack()
-                    got += 1
-                    if got == len(events):
-                        break
-                await consumer.close()
-                return got
+                return await _consume(js, "ours", len(events))
 
             results.append(
                 await _compare(
@@ -294,14 +299,7 @@ async def run_all(
                 return len(few)
 
             async def batch_consume() -> int:
-                consumer = await EventConsumer.create(js, "BENCH", "batch")
-                got = 0
-                async for delivery in consumer.events(batch=256, timeout=5):
-                    await delivery.ack()
-                    got += 1
-                    if got == len(many):
-                        break
-                return got
+                return await _consume(js, "batch", len(many))
 
             results.append(
                 await _compare(
