@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from edalab.server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -43,12 +44,6 @@ def _require_browser() -> str:
     pytest.skip(reason)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[str]:
     """JupyterLab on a free port, serving a copy of notebook 00 with its outputs cleared."""
@@ -59,7 +54,7 @@ def lab(tmp_path: Path) -> Iterator[str]:
     workdir = tmp_path / "notebooks"
     workdir.mkdir()
     (workdir / "00_start_here.ipynb").write_text(json.dumps(nb))
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "NATS_URL"}
     env["EDALAB_STATE_DIR"] = str(tmp_path / "state")
     proc = subprocess.Popen(

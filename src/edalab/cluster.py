@@ -27,7 +27,7 @@ import nats.errors
 from nats.js.client import JetStreamContext
 
 from edalab.errors import ServerStartError
-from edalab.server import Lifecycle, NatsServer, _free_port, wait_for
+from edalab.server import Lifecycle, NatsServer, free_port, wait_for
 
 __all__ = ["NatsCluster", "stream_leader", "wait_until_current"]
 
@@ -55,7 +55,7 @@ class NatsCluster(Lifecycle):
             self._tmp = tempfile.TemporaryDirectory(prefix="edalab-cluster-")
             base_dir = self._tmp.name
         self.base_dir = Path(base_dir)
-        self.route_ports = {f"n{i}": _free_port() for i in range(1, nodes + 1)}
+        self.route_ports = {f"n{i}": free_port() for i in range(1, nodes + 1)}
         routes = ", ".join(f'"nats-route://127.0.0.1:{p}"' for p in self.route_ports.values())
         self.servers: dict[str, NatsServer] = {}
         for node, port in self.route_ports.items():

@@ -49,6 +49,7 @@ __all__ = [
     "ServerState",
     "ensure_server",
     "find_nats_server",
+    "free_port",
     "lesson_server",
     "probe",
     "read_state",
@@ -91,7 +92,12 @@ def find_nats_server() -> Path:
     raise ServerBinaryNotFound(searched)
 
 
-def _free_port(host: str = "127.0.0.1") -> int:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free right now (for what must be known before a start, like cluster routes).
+
+    Servers pick their client ports themselves (no race); use this only where a port
+    must be named in advance.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
