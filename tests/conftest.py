@@ -12,6 +12,14 @@ from edalab.testing import js, nats_server, nats_url, nc  # noqa: F401
 _ids = itertools.count(1)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep the tests' edalab state (progress records, servers) out of the user's home."""
+    import os
+    import tempfile
+
+    os.environ.setdefault("EDALAB_STATE_DIR", tempfile.mkdtemp(prefix="edalab-test-state-"))
+
+
 @pytest.fixture
 def stream_name(request: pytest.FixtureRequest) -> str:
     """A stream name no other test uses, so tests sharing the server never collide."""

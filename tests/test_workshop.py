@@ -107,3 +107,22 @@ def test_binder_start_hook_starts_the_server_then_runs_the_command(tmp_path: Pat
         assert "edalab server started" in out.stdout and "running:" in out.stdout
     finally:
         subprocess.run(["edalab", "server", "stop"], env=env, capture_output=True, check=False)
+
+
+async def test_progress_remembers_exercises_that_passed_before(own_server, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A check that passed is recorded; when a later lesson wipes its stream, progress says so."""
+    from edalab.exercises import check, recorded_passes
+
+    nc = await connect(own_server.url)
+    js = nc.jetstream()
+    await fresh_stream(js, "USERS", ["user.>"])
+    await EventConsumer.create(
+        js, "USERS", "profile-watch", filter_subjects=["user.*.updated", "user.deleted"]
+    )
+    assert (await check("06", js)).passed
+    assert "06" in recorded_passes()
+    await fresh_stream(js, "USERS", ["user.>"])  # what notebook 07 does
+    await nc.close()
+    assert await asyncio_cli(["progress", "--url", own_server.url]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("06"))
+    assert "passed before" in row and "no consumer 'profile-watch'" in row

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import nats.js.errors
@@ -25,7 +28,7 @@ from edalab.errors import EdalabError
 from edalab.events import Event
 from edalab.subjects import matches
 
-__all__ = ["EXERCISES", "CheckResult", "Exercise", "check"]
+__all__ = ["EXERCISES", "CheckResult", "Exercise", "check", "recorded_passes"]
 
 
 @dataclass(frozen=True)
@@ -338,4 +341,32 @@ async def check(exercise: str, js: JetStreamContext, *args: Any, **kwargs: Any) 
         message = await spec.checker(js, *args, **kwargs)
     except _NotYet as hint:
         return CheckResult(exercise, False, str(hint))
+    _record_pass(exercise)
     return CheckResult(exercise, True, message)
+
+
+def _progress_file() -> Path:
+    from edalab.server import state_dir
+
+    return state_dir() / "progress.json"
+
+
+def recorded_passes() -> dict[str, str]:
+    """Exercises that passed a check on this machine, with when (ISO time, UTC).
+
+    Later notebooks recreate streams earlier exercises used, so a check that passed
+    can fail later for reasons that are not the learner's: ``edalab progress`` shows both.
+    """
+    try:
+        data = json.loads(_progress_file().read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _record_pass(exercise: str) -> None:
+    passes = recorded_passes()
+    passes.setdefault(exercise, datetime.now(UTC).isoformat(timespec="seconds"))
+    with contextlib.suppress(OSError):  # a read-only home must not fail the check itself
+        _progress_file().parent.mkdir(parents=True, exist_ok=True)
+        _progress_file().write_text(json.dumps(passes, indent=2, sort_keys=True) + "\n")

@@ -19,7 +19,7 @@ from typing import Any
 import nats.js.errors
 from nats.js.client import JetStreamContext
 
-from edalab.exercises import EXERCISES, CheckResult, check
+from edalab.exercises import EXERCISES, CheckResult, check, recorded_passes
 from edalab.streams import Table
 
 __all__ = ["COURSE_BUCKETS", "COURSE_STREAMS", "progress", "reset", "student_copy"]
@@ -69,14 +69,26 @@ async def reset(js: JetStreamContext) -> list[str]:
 
 
 async def progress(js: JetStreamContext) -> Table:
-    """Run every checker that needs only the server; a table of exercise, state, detail."""
+    """Run every checker that needs only the server; a table of exercise, state, detail.
+
+    An exercise that fails now but passed a check earlier on this machine (a later
+    notebook recreated its stream, say) shows as ``passed before``.
+    """
+    earlier = recorded_passes()
     rows = []
     for key, spec in EXERCISES.items():
         if key in NEEDS_MORE:
-            rows.append([key, spec.notebook, "skipped", NEEDS_MORE[key]])
+            state = "passed before" if key in earlier else "skipped"
+            rows.append([key, spec.notebook, state, NEEDS_MORE[key]])
             continue
         result: CheckResult = await check(key, js)
-        rows.append([key, spec.notebook, "pass" if result else "not yet", result.message])
+        if result:
+            rows.append([key, spec.notebook, "pass", result.message])
+        elif key in earlier:
+            detail = f"passed on {earlier[key]}; the server has changed since: {result.message}"
+            rows.append([key, spec.notebook, "passed before", detail])
+        else:
+            rows.append([key, spec.notebook, "not yet", result.message])
     return Table(["exercise", "notebook", "state", "detail"], rows)
 
 
