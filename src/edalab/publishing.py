@@ -151,7 +151,13 @@ async def publish_events(
     loop = asyncio.get_running_loop()
     give_up = loop.time() + retry_for
     base = dict(headers or {})
-    subjects = [_subject_of(e, subject) for e in batch]
+    checked: dict[str, str] = {}  # most batches use a few subjects: validate each once
+    subjects = []
+    for e in batch:
+        name = subject(e) if callable(subject) else (subject if subject is not None else e.type)
+        if name not in checked:
+            checked[name] = validate_subject(name)
+        subjects.append(checked[name])
     acks: list[PubAck | None] = [None] * len(batch)
     sent_at: list[float] = [0.0] * len(batch)
     prefix = nc.new_inbox()
@@ -185,7 +191,16 @@ async def publish_events(
             raise PublishError(
                 subjects[i], f"server said: {err.get('description', err)}", event_id=batch[i].id
             )
-        acks[i] = PubAck.from_response(resp)
+        # The constructor, not PubAck.from_response: that one walks dataclass fields per call.
+        acks[i] = PubAck(
+            stream=resp["stream"],
+            seq=resp["seq"],
+            domain=resp.get("domain"),
+            duplicate=resp.get("duplicate"),
+            batch_id=resp.get("batch_id"),
+            batch_size=resp.get("batch_size"),
+            val=resp.get("val"),
+        )
 
     async def settle(upto: int) -> None:
         nonlocal oldest, in_flight
