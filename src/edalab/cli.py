@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -26,7 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from edalab.errors import EdalabError
-from edalab.server import NatsServer, ServerState, probe, read_state, state_dir, stop_pid
+from edalab.server import (
+    NatsServer,
+    ServerState,
+    pid_alive,
+    probe,
+    read_state,
+    running_server,
+    state_dir,
+    stop_pid,
+)
 
 
 def _server_start(args: argparse.Namespace) -> int:
@@ -89,13 +97,11 @@ def _server_stop(args: argparse.Namespace) -> int:
 
 
 def _server_ensure(args: argparse.Namespace) -> int:
-    env_url = os.environ.get("NATS_URL")
-    if env_url and probe(env_url.split(",")[0]) is None:
-        print(f"using NATS_URL={env_url}")
+    found = running_server()
+    if found is not None and found.source == "NATS_URL":
+        print(f"using NATS_URL={found.url}")
         return 0
-    if env_url:
-        print(f"NATS_URL={env_url} is not reachable; using an edalab server instead")
-    return _server_start(args)
+    return _server_start(args)  # says "already running" when the edalab server is up
 
 
 def _server_url(args: argparse.Namespace) -> int:
@@ -115,7 +121,7 @@ def _cluster_start(args: argparse.Namespace) -> int:
     from edalab.cluster import NatsCluster
 
     recorded = _read_cluster()
-    if recorded and all(_alive(n["pid"]) for n in recorded.values()):
+    if recorded and all(pid_alive(n["pid"]) for n in recorded.values()):
         print("edalab cluster already running: " + ",".join(n["url"] for n in recorded.values()))
         return 0
     base = state_dir() / "cluster"
@@ -139,16 +145,6 @@ def _read_cluster() -> dict[str, dict[str, Any]] | None:
     return data
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _cluster_status(args: argparse.Namespace) -> int:
     nodes = _read_cluster()
     if not nodes:
@@ -156,7 +152,7 @@ def _cluster_status(args: argparse.Namespace) -> int:
         return 1
     ok = True
     for node, info in nodes.items():
-        alive = _alive(info["pid"]) and probe(info["url"]) is None
+        alive = pid_alive(info["pid"]) and probe(info["url"]) is None
         ok = ok and alive
         state = "running" if alive else "GONE"
         print(f"{node}: {state:7} {info['url']} (pid {info['pid']})")
@@ -181,12 +177,9 @@ def _course_url(args: argparse.Namespace) -> str:
     """--url, else a reachable NATS_URL, else the recorded edalab server: never a new one."""
     if args.url:
         return str(args.url)
-    env_url = os.environ.get("NATS_URL")
-    if env_url and probe(env_url.split(",")[0]) is None:
-        return env_url
-    state = read_state()
-    if state is not None and state.alive():
-        return state.url
+    found = running_server()
+    if found is not None:
+        return found.url
     raise EdalabError(
         "no server to work on: pass --url, set NATS_URL, or start one with `edalab server start`"
     )

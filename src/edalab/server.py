@@ -51,8 +51,10 @@ __all__ = [
     "find_nats_server",
     "free_port",
     "lesson_server",
+    "pid_alive",
     "probe",
     "read_state",
+    "running_server",
     "state_dir",
     "stop_pid",
     "wait_for",
@@ -403,13 +405,18 @@ class ServerState:
 
     def alive(self) -> bool:
         """Whether the recorded process exists and answers at its URL."""
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
-        return probe(self.url) is None
+        return pid_alive(self.pid) and probe(self.url) is None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (ours or not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, it just is not ours to signal
+    return True
 
 
 def read_state() -> ServerState | None:
@@ -440,6 +447,24 @@ class ServerHandle:
 _embedded: NatsServer | None = None
 
 
+def running_server(*, quiet: bool = False) -> ServerHandle | None:
+    """A server that is already there: a reachable ``$NATS_URL``, else a live ``edalab server``.
+
+    Never starts one. An unreachable ``NATS_URL`` is reported on stderr unless ``quiet``.
+    """
+    env_url = os.environ.get("NATS_URL")
+    if env_url:
+        why = probe(env_url.split(",")[0])
+        if why is None:
+            return ServerHandle(env_url, "NATS_URL")
+        if not quiet:
+            print(f"NATS_URL={env_url} is not reachable ({why}); falling back", file=sys.stderr)
+    state = read_state()
+    if state is not None and state.alive():
+        return ServerHandle(state.url, "edalab server")
+    return None
+
+
 def ensure_server(*, quiet: bool = False) -> ServerHandle:
     """Find a usable server, starting one if needed, and say which.
 
@@ -452,16 +477,9 @@ def ensure_server(*, quiet: bool = False) -> ServerHandle:
         True
     """
     global _embedded
-    env_url = os.environ.get("NATS_URL")
-    if env_url:
-        why = probe(env_url.split(",")[0])
-        if why is None:
-            return ServerHandle(env_url, "NATS_URL")
-        if not quiet:
-            print(f"NATS_URL={env_url} is not reachable ({why}); falling back", file=sys.stderr)
-    state = read_state()
-    if state is not None and state.alive():
-        return ServerHandle(state.url, "edalab server")
+    found = running_server(quiet=quiet)
+    if found is not None:
+        return found
     if _embedded is None or not _embedded.running:
         _embedded = NatsServer(name="edalab-embedded").start()
         atexit.register(_embedded.stop)
