@@ -35,7 +35,7 @@ from edalab.errors import EdalabError
 from edalab.events import Event
 from edalab.publishing import MSG_ID
 from edalab.server import wait_for
-from edalab.streams import StreamSetup, Table, ensure_stream
+from edalab.streams import StreamSetup, Table, ensure_stream, stream_messages
 
 __all__ = ["ADVISORY_SUBJECTS", "REPLAY_OF", "DeadLetter", "DeadLetters"]
 
@@ -107,13 +107,8 @@ class DeadLetters:
         self, *, stream: str | None = None, consumer: str | None = None
     ) -> list[DeadLetter]:
         """Every dead letter still held, oldest first, optionally for one stream or consumer."""
-        info = await self.js.stream_info(self.stream)
         out = []
-        for seq in range(info.state.first_seq, info.state.last_seq + 1):
-            try:
-                raw = await self.js.get_msg(self.stream, seq)
-            except nats.js.errors.NotFoundError:
-                continue  # discarded
+        async for seq, raw in stream_messages(self.js, self.stream):  # discarded: gaps
             letter = DeadLetter.from_advisory(seq, raw.data or b"")
             if stream is not None and letter.stream != stream:
                 continue

@@ -26,6 +26,7 @@ from nats.js.client import JetStreamContext
 
 from edalab.errors import EdalabError
 from edalab.events import Event
+from edalab.streams import stream_messages
 from edalab.subjects import matches
 
 __all__ = ["EXERCISES", "CheckResult", "Exercise", "check", "recorded_passes"]
@@ -84,12 +85,7 @@ async def _consumer(js: JetStreamContext, stream: str, name: str) -> ConsumerInf
 
 async def _events(js: JetStreamContext, info: StreamInfo) -> list[Event]:
     out = []
-    name = info.config.name or ""
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        try:
-            raw = await js.get_msg(name, seq)
-        except nats.js.errors.NotFoundError:
-            continue
+    async for seq, raw in stream_messages(js, info.config.name or ""):
         try:
             out.append(Event.from_json(raw.data or b"", subject=raw.subject, sequence=seq))
         except EdalabError as err:
@@ -212,10 +208,9 @@ async def _check_07(js: JetStreamContext, registry: Any = None) -> str:
     _require(versions[-1:] == [4], f"user.created versions are {versions}; add version 4")
     compat = compare_models(registry.model("user.created", 3), registry.model("user.created", 4))
     _require(compat.compatible, f"v4 breaks v3 consumers: {'; '.join(compat.breaking)}")
-    stream = await _stream(js, "USERS")
+    await _stream(js, "USERS")
     count = 0
-    for seq in range(stream.state.first_seq, stream.state.last_seq + 1):
-        raw = await js.get_msg("USERS", seq)
+    async for seq, raw in stream_messages(js, "USERS"):
         event = Event.from_json(raw.data or b"", subject=raw.subject, sequence=seq)
         if event.type != "user.created" or event.version > 4:
             continue
@@ -239,14 +234,12 @@ async def _check_08(js: JetStreamContext) -> str:
     )
     info = await _settled(js, "PAYMENTS", "payments")
     _drained(info)
-    stream = await _stream(js, "PAYMENTS")
+    await _stream(js, "PAYMENTS")
     fixed = False
-    for seq in range(stream.state.first_seq, stream.state.last_seq + 1):
-        with contextlib.suppress(nats.js.errors.NotFoundError):
-            raw = await js.get_msg("PAYMENTS", seq)
-            if raw.headers and REPLAY_OF in raw.headers:
-                event = Event.from_json(raw.data or b"", subject=raw.subject, sequence=seq)
-                fixed = fixed or event.data == {"amount_cents": 100}
+    async for seq, raw in stream_messages(js, "PAYMENTS"):
+        if raw.headers and REPLAY_OF in raw.headers:
+            event = Event.from_json(raw.data or b"", subject=raw.subject, sequence=seq)
+            fixed = fixed or event.data == {"amount_cents": 100}
     _require(fixed, "no replayed payment with amount_cents 100 in PAYMENTS")
     return "no dead letters left, the corrected payment was replayed and processed"
 

@@ -14,13 +14,13 @@ reports it unchanged, or updates what the server allows to change, or raises
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
 
 import nats.js.errors
-from nats.js.api import ConsumerInfo, StreamConfig, StreamInfo
+from nats.js.api import ConsumerInfo, RawStreamMsg, StreamConfig, StreamInfo
 from nats.js.client import JetStreamContext
 
 from edalab.errors import StreamConfigConflict
@@ -33,6 +33,7 @@ __all__ = [
     "ensure_stream",
     "fresh_stream",
     "plain",
+    "stream_messages",
     "stream_table",
 ]
 
@@ -151,6 +152,25 @@ async def fresh_stream(
     with contextlib.suppress(nats.js.errors.NotFoundError):
         await js.delete_stream(name)
     return await ensure_stream(js, name, subjects, **config)
+
+
+async def stream_messages(
+    js: JetStreamContext, name: str
+) -> AsyncIterator[tuple[int, RawStreamMsg]]:
+    """``(sequence, message)`` for every message still in stream ``name``, in order.
+
+    Read without a consumer.
+
+    Deleted messages (gaps in the sequence) are skipped. One request per message: meant
+    for inspecting small streams (exercise checks, dead letters), not for consuming.
+    """
+    info = await js.stream_info(name)
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        try:
+            msg = await js.get_msg(name, seq)
+        except nats.js.errors.NotFoundError:
+            continue
+        yield seq, msg
 
 
 class Table:
