@@ -61,6 +61,7 @@ __all__ = [
     "EventConsumer",
     "Quarantined",
     "RunReport",
+    "consumer_filters",
     "ensure_consumer",
     "loss_report",
     "stored_event_ids",
@@ -96,7 +97,12 @@ def _norm(key: str, value: Any) -> Any:
     return value
 
 
-def _filters(config: ConsumerConfig | dict[str, Any]) -> list[str]:
+def consumer_filters(config: ConsumerConfig | dict[str, Any]) -> list[str]:
+    """A consumer's filter subjects, sorted, whether set as one or as several.
+
+    >>> consumer_filters({"filter_subject": "user.created"})
+    ['user.created']
+    """
     get = config.get if isinstance(config, dict) else lambda k: getattr(config, k, None)
     one, many = get("filter_subject"), get("filter_subjects")
     return sorted(set(many or []) | ({one} if one else set()))
@@ -112,9 +118,9 @@ def _consumer_diff(existing: ConsumerConfig, wanted: dict[str, Any]) -> dict[str
             changes[key] = (plain(old), plain(new))
     # One filter or several are one setting: compare the sets, whichever field holds them.
     if ("filter_subject" in wanted or "filter_subjects" in wanted) and (
-        _filters(existing) != _filters(wanted)
+        consumer_filters(existing) != consumer_filters(wanted)
     ):
-        changes["filters"] = (_filters(existing), _filters(wanted))
+        changes["filters"] = (consumer_filters(existing), consumer_filters(wanted))
     return changes
 
 
@@ -159,7 +165,7 @@ async def ensure_consumer(
     merged = ConsumerConfig.from_response(info.config.as_dict())
     for key in changes:
         if key == "filters":
-            new = _filters(wanted)
+            new = consumer_filters(wanted)
             merged.filter_subject = new[0] if len(new) == 1 else None
             merged.filter_subjects = new if len(new) > 1 else None
         else:

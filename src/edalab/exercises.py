@@ -11,7 +11,6 @@ Each checker is a coroutine taking the JetStream context (and, for 07, your
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import Awaitable, Callable
@@ -24,8 +23,10 @@ import nats.js.errors
 from nats.js.api import ConsumerInfo, DeliverPolicy, StreamInfo
 from nats.js.client import JetStreamContext
 
+from edalab.consuming import consumer_filters
 from edalab.errors import EdalabError
 from edalab.events import Event
+from edalab.server import wait_for
 from edalab.streams import stream_messages
 from edalab.subjects import matches
 
@@ -104,14 +105,15 @@ def _require(condition: bool, hint: str) -> None:
 
 async def _settled(js: JetStreamContext, stream: str, name: str) -> ConsumerInfo:
     """The consumer's info once its acks have landed (plain acks are asynchronous)."""
-    info = await _consumer(js, stream, name)
-    deadline = asyncio.get_running_loop().time() + 2.0
-    while (info.num_pending or info.num_ack_pending) and (
-        asyncio.get_running_loop().time() < deadline
-    ):
-        await asyncio.sleep(0.05)
-        info = await _consumer(js, stream, name)
-    return info
+    latest = [await _consumer(js, stream, name)]
+
+    async def settled() -> bool:
+        latest.append(await _consumer(js, stream, name))
+        return not (latest[-1].num_pending or latest[-1].num_ack_pending)
+
+    with contextlib.suppress(TimeoutError):  # not settled: _drained() says what is left
+        await wait_for(settled, timeout=2.0, what=f"consumer {name} to settle")
+    return latest[-1]
 
 
 def _drained(info: ConsumerInfo) -> None:
@@ -146,9 +148,7 @@ async def _check_02(js: JetStreamContext) -> str:
 
 async def _check_03(js: JetStreamContext) -> str:
     info = await _settled(js, "ORDERS", "billing")
-    filters = set(info.config.filter_subjects or []) | (
-        {info.config.filter_subject} if info.config.filter_subject else set()
-    )
+    filters = set(consumer_filters(info.config))
     _require(filters == {"order.placed"}, f"billing filters {sorted(filters)}; use order.placed")
     _require(info.config.durable_name == "billing", "billing must be a durable consumer")
     _require(_floor(info) > 0, "billing has not acknowledged any event yet")
@@ -189,9 +189,7 @@ async def _check_05(js: JetStreamContext) -> str:
 
 async def _check_06(js: JetStreamContext) -> str:
     info = await _consumer(js, "USERS", "profile-watch")
-    filters = set(info.config.filter_subjects or []) | (
-        {info.config.filter_subject} if info.config.filter_subject else set()
-    )
+    filters = set(consumer_filters(info.config))
     want = {"user.*.updated", "user.deleted"}
     _require(filters == want, f"profile-watch filters {sorted(filters)}; want {sorted(want)}")
     return "profile-watch receives exactly user.*.updated and user.deleted"
