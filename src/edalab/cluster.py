@@ -147,19 +147,41 @@ class NatsCluster(Lifecycle):
                     return str(leader)
         return None
 
+    def _ready_leader(self) -> tuple[str | None, str]:
+        """The meta leader if the cluster is ready for new streams, else why not."""
+        running = self.running_nodes()
+        seen = set()
+        for node in running:
+            with contextlib.suppress(OSError, ValueError):
+                seen.add(self.jsz(node).get("meta_cluster", {}).get("leader"))
+        if len(seen) != 1 or not next(iter(seen)):
+            return None, f"leaders seen: {seen}"
+        leader = str(seen.pop())
+        if leader not in running:
+            return None, f"leader {leader} is not running"
+        # Every running follower must be current in the leader's meta group; before that,
+        # creating a replicated stream can time out while the followers catch up.
+        try:
+            replicas = self.jsz(leader).get("meta_cluster", {}).get("replicas") or []
+        except (OSError, ValueError) as err:
+            return None, f"leader {leader} did not answer ({err})"
+        current = {r.get("name") for r in replicas if r.get("current")}
+        lagging = set(running) - {leader} - current
+        if lagging:
+            return None, f"followers not current yet: {sorted(lagging)}"
+        return leader, ""
+
     def wait_for_meta_leader(self, timeout: float | None = None) -> str:
-        """Block until a meta leader is elected and every running node knows it."""
+        """Block until a meta leader is elected, known to every running node, and every
+        follower is current (the cluster then takes new replicated streams at once)."""
         limit = self.start_timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         while True:
-            seen = set()
-            for node in self.running_nodes():
-                with contextlib.suppress(OSError, ValueError):
-                    seen.add(self.jsz(node).get("meta_cluster", {}).get("leader"))
-            if len(seen) == 1 and None not in seen and "" not in seen:
-                return str(seen.pop())
+            leader, why = self._ready_leader()
+            if leader is not None:
+                return leader
             if time.monotonic() > deadline:
-                raise ServerStartError(f"no JetStream meta leader after {limit:g}s (saw {seen})")
+                raise ServerStartError(f"JetStream cluster not ready after {limit:g}s ({why})")
             # An election cannot be awaited from outside: ask /jsz again shortly (bounded).
             threading.Event().wait(0.05)
 
