@@ -25,7 +25,7 @@ from nats.js.api import StorageType
 from tqdm import tqdm
 
 import edalab
-from edalab.bench import Result, run_all, scenario_sizes, summary
+from edalab.course.bench import Result, run_all, scenario_sizes, summary
 from edalab.server import NatsServer
 
 TARGETS = {

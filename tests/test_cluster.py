@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from edalab import connect, ensure_stream, publish_events
-from edalab.cli import main as cli
 from edalab.cluster import NatsCluster, stream_leader, wait_until_current
 from edalab.consuming import stored_event_ids
+from edalab.course.cli import main as cli
 from edalab.server import probe
 from edalab.testing import EventFactory
 

@@ -14,7 +14,8 @@ from edalab import (
     publish_event,
     publish_events,
 )
-from edalab.exercises import EXERCISES, check
+from edalab.course.exercises import EXERCISES, check
+from edalab.course.manifest import LESSONS
 from edalab.testing import EventFactory
 
 
@@ -24,13 +25,13 @@ async def test_02_dedup_window_and_three_orders(js) -> None:  # type: ignore[no-
     orders = [make("order.placed") for _ in range(3)]
     await fresh_stream(js, "ORDERS", ["order.>"])
     await publish_events(js, orders)
-    wrong = await check("02", js)
+    wrong = await check("03", js)
     assert not wrong.passed and "duplicate window" in wrong.message
     await fresh_stream(js, "ORDERS", ["order.>"], duplicate_window=300)
     await publish_events(js, [*orders, orders[0]])
-    assert (await check("02", js)).passed
+    assert (await check("03", js)).passed
     await publish_event(js, make("order.placed"))
-    too_many = await check("02", js)
+    too_many = await check("03", js)
     assert not too_many.passed and "holds 4" in too_many.message
 
 
@@ -39,17 +40,17 @@ async def test_03_billing_consumer(js) -> None:  # type: ignore[no-untyped-def]
     make = EventFactory()
     await fresh_stream(js, "ORDERS", ["order.>"])
     await publish_events(js, [make("order.placed"), make("order.shipped"), make("order.placed")])
-    missing = await check("03", js)
+    missing = await check("05", js)
     assert not missing.passed and "no consumer 'billing'" in missing.message
     billing = await EventConsumer.create(js, "ORDERS", "billing", filter_subject="order.placed")
-    unprocessed = await check("03", js)
+    unprocessed = await check("05", js)
     assert not unprocessed.passed and "acknowledged" in unprocessed.message
 
     async def ok(event):  # type: ignore[no-untyped-def]
         return None
 
     await billing.run(ok, timeout=0.3)
-    assert (await check("03", js)).passed
+    assert (await check("05", js)).passed
 
 
 async def test_04_careful_consumer_needs_redeliveries(js) -> None:  # type: ignore[no-untyped-def]
@@ -65,7 +66,7 @@ async def test_04_careful_consumer_needs_redeliveries(js) -> None:  # type: igno
         return None
 
     await careful.run(ok, timeout=0.3, max_events=1)
-    wrong = await check("04", js)
+    wrong = await check("06", js)
     assert not wrong.passed
 
     async def flaky(event, delivery):  # type: ignore[no-untyped-def]
@@ -73,7 +74,7 @@ async def test_04_careful_consumer_needs_redeliveries(js) -> None:  # type: igno
             raise TransientError("first try", delay=0.05)
 
     await careful.run(flaky, timeout=0.5)
-    result = await check("04", js)
+    result = await check("06", js)
     assert result.passed, result.message
 
 
@@ -83,7 +84,7 @@ async def test_05_audit_from_sequence_3(js) -> None:  # type: ignore[no-untyped-
     await fresh_stream(js, "USERS", ["user.>"])
     await publish_events(js, [make("user.created") for _ in range(5)])
     await EventConsumer.create(js, "USERS", "audit")
-    wrong = await check("05", js)
+    wrong = await check("07", js)
     assert not wrong.passed and "by_start_sequence" in wrong.message
     audit = await EventConsumer.create(
         js,
@@ -98,18 +99,18 @@ async def test_05_audit_from_sequence_3(js) -> None:  # type: ignore[no-untyped-
         seqs.append(delivery.seq)
         await delivery.ack(sync=True)
     assert seqs == [3, 4, 5]
-    assert (await check("05", js)).passed
+    assert (await check("07", js)).passed
 
 
 async def test_06_two_filters(js) -> None:  # type: ignore[no-untyped-def]
     """Exactly the two filters pass; one of them alone does not."""
     await fresh_stream(js, "USERS", ["user.>"])
     await EventConsumer.create(js, "USERS", "profile-watch", filter_subject="user.deleted")
-    assert not (await check("06", js)).passed
+    assert not (await check("02", js)).passed
     await EventConsumer.create(
         js, "USERS", "profile-watch", filter_subjects=["user.*.updated", "user.deleted"]
     )
-    assert (await check("06", js)).passed
+    assert (await check("02", js)).passed
 
 
 class V3(BaseModel):
@@ -131,20 +132,20 @@ async def test_07_v4_registry(js) -> None:  # type: ignore[no-untyped-def]
     await publish_event(js, make("user.created", {"user_id": "a"}, version=3))
     registry = SchemaRegistry()
     registry.register("user.created", 3, V3)
-    assert "add version 4" in (await check("07", js, registry)).message
+    assert "add version 4" in (await check("08", js, registry)).message
     registry.register("user.created", 4, V4Breaking)
     registry.upcaster("user.created", 3)(lambda d: {**d, "country": "nl"})
-    assert "breaks" in (await check("07", js, registry)).message
+    assert "breaks" in (await check("08", js, registry)).message
     registry.register("user.created", 4, V4)
-    assert (await check("07", js, registry)).passed
-    assert not (await check("07", js)).passed
+    assert (await check("08", js, registry)).passed
+    assert not (await check("08", js)).passed
 
 
 async def test_unknown_exercise_is_an_error(js) -> None:  # type: ignore[no-untyped-def]
     """A typo in the exercise key is reported with the known keys."""
     with pytest.raises(ValueError, match="known: 02"):
         await check("99", js)
-    assert list(EXERCISES) == ["02", "03", "04", "05", "06", "07", "08", "09", "10", "13"]
+    assert list(EXERCISES) == [x.number for x in LESSONS if x.exercise]
 
 
 async def test_08_dead_letters_cleared_and_fix_replayed(js) -> None:  # type: ignore[no-untyped-def]
@@ -164,12 +165,12 @@ async def test_08_dead_letters_cleared_and_fix_replayed(js) -> None:  # type: ig
 
     await payments.run(book, timeout=0.3, double_ack=True)
     [letter] = await dead.wait_for(1)
-    assert "remain" in (await check("08", js)).message
+    assert "remain" in (await check("09", js)).message
     original = Event.from_json((await dead.original(letter)).data)
     fixed = original.model_copy(update={"data": {"amount_cents": 100}})
     await dead.replay(letter, data=fixed.to_json())
     await payments.run(book, timeout=0.3, double_ack=True)
-    assert (await check("08", js)).passed
+    assert (await check("09", js)).passed
 
 
 async def test_09_auditor_permissions(js) -> None:  # type: ignore[no-untyped-def]
@@ -178,13 +179,13 @@ async def test_09_auditor_permissions(js) -> None:  # type: ignore[no-untyped-de
 
     loose = User("auditor", password="pw", subscribe=["order.>"])
     with NatsServer(config=authorization_config([loose])) as srv:
-        result = await check("09", js, url=srv.url, user="auditor", password="pw")
+        result = await check("12", js, url=srv.url, user="auditor", password="pw")
         assert not result.passed and "may publish" in result.message
-        wrong_pw = await check("09", js, url=srv.url, user="auditor", password="nope")
+        wrong_pw = await check("12", js, url=srv.url, user="auditor", password="nope")
         assert "cannot log in" in wrong_pw.message
     strict = User("auditor", password="pw", publish=[], subscribe=["order.>"])
     with NatsServer(config=authorization_config([strict])) as srv:
-        assert (await check("09", js, url=srv.url, user="auditor", password="pw")).passed
+        assert (await check("12", js, url=srv.url, user="auditor", password="pw")).passed
 
 
 async def test_10_r3_audit_stream(js) -> None:  # type: ignore[no-untyped-def]
@@ -193,19 +194,19 @@ async def test_10_r3_audit_stream(js) -> None:  # type: ignore[no-untyped-def]
     from edalab.cluster import NatsCluster
 
     await fresh_stream(js, "AUDIT", ["audit.>"])
-    assert "1 replica" in (await check("10", js)).message
+    assert "1 replica" in (await check("13", js)).message
     with NatsCluster(3) as cluster:
         nc = await connect(cluster.urls)
         cjs = nc.jetstream()
         await ensure_stream(cjs, "AUDIT", ["audit.>"], num_replicas=3)
         make = EventFactory()
         await publish_events(cjs, [make("audit.note") for _ in range(150)])
-        assert "150 messages" in (await check("10", cjs)).message
+        assert "150 messages" in (await check("13", cjs)).message
         await publish_events(cjs, [make("audit.note") for _ in range(50)])
         from edalab.cluster import wait_until_current
 
         await wait_until_current(cjs, "AUDIT")
-        assert (await check("10", cjs)).passed
+        assert (await check("13", cjs)).passed
         await nc.close()
 
 
@@ -218,10 +219,10 @@ async def test_13_translated_subscription(js) -> None:  # type: ignore[no-untype
         await publish_event(js, Event.create("user.created", "{}", id=f"m{i}"), subject="events")
     opts = {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": 2, "ack_wait": 10}
     await EventConsumer.create(js, "MIGRATION", "billing", **opts)
-    assert "max_ack_pending=5" in (await check("13", js)).message
+    assert "max_ack_pending=5" in (await check("18", js)).message
     billing = await EventConsumer.create(
         js, "MIGRATION", "billing", max_ack_pending=5, recreate=True, **opts
     )
     async for delivery in billing.events(timeout=0.3):
         await delivery.ack(sync=True)
-    assert (await check("13", js)).passed
+    assert (await check("18", js)).passed

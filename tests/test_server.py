@@ -20,7 +20,7 @@ from edalab import (
     ensure_server,
     find_nats_server,
 )
-from edalab.cli import main as cli
+from edalab.course.cli import main as cli
 from edalab.server import probe, read_state
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edalab import connect
-from edalab.examples.shop import Shop
+from edalab.course.shop import Shop
 
 
 async def test_shop_end_to_end(nats_url: str) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edalab import EventConsumer, ProcessedIds, connect, fresh_stream
-from edalab.cli import main as cli
+from edalab.course.cli import main as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,9 +63,9 @@ async def test_progress_prints_a_table_of_exercises(own_server, capsys) -> None:
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["exercise", "notebook", "state", "detail"]
     states = {line.split()[0]: line.split()[2] for line in lines[2:]}
-    assert states["06"] == "pass"
-    assert states["02"] == "not"  # "not yet"
-    assert states["09"] == "skipped"
+    assert states["02"] == "pass"
+    assert states["03"] == "not"  # "not yet"
+    assert states["12"] == "skipped"
 
 
 def test_reset_without_a_server_says_so(monkeypatch, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -89,7 +89,7 @@ def test_student_copies_drop_solutions_and_clear_exercise_outputs(tmp_path: Path
         for cell in nb["cells"]:
             if "check(" in "".join(cell["source"]):
                 assert cell["outputs"] == [] and cell["execution_count"] is None
-    original = json.loads((ROOT / "notebooks" / "02_publishing.ipynb").read_text())
+    original = json.loads((ROOT / "notebooks" / "03_publishing.ipynb").read_text())
     assert any("solution" in c["metadata"].get("tags", []) for c in original["cells"])
 
 
@@ -111,7 +111,7 @@ def test_binder_start_hook_starts_the_server_then_runs_the_command(tmp_path: Pat
 
 async def test_progress_remembers_exercises_that_passed_before(own_server, capsys) -> None:  # type: ignore[no-untyped-def]
     """A check that passed is recorded; when a later lesson wipes its stream, progress says so."""
-    from edalab.exercises import check, recorded_passes
+    from edalab.course.exercises import check, recorded_passes
 
     nc = await connect(own_server.url)
     js = nc.jetstream()
@@ -119,10 +119,10 @@ async def test_progress_remembers_exercises_that_passed_before(own_server, capsy
     await EventConsumer.create(
         js, "USERS", "profile-watch", filter_subjects=["user.*.updated", "user.deleted"]
     )
-    assert (await check("06", js)).passed
-    assert "06" in recorded_passes()
-    await fresh_stream(js, "USERS", ["user.>"])  # what notebook 07 does
+    assert (await check("02", js)).passed
+    assert "02" in recorded_passes()
+    await fresh_stream(js, "USERS", ["user.>"])  # what notebook 08 does
     await nc.close()
     assert await asyncio_cli(["progress", "--url", own_server.url]) == 0
-    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("06"))
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("02"))
     assert "passed before" in row and "no consumer 'profile-watch'" in row

@@ -1,4 +1,4 @@
-"""Write student copies of the notebooks to dist/student/ (see edalab.workshop.student_copy).
+"""Write student copies of the notebooks to dist/student/ (see edalab.course.workshop.student_copy).
 
 python tools/make_student.py [OUTDIR]
 """
@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from edalab.workshop import student_copy
+from edalab.course.workshop import student_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 

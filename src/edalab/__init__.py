@@ -6,10 +6,11 @@
 
 Modules: ``events`` (the envelope), ``subjects`` (naming), ``server`` (run and find
 a nats-server), ``connection`` (connect, permission checks), ``streams`` and
-``publishing`` (notebook 02), ``consuming`` (notebooks 03-05), ``versioning``
-(notebook 07), ``deadletters`` and ``idempotency`` (notebook 08), ``security``
-(notebook 09), ``exercises`` (the checkers), ``testing`` (pytest fixtures),
-``errors``.
+``publishing`` (notebook 03), ``consuming`` (notebooks 05-07), ``versioning``
+(notebook 08), ``deadletters`` and ``idempotency`` (notebook 09), ``security``
+(notebook 12), ``cluster`` (notebook 13), ``testing`` (pytest fixtures), ``errors``.
+The course itself (lessons, exercise checkers, workshop tools, benchmarks, the
+capstone shop) is the separate package ``edalab.course``, built on these.
 """
 
 from edalab.connection import connect, publish_checked, subscribe_checked

@@ -1,4 +1,4 @@
-"""A JetStream cluster of real nats-server processes on loopback (notebook ``10_clustering``).
+"""A JetStream cluster of real nats-server processes on loopback (notebook ``13_clustering``).
 
 Three nodes (or more) with their own client ports, route ports and store
 directories, routed to each other, JetStream on. :meth:`NatsCluster.start` returns

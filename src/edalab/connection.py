@@ -7,7 +7,7 @@ through ``error_cb`` (a publish that needs a reply then just times out).
 so that :func:`publish_checked`, :func:`subscribe_checked` and
 :func:`~edalab.publishing.publish_event` can raise
 :class:`~edalab.errors.PermissionDenied` naming the user and the subject
-(notebooks ``00_start_here`` and ``09_security``)::
+(notebooks ``00_start_here`` and ``12_security``)::
 
     nc = await connect()                                   # ensure_server() + fail fast
     nc = await connect(url, user="ann", password="secret")

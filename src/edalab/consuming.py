@@ -1,13 +1,13 @@
 """Consume events from JetStream: durable consumers and a typed handler loop.
 
-:func:`ensure_consumer` (notebook ``05_durable_consumers_and_replay``) is the
+:func:`ensure_consumer` (notebook ``07_durable_consumers_and_replay``) is the
 consumer twin of :func:`~edalab.streams.ensure_stream`: idempotent, it updates what
 the server lets change and, for what it does not (a durable's deliver policy,
 its start sequence, its ack policy...), raises
 :class:`~edalab.errors.ConsumerConfigConflict`, or starts afresh when you pass
 ``recreate=True``.
 
-:class:`EventConsumer` (notebooks ``03_subscribing`` and ``04_acks_and_redelivery``)
+:class:`EventConsumer` (notebooks ``05_subscribing`` and ``06_acks_and_redelivery``)
 wraps a pull consumer::
 
     consumer = await EventConsumer.create(js, "USERS", "mailer", filter_subject="user.>")
@@ -457,7 +457,7 @@ class EventConsumer:
 
         Stops after ``max_events`` events or when none arrive for ``timeout`` seconds.
         ``observer(outcome, delivery)``, if given, hears each ``"deliver"``, ``"ack"``,
-        ``"retry"`` and ``"term"`` (for tracing; notebook ``12_capstone`` plots them).
+        ``"retry"`` and ``"term"`` (for tracing; notebook ``17_capstone`` plots them).
         """
         note = observer or (lambda outcome, delivery: None)
         wants_delivery = len(inspect.signature(handler).parameters) >= 2

@@ -9,7 +9,7 @@ JetStream publishes an *advisory* whenever a consumer gives up on a message:
   undecodable, unknown version, or the handler's :class:`~edalab.errors.PermanentError`).
 
 Advisories are core NATS messages: nobody listening means they are gone. A stream
-capturing them (notebook ``08_reliability``) keeps every one, even while no operator
+capturing them (notebook ``09_reliability``) keeps every one, even while no operator
 tool runs. The advisory names the original stream and sequence, so the message itself
 is found again there::
 

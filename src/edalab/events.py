@@ -2,7 +2,7 @@
 
 The seed tutorial's Go struct had four fields, ``id``, ``type``, ``data`` and
 ``timestamp``; :class:`Event` keeps their JSON names so Go services interoperate,
-and adds ``version`` (notebook ``07_versioning``) and an optional ``source``.
+and adds ``version`` (notebook ``08_versioning``) and an optional ``source``.
 Notebook ``01_event_structure`` explains every field.
 
     >>> from datetime import datetime, timezone

@@ -3,7 +3,7 @@
 JetStream delivers *at least once*: after a crash, a timeout or a nak, a handler
 can see the same event again. If its side effect (an e-mail, a payment) must
 happen once, the handler records the event id once the effect is done and skips
-ids it has seen (notebook ``08_reliability``)::
+ids it has seen (notebook ``09_reliability``)::
 
     processed = await ProcessedIds.open(js)
 

@@ -1,6 +1,6 @@
 """Publish events to JetStream, one at a time or in bulk.
 
-:func:`publish_event` (notebook ``02_publishing``) is ``js.publish`` with three
+:func:`publish_event` (notebook ``03_publishing``) is ``js.publish`` with three
 additions: the payload is the event's JSON, the ``Nats-Msg-Id`` header is the
 event's id (so the server drops a duplicate sent again within the stream's
 duplicate window), and failures become edalab errors naming the subject::
@@ -94,7 +94,7 @@ async def publish_event(
     With ``retry_for`` > 0, a publish that timed out or found the server away
     (restarting, JetStream not ready) is sent again, with the same
     ``Nats-Msg-Id``, until that many seconds have passed (notebook
-    ``08_reliability``). If the first attempt was in fact stored, the retry comes
+    ``09_reliability``). If the first attempt was in fact stored, the retry comes
     back as a duplicate of it: retried or not, the event is stored once.
     """
     subj = _subject_of(event, subject)

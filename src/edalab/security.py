@@ -1,4 +1,4 @@
-"""Users, nkeys and permissions for a nats-server (notebook ``09_security``).
+"""Users, nkeys and permissions for a nats-server (notebook ``12_security``).
 
 Generate the ``authorization`` block of a server configuration from a list of
 :class:`User` s, each authenticated by a password or an nkey, each with the

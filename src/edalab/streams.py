@@ -3,7 +3,7 @@
 ``js.add_stream`` fails when a stream exists with another configuration, and
 silently succeeds when it is the same: a notebook cell that creates a stream
 must be safe to re-run, and a changed configuration must not be ignored.
-:func:`ensure_stream` (notebook ``02_publishing``) creates the stream, or
+:func:`ensure_stream` (notebook ``03_publishing``) creates the stream, or
 reports it unchanged, or updates what the server allows to change, or raises
 :class:`~edalab.errors.StreamConfigConflict` naming each differing field::
 

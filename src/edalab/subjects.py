@@ -1,8 +1,8 @@
 """Subject naming: build, validate and match NATS subjects.
 
-The course's convention (notebook ``06_subject_naming``) is ``domain.event_type``
+The course's convention (notebook ``02_subject_naming``) is ``domain.event_type``
 (``user.created``), finer where consumers need to filter (``user.profile.updated``),
-with an optional version suffix (``user.created.v2``, notebook ``07_versioning``).
+with an optional version suffix (``user.created.v2``, notebook ``08_versioning``).
 
     >>> subject("user", "profile", "updated")
     'user.profile.updated'

@@ -1,6 +1,6 @@
 """Event versioning: a model per version, upcasters, and a compatibility check.
 
-Notebook ``07_versioning`` teaches both strategies from the seed tutorial: a
+Notebook ``08_versioning`` teaches both strategies from the seed tutorial: a
 ``version`` field in the envelope, and a version suffix on the subject
 (``user.created.v2``). Either way a handler should see one shape, the newest.
 A :class:`SchemaRegistry` knows each version's pydantic model and how to turn

@@ -24,18 +24,15 @@
 #
 # ## The course map
 #
-# | notebook | you learn |
-# |---|---|
-# | 00 start here | what EDA is; the server; a first message |
-# | 01 event structure | the event envelope, JSON for Go and Python, validation |
-# | 02 publishing | core publish vs JetStream publish, acks, dedup, bulk publishing |
-# | 03 subscribing | callbacks, queue groups, push and pull consumers |
-# | 04 acks and redelivery | ack, nak, in-progress, term, max deliver, backoff |
-# | 05 durable consumers and replay | durables that resume; deliver policies vs STAN start options |
-# | 06 subject naming | `domain.event_type`, wildcards, filters, hierarchy design |
-# | 07 versioning | version fields, versioned subjects, upcasters, compatibility |
-#
-# Reliability, security, clustering, performance and a capstone follow in later notebooks.
+# Each notebook teaches one idea and builds on the ones before it. The map comes from
+# `edalab.course.LESSONS`, the list that `edalab progress` and the checkers read too.
+
+# %%
+from IPython.display import Markdown
+
+from edalab.course import course_map
+
+Markdown(course_map())
 
 # %% [markdown]
 # ## The server
@@ -100,7 +97,7 @@ except nats.errors.TimeoutError:
     print("nothing: the message was published before anyone listened")
 
 # %% [markdown]
-# Keeping messages for consumers that come later is what JetStream adds (notebook 02).
+# Keeping messages for consumers that come later is what JetStream adds (notebook 03).
 
 # %%
 await sub.unsubscribe()

@@ -128,7 +128,7 @@ Event.from_json(b'{"type":"user.created","timestamp":"2024-05-01T10:20:30Z"}')
 # %% [markdown]
 # Every edalab error derives from `EdalabError`, and the decode error keeps the raw
 # bytes (`err.raw`), so a consumer can put the message aside instead of losing it
-# (notebook 04 does exactly that).
+# (notebook 06 does exactly that).
 
 # %%
 from edalab import EdalabError, EventDecodeError
@@ -159,7 +159,7 @@ make = EventFactory()
 # required. Consumers must then tell old events from new ones, including events
 # written years ago and replayed today. A `version` field that has always been there
 # costs nothing; adding one later means every old event is "version unknown".
-# Notebook 07 builds on it.
+# Notebook 08 builds on it.
 
 # %%
 Event.create("user.created", {"user_id": "u1", "email": "ann@example.com"}, version=2).version

@@ -1,7 +1,7 @@
 """Measure edalab against raw nats-py doing the same work, in the same run.
 
 Used by ``benchmarks/run.py`` (the command line, JSON and plot) and notebook
-``11_performance``. Every scenario has a *raw* side (the nats-py calls a learner
+``15_performance``. Every scenario has a *raw* side (the nats-py calls a learner
 would write) and an *edalab* side (the helper); results are messages per second
 and the ratio edalab / raw. Speed is never asserted in tests: it is reported.
 

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 04 · Acks and redelivery
+# # 06 · Acks and redelivery
 #
 # **Learning goals**
 #
@@ -146,7 +146,7 @@ deliveries
 
 # %% [markdown]
 # (nats-py raises its own `nats.errors.TimeoutError`, a subclass of the built-in
-# `TimeoutError`, when a fetch gets nothing.) Notebook 08 catches the server's
+# `TimeoutError`, when a fetch gets nothing.) Notebook 09 catches the server's
 # advisory for such messages into a dead-letter stream.
 #
 # ## `backoff`: growing delays between redeliveries
@@ -245,9 +245,9 @@ async def flaky(event, delivery):
 await careful.run(flaky, timeout=1)
 
 # %%
-from edalab.exercises import check
+from edalab.course import check
 
-await check("04", js)
+await check("06", js)
 
 # %%
 await nc.close()

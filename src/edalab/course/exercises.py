@@ -2,10 +2,10 @@
 
 In a notebook::
 
-    from edalab.exercises import check
-    await check("02", js)       # ✔ 02 passed ... or ✘ 02 not yet: <what to fix>
+    from edalab.course.exercises import check
+    await check("03", js)       # ✔ 03 passed ... or ✘ 03 not yet: <what to fix>
 
-Each checker is a coroutine taking the JetStream context (and, for 07, your
+Each checker is a coroutine taking the JetStream context (and, for 08, your
 :class:`~edalab.versioning.SchemaRegistry`) and returning a :class:`CheckResult`.
 """
 
@@ -24,6 +24,7 @@ from nats.js.api import ConsumerInfo, DeliverPolicy, StreamInfo
 from nats.js.client import JetStreamContext
 
 from edalab.consuming import consumer_filters
+from edalab.course.manifest import LESSONS
 from edalab.errors import EdalabError
 from edalab.events import Event
 from edalab.server import wait_for
@@ -127,7 +128,7 @@ def _drained(info: ConsumerInfo) -> None:
     )
 
 
-async def _check_02(js: JetStreamContext) -> str:
+async def _check_03(js: JetStreamContext) -> str:
     info = await _stream(js, "ORDERS")
     subjects = info.config.subjects or []
     _require(
@@ -146,7 +147,7 @@ async def _check_02(js: JetStreamContext) -> str:
     return "3 distinct order.placed events, the duplicate was dropped"
 
 
-async def _check_03(js: JetStreamContext) -> str:
+async def _check_05(js: JetStreamContext) -> str:
     info = await _settled(js, "ORDERS", "billing")
     filters = set(consumer_filters(info.config))
     _require(filters == {"order.placed"}, f"billing filters {sorted(filters)}; use order.placed")
@@ -156,7 +157,7 @@ async def _check_03(js: JetStreamContext) -> str:
     return "billing received and acknowledged every order.placed event"
 
 
-async def _check_04(js: JetStreamContext) -> str:
+async def _check_06(js: JetStreamContext) -> str:
     info = await _settled(js, "TASKS", "careful")
     _require(info.config.max_deliver == 4, f"max_deliver is {info.config.max_deliver}; set 4")
     backoff = info.config.backoff or []
@@ -171,7 +172,7 @@ async def _check_04(js: JetStreamContext) -> str:
     return f"{deliveries} deliveries for {last} events, all acknowledged in the end"
 
 
-async def _check_05(js: JetStreamContext) -> str:
+async def _check_07(js: JetStreamContext) -> str:
     stream = await _stream(js, "USERS")
     info = await _settled(js, "USERS", "audit")
     _require(
@@ -187,7 +188,7 @@ async def _check_05(js: JetStreamContext) -> str:
     return f"audit read sequences 3..{stream.state.last_seq} and acknowledged them"
 
 
-async def _check_06(js: JetStreamContext) -> str:
+async def _check_02(js: JetStreamContext) -> str:
     info = await _consumer(js, "USERS", "profile-watch")
     filters = set(consumer_filters(info.config))
     want = {"user.*.updated", "user.deleted"}
@@ -195,11 +196,11 @@ async def _check_06(js: JetStreamContext) -> str:
     return "profile-watch receives exactly user.*.updated and user.deleted"
 
 
-async def _check_07(js: JetStreamContext, registry: Any = None) -> str:
+async def _check_08(js: JetStreamContext, registry: Any = None) -> str:
     from edalab.versioning import SchemaRegistry, compare_models
 
     _require(
-        isinstance(registry, SchemaRegistry), "pass your SchemaRegistry: check('07', js, registry)"
+        isinstance(registry, SchemaRegistry), "pass your SchemaRegistry: check('08', js, registry)"
     )
     assert isinstance(registry, SchemaRegistry)
     versions = registry.versions("user.created")
@@ -221,7 +222,7 @@ async def _check_07(js: JetStreamContext, registry: Any = None) -> str:
     return f"all {count} known-version user.created events replay as version 4"
 
 
-async def _check_08(js: JetStreamContext) -> str:
+async def _check_09(js: JetStreamContext) -> str:
     from edalab.deadletters import REPLAY_OF, DeadLetters
 
     dead = DeadLetters(js)
@@ -242,13 +243,13 @@ async def _check_08(js: JetStreamContext) -> str:
     return "no dead letters left, the corrected payment was replayed and processed"
 
 
-async def _check_09(
+async def _check_12(
     js: JetStreamContext, *, url: str = "", user: str = "", password: str = ""
 ) -> str:
     from edalab.connection import connect, publish_checked, subscribe_checked
     from edalab.errors import AuthenticationError, PermissionDenied
 
-    _require(bool(url and user), "pass the server and credentials: check('09', js, url=...)")
+    _require(bool(url and user), "pass the server and credentials: check('12', js, url=...)")
     try:
         nc = await connect(url, user=user, password=password, timeout=3)
     except AuthenticationError:
@@ -271,7 +272,7 @@ async def _check_09(
     return f"{user} reads order.> and nothing else, and cannot publish"
 
 
-async def _check_10(js: JetStreamContext) -> str:
+async def _check_13(js: JetStreamContext) -> str:
     info = await _stream(js, "AUDIT")
     _require(info.config.num_replicas == 3, f"AUDIT has {info.config.num_replicas} replica(s)")
     _require(info.state.messages == 200, f"AUDIT holds {info.state.messages} messages, not 200")
@@ -283,7 +284,7 @@ async def _check_10(js: JetStreamContext) -> str:
     return "AUDIT is replicated three times, current everywhere, with 200 messages"
 
 
-async def _check_13(js: JetStreamContext) -> str:
+async def _check_18(js: JetStreamContext) -> str:
     stream = await _stream(js, "MIGRATION")
     info = await _settled(js, "MIGRATION", "billing")
     cfg = info.config
@@ -303,25 +304,30 @@ async def _check_13(js: JetStreamContext) -> str:
     return "the STAN subscription is translated and its messages acknowledged"
 
 
-_ALL = [
-    ("02", "02_publishing", "ORDERS with a 5-minute dedup window, 3 orders", _check_02),
-    ("03", "03_subscribing", "durable pull consumer billing on order.placed", _check_03),
-    ("04", "04_acks_and_redelivery", "consumer careful: max_deliver, backoff", _check_04),
-    ("05", "05_durable_consumers_and_replay", "durable audit from sequence 3", _check_05),
-    ("06", "06_subject_naming", "consumer profile-watch with two filters", _check_06),
-    ("07", "07_versioning", "user.created v4, compatible, replayed", _check_07),
-    ("08", "08_reliability", "dead letters discarded or fixed and replayed", _check_08),
-    ("09", "09_security", "an auditor that reads order.> only", _check_09),
-    ("10", "10_clustering", "an R3 stream surviving a follower restart", _check_10),
-    ("13", "13_from_nats_streaming", "a STAN subscription translated", _check_13),
-]
-EXERCISES: dict[str, Exercise] = {key: Exercise(key, nb, task, fn) for key, nb, task, fn in _ALL}
+_CHECKERS: dict[str, Checker] = {
+    "02": _check_02,
+    "03": _check_03,
+    "05": _check_05,
+    "06": _check_06,
+    "07": _check_07,
+    "08": _check_08,
+    "09": _check_09,
+    "12": _check_12,
+    "13": _check_13,
+    "18": _check_18,
+}
+#: The exercises, keyed by their lesson's number (the manifest says which lessons have one).
+EXERCISES: dict[str, Exercise] = {
+    x.number: Exercise(x.number, x.notebook, x.exercise, _CHECKERS[x.number])
+    for x in LESSONS
+    if x.exercise
+}
 
 
 async def check(exercise: str, js: JetStreamContext, *args: Any, **kwargs: Any) -> CheckResult:
     """Run one exercise's checker against the live server.
 
-    result = await check("02", js)
+    result = await check("03", js)
     result.passed
     """
     try:

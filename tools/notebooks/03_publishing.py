@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 02 · Publishing
+# # 03 · Publishing
 #
 # **Learning goals**
 #
@@ -144,7 +144,7 @@ acks = await publish_events(js, [make("order.shipped", {"n": i}) for i in range(
 len(acks), acks[-1].seq
 
 # %% [markdown]
-# Notebook 11 measures how much faster this is than a loop of awaited publishes.
+# Notebook 15 measures how much faster this is than a loop of awaited publishes.
 #
 # ## A subject no stream captures
 #
@@ -182,9 +182,9 @@ resend = await publish_event(js, orders[0])
 resend.duplicate
 
 # %%
-from edalab.exercises import check
+from edalab.course import check
 
-await check("02", js)
+await check("03", js)
 
 # %%
 await nc.close()

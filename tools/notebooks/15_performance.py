@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 11 · Performance
+# # 15 · Performance
 #
 # **Learning goals**
 #
@@ -123,7 +123,7 @@ before, after
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from edalab.bench import run_all, summary
+from edalab.course.bench import run_all, summary
 
 bench = await run_all(server.url, quick=True, rounds=1, scale=0.1)
 print(summary(bench))

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 13 · From NATS Streaming to JetStream
+# # 18 · From NATS Streaming to JetStream
 #
 # **Learning goals**
 #
@@ -187,9 +187,9 @@ async for delivery in billing.events(timeout=0.5):
     await delivery.ack(sync=True)
 
 # %%
-from edalab.exercises import check
+from edalab.course import check
 
-await check("13", js)
+await check("18", js)
 
 # %%
 await nc.close()

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 05 · Durable consumers and replay
+# # 07 · Durable consumers and replay
 #
 # **Learning goals**
 #
@@ -22,7 +22,7 @@ from edalab import connect, fresh_stream, publish_events
 from edalab.server import lesson_server
 from edalab.testing import EventFactory
 
-srv = lesson_server("05")
+srv = lesson_server("07")
 nc = await connect(srv.url)
 js = nc.jetstream()
 make = EventFactory(prefix="usr-")
@@ -195,9 +195,9 @@ async for delivery in audit.events(timeout=0.5):
     await delivery.ack(sync=True)
 
 # %%
-from edalab.exercises import check
+from edalab.course import check
 
-await check("05", js)
+await check("07", js)
 
 # %%
 await nc.close()

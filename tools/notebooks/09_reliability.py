@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 08 · Reliability
+# # 09 · Reliability
 #
 # **Learning goals**
 #
@@ -22,7 +22,7 @@ from edalab import connect, fresh_stream, publish_events
 from edalab.server import lesson_server
 from edalab.testing import EventFactory
 
-srv = lesson_server("08", sync_interval="always")
+srv = lesson_server("09", sync_interval="always")
 nc = await connect(srv.url, max_reconnect_attempts=-1)
 js = nc.jetstream()
 make = EventFactory(prefix="pay-")
@@ -243,9 +243,9 @@ for letter in await dead.letters(stream="PAYMENTS"):
 await payments.run(book, timeout=0.5, double_ack=True)
 
 # %%
-from edalab.exercises import check
+from edalab.course import check
 
-await check("08", js)
+await check("09", js)
 
 # %%
 await nc.close()

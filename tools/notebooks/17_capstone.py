@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 12 · Capstone: a shop made of events
+# # 17 · Capstone: a shop made of events
 #
 # **Learning goals**
 #
@@ -9,7 +9,7 @@
 # - catch a poison event in dead letters and replay it after the fix;
 # - draw what actually happened: publishes, deliveries, acks and retries per service.
 #
-# The services live in `edalab.examples.shop` (with tests), so this notebook only
+# The services live in `edalab.course.shop` (with tests), so this notebook only
 # drives them. Each is a durable pull consumer running as an asyncio task:
 #
 # | service | listens to | publishes |
@@ -26,7 +26,7 @@
 
 # %%
 from edalab import connect, ensure_server
-from edalab.examples.shop import Shop
+from edalab.course.shop import Shop
 
 server = ensure_server()
 nc = await connect(server)
@@ -150,7 +150,7 @@ fig = shop.trace.plot()
 
 # %% tags=["solution"]
 from edalab import EventConsumer
-from edalab.examples.shop import PaymentCaptured
+from edalab.course.shop import PaymentCaptured
 
 points = {}
 loyalty = await EventConsumer.create(

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 03 · Subscribing
+# # 05 · Subscribing
 #
 # **Learning goals**
 #
@@ -132,7 +132,7 @@ async for delivery in consumer.events(batch=4, timeout=0.5):
 seen
 
 # %% [markdown]
-# Or hand it a handler: `run` acks after the handler returns (notebook 04 shows what
+# Or hand it a handler: `run` acks after the handler returns (notebook 06 shows what
 # happens when it raises). It stops when no event came for `timeout` seconds and says
 # what it did.
 
@@ -154,7 +154,7 @@ totals
 # What the helper adds over `pull_subscribe` + `fetch`: idempotent consumer setup,
 # decoding with clear errors, a bounded batch size and timeouts, no exception when the
 # stream is simply empty, and undecodable messages put aside rather than crashing the
-# loop (notebook 04).
+# loop (notebook 06).
 #
 # ## Recap
 #
@@ -179,9 +179,9 @@ async def bill(event):
 await billing.run(bill, timeout=0.5)
 
 # %%
-from edalab.exercises import check
+from edalab.course import check
 
-await check("03", js)
+await check("05", js)
 
 # %%
 await nc.close()

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 09 · Security
+# # 12 · Security
 #
 # **Learning goals**
 #
@@ -39,7 +39,7 @@ print(config)
 # %%
 from edalab.server import lesson_server
 
-srv = lesson_server("09", config=config)
+srv = lesson_server("12", config=config)
 
 # %% [markdown]
 # ## Connecting
@@ -148,13 +148,13 @@ await publish_event(nc_orders.jetstream(), Event.create("payment.captured", {}),
 for nc in (nc_orders, nc_billing, nc_admin):
     await nc.close()
 auditor = User("auditor", password="audit-secret", publish=[], subscribe=["order.>"])
-srv = lesson_server("09", config=authorization_config([orders, billing, admin, auditor]))
+srv = lesson_server("12", config=authorization_config([orders, billing, admin, auditor]))
 nc_admin = await connect(srv.url, user="admin", password="admin-secret")
 
 # %%
-from edalab.exercises import check
+from edalab.course import check
 
-await check("09", nc_admin.jetstream(), url=srv.url, user="auditor", password="audit-secret")
+await check("12", nc_admin.jetstream(), url=srv.url, user="auditor", password="audit-secret")
 
 # %%
 await nc_admin.close()

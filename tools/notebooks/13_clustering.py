@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 10 · Clustering
+# # 13 · Clustering
 #
 # **Learning goals**
 #
@@ -113,7 +113,7 @@ info = await js.stream_info("ORDERS")
 # %% [markdown]
 # ## Nothing lost, nothing duplicated
 #
-# Read the stream back and count each order id (as in notebook 08):
+# Read the stream back and count each order id (as in notebook 09):
 
 # %%
 from edalab.consuming import loss_report, stored_event_ids
@@ -149,9 +149,9 @@ await wait_until_current(js, "AUDIT", timeout=60)
 still_leader == audit_leader, (await js.stream_info("AUDIT")).state.messages
 
 # %%
-from edalab.exercises import check
+from edalab.course import check
 
-await check("10", js)
+await check("13", js)
 
 # %%
 await nc.close()

@@ -1,4 +1,4 @@
-"""A small shop built only from events (notebook ``12_capstone``).
+"""A small shop built only from events (notebook ``17_capstone``).
 
 Five services talk exclusively through the ``SHOP`` stream (``shop.>``):
 

@@ -19,30 +19,20 @@ from typing import Any
 import nats.js.errors
 from nats.js.client import JetStreamContext
 
-from edalab.exercises import EXERCISES, CheckResult, check, recorded_passes
+from edalab.course.exercises import EXERCISES, CheckResult, check, recorded_passes
+from edalab.course.manifest import course_buckets, course_streams
 from edalab.streams import Table
 
 __all__ = ["COURSE_BUCKETS", "COURSE_STREAMS", "progress", "reset", "student_copy"]
 
-#: Streams the notebooks create (consumers go with their stream).
-COURSE_STREAMS = [
-    "ORDERS",
-    "USERS",
-    "TASKS",
-    "PAYMENTS",
-    "PERF",
-    "AUDIT",
-    "SHOP",
-    "SHOP_ANALYTICS",
-    "MIGRATION",
-    "DEAD_LETTERS",
-]
+#: Streams the notebooks create (consumers go with their stream), from the manifest.
+COURSE_STREAMS = course_streams()
 
-#: Key-value buckets the notebooks create.
-COURSE_BUCKETS = ["processed-ids", "ledger-processed", "shop-emails"]
+#: Key-value buckets the notebooks create, from the manifest.
+COURSE_BUCKETS = course_buckets()
 
 #: Exercises whose checker needs more than the JetStream context.
-NEEDS_MORE = {"09": "needs the auditor's credentials: run it in notebook 09"}
+NEEDS_MORE = {"12": "needs the auditor's credentials: run it in notebook 12"}
 
 
 async def course_state(js: JetStreamContext) -> tuple[list[str], list[str]]:

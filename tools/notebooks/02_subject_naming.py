@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 06 · Subject naming
+# # 02 · Subject naming
 #
 # **Learning goals**
 #
@@ -160,9 +160,9 @@ watch = await EventConsumer.create(
 [d.event.type async for d in watch.events(timeout=0.3)]
 
 # %%
-from edalab.exercises import check
+from edalab.course import check
 
-await check("06", js)
+await check("02", js)
 
 # %%
 await nc.close()

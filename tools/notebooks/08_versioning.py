@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 07 · Versioning
+# # 08 · Versioning
 #
 # **Learning goals**
 #
@@ -203,9 +203,9 @@ def add_country(data):
 compare_models(UserCreatedV3, UserCreatedV4).compatible
 
 # %%
-from edalab.exercises import check
+from edalab.course import check
 
-await check("07", js, registry)
+await check("08", js, registry)
 
 # %%
 await nc.close()

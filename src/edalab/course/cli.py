@@ -196,7 +196,7 @@ async def _with_js(url: str, work: Callable[[Any], Awaitable[Any]]) -> Any:
 
 
 def _reset(args: argparse.Namespace) -> int:
-    from edalab.workshop import course_state, reset
+    from edalab.course.workshop import course_state, reset
 
     url = _course_url(args)
     streams, buckets = asyncio.run(_with_js(url, course_state))
@@ -217,7 +217,7 @@ def _reset(args: argparse.Namespace) -> int:
 
 
 def _progress(args: argparse.Namespace) -> int:
-    from edalab.workshop import progress
+    from edalab.course.workshop import progress
 
     table = asyncio.run(_with_js(_course_url(args), progress))
     print(table)

@@ -1,0 +1,18 @@
+"""The course built on edalab: its lessons, exercise checkers, workshop tools, benchmark
+scenarios and the capstone shop.
+
+The library (``edalab`` and its modules) knows nothing of the course; this package
+uses the library. ``manifest`` lists the lessons and what each leaves on the server;
+everything else here reads it.
+
+    >>> from edalab.course import LESSONS
+    >>> LESSONS[0].notebook
+    '00_start_here'
+
+In a notebook: ``from edalab.course import check`` then ``await check("03", js)``.
+"""
+
+from edalab.course.exercises import CheckResult, check
+from edalab.course.manifest import LESSONS, Lesson, course_map, lesson
+
+__all__ = ["LESSONS", "CheckResult", "Lesson", "check", "course_map", "lesson"]

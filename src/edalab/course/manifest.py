@@ -1,0 +1,189 @@
+"""The course in one place: its lessons, what each teaches, and what each leaves on the server.
+
+Everything that needs to know the course reads this list: the course map in
+notebook 00 and the README, ``edalab reset`` (which streams and buckets are the
+course's), ``edalab progress`` and the exercise checkers (which lesson an exercise
+belongs to), and ``make student``.
+
+    >>> from edalab.course.manifest import LESSONS, lesson
+    >>> lesson("03").title
+    'Publishing'
+    >>> [x.number for x in LESSONS][:3]
+    ['00', '01', '02']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["LESSONS", "Lesson", "course_buckets", "course_map", "course_streams", "lesson"]
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """One notebook: its number (also its exercise's id), file stem, title and footprint."""
+
+    number: str
+    slug: str
+    title: str
+    teaches: str
+    streams: tuple[str, ...] = ()
+    buckets: tuple[str, ...] = ()
+    exercise: str = ""  # one line: what the exercise asks ("" when it has no checker)
+
+    @property
+    def notebook(self) -> str:
+        """The notebook's file stem, e.g. ``03_publishing``."""
+        return f"{self.number}_{self.slug}"
+
+
+LESSONS: tuple[Lesson, ...] = (
+    Lesson(
+        "00",
+        "start_here",
+        "Start here",
+        "what EDA is and why; the server; a first connection and message",
+    ),
+    Lesson(
+        "01",
+        "event_structure",
+        "Event structure",
+        "the seed's Go struct and its JSON; the `Event` model; validation errors; ids, UTC, "
+        "`version`",
+    ),
+    Lesson(
+        "02",
+        "subject_naming",
+        "Subject naming",
+        "`domain.event_type`, wildcards, stream subjects vs consumer filters, hierarchy "
+        "design, token/header/payload",
+        streams=("USERS",),
+        exercise="consumer profile-watch with two filters",
+    ),
+    Lesson(
+        "03",
+        "publishing",
+        "Publishing",
+        "core vs JetStream publish, `PubAck`, idempotent stream setup, windowed async "
+        "publish, dedup with `Nats-Msg-Id`",
+        streams=("ORDERS",),
+        exercise="ORDERS with a 5-minute dedup window, 3 orders",
+    ),
+    Lesson(
+        "05",
+        "subscribing",
+        "Subscribing",
+        "callback subscribers, queue groups, push and pull consumers, `EventConsumer`",
+        streams=("ORDERS",),
+        exercise="durable pull consumer billing on order.placed",
+    ),
+    Lesson(
+        "06",
+        "acks_and_redelivery",
+        "Acks and redelivery",
+        "ack, `ack_wait`, nak with delay, in-progress, term, `max_deliver`, backoff, "
+        "consumer state",
+        streams=("TASKS",),
+        exercise="consumer careful: max_deliver, backoff",
+    ),
+    Lesson(
+        "07",
+        "durable_consumers_and_replay",
+        "Durable consumers and replay",
+        "durables that survive disconnects and server restarts; deliver policies vs STAN "
+        "start options; the fixed-policy trap",
+        streams=("USERS",),
+        exercise="durable audit from sequence 3",
+    ),
+    Lesson(
+        "08",
+        "versioning",
+        "Versioning",
+        "version field vs subject suffix, models per version, upcasters, unknown versions, "
+        "compatibility checks",
+        streams=("USERS",),
+        exercise="user.created v4, compatible, replayed",
+    ),
+    Lesson(
+        "09",
+        "reliability",
+        "Reliability",
+        "kill -9 the server mid-publish and lose nothing; crashed consumers; idempotent "
+        "handlers; `sync_interval`; dead letters and replay",
+        streams=("PAYMENTS", "DEAD_LETTERS"),
+        buckets=("processed-ids", "ledger-processed"),
+        exercise="dead letters discarded or fixed and replayed",
+    ),
+    Lesson(
+        "12",
+        "security",
+        "Security",
+        "password and nkey users, publish/subscribe permissions, what a denial looks like, "
+        "fail-fast bad credentials",
+        streams=("SHOP",),
+        exercise="an auditor that reads order.> only",
+    ),
+    Lesson(
+        "13",
+        "clustering",
+        "Clustering",
+        "a 3-node JetStream cluster, R3 streams, killing the leader mid-publish, catch-up",
+        streams=("ORDERS", "AUDIT"),
+        exercise="an R3 stream surviving a follower restart",
+    ),
+    Lesson(
+        "15",
+        "performance",
+        "Performance",
+        "publish windows, fetch batch sizes, ack policies and their guarantees, the "
+        "benchmark suite",
+        streams=("PERF",),
+    ),
+    Lesson(
+        "17",
+        "capstone",
+        "Capstone: a shop made of events",
+        "a shop of five services talking through events: read model by replay, a live schema "
+        "rollout, a poison event replayed, a timeline of what happened",
+        streams=("SHOP", "SHOP_ANALYTICS", "DEAD_LETTERS"),
+        buckets=("shop-emails",),
+    ),
+    Lesson(
+        "18",
+        "from_nats_streaming",
+        "From NATS Streaming to JetStream",
+        "the seed's `stan` publisher and subscriber next to their JetStream versions, the "
+        "concept map, the traps",
+        streams=("MIGRATION",),
+        exercise="a STAN subscription translated",
+    ),
+)
+
+
+def lesson(number: str) -> Lesson:
+    """The lesson numbered ``number`` (``"03"``); ``KeyError`` names the known ones."""
+    for item in LESSONS:
+        if item.number == number:
+            return item
+    raise KeyError(f"no lesson {number!r}; known: {', '.join(x.number for x in LESSONS)}")
+
+
+def course_streams() -> list[str]:
+    """Every stream some lesson creates, in course order, each once."""
+    return list(dict.fromkeys(s for x in LESSONS for s in x.streams))
+
+
+def course_buckets() -> list[str]:
+    """Every key-value bucket some lesson creates, in course order, each once."""
+    return list(dict.fromkeys(b for x in LESSONS for b in x.buckets))
+
+
+def course_map() -> str:
+    """The course map as a Markdown table (notebook 00 and the README show it).
+
+    >>> course_map().splitlines()[0]
+    '| notebook | you learn |'
+    """
+    rows = ["| notebook | you learn |", "|---|---|"]
+    rows += [f"| `{x.notebook}` | {x.teaches} |" for x in LESSONS]
+    return "\n".join(rows)

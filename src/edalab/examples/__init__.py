@@ -1,1 +1,0 @@
-"""Examples built from edalab's pieces (notebook 12 uses ``shop``)."""
