@@ -1,4 +1,4 @@
-"""Shared fixtures: one real nats-server for the session (see edalab.testing)."""
+"""Shared fixtures: one real nats-server for the session (edalab.testing, a pytest plugin)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,23 @@ import re
 
 import pytest
 
-from edalab.testing import js, nats_server, nats_url, nc  # noqa: F401
-
 _ids = itertools.count(1)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Keep the tests' edalab state (progress records, servers) out of the user's home."""
+    """Keep the tests' edalab state out of the user's home; make sure edalab's fixtures load.
+
+    The fixtures (``nats_server``, ``nats_url``, ``nc``, ``js``) come from the plugin the
+    package declares (entry point ``pytest11``); an editable install made before that
+    entry point existed lacks it, and then the plugin module is loaded here.
+    """
     import os
     import tempfile
 
     os.environ.setdefault("EDALAB_STATE_DIR", tempfile.mkdtemp(prefix="edalab-test-state-"))
+    manager = config.pluginmanager
+    if not manager.has_plugin("edalab") and not manager.has_plugin("edalab.testing"):
+        manager.import_plugin("edalab.testing")
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-import edalab.server as server_mod
 from edalab import (
     NatsServer,
     ServerBinaryNotFound,
@@ -21,16 +21,20 @@ from edalab import (
     find_nats_server,
 )
 from edalab.course.cli import main as cli
-from edalab.server import probe, read_state
+from edalab.discovery import local_servers
+from edalab.processes import wait_pid_gone
+from edalab.state import read_state
+from edalab.urls import probe
 
 
 @pytest.fixture
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     """No NATS_URL, no recorded edalab server, no embedded server from another test."""
     monkeypatch.delenv("NATS_URL", raising=False)
     monkeypatch.setenv("EDALAB_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setattr(server_mod, "_embedded", None)
-    return tmp_path
+    local_servers.stop()
+    yield tmp_path
+    local_servers.stop()
 
 
 def test_finds_the_binary_without_path(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -147,14 +151,11 @@ def test_ensure_server_falls_back_from_a_dead_nats_url(
     """An unreachable NATS_URL is reported, and an embedded server is started instead."""
     monkeypatch.setenv("NATS_URL", "nats://127.0.0.1:1")
     handle = ensure_server()
-    try:
-        assert handle.source == "embedded"
-        assert probe(handle.url) is None
-        assert "not reachable" in capsys.readouterr().err
-        assert ensure_server() == handle, "a second call reuses the embedded server"
-    finally:
-        assert server_mod._embedded is not None
-        server_mod._embedded.stop()
+    assert handle.source == "embedded"
+    assert probe(handle.url) is None
+    assert "not reachable" in capsys.readouterr().err
+    assert ensure_server() == handle, "a second call reuses the embedded server"
+    assert local_servers.embedded is not None and local_servers.embedded.url == handle.url
 
 
 def test_cli_start_status_stop_and_ensure_server_uses_it(
@@ -186,13 +187,11 @@ def test_cli_status_says_when_the_recorded_server_is_gone(
     state = read_state()
     assert state is not None
     os.kill(state.pid, 9)
-    assert server_mod._wait_pid_gone(state.pid, 5)
+    assert wait_pid_gone(state.pid, 5)
     capsys.readouterr()
     assert cli(["server", "status"]) == 1
     assert "is gone" in capsys.readouterr().out
     assert ensure_server().source == "embedded"
-    assert server_mod._embedded is not None
-    server_mod._embedded.stop()
 
 
 async def test_start_after_kill_reuses_port_and_store(tmp_path: Path) -> None:

@@ -4,18 +4,25 @@
     >>> edalab.subject("user", "created")
     'user.created'
 
-Modules: ``events`` (the envelope), ``subjects`` (naming), ``server`` (run and find
-a nats-server), ``connection`` (connect, permission checks), ``streams`` and
-``publishing`` (notebook 03), ``consuming`` (notebooks 05-07), ``versioning``
-(notebook 08), ``deadletters`` and ``idempotency`` (notebook 09), ``security``
-(notebook 12), ``cluster`` (notebook 13), ``testing`` (pytest fixtures), ``errors``.
+Modules: ``events`` (the envelope), ``factories`` (events with predictable ids and
+times), ``subjects`` (naming), ``binary`` (find nats-server), ``server`` (run one),
+``discovery`` (find the server a notebook uses), ``state`` (what ``edalab server``
+recorded), ``processes`` (pids), ``urls`` (check and probe NATS URLs),
+``confidential`` (mask secrets, private files), ``waiting`` (``wait_for``),
+``connection`` (connect, permission checks), ``streams`` and ``publishing`` (notebook
+03), ``consuming`` (notebooks 05-07), ``versioning`` (notebook 08), ``deadletters`` and
+``idempotency`` (notebook 09), ``security`` (notebook 12), ``cluster`` (notebook 13),
+``errors``; ``testing`` is the pytest plugin (fixtures ``nats_server``, ``nc``, ``js``)
+and the only module that imports pytest.
 The course itself (lessons, exercise checkers, workshop tools, benchmarks, the
 capstone shop) is the separate package ``edalab.course``, built on these.
 """
 
+from edalab.binary import find_nats_server
 from edalab.connection import connect, publish_checked, subscribe_checked
 from edalab.consuming import Delivery, EventConsumer, RunReport, ensure_consumer
 from edalab.deadletters import DeadLetter, DeadLetters
+from edalab.discovery import ServerHandle, ensure_server, lesson_server
 from edalab.errors import (
     AuthenticationError,
     ConsumerConfigConflict,
@@ -24,6 +31,7 @@ from edalab.errors import (
     EventDecodeError,
     EventError,
     HandlerError,
+    InvalidURLError,
     NoStreamError,
     PayloadError,
     PermanentError,
@@ -41,13 +49,15 @@ from edalab.errors import (
     UpcastError,
 )
 from edalab.events import Event, utc_now
+from edalab.factories import EventFactory, FixedClock
 from edalab.idempotency import ProcessedIds
 from edalab.publishing import publish_event, publish_events
 from edalab.security import User, authorization_config, jetstream_user, nkey_user
-from edalab.server import NatsServer, ServerHandle, ensure_server, find_nats_server, lesson_server
+from edalab.server import NatsServer
 from edalab.streams import Table, ensure_stream, fresh_stream
 from edalab.subjects import matches, overlaps, split_version, subject, validate_subject
 from edalab.versioning import SchemaRegistry, compare_models
+from edalab.waiting import wait_for
 
 __version__ = "0.1.0"
 
@@ -63,7 +73,10 @@ __all__ = [
     "EventConsumer",
     "EventDecodeError",
     "EventError",
+    "EventFactory",
+    "FixedClock",
     "HandlerError",
+    "InvalidURLError",
     "NatsServer",
     "NoStreamError",
     "PayloadError",
@@ -107,4 +120,5 @@ __all__ = [
     "subscribe_checked",
     "utc_now",
     "validate_subject",
+    "wait_for",
 ]

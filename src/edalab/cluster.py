@@ -27,7 +27,8 @@ import nats.errors
 from nats.js.client import JetStreamContext
 
 from edalab.errors import ServerStartError
-from edalab.server import Lifecycle, NatsServer, free_port, wait_for
+from edalab.server import Lifecycle, NatsServer, free_port
+from edalab.waiting import wait_for
 
 __all__ = ["NatsCluster", "stream_leader", "wait_until_current"]
 

@@ -12,6 +12,9 @@ so that :func:`publish_checked`, :func:`subscribe_checked` and
     nc = await connect()                                   # ensure_server() + fail fast
     nc = await connect(url, user="ann", password="secret")
     await publish_checked(nc, "order.placed", b"{}")       # raises if ann may not
+
+No error raised here shows a password, token or nkey seed, also when it was given in
+the URL (``nats://ann:secret@host:4222`` is shown as ``nats://ann:***@host:4222``).
 """
 
 from __future__ import annotations
@@ -22,13 +25,16 @@ import re
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.subscription import Subscription
 
+from edalab.confidential import redact
+from edalab.discovery import ServerHandle, ensure_server
 from edalab.errors import AuthenticationError, PermissionDenied, ServerUnreachableError
-from edalab.server import ServerHandle, ensure_server, probe
+from edalab.urls import probe, server_urls, url_user
 
 __all__ = [
     "ConnectionLog",
@@ -68,7 +74,8 @@ def connection_log(nc: NATS) -> ConnectionLog | None:
     return _logs.get(nc)
 
 
-def _identity(options: dict[str, Any]) -> str:
+def _identity(options: dict[str, Any], url: str) -> str:
+    """Who the connection logs in as: the option nats-py sends, in nats-py's order."""
     if options.get("user"):
         return str(options["user"])
     seed = options.get("nkeys_seed_str")
@@ -83,7 +90,16 @@ def _identity(options: dict[str, Any]) -> str:
         return f"{options['name']} ({key})" if options.get("name") else key
     if options.get("token"):
         return "token user"
-    return "anonymous"
+    return url_user(url) or "anonymous"
+
+
+def _secrets(options: dict[str, Any], servers: list[str]) -> list[str]:
+    """The secrets this connection carries, to mask wherever nats-py might echo them."""
+    found = [options.get(k) for k in ("password", "token", "nkeys_seed_str")]
+    for server in servers:
+        parts = urlsplit(server)
+        found.append(parts.password if parts.password is not None else parts.username)
+    return [s for s in found if isinstance(s, str) and s]
 
 
 def _is_auth_failure(err: BaseException) -> bool:
@@ -101,10 +117,12 @@ async def connect(
 ) -> NATS:
     """Connect to NATS, failing within ``timeout`` seconds with the URL in the error.
 
-    Raises :class:`~edalab.errors.ServerUnreachableError` when nothing (or no NATS
+    Raises :class:`~edalab.errors.InvalidURLError` for a URL no client could use,
+    :class:`~edalab.errors.ServerUnreachableError` when nothing (or no NATS
     server) answers, and :class:`~edalab.errors.AuthenticationError` at once when
-    the server refuses the credentials. Without ``url`` it uses
-    :func:`~edalab.server.ensure_server`. Other options go to ``nats.connect``
+    the server refuses the credentials, naming the user it tried (from the options or
+    the URL). Without ``url`` it uses :func:`~edalab.discovery.ensure_server`.
+    Other options go to ``nats.connect``
     (``user``/``password``, ``nkeys_seed_str``, ``error_cb`` ...).
 
         nc = await connect()          # in a notebook cell
@@ -112,7 +130,7 @@ async def connect(
     if url is None:
         url = ensure_server()
     target = url.url if isinstance(url, ServerHandle) else url
-    servers = [u.strip() for u in target.split(",") if u.strip()]
+    servers = server_urls(target)
     first = servers[0]
     # One answering server is enough (a cluster with a node down still takes clients).
     why = None
@@ -125,7 +143,7 @@ async def connect(
 
     if name is not None:
         options["name"] = name
-    log = ConnectionLog(_identity(options))
+    log = ConnectionLog(_identity(options, first))
     refused = asyncio.Event()
     user_cb = options.pop("error_cb", None)
 
@@ -160,7 +178,8 @@ async def connect(
         raise AuthenticationError(first, log.identity)
     err = attempt.exception() if attempt.done() and not attempt.cancelled() else None
     reason = log.errors[-1] if log.errors else err or TimeoutError(f"no connection in {timeout:g}s")
-    raise ServerUnreachableError(first, f"{type(reason).__name__}: {reason}".rstrip(": "))
+    why = redact(f"{type(reason).__name__}: {reason}".rstrip(": "), _secrets(options, servers))
+    raise ServerUnreachableError(first, why)
 
 
 def permission_error(

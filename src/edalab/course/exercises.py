@@ -27,9 +27,9 @@ from edalab.consuming import consumer_filters
 from edalab.course.manifest import LESSONS
 from edalab.errors import EdalabError
 from edalab.events import Event
-from edalab.server import wait_for
 from edalab.streams import stream_messages
 from edalab.subjects import matches
+from edalab.waiting import wait_for
 
 __all__ = ["EXERCISES", "CheckResult", "Exercise", "check", "recorded_passes"]
 
@@ -343,7 +343,7 @@ async def check(exercise: str, js: JetStreamContext, *args: Any, **kwargs: Any) 
 
 
 def _progress_file() -> Path:
-    from edalab.server import state_dir
+    from edalab.state import state_dir
 
     return state_dir() / "progress.json"
 

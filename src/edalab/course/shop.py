@@ -42,9 +42,9 @@ from edalab.deadletters import DeadLetters
 from edalab.events import Event
 from edalab.idempotency import ProcessedIds
 from edalab.publishing import publish_event
-from edalab.server import wait_for
 from edalab.streams import fresh_stream
 from edalab.versioning import SchemaRegistry
+from edalab.waiting import wait_for
 
 __all__ = ["Analytics", "OrderPlacedV1", "OrderPlacedV2", "Shop", "Trace", "TraceEntry"]
 

@@ -1,0 +1,156 @@
+"""Find the NATS server a notebook should use, starting one only when there is none.
+
+:func:`ensure_server` is what notebooks call (notebook ``00_start_here``): it uses
+``NATS_URL`` when set and reachable, else the server started by ``edalab server
+start``, else starts one that lives as long as the kernel. :func:`lesson_server` gives
+a lesson a server of its own (to restart or crash it, notebooks ``07`` and ``09``).
+
+The servers this Python process started are held by :data:`local_servers`, one
+:class:`LocalServers` object (not hidden module globals): ``local_servers.stop()``
+stops them all, as Python does at exit.
+
+    >>> handle = ensure_server(quiet=True)
+    >>> handle.url.startswith("nats://")
+    True
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from edalab.confidential import mask_url
+from edalab.errors import InvalidURLError
+from edalab.server import NatsServer
+from edalab.state import read_state
+from edalab.urls import probe
+
+__all__ = [
+    "LocalServers",
+    "ServerHandle",
+    "ensure_server",
+    "lesson_server",
+    "local_servers",
+    "running_server",
+]
+
+Source = Literal["NATS_URL", "edalab server", "embedded"]
+
+
+@dataclass(frozen=True)
+class ServerHandle:
+    """Which server a notebook uses: its URL and where it came from.
+
+    The repr masks a password or token in the URL; ``url`` itself is what to connect to.
+    """
+
+    url: str
+    source: Source
+
+    def __repr__(self) -> str:
+        return f"<NATS server at {mask_url(self.url)} ({self.source})>"
+
+
+def running_server(*, quiet: bool = False) -> ServerHandle | None:
+    """A server that is already there: a reachable ``$NATS_URL``, else a live ``edalab server``.
+
+    Never starts one. An unreachable (or malformed) ``NATS_URL`` is reported on stderr,
+    with any password masked, unless ``quiet``.
+    """
+    env_url = os.environ.get("NATS_URL")
+    if env_url:
+        try:
+            why = probe(env_url.split(",")[0])
+        except InvalidURLError as err:
+            why = err.reason
+        if why is None:
+            return ServerHandle(env_url, "NATS_URL")
+        if not quiet:
+            print(
+                f"NATS_URL={mask_url(env_url)} is not reachable ({why}); falling back",
+                file=sys.stderr,
+            )
+    state = read_state()
+    if state is not None and state.alive():
+        return ServerHandle(state.url, "edalab server")
+    return None
+
+
+class LocalServers:
+    """The servers this process started: one embedded server and one per lesson name.
+
+    All of them are stopped when Python exits, or by :meth:`stop`.
+    """
+
+    def __init__(self) -> None:
+        self.embedded: NatsServer | None = None
+        self.lessons: dict[str, NatsServer] = {}
+        self._at_exit = False
+
+    def _stop_at_exit(self) -> None:
+        if not self._at_exit:
+            atexit.register(self.stop)
+            self._at_exit = True
+
+    def ensure_embedded(self) -> NatsServer:
+        """The embedded server, started now if it is not running."""
+        if self.embedded is None or not self.embedded.running:
+            self._stop_at_exit()
+            self.embedded = NatsServer(name="edalab-embedded").start()
+        return self.embedded
+
+    def lesson(self, name: str, **options: Any) -> NatsServer:
+        """A fresh server named ``name``; one started before under that name is stopped."""
+        old = self.lessons.pop(name, None)
+        if old is not None:
+            old.stop()
+        self._stop_at_exit()
+        srv = NatsServer(name=f"edalab-{name}", **options).start()
+        self.lessons[name] = srv
+        return srv
+
+    def stop(self) -> None:
+        """Stop every server this object started."""
+        if self.embedded is not None:
+            self.embedded.stop()
+            self.embedded = None
+        while self.lessons:
+            _, srv = self.lessons.popitem()
+            srv.stop()
+
+
+#: The servers this Python process started (what :func:`ensure_server` and
+#: :func:`lesson_server` use).
+local_servers = LocalServers()
+
+
+def ensure_server(*, quiet: bool = False) -> ServerHandle:
+    """Find a usable server, starting one if needed, and say which.
+
+    1. ``$NATS_URL`` when it is set and a NATS server answers there;
+    2. the server recorded by ``edalab server start``, if it is still alive;
+    3. an embedded server started now, stopped when the Python process exits
+       (calling again returns the same one).
+    """
+    found = running_server(quiet=quiet)
+    if found is not None:
+        return found
+    return ServerHandle(local_servers.ensure_embedded().url, "embedded")
+
+
+def lesson_server(name: str, **options: Any) -> NatsServer:
+    """A server of the lesson's own, for what a shared one cannot show (restarts, crashes).
+
+    Calling it again with the same ``name`` (re-running the cell) stops the previous one
+    first, so a notebook can run twice in one kernel. Stopped when Python exits.
+    Options go to :class:`~edalab.server.NatsServer`.
+
+        >>> srv = lesson_server("doc-example")
+        >>> srv.running
+        True
+        >>> srv.stop()
+    """
+    return local_servers.lesson(name, **options)

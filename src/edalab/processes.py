@@ -1,0 +1,56 @@
+"""Processes known only by their pid: is one alive, stop it, wait until it is gone.
+
+``edalab server start`` and ``edalab cluster start`` leave servers running after the
+command exits; later commands find them again by the pid recorded in the state file
+(:mod:`edalab.state`) and stop them with :func:`stop_pid`.
+
+    >>> import os
+    >>> pid_alive(os.getpid())
+    True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+
+__all__ = ["pid_alive", "stop_pid", "wait_pid_gone"]
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (ours or not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, it just is not ours to signal
+    return True
+
+
+def wait_pid_gone(pid: int, timeout: float) -> bool:
+    """Wait (without polling) until a process that is not our child exits; whether it did."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        return bool(ready)
+    finally:
+        os.close(fd)
+
+
+def stop_pid(pid: int, timeout: float = 5.0) -> bool:
+    """Terminate a process by pid, then kill it; return whether it is gone."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return True
+    if wait_pid_gone(pid, timeout):
+        return True
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    return wait_pid_gone(pid, timeout)
