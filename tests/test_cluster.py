@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from edalab import connect, ensure_stream, publish_events
+from edalab import EventFactory, connect, ensure_stream, publish_events
 from edalab.cluster import NatsCluster, stream_leader, wait_until_current
 from edalab.consuming import stored_event_ids
 from edalab.course.cli import main as cli
-from edalab.server import probe
-from edalab.testing import EventFactory
+from edalab.urls import probe
 
 pytestmark = pytest.mark.slow
 
@@ -64,6 +63,7 @@ def test_cli_cluster_start_status_stop(tmp_path: Path, monkeypatch: pytest.Monke
     assert cli(["cluster", "start", "--nodes", "3"]) == 0
     try:
         assert cli(["cluster", "status"]) == 0
+        assert (tmp_path / "cluster.json").stat().st_mode & 0o777 == 0o600
         urls = [
             line for line in (tmp_path / "cluster.json").read_text().split('"') if "nats://" in line
         ]

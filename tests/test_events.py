@@ -9,9 +9,9 @@ import pytest
 from pydantic import BaseModel
 
 from edalab import Event, EventDecodeError, PayloadError
+from edalab.factories import EventFactory
 from edalab.publishing import MSG_ID, publish_event
 from edalab.streams import ensure_stream
-from edalab.testing import EventFactory
 
 # Exactly what Go's encoding/json writes for the seed's struct
 # (Data is a string; time.Time marshals as RFC 3339 with nanoseconds and an offset).

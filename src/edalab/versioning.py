@@ -44,7 +44,7 @@ F = TypeVar("F", bound=Upcaster)
 def version_of(event: Event, subject: str | None = None) -> int:
     """The event's version: the subject's ``.vN`` suffix when there is one, else ``event.version``.
 
-    >>> from edalab.testing import EventFactory
+    >>> from edalab.factories import EventFactory
     >>> version_of(EventFactory()("user.created"), "user.created.v2")
     2
     """

@@ -15,7 +15,7 @@
 
 # %%
 from edalab import connect, ensure_server, fresh_stream, publish_events, subject
-from edalab.testing import EventFactory
+from edalab.factories import EventFactory
 
 server = ensure_server()
 nc = await connect(server)

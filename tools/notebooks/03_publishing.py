@@ -17,7 +17,7 @@
 
 # %%
 from edalab import connect, ensure_server
-from edalab.testing import EventFactory
+from edalab.factories import EventFactory
 
 server = ensure_server()
 nc = await connect(server)

@@ -18,7 +18,7 @@
 import asyncio
 
 from edalab import connect, ensure_server, fresh_stream, publish_events
-from edalab.testing import EventFactory
+from edalab.factories import EventFactory
 
 server = ensure_server()
 nc = await connect(server)

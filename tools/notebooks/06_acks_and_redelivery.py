@@ -22,8 +22,8 @@ import itertools
 from nats.js.api import ConsumerConfig
 
 from edalab import connect, ensure_server, fresh_stream, publish_events
+from edalab.factories import EventFactory
 from edalab.streams import consumer_table
-from edalab.testing import EventFactory
 
 server = ensure_server()
 nc = await connect(server)

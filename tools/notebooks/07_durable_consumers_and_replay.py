@@ -19,8 +19,8 @@
 
 # %%
 from edalab import connect, fresh_stream, publish_events
+from edalab.factories import EventFactory
 from edalab.server import lesson_server
-from edalab.testing import EventFactory
 
 srv = lesson_server("07")
 nc = await connect(srv.url)

@@ -19,7 +19,7 @@
 from pydantic import BaseModel
 
 from edalab import connect, ensure_server, fresh_stream, publish_event
-from edalab.testing import EventFactory
+from edalab.factories import EventFactory
 
 server = ensure_server()
 nc = await connect(server)

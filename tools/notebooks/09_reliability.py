@@ -19,8 +19,8 @@
 import asyncio
 
 from edalab import connect, fresh_stream, publish_events
+from edalab.factories import EventFactory
 from edalab.server import lesson_server
-from edalab.testing import EventFactory
 
 srv = lesson_server("09", sync_interval="always")
 nc = await connect(srv.url, max_reconnect_attempts=-1)

@@ -65,7 +65,7 @@ sorted([leader, *[r.name for r in info.cluster.replicas]])
 import asyncio
 
 from edalab import publish_events
-from edalab.testing import EventFactory
+from edalab.factories import EventFactory
 
 make = EventFactory(prefix="ord-")
 orders = [make("order.placed", {"n": i}) for i in range(2000)]
