@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import BaseModel
 
-from edalab import Event, EventDecodeError, PayloadError
+from edalab import Event, EventDecodeError, PayloadError, SubjectError, validate_subject
 from edalab.factories import EventFactory
 from edalab.publishing import MSG_ID, publish_event
 from edalab.streams import ensure_stream
@@ -136,3 +136,22 @@ async def test_msg_id_header_is_the_event_id(js, stream_name, token) -> None:  #
     assert not first.duplicate and again.duplicate and again.seq == first.seq
     stored = await js.get_msg(stream_name, first.seq)
     assert stored.headers is not None and stored.headers[MSG_ID] == event.id
+
+
+@pytest.mark.parametrize("bad", ["user.*", "user.>", "user created", ".user", "user.", "a..b"])
+def test_a_type_that_cannot_be_a_subject_is_refused_at_creation(bad: str) -> None:
+    """Event(...) and Event.create raise the SubjectError a publish to that type would raise."""
+    with pytest.raises(SubjectError) as expected:
+        validate_subject(bad)
+    with pytest.raises(SubjectError) as created:
+        Event.create(bad, {})
+    with pytest.raises(SubjectError) as built:
+        Event(id="1", type=bad, timestamp=datetime(2024, 1, 1, tzinfo=UTC))
+    assert str(created.value) == str(built.value) == str(expected.value)
+
+
+def test_a_decoded_event_keeps_a_type_that_is_no_subject() -> None:
+    """What another producer stored stays readable: decoding does not check the type."""
+    raw = b'{"id":"1","type":"User Created","timestamp":"2024-01-01T00:00:00Z"}'
+    assert Event.from_json(raw).type == "User Created"
+    assert Event.create("UserCreated").type == "UserCreated", "one token is a subject"

@@ -174,6 +174,7 @@ def test_mask_and_redact_cover_urls_seeds_and_config_values() -> None:
     """mask_url keeps users, hides passwords and tokens; redact hides seeds and settings."""
     _, seed = nkey_user("x")
     assert mask_url("nats://a:p@h:1,tls://tok@h:2,h:3") == "nats://a:***@h:1,tls://***@h:2,h:3"
+    assert mask_url("a:p@h:1, tok@h:2") == "a:***@h:1, ***@h:2"
     text = f'password: "{ANN_PW}", token = {TOKEN}, seed {seed}, url nats://b:{ADMIN_PW}@h'
     shown = redact(text)
     assert shown == 'password: "***", token = ***, seed ***, url nats://b:***@h'
@@ -219,7 +220,14 @@ async def test_the_cli_masks_urls_and_fails_in_one_line(
         out = capsys.readouterr()
         assert out.err.count("\n") == 1 and "refused the credentials of ann" in out.err
         assert_hidden(out.out, out.err)
-    for bad in ("localhost:notaport", f"nats://ann:{ANN_PW}@localhost:99999", "http://x:1"):
+    bad_urls = (
+        "localhost:notaport",
+        f"ann:{ANN_PW}@localhost:notaport",
+        f"nats://ann:{ANN_PW}@localhost:99999",
+        f"nats://ann:{ANN_PW}@[::1:4222",
+        "http://x:1",
+    )
+    for bad in bad_urls:
         assert await cli_run(["progress", "--url", bad]) == 2
         out = capsys.readouterr()
         assert out.err.startswith("edalab: invalid NATS URL") and out.err.count("\n") == 1

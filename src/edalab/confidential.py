@@ -44,14 +44,27 @@ def mask_url(url: str) -> str:
 
         >>> mask_url("nats://s3cret-token@host:4222,nats://host2:4222")
         'nats://***@host:4222,nats://host2:4222'
+        >>> mask_url("ann:s3cret@host:4222")
+        'ann:***@host:4222'
     """
 
-    def hide(found: re.Match[str]) -> str:
-        user, colon, _ = found.group("info").partition(":")
-        shown = f"{user}:{MASK}" if colon else MASK
-        return f"{found.group('scheme')}{shown}@"
+    out = []
+    for part in url.split(","):
+        if "://" not in part and "@" in part:  # host:port alone means nats://host:port
+            lead = len(part) - len(part.lstrip())
+            part = part[:lead] + _mask_userinfo("nats://" + part[lead:])[len("nats://") :]
+        out.append(_mask_userinfo(part))
+    return ",".join(out)
 
-    return _URL_USERINFO.sub(hide, url)
+
+def _hide_userinfo(found: re.Match[str]) -> str:
+    user, colon, _ = found.group("info").partition(":")
+    shown = f"{user}:{MASK}" if colon else MASK
+    return f"{found.group('scheme')}{shown}@"
+
+
+def _mask_userinfo(text: str) -> str:
+    return _URL_USERINFO.sub(_hide_userinfo, text)
 
 
 def secrets_in_config(config: str) -> list[str]:
@@ -80,7 +93,7 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
         >>> redact("login of ann with hunter22 failed", ["hunter22"])
         'login of ann with *** failed'
     """
-    out = mask_url(text)
+    out = _mask_userinfo(text)
     out = _SEED.sub(MASK, out)
 
     def hide(found: re.Match[str]) -> str:

@@ -182,7 +182,7 @@ class AuthenticationError(ServerError):
         self.identity = identity
         super().__init__(
             f"NATS at {self.url} refused the credentials of {identity}: authorization violation "
-            "(wrong user, password, token or nkey)"
+            "(wrong user, password or nkey)"
         )
 
 

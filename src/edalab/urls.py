@@ -28,10 +28,8 @@ SCHEMES = ("nats", "tls", "ws", "wss")
 
 
 def _split(url: str) -> SplitResult:
-    full = url.strip()
-    if "://" not in full:
-        full = f"nats://{full}"
-    shown = mask_url(full)
+    shown = mask_url(url.strip())  # as given, password masked
+    full = url.strip() if "://" in url else f"nats://{url.strip()}"
     try:
         parts = urlsplit(full)
         port = parts.port
