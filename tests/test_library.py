@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 import textwrap
@@ -105,3 +106,33 @@ def test_a_service_test_gets_the_fixtures_from_the_plugin(tmp_path: Path) -> Non
     )  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
     assert "1 passed" in out.stdout
+
+
+def test_the_plugin_loads_without_pytest_asyncio(tmp_path: Path) -> None:
+    """Without pytest-asyncio, a service's other tests still run; nc says what to install."""
+    (tmp_path / "test_service.py").write_text(
+        textwrap.dedent(
+            '''
+            def test_sync(nats_url):
+                """The server fixtures need no event loop."""
+                assert nats_url.startswith("nats://")
+
+            def test_needs_a_loop(nc):
+                """Asks for a fixture that needs pytest-asyncio."""
+            '''
+        )
+    )
+    installed = any(ep.name == "edalab" for ep in entry_points(group="pytest11"))
+    plugin = [] if installed else ["-p", "edalab.testing"]
+    # A pytest_asyncio that fails to import, ahead of the installed one on the path.
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "pytest_asyncio.py").write_text("raise ImportError('pytest-asyncio is absent')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shadow), *sys.path])}
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:asyncio",
+         *plugin, str(tmp_path / "test_service.py")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert "1 passed" in out.stdout and "1 error" in out.stdout, out.stdout + out.stderr
+    assert "'nc' fixture needs pytest-asyncio: pip install 'edalab[test]'" in out.stdout

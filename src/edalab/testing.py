@@ -12,18 +12,21 @@ name ``edalab``), so a service's tests get the fixtures without importing anythi
 
 ``nats_server`` is session-scoped: one real server with JetStream on a free port
 and its own temporary store for the whole test session. ``nc`` and ``js`` are
-per test. (Without the entry point, add ``pytest_plugins = ["edalab.testing"]`` to
-your ``conftest.py``.) This is the only module of edalab that imports pytest; the
-event factory and the fixed clock are in :mod:`edalab.factories`.
+per test and need pytest-asyncio (``pip install 'edalab[test]'``); without it the
+plugin still loads, and ``nc``/``js`` fail with that advice when a test asks for them.
+(Without the entry point, add ``pytest_plugins = ["edalab.testing"]`` to your
+``conftest.py``.) This is the only module of edalab that imports pytest; the event
+factory and the fixed clock are in :mod:`edalab.factories`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any, Protocol, TypeVar, cast
 
 import pytest
-import pytest_asyncio
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
@@ -35,6 +38,37 @@ from edalab.factories import FixedClock as FixedClock
 from edalab.server import NatsServer
 
 __all__ = ["js", "nats_server", "nats_url", "nc"]
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _FixtureDecorator(Protocol):
+    def __call__(self, func: F, /) -> F: ...
+
+
+def _needs_pytest_asyncio(func: F) -> F:
+    """A fixture that, when a test asks for it, says pytest-asyncio is missing."""
+
+    def missing(*args: Any, **kwargs: Any) -> Any:
+        raise pytest.UsageError(
+            f"edalab's {func.__name__!r} fixture needs pytest-asyncio: "
+            "pip install 'edalab[test]' (or pytest-asyncio)"
+        )
+
+    # Same name and requested fixtures, but plain (not async, no __wrapped__ to unwrap).
+    missing.__name__ = missing.__qualname__ = func.__name__
+    missing.__signature__ = inspect.signature(func)  # type: ignore[attr-defined]
+    return cast(F, pytest.fixture(missing))
+
+
+async_fixture: _FixtureDecorator
+try:
+    from pytest_asyncio import fixture as _asyncio_fixture
+
+    async_fixture = cast(_FixtureDecorator, _asyncio_fixture)
+except ImportError:  # a service's test env without it must still load this plugin
+    async_fixture = _needs_pytest_asyncio
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +85,7 @@ def nats_url(nats_server: NatsServer) -> str:
     return nats_server.url
 
 
-@pytest_asyncio.fixture
+@async_fixture
 async def nc(nats_url: str) -> AsyncIterator[NATS]:
     """A client connected to the session server, closed after the test."""
     client = await connect(nats_url)
@@ -61,7 +95,7 @@ async def nc(nats_url: str) -> AsyncIterator[NATS]:
         await client.close()
 
 
-@pytest_asyncio.fixture
+@async_fixture
 async def js(nc: NATS) -> JetStreamContext:
     """A JetStream context on :func:`nc`."""
     return nc.jetstream()
