@@ -75,7 +75,7 @@ def connection_log(nc: NATS) -> ConnectionLog | None:
 
 
 def _identity(options: dict[str, Any], url: str) -> str:
-    """Who the connection logs in as: the option nats-py sends, in nats-py's order."""
+    """Who the connection logs in as: its user, nkey or token option, else the URL's user."""
     if options.get("user"):
         return str(options["user"])
     seed = options.get("nkeys_seed_str")

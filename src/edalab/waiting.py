@@ -3,7 +3,8 @@
 Prefer awaiting a message or an ack. Some states the server shows only when asked (a
 consumer's pending count, a leader election, a replica catching up): :func:`wait_for`
 asks again every ``interval`` until ``timeout``, and then raises ``TimeoutError``
-naming what it waited for (notebooks ``09_reliability`` and ``13_clustering``)::
+naming what it waited for. The dead-letter and cluster helpers of notebooks
+``09_reliability`` and ``13_clustering`` wait with it::
 
     async def drained() -> bool:
         return (await js.consumer_info("ORDERS", "billing")).num_pending == 0
