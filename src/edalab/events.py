@@ -17,10 +17,10 @@ Notebook ``01_event_structure`` explains every field.
 from __future__ import annotations
 
 import builtins
+import functools
 import json
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -41,13 +41,10 @@ M = TypeVar("M", bound=BaseModel)
 _decoding: ContextVar[bool] = ContextVar("edalab_event_decoding", default=False)
 
 
-@contextmanager
-def _lenient_type() -> Iterator[None]:
-    token = _decoding.set(True)
-    try:
-        yield
-    finally:
-        _decoding.reset(token)
+@functools.lru_cache(maxsize=4096)
+def _subject_type(event_type: str) -> str:
+    """``event_type`` if it can be a subject (a service has few types: checked once each)."""
+    return validate_subject(event_type)
 
 
 def utc_now() -> datetime:
@@ -120,7 +117,7 @@ class Event(BaseModel):
         event_type = fields.get("type")
         # A missing or empty type is pydantic's to report; a decoded one is read as it is.
         if isinstance(event_type, str) and event_type and not _decoding.get():
-            validate_subject(event_type)
+            _subject_type(event_type)
         super().__init__(**fields)
 
     @classmethod
@@ -192,21 +189,23 @@ class Event(BaseModel):
             >>> Event.from_json('{"id":"1","type":"a.b","timestamp":"2024-01-01T00:00:00Z"}').id
             '1'
         """
+        lenient = _decoding.set(True)
         try:
-            with _lenient_type():
-                return cls.model_validate_json(raw)
+            return cls.model_validate_json(raw)
         except ValidationError as err:
             data = raw.encode() if isinstance(raw, str) else bytes(raw)
             raise EventDecodeError(
                 describe_validation_error(err), subject=subject, sequence=sequence, raw=data
             ) from None
+        finally:
+            _decoding.reset(lenient)
 
     @classmethod
     def from_msg(cls, msg: Msg) -> Event:
         """Decode a NATS message, naming its subject and stream sequence in any error."""
+        lenient = _decoding.set(True)
         try:
-            with _lenient_type():
-                return cls.model_validate_json(msg.data)
+            return cls.model_validate_json(msg.data)
         except ValidationError as err:
             raise EventDecodeError(
                 describe_validation_error(err),
@@ -214,6 +213,8 @@ class Event(BaseModel):
                 sequence=stream_sequence(msg),
                 raw=bytes(msg.data),
             ) from None
+        finally:
+            _decoding.reset(lenient)
 
     @overload
     def payload(self, model: None = None) -> Any: ...
