@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +36,7 @@ __all__ = [
     "ConnectionLog",
     "connect",
     "connection_log",
+    "env_credentials",
     "permission_error",
     "publish_checked",
     "subscribe_checked",
@@ -83,7 +86,29 @@ def _identity(options: dict[str, Any]) -> str:
         return f"{options['name']} ({key})" if options.get("name") else key
     if options.get("token"):
         return "token user"
+    if options.get("user_credentials"):
+        return f"the user in {options['user_credentials']}"
     return "anonymous"
+
+
+def env_credentials(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Credentials from the environment, in the variable names the NATS CLI uses.
+
+    ``NATS_CREDS`` (a credentials file) or ``NATS_USER`` with ``NATS_PASSWORD``
+    (a class's student file sets these; see ``edalab class init``). :func:`connect`
+    applies them when it picks the server itself (``url`` not given).
+
+        >>> env_credentials({"NATS_USER": "s01", "NATS_PASSWORD": "pw"})["user"]
+        's01'
+        >>> env_credentials({})
+        {}
+    """
+    env = os.environ if environ is None else environ
+    if env.get("NATS_CREDS"):
+        return {"user_credentials": env["NATS_CREDS"]}
+    if env.get("NATS_USER"):
+        return {"user": env["NATS_USER"], "password": env.get("NATS_PASSWORD", "")}
+    return {}
 
 
 def _is_auth_failure(err: BaseException) -> bool:
@@ -105,12 +130,15 @@ async def connect(
     server) answers, and :class:`~edalab.errors.AuthenticationError` at once when
     the server refuses the credentials. Without ``url`` it uses
     :func:`~edalab.server.ensure_server`. Other options go to ``nats.connect``
-    (``user``/``password``, ``nkeys_seed_str``, ``error_cb`` ...).
+    (``user``/``password``, ``nkeys_seed_str``, ``error_cb`` ...); without ``url``,
+    credentials come from the environment too (:func:`env_credentials`).
 
         nc = await connect()          # in a notebook cell
     """
     if url is None:
         url = ensure_server()
+        for key, value in env_credentials().items():
+            options.setdefault(key, value)
     target = url.url if isinstance(url, ServerHandle) else url
     servers = [u.strip() for u in target.split(",") if u.strip()]
     first = servers[0]
