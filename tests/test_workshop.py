@@ -62,7 +62,9 @@ async def test_progress_prints_a_table_of_exercises(own_server, capsys) -> None:
     assert await asyncio_cli(["progress", "--url", own_server.url]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["exercise", "notebook", "state", "detail"]
-    states = {line.split()[0]: line.split()[2] for line in lines[2:]}
+    rows = [line for line in lines[2:] if not line.startswith(" ")]  # not continuation rows
+    states = {line.split()[0]: line.split()[2] for line in rows}
+    assert max(len(line) for line in lines) <= 100
     assert states["02"] == "pass"
     assert states["03"] == "not"  # "not yet"
     assert states["12"] == "skipped"
@@ -86,6 +88,10 @@ def test_student_copies_drop_solutions_and_clear_exercise_outputs(tmp_path: Path
     for path in tmp_path.glob("*.ipynb"):
         nb = json.loads(path.read_text())
         assert not any("solution" in c["metadata"].get("tags", []) for c in nb["cells"])
+        prompts = [c for c in nb["cells"] if "".join(c["source"]).startswith("# YOUR CODE HERE")]
+        original = json.loads((ROOT / "notebooks" / path.name).read_text())
+        solutions = [c for c in original["cells"] if "solution" in c["metadata"].get("tags", [])]
+        assert len(prompts) == len(solutions), path.name  # an answer cell for each solution
         for cell in nb["cells"]:
             if "check(" in "".join(cell["source"]):
                 assert cell["outputs"] == [] and cell["execution_count"] is None
@@ -124,5 +130,10 @@ async def test_progress_remembers_exercises_that_passed_before(own_server, capsy
     await fresh_stream(js, "USERS", ["user.>"])  # what notebook 08 does
     await nc.close()
     assert await asyncio_cli(["progress", "--url", own_server.url]) == 0
-    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("02"))
+    lines = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("02"))
+    end = next(
+        i for i in range(start + 1, len(lines) + 1) if i == len(lines) or lines[i][:1] != " "
+    )
+    row = " ".join(" ".join(line.split()) for line in lines[start:end])  # with its wrapped detail
     assert "passed before" in row and "no consumer 'profile-watch'" in row

@@ -45,6 +45,7 @@ class NatsCluster(Lifecycle):
         start_timeout: float = 30.0,
         sync_interval: str | None = None,
         detach: bool = False,
+        config: str = "",
     ) -> None:
         if nodes < 1:
             raise ValueError("a cluster needs at least one node")
@@ -60,15 +61,17 @@ class NatsCluster(Lifecycle):
         routes = ", ".join(f'"nats-route://127.0.0.1:{p}"' for p in self.route_ports.values())
         self.servers: dict[str, NatsServer] = {}
         for node, port in self.route_ports.items():
-            config = (
+            node_config = (
                 f"cluster {{\n  name: {json.dumps(name)}\n  listen: 127.0.0.1:{port}\n"
                 f"  routes: [{routes}]\n}}"
             )
+            if config:  # the same extra configuration on every node (a class's accounts)
+                node_config += "\n" + config
             self.servers[node] = NatsServer(
                 name=node,
                 store_dir=self.base_dir / node / "store",
                 run_dir=self.base_dir / node,
-                config=config,
+                config=node_config,
                 start_timeout=start_timeout,
                 sync_interval=sync_interval,
                 detach=detach,

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,6 +42,7 @@ __all__ = [
     "ConnectionLog",
     "connect",
     "connection_log",
+    "env_credentials",
     "permission_error",
     "publish_checked",
     "subscribe_checked",
@@ -90,6 +93,8 @@ def _identity(options: dict[str, Any], url: str) -> str:
         return f"{options['name']} ({key})" if options.get("name") else key
     if options.get("token"):
         return "token user"
+    if options.get("user_credentials"):
+        return f"the user in {options['user_credentials']}"
     return url_user(url) or "anonymous"
 
 
@@ -100,6 +105,26 @@ def _secrets(options: dict[str, Any], servers: list[str]) -> list[str]:
         parts = urlsplit(server)
         found.append(parts.password if parts.password is not None else parts.username)
     return [s for s in found if isinstance(s, str) and s]
+
+
+def env_credentials(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Credentials from the environment, in the variable names the NATS CLI uses.
+
+    ``NATS_CREDS`` (a credentials file) or ``NATS_USER`` with ``NATS_PASSWORD``
+    (a class's student file sets these; see ``edalab class init``). :func:`connect`
+    applies them when it picks the server itself (``url`` not given).
+
+        >>> env_credentials({"NATS_USER": "s01", "NATS_PASSWORD": "pw"})["user"]
+        's01'
+        >>> env_credentials({})
+        {}
+    """
+    env = os.environ if environ is None else environ
+    if env.get("NATS_CREDS"):
+        return {"user_credentials": env["NATS_CREDS"]}
+    if env.get("NATS_USER"):
+        return {"user": env["NATS_USER"], "password": env.get("NATS_PASSWORD", "")}
+    return {}
 
 
 def _is_auth_failure(err: BaseException) -> bool:
@@ -121,14 +146,16 @@ async def connect(
     :class:`~edalab.errors.ServerUnreachableError` when nothing (or no NATS
     server) answers, and :class:`~edalab.errors.AuthenticationError` at once when
     the server refuses the credentials, naming the user it tried (from the options or
-    the URL). Without ``url`` it uses :func:`~edalab.discovery.ensure_server`.
-    Other options go to ``nats.connect``
-    (``user``/``password``, ``nkeys_seed_str``, ``error_cb`` ...).
+    the URL). Without ``url`` it uses :func:`~edalab.discovery.ensure_server`, and
+    credentials from the environment (:func:`env_credentials`). Other options go to
+    ``nats.connect`` (``user``/``password``, ``nkeys_seed_str``, ``error_cb`` ...).
 
         nc = await connect()          # in a notebook cell
     """
     if url is None:
         url = ensure_server()
+        for key, value in env_credentials().items():
+            options.setdefault(key, value)
     target = url.url if isinstance(url, ServerHandle) else url
     servers = server_urls(target)
     first = servers[0]

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -70,6 +72,7 @@ def _server_start(args: argparse.Namespace) -> int:
         name="edalab",
         detach=True,
         sync_interval=args.sync_interval,
+        config=_extra_config(args),
     )
     srv.start()
     pid = srv.release()
@@ -84,6 +87,17 @@ def _server_start(args: argparse.Namespace) -> int:
     print(f"edalab server started: {mask_url(srv.url)} (pid {pid}, store {store})")
     print(f"monitoring: {srv.monitor_url}   log: {srv.log_file}")
     return 0
+
+
+def _extra_config(args: argparse.Namespace) -> str:
+    """The text of ``--config FILE`` (e.g. a class's accounts.conf), or nothing."""
+    path = getattr(args, "config", None)
+    if not path:
+        return ""
+    try:
+        return Path(path).read_text()
+    except OSError as err:
+        raise EdalabError(f"cannot read --config {path}: {err.strerror or err}") from None
 
 
 def _server_status(args: argparse.Namespace) -> int:
@@ -142,7 +156,8 @@ def _cluster_start(args: argparse.Namespace) -> int:
         print(f"edalab cluster already running: {mask_url(urls)}")
         return 0
     base = state_dir() / "cluster"
-    cluster = NatsCluster(args.nodes, base_dir=base, detach=True).start()
+    cluster = NatsCluster(args.nodes, base_dir=base, detach=True, config=_extra_config(args))
+    cluster.start()
     leader = cluster.meta_leader()
     nodes = cluster.release()
     save_cluster_state(nodes)
@@ -195,9 +210,9 @@ def _course_url(args: argparse.Namespace) -> str:
 
 
 async def _with_js(url: str, work: Callable[[Any], Awaitable[Any]]) -> Any:
-    from edalab.connection import connect
+    from edalab.connection import connect, env_credentials
 
-    nc = await connect(url)
+    nc = await connect(url, **env_credentials())  # a student's NATS_USER/NATS_PASSWORD
     try:
         return await work(nc.jetstream())
     finally:
@@ -250,6 +265,7 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", help="JetStream store directory (kept between runs)")
     parser.add_argument("--port", type=int, default=0, help="client port (default: a free one)")
     parser.add_argument("--sync-interval", help="JetStream fsync interval, e.g. always")
+    parser.add_argument("--config", help="extra server configuration, e.g. class/accounts.conf")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -283,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
         csub, "start", "start N routed nodes; ready once a leader is elected", _cluster_start
     )
     cstart.add_argument("--nodes", type=int, default=3, help="how many nodes (default: 3)")
+    cstart.add_argument("--config", help="extra configuration for every node (class accounts)")
     _command(csub, "status", "which nodes are alive", _cluster_status)
     _command(csub, "stop", "stop every node", _cluster_stop)
 
@@ -291,7 +308,96 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("--url", help="server to reset (default: NATS_URL or the edalab server)")
     prog = _command(sub, "progress", "run the exercise checkers, print a table", _progress)
     prog.add_argument("--url", help="server to check (default: NATS_URL or the edalab server)")
+    _add_class_commands(sub)
     return parser
+
+
+def _class_init(args: argparse.Namespace) -> int:
+    from edalab.course.classroom import Classroom
+
+    out = Path(args.out)
+    room = Classroom.generate(args.students)
+    room.write(out, url=args.url)
+    print(f"class of {args.students} written to {out}/ (credentials are mode 0600):")
+    print(f"  accounts.conf      the accounts: edalab server start --config {out}/accounts.conf")
+    print("  nats-server.conf   for Docker Compose: docker compose --profile class up -d")
+    print("  helm-values.yaml   for the NATS Helm chart: helm install nats nats/nats -f ...")
+    print(f"  students/*.env     hand one to each student: set -a; . {out}/students/s01.env")
+    print(f"  instructor.env     yours: edalab class progress --dir {out}")
+    return 0
+
+
+def _instructor(args: argparse.Namespace) -> tuple[str, dict[str, Any], list[str]]:
+    from edalab.course.classroom import load_env_file, roster
+
+    info = roster(args.dir)
+    env = load_env_file(Path(args.dir) / "instructor.env")
+    url = args.url or os.environ.get("NATS_URL") or env.get("NATS_URL") or str(info["url"])
+    creds: dict[str, Any] = {"user": env["NATS_USER"], "password": env["NATS_PASSWORD"]}
+    return url, creds, list(info["students"])
+
+
+def _class_progress(args: argparse.Namespace) -> int:
+    from edalab.connection import connect
+    from edalab.course.classroom import ClassWatcher, serve_progress
+    from edalab.course.exercises import EXERCISES
+
+    url, creds, students = _instructor(args)
+
+    async def watch() -> int:
+        nc = await connect(url, **creds)
+        try:
+            watcher = ClassWatcher(nc.jetstream(), students, list(EXERCISES))
+            await watcher.start()
+            await nc.flush()
+            if args.serve is None and not args.watch:
+                await _settle(watcher)
+                print(watcher.progress().table())
+                return 0
+            if args.serve is not None:
+                server = serve_progress(watcher, args.serve)
+                print(f"live class progress: http://127.0.0.1:{server.server_port}/", flush=True)
+            deadline = asyncio.get_running_loop().time() + (args.for_seconds or 1e9)
+            while (left := deadline - asyncio.get_running_loop().time()) > 0:
+                watcher.changed.clear()
+                if args.watch:
+                    print("\033[2J\033[H" + str(watcher.progress().table()), flush=True)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(watcher.changed.wait(), timeout=left)
+            return 0
+        finally:
+            await nc.close()
+
+    return asyncio.run(watch())
+
+
+async def _settle(watcher: Any) -> None:
+    """Let the ordered consumer replay what the stream holds now (bounded)."""
+    from edalab.course.classroom import PROGRESS_STREAM
+    from edalab.server import wait_for
+
+    info = await watcher.js.stream_info(PROGRESS_STREAM)
+    want = info.state.messages
+
+    async def caught_up() -> bool:
+        return bool(watcher.reports >= want)
+
+    await wait_for(caught_up, timeout=10, what="the class progress stream to replay")
+
+
+def _add_class_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    klass = _command(sub, "class", "one server for a whole class: accounts, progress")
+    ksub = klass.add_subparsers(dest="action", required=True, metavar="action")
+    init = _command(ksub, "init", "write accounts, credentials and deployment values", _class_init)
+    init.add_argument("--students", type=int, required=True, help="how many students")
+    init.add_argument("--out", default="class", help="directory to write (default: class/)")
+    init.add_argument("--url", default="nats://127.0.0.1:4222", help="the URL students connect to")
+    kprog = _command(ksub, "progress", "students x exercises, from their reports", _class_progress)
+    kprog.add_argument("--dir", default="class", help="the class directory (default: class/)")
+    kprog.add_argument("--url", help="server (default: NATS_URL, else the class's URL)")
+    kprog.add_argument("--watch", action="store_true", help="redraw on every new report")
+    kprog.add_argument("--serve", type=int, metavar="PORT", help="serve a live web page")
+    kprog.add_argument("--for-seconds", type=float, help="stop watching after this long")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

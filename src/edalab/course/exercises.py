@@ -337,9 +337,24 @@ async def check(exercise: str, js: JetStreamContext, *args: Any, **kwargs: Any) 
     try:
         message = await spec.checker(js, *args, **kwargs)
     except _NotYet as hint:
-        return CheckResult(exercise, False, str(hint))
-    _record_pass(exercise)
-    return CheckResult(exercise, True, message)
+        result = CheckResult(exercise, False, str(hint))
+    else:
+        _record_pass(exercise)
+        result = CheckResult(exercise, True, message)
+    return await _report(js, result)
+
+
+async def _report(js: JetStreamContext, result: CheckResult) -> CheckResult:
+    """In class mode, send the verdict to the instructor; say so if that failed."""
+    from edalab.course.classroom import in_class_mode, report_check
+
+    if not in_class_mode():
+        return result
+    why = await report_check(js, result.exercise, result.passed, result.message)
+    if why is None:
+        return result
+    note = f" (not reported to the instructor: {why})"
+    return CheckResult(result.exercise, result.passed, result.message + note)
 
 
 def _progress_file() -> Path:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import re
+import textwrap
 from typing import Any
 
 import nats.js.errors
@@ -32,7 +33,9 @@ COURSE_STREAMS = course_streams()
 COURSE_BUCKETS = course_buckets()
 
 #: Exercises whose checker needs more than the JetStream context.
-NEEDS_MORE = {"12": "needs the auditor's credentials: run it in notebook 12"}
+NEEDS_MORE = {
+    "12": "needs the auditor's credentials: run the last cell of 12_security, which passes them"
+}
 
 
 async def course_state(js: JetStreamContext) -> tuple[list[str], list[str]]:
@@ -58,11 +61,16 @@ async def reset(js: JetStreamContext) -> list[str]:
     return deleted
 
 
-async def progress(js: JetStreamContext) -> Table:
+#: How wide ``edalab progress`` may print (a terminal, a projector).
+PROGRESS_WIDTH = 100
+
+
+async def progress(js: JetStreamContext, *, width: int = PROGRESS_WIDTH) -> Table:
     """Run every checker that needs only the server; a table of exercise, state, detail.
 
     An exercise that fails now but passed a check earlier on this machine (a later
-    notebook recreated its stream, say) shows as ``passed before``.
+    notebook recreated its stream, say) shows as ``passed before``. The detail wraps
+    onto continuation rows so that no line is wider than ``width``.
     """
     earlier = recorded_passes()
     rows = []
@@ -79,14 +87,47 @@ async def progress(js: JetStreamContext) -> Table:
             rows.append([key, spec.notebook, "passed before", detail])
         else:
             rows.append([key, spec.notebook, "not yet", result.message])
-    return Table(["exercise", "notebook", "state", "detail"], rows)
+    return _wrapped(Table(["exercise", "notebook", "state", "detail"], rows), width)
+
+
+def _wrapped(table: Table, width: int) -> Table:
+    """The same table with its last column wrapped so that each line fits ``width``."""
+    cells = [table.headers] + [[str(c) for c in r] for r in table.rows]
+    lead = sum(max(len(row[i]) for row in cells) + 2 for i in range(len(table.headers) - 1))
+    room = max(20, width - lead)
+    rows: list[list[str]] = []
+    for row in table.rows:
+        lines = textwrap.wrap(str(row[-1]), room) or [""]
+        rows.append([*map(str, row[:-1]), lines[0]])
+        rows += [[""] * (len(row) - 1) + [line] for line in lines[1:]]
+    return Table(table.headers, rows)
+
+
+#: The one line an answer cell starts with (nbgrader's convention).
+ANSWER_PROMPT = "# YOUR CODE HERE"
+
+
+def _answer_cell(solution: dict[str, Any]) -> dict[str, Any]:
+    """An empty code cell, with the prompt, where the solution was (same id, no tags)."""
+    cell: dict[str, Any] = {
+        "cell_type": "code",
+        "execution_count": None,
+        "metadata": {},
+        "outputs": [],
+        "source": ANSWER_PROMPT + "\n",
+    }
+    if "id" in solution:
+        cell["id"] = solution["id"]
+    return cell
 
 
 def student_copy(notebook: dict[str, Any]) -> dict[str, Any]:
     """A student's copy of a notebook (nbformat 4 JSON): solutions out, exercises blank.
 
-    Cells tagged ``solution`` are removed; code cells from the ``## Exercise`` heading on
-    lose their outputs and execution counts, so the checker's verdict is the student's own.
+    Each cell tagged ``solution`` becomes an empty code cell holding one prompt line
+    (``# YOUR CODE HERE``, as nbgrader does), so there is a place for the answer; code
+    cells from the ``## Exercise`` heading on lose their outputs and execution counts,
+    so the checker's verdict is the student's own.
 
         >>> nb = {"cells": [
         ...     {"cell_type": "markdown", "source": "## Exercise", "metadata": {}},
@@ -94,9 +135,9 @@ def student_copy(notebook: dict[str, Any]) -> dict[str, Any]:
         ...      "outputs": [], "execution_count": 1},
         ...     {"cell_type": "code", "source": "check()", "metadata": {},
         ...      "outputs": [{"output_type": "stream"}], "execution_count": 2}]}
-        >>> [c["source"] for c in student_copy(nb)["cells"]]
-        ['## Exercise', 'check()']
-        >>> student_copy(nb)["cells"][1]["outputs"]
+        >>> [c["source"].strip() for c in student_copy(nb)["cells"]]
+        ['## Exercise', '# YOUR CODE HERE', 'check()']
+        >>> student_copy(nb)["cells"][2]["outputs"]
         []
     """
     out = copy.deepcopy(notebook)
@@ -107,6 +148,7 @@ def student_copy(notebook: dict[str, Any]) -> dict[str, Any]:
         if cell["cell_type"] == "markdown" and re.search(r"^## Exercise", source, re.M):
             in_exercise = True
         if "solution" in cell.get("metadata", {}).get("tags", []):
+            cells.append(_answer_cell(cell))
             continue
         if in_exercise and cell["cell_type"] == "code":
             cell["outputs"] = []
