@@ -66,3 +66,14 @@ async def test_fresh_stream_empties_it(js, stream_name, token) -> None:  # type:
 def test_table_renders_aligned_text() -> None:
     """Columns are padded to the widest cell; trailing spaces are trimmed."""
     assert repr(Table(["a", "bb"], [["xyz", 1]])) == "a    bb\n---  --\nxyz  1"
+
+
+async def test_fresh_stream_is_empty_even_right_after_a_delete(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+    """A recreated stream never holds the deleted one's messages (a server race it works around)."""
+    for _ in range(50):
+        await fresh_stream(js, stream_name, [f"{token}.>"])
+        for _ in range(3):
+            await js.publish(f"{token}.x", b"old")
+        await fresh_stream(js, stream_name, [f"{token}.>"])
+        state = (await js.stream_info(stream_name)).state
+        assert (state.messages, state.last_seq) == (0, 0)

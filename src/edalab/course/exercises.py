@@ -304,6 +304,50 @@ async def _check_18(js: JetStreamContext) -> str:
     return "the STAN subscription is translated and its messages acknowledged"
 
 
+async def _check_16(js: JetStreamContext) -> str:
+    from edalab.tracing import CAUSATION_ID, CORRELATION_ID, TraceContext, derived_id
+
+    await _stream(js, "ORDERS")
+    placed_id = "order-ex16"
+    cause = derived_id(placed_id, "stock.reserved")
+    want_id = derived_id(cause, "billing.charged")
+    trace_ids, charged = set(), []
+    async for seq, raw in stream_messages(js, "ORDERS"):
+        event = Event.from_json(raw.data or b"", subject=raw.subject, sequence=seq)
+        if event.id == placed_id:
+            trace = TraceContext.from_headers(raw.headers)
+            trace_ids.add(trace.trace_id if trace else "")
+        if event.type == "billing.charged" and (event.data or {}).get("order_id") == "ex16":
+            charged.append((event, raw.headers or {}))
+    _require(bool(trace_ids), "no order.placed for ex16 in ORDERS: run the exercise's first cell")
+    _require(bool(charged), "no billing.charged for order ex16 in ORDERS yet")
+    _require(
+        len(charged) == 1,
+        f"ORDERS holds {len(charged)} billing.charged events for ex16 (ids "
+        f"{sorted(e.id for e, _ in charged)}): a redelivery made a new event; derive its id "
+        "from the cause with derived_id(cause_id, 'billing.charged')",
+    )
+    event, headers = charged[0]
+    _require(event.id == want_id, f"billing.charged has id {event.id!r}; derive it from the cause")
+    _require(
+        headers.get(CAUSATION_ID) == cause,
+        f"Causation-Id is {headers.get(CAUSATION_ID)!r}; it names the stock.reserved event",
+    )
+    _require(
+        headers.get(CORRELATION_ID) == placed_id,
+        f"Correlation-Id is {headers.get(CORRELATION_ID)!r}; it is the flow's first event id",
+    )
+    try:
+        trace = TraceContext.from_headers(headers)
+    except EdalabError as err:
+        raise _NotYet(str(err)) from None
+    _require(
+        trace is not None and trace.trace_id in trace_ids,
+        "billing.charged's traceparent is not in the order's trace: use its trace context",
+    )
+    return "one billing.charged for ex16 despite the redelivery, caused, correlated and traced"
+
+
 _CHECKERS: dict[str, Checker] = {
     "02": _check_02,
     "03": _check_03,
@@ -314,6 +358,7 @@ _CHECKERS: dict[str, Checker] = {
     "09": _check_09,
     "12": _check_12,
     "13": _check_13,
+    "16": _check_16,
     "18": _check_18,
 }
 #: The exercises, keyed by their lesson's number (the manifest says which lessons have one).

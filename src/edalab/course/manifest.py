@@ -140,6 +140,17 @@ LESSONS: tuple[Lesson, ...] = (
         streams=("PERF",),
     ),
     Lesson(
+        "16",
+        "patterns",
+        "Patterns for event-driven services",
+        "commands vs events, the transactional outbox (SQLite), derived ids, correlation, "
+        "causation and `traceparent`, sagas both ways with compensation, optimistic "
+        "concurrency, a key-value read model, CloudEvents",
+        streams=("ORDERS", "ACCOUNTS"),
+        buckets=("order-status",),
+        exercise="billing.charged exactly once per order, traced",
+    ),
+    Lesson(
         "17",
         "capstone",
         "Capstone: a shop made of events",

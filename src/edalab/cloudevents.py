@@ -1,0 +1,140 @@
+"""The event envelope as a CloudEvents 1.0 event (notebook 16).
+
+CloudEvents (https://cloudevents.io, spec 1.0.2) standardises the envelope every
+event system reinvents. :class:`~edalab.events.Event` maps onto it one to one:
+
+=============  ===========================  =====================================
+Event          CloudEvents attribute        note
+=============  ===========================  =====================================
+``id``         ``id``                       required
+``type``       ``type``                     required
+``source``     ``source``                   required by CloudEvents: set it
+``timestamp``  ``time``                     RFC 3339
+``version``    ``dataversion`` (extension)  lower-case alphanumeric, as the spec asks
+``data``       ``data``                     ``datacontenttype: application/json``
+=============  ===========================  =====================================
+
+*Structured* mode puts the whole event, attributes and data, in the message body as
+the JSON event format (content type ``application/cloudevents+json``). *Binary* mode
+puts each attribute in a header named ``ce-<attribute>`` and the data alone in the
+body, with ``datacontenttype`` as the ``content-type`` header: the NATS binding in
+CloudEvents 1.0.2 defines only structured mode (it predates NATS headers); the ``ce-``
+headers follow the HTTP binding, as the Go SDK's NATS and JetStream bindings do.
+
+    >>> from datetime import datetime, timezone
+    >>> from edalab.events import Event
+    >>> event = Event(id="e1", type="order.placed", data={"order_id": "o1"},
+    ...               timestamp=datetime(2026, 1, 2, tzinfo=timezone.utc), source="/shop/orders")
+    >>> from_structured(to_structured(event)) == event
+    True
+    >>> headers, body = to_binary(event)
+    >>> headers["ce-type"], body
+    ('order.placed', b'{"order_id":"o1"}')
+    >>> from_binary(headers, body) == event
+    True
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from edalab.errors import EventDecodeError, EventError
+from edalab.events import Event
+
+__all__ = [
+    "BINARY_PREFIX",
+    "STRUCTURED_CONTENT_TYPE",
+    "from_binary",
+    "from_structured",
+    "to_binary",
+    "to_cloudevent",
+    "to_structured",
+]
+
+SPEC_VERSION = "1.0"
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
+DATA_CONTENT_TYPE = "application/json"
+BINARY_PREFIX = "ce-"
+VERSION_EXTENSION = "dataversion"
+
+
+def to_cloudevent(event: Event) -> dict[str, Any]:
+    """The event's CloudEvents attributes and data, as a JSON-ready dict."""
+    if not event.source:
+        raise EventError(
+            f"event {event.id!r}: CloudEvents requires a 'source' (a URI-reference such as "
+            "'/shop/orders'); set Event.source"
+        )
+    body = json.loads(event.to_json())
+    return {
+        "specversion": SPEC_VERSION,
+        "id": event.id,
+        "source": event.source,
+        "type": event.type,
+        "time": body["timestamp"],
+        "datacontenttype": DATA_CONTENT_TYPE,
+        VERSION_EXTENSION: event.version,
+        "data": body["data"],
+    }
+
+
+def _event(attributes: Mapping[str, Any], data: Any, where: str) -> Event:
+    if attributes.get("specversion") != SPEC_VERSION:
+        raise EventDecodeError(
+            f"{where}: specversion is {attributes.get('specversion')!r}, not {SPEC_VERSION!r}"
+        )
+    missing = [a for a in ("id", "source", "type", "time") if not attributes.get(a)]
+    if missing:
+        raise EventDecodeError(f"{where}: missing CloudEvents attribute(s) {', '.join(missing)}")
+    fields = {
+        "id": attributes["id"],
+        "type": attributes["type"],
+        "source": attributes["source"],
+        "timestamp": attributes["time"],
+        "version": int(attributes.get(VERSION_EXTENSION, 1)),
+        "data": data,
+    }
+    return Event.from_json(json.dumps(fields).encode(), subject=where)
+
+
+def to_structured(event: Event) -> bytes:
+    """The whole event as CloudEvents' JSON event format (a message body)."""
+    return json.dumps(to_cloudevent(event), separators=(",", ":")).encode()
+
+
+def from_structured(body: bytes) -> Event:
+    """Read a structured CloudEvent; :class:`~edalab.errors.EventDecodeError` says what's wrong."""
+    try:
+        attributes = json.loads(body)
+    except ValueError as err:
+        raise EventDecodeError(f"structured CloudEvent: not JSON ({err})") from None
+    if not isinstance(attributes, dict):
+        raise EventDecodeError("structured CloudEvent: not a JSON object")
+    return _event(attributes, attributes.get("data"), "structured CloudEvent")
+
+
+def to_binary(event: Event) -> tuple[dict[str, str], bytes]:
+    """Headers (``ce-*`` and ``content-type``) and a body holding only the data."""
+    attributes = to_cloudevent(event)
+    data = attributes.pop("data")
+    headers = {"content-type": attributes.pop("datacontenttype")}
+    headers |= {f"{BINARY_PREFIX}{name}": str(value) for name, value in attributes.items()}
+    return headers, json.dumps(data, separators=(",", ":")).encode()
+
+
+def from_binary(headers: Mapping[str, str] | None, body: bytes) -> Event:
+    """Read a binary-mode CloudEvent from a message's headers and body."""
+    attributes = {
+        name[len(BINARY_PREFIX) :]: value
+        for name, value in (headers or {}).items()
+        if name.lower().startswith(BINARY_PREFIX)
+    }
+    try:
+        data = json.loads(body) if body else None
+    except ValueError as err:
+        raise EventDecodeError(
+            f"binary CloudEvent {attributes.get('id')!r}: data is not JSON ({err})"
+        ) from None
+    return _event(attributes, data, "binary CloudEvent")

@@ -1,0 +1,83 @@
+"""Optimistic concurrency for event-sourced aggregates (notebook 16).
+
+An aggregate (one order, one account) is the events on its own subject, e.g.
+``account.acct-7.*``. To append, a writer says which stream sequence it last saw
+for that subject, in the ``Nats-Expected-Last-Subject-Sequence`` header; the server
+stores the event only if that is still the last one (``0``: no event yet). Two
+writers that read the same state cannot both append: the second gets
+:class:`ConcurrencyConflict` (JetStream error 10071, "wrong last sequence"),
+reloads and decides again. No lock, no lost update.
+
+    version = await aggregate_version(js, "ACCOUNTS", "account.acct-7.>")
+    await append(js, "account.acct-7.deposited", event, expected=version)
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import nats.js.errors
+from nats.js.api import PubAck
+from nats.js.client import JetStreamContext
+
+from edalab.errors import PublishError
+from edalab.events import Event
+from edalab.publishing import publish_event
+
+__all__ = [
+    "EXPECTED_LAST_SUBJECT_SEQUENCE",
+    "EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT",
+    "ConcurrencyConflict",
+    "aggregate_version",
+    "append",
+]
+
+EXPECTED_LAST_SUBJECT_SEQUENCE = "Nats-Expected-Last-Subject-Sequence"
+#: With a wildcard here, the check covers every subject of the aggregate (server 2.11+).
+EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
+_WRONG_LAST_SEQUENCE = (10071, 10164)
+
+
+class ConcurrencyConflict(PublishError):
+    """Someone appended to the aggregate since you read it: reload and decide again."""
+
+    def __init__(self, subject: str, expected: int, reason: str, *, event_id: str) -> None:
+        self.expected = expected
+        super().__init__(
+            subject, f"expected last sequence {expected}, but {reason}", event_id=event_id
+        )
+
+
+async def aggregate_version(js: JetStreamContext, stream: str, subject: str) -> int:
+    """The stream sequence of the aggregate's last event on ``subject`` (0: none yet)."""
+    with contextlib.suppress(nats.js.errors.NotFoundError):
+        msg = await js.get_last_msg(stream, subject)
+        return int(msg.seq or 0)
+    return 0
+
+
+async def append(
+    js: JetStreamContext,
+    subject: str,
+    event: Event,
+    *,
+    expected: int,
+    aggregate: str | None = None,
+    timeout: float = 5.0,
+) -> PubAck:
+    """Append ``event`` if the aggregate's last event is still at sequence ``expected``.
+
+    ``aggregate`` (a wildcard such as ``account.acct-7.>``) makes the check cover every
+    event type of the aggregate, not only ``subject``. Raises :class:`ConcurrencyConflict`.
+    """
+    headers = {EXPECTED_LAST_SUBJECT_SEQUENCE: str(expected)}
+    if aggregate is not None:
+        headers[EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT] = aggregate
+    try:
+        return await publish_event(js, event, subject=subject, headers=headers, timeout=timeout)
+    except PublishError as err:
+        cause = err.__cause__ or err.__context__
+        code = getattr(cause, "err_code", None)
+        if code in _WRONG_LAST_SEQUENCE or "wrong last sequence" in err.reason.lower():
+            raise ConcurrencyConflict(subject, expected, err.reason, event_id=event.id) from None
+        raise
