@@ -11,9 +11,10 @@ recorded), ``processes`` (pids), ``urls`` (check and probe NATS URLs),
 ``confidential`` (mask secrets, private files), ``waiting`` (``wait_for``),
 ``connection`` (connect, permission checks), ``streams`` and ``publishing`` (notebook
 03), ``consuming`` (notebooks 05-07), ``versioning`` (notebook 08), ``deadletters`` and
-``idempotency`` (notebook 09), ``security`` (notebook 12), ``cluster`` (notebook 13),
-``errors``; ``testing`` is the pytest plugin (fixtures ``nats_server``, ``nc``, ``js``)
-and the only module that imports pytest.
+``idempotency`` (notebooks 09-11), ``security`` (notebook 12), ``cluster`` (notebook 13),
+``outbox``, ``tracing``, ``concurrency`` and ``cloudevents`` (notebook 16), ``errors``;
+``testing`` is the pytest plugin (fixtures ``nats_server``, ``nc``, ``js``) and the only
+module that imports pytest.
 The course itself (lessons, exercise checkers, workshop tools, benchmarks, the
 capstone shop) is the separate package ``edalab.course``, built on these.
 """
@@ -25,6 +26,7 @@ from edalab.deadletters import DeadLetter, DeadLetters
 from edalab.discovery import ServerHandle, ensure_server, lesson_server
 from edalab.errors import (
     AuthenticationError,
+    ConcurrencyConflict,
     ConsumerConfigConflict,
     ConsumerError,
     EdalabError,
@@ -51,11 +53,13 @@ from edalab.errors import (
 from edalab.events import Event, utc_now
 from edalab.factories import EventFactory, FixedClock
 from edalab.idempotency import ProcessedIds
+from edalab.outbox import Outbox, OutboxRelay
 from edalab.publishing import publish_event, publish_events
 from edalab.security import User, authorization_config, jetstream_user, nkey_user
 from edalab.server import NatsServer
 from edalab.streams import Table, ensure_stream, fresh_stream
 from edalab.subjects import matches, overlaps, split_version, subject, validate_subject
+from edalab.tracing import TraceContext, derived_id, flow_headers
 from edalab.versioning import SchemaRegistry, compare_models
 from edalab.waiting import wait_for
 
@@ -63,6 +67,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuthenticationError",
+    "ConcurrencyConflict",
     "ConsumerConfigConflict",
     "ConsumerError",
     "DeadLetter",
@@ -79,6 +84,8 @@ __all__ = [
     "InvalidURLError",
     "NatsServer",
     "NoStreamError",
+    "Outbox",
+    "OutboxRelay",
     "PayloadError",
     "PermanentError",
     "PermissionDenied",
@@ -95,6 +102,7 @@ __all__ = [
     "StreamError",
     "SubjectError",
     "Table",
+    "TraceContext",
     "TransientError",
     "UnknownVersionError",
     "UpcastError",
@@ -102,10 +110,12 @@ __all__ = [
     "authorization_config",
     "compare_models",
     "connect",
+    "derived_id",
     "ensure_consumer",
     "ensure_server",
     "ensure_stream",
     "find_nats_server",
+    "flow_headers",
     "fresh_stream",
     "jetstream_user",
     "lesson_server",

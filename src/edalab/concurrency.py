@@ -20,7 +20,7 @@ import nats.js.errors
 from nats.js.api import PubAck
 from nats.js.client import JetStreamContext
 
-from edalab.errors import PublishError
+from edalab.errors import ConcurrencyConflict, PublishError
 from edalab.events import Event
 from edalab.publishing import publish_event
 
@@ -36,16 +36,6 @@ EXPECTED_LAST_SUBJECT_SEQUENCE = "Nats-Expected-Last-Subject-Sequence"
 #: With a wildcard here, the check covers every subject of the aggregate (server 2.11+).
 EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
 _WRONG_LAST_SEQUENCE = (10071, 10164)
-
-
-class ConcurrencyConflict(PublishError):
-    """Someone appended to the aggregate since you read it: reload and decide again."""
-
-    def __init__(self, subject: str, expected: int, reason: str, *, event_id: str) -> None:
-        self.expected = expected
-        super().__init__(
-            subject, f"expected last sequence {expected}, but {reason}", event_id=event_id
-        )
 
 
 async def aggregate_version(js: JetStreamContext, stream: str, subject: str) -> int:

@@ -20,6 +20,7 @@ The tree::
     │   ├── StreamConfigConflict    an existing stream differs and cannot be updated
     │   └── NoStreamError           no stream captures a published subject
     ├── PublishError                a publish was not acknowledged
+    │   └── ConcurrencyConflict     an append whose expected last sequence was stale
     ├── ConsumerError
     │   └── ConsumerConfigConflict  an existing durable differs in a fixed field
     └── HandlerError                raised *by your handler* to steer the consumer helper
@@ -233,6 +234,21 @@ class PublishError(EdalabError):
         self.event_id = event_id
         what = f"event {event_id!r} on subject {subject!r}" if event_id else f"subject {subject!r}"
         super().__init__(f"publish of {what} failed: {reason}")
+
+
+class ConcurrencyConflict(PublishError):
+    """Someone appended to the aggregate since you read it: reload and decide again.
+
+    Raised by :func:`edalab.concurrency.append` when the server refuses an append whose
+    ``Nats-Expected-Last-Subject-Sequence`` is no longer the last one (JetStream error
+    10071, "wrong last sequence").
+    """
+
+    def __init__(self, subject: str, expected: int, reason: str, *, event_id: str) -> None:
+        self.expected = expected
+        super().__init__(
+            subject, f"expected last sequence {expected}, but {reason}", event_id=event_id
+        )
 
 
 class ConsumerError(EdalabError):

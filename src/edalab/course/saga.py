@@ -45,9 +45,9 @@ from nats.js.client import JetStreamContext
 from edalab.consuming import Delivery, EventConsumer
 from edalab.events import Event
 from edalab.publishing import publish_event
-from edalab.server import wait_for
 from edalab.streams import fresh_stream, stream_messages
 from edalab.tracing import CORRELATION_ID, TraceContext, derived_id, flow_headers
+from edalab.waiting import wait_for
 
 __all__ = [
     "CARD_LIMIT_CENTS",
