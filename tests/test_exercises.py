@@ -226,3 +226,16 @@ async def test_13_translated_subscription(js) -> None:  # type: ignore[no-untype
     async for delivery in billing.events(timeout=0.3):
         await delivery.ack(sync=True)
     assert (await check("18", js)).passed
+
+
+async def test_a_check_on_a_closed_connection_says_so_in_one_line(nats_url: str) -> None:
+    """After `await nc.close()`, check() explains how to reconnect instead of a traceback."""
+    from edalab.connection import connect
+
+    nc = await connect(nats_url)
+    js = nc.jetstream()
+    await nc.close()
+    result = await check("03", js)
+    assert not result.passed
+    assert "closed" in result.message and "connect()" in result.message
+    assert "\n" not in repr(result)

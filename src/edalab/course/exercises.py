@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import nats.errors
 import nats.js.errors
 from nats.js.api import ConsumerInfo, DeliverPolicy, StreamInfo
 from nats.js.client import JetStreamContext
@@ -383,10 +384,20 @@ async def check(exercise: str, js: JetStreamContext, *args: Any, **kwargs: Any) 
         message = await spec.checker(js, *args, **kwargs)
     except _NotYet as hint:
         result = CheckResult(exercise, False, str(hint))
+    except nats.errors.ConnectionClosedError:
+        # Nothing to report either: say it in one line, with the way back.
+        return CheckResult(exercise, False, CLOSED)
     else:
         _record_pass(exercise)
         result = CheckResult(exercise, True, message)
     return await _report(js, result)
+
+
+#: What a check says when the notebook's connection was closed (e.g. by a Run All).
+CLOSED = (
+    "the connection this check uses is closed (a cell ran `await nc.close()`): run the "
+    "notebook's connect cell again (`nc = await connect()`, `js = nc.jetstream()`), then this"
+)
 
 
 async def _report(js: JetStreamContext, result: CheckResult) -> CheckResult:
