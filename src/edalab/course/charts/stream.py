@@ -25,14 +25,16 @@ each row, so the picture and the numbers can be read together.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from nats.js.api import ConsumerInfo, StreamInfo
 from nats.js.client import JetStreamContext
 
 from edalab.course.charts import plain_numbers
+from edalab.streams import stream_messages
 
 __all__ = ["stream_chart", "stream_figure"]
 
@@ -46,12 +48,23 @@ def _counts(info: ConsumerInfo) -> tuple[int, int]:
     return floor or 0, delivered or 0
 
 
-def stream_figure(stream: StreamInfo, consumers: Sequence[ConsumerInfo]) -> Figure:
-    """Draw ``stream`` and each consumer's ack floor, delivered and pending counts."""
+def stream_figure(
+    stream: StreamInfo,
+    consumers: Sequence[ConsumerInfo],
+    subjects: Mapping[int, str] | None = None,
+) -> Figure:
+    """Draw ``stream`` and each consumer's ack floor, delivered and pending counts.
+
+    ``subjects`` (sequence -> subject), if given, labels each message in the stream's row
+    with its subject's last token, so that a filtered consumer's gaps can be read.
+    """
     first = max(stream.state.first_seq or 1, 1)
     last = max(stream.state.last_seq or 0, first)
     rows = len(consumers)
-    fig = Figure(figsize=(9, 1.2 + 0.6 * (rows + 1)))
+    # pyplot, so that Jupyter's inline backend renders it; closed at once, so that only
+    # the cell's value shows it (not also the backend's end-of-cell display)
+    fig = plt.figure(figsize=(9, 1.2 + 0.6 * (rows + 1)))
+    plt.close(fig)
     ax = fig.add_subplot()
     fig.subplots_adjust(left=0.16, right=0.62, bottom=0.3 if rows < 3 else 0.2, top=0.95)
     y_stream = rows
@@ -70,14 +83,18 @@ def stream_figure(stream: StreamInfo, consumers: Sequence[ConsumerInfo]) -> Figu
             f"ack floor {floor}, delivered {delivered}, "
             f"ack pending {info.num_ack_pending}, pending {info.num_pending}"
         )
+    for seq, subj in (subjects or {}).items():
+        if first <= seq <= last:
+            token = subj.rsplit(".", 1)[-1]
+            ax.text(seq, y_stream, token, ha="center", va="center", rotation=90, fontsize=7)
     ys = [y_stream, *range(rows - 1, -1, -1)]
+    plain_numbers(ax, integer_x=True)
     ax.set_yticks(ys, labels)
     for y, note in zip(ys, notes, strict=True):
         ax.text(1.02, y, note, transform=ax.get_yaxis_transform(), va="center", fontsize=9)
     ax.set_xlim(first - 0.5, last + 0.5)
     ax.set_ylim(-0.6, rows + 0.6)
     ax.set_xlabel("stream sequence")
-    plain_numbers(ax, integer_x=True)
     ax.legend(
         handles=[
             Patch(color=_ACKED, label="acknowledged (up to the ack floor)"),
@@ -93,7 +110,13 @@ def stream_figure(stream: StreamInfo, consumers: Sequence[ConsumerInfo]) -> Figu
 
 
 async def stream_chart(js: JetStreamContext, stream: str, *consumers: str) -> Figure:
-    """Read ``stream`` and the named consumers from the server now, and draw them."""
+    """Read ``stream`` and the named consumers from the server now, and draw them.
+
+    A stream of at most 40 messages has each message labelled with its subject.
+    """
     info = await js.stream_info(stream)
     states = [await js.consumer_info(stream, name) for name in consumers]
-    return stream_figure(info, states)
+    subjects = None
+    if info.state.messages <= 40:
+        subjects = {seq: raw.subject or "" async for seq, raw in stream_messages(js, stream)}
+    return stream_figure(info, states, subjects)
