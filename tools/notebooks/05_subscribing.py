@@ -288,8 +288,8 @@ await publish_events(js, [make("order.placed", {"order_id": f"o-{i}"}) for i in 
 [await asyncio.wait_for(handled.get(), timeout=5) for _ in range(8)]
 
 # %% [markdown]
-# Stopping is a flag the loop checks between fetches, so the worker ends after at most
-# one fetch timeout, with no pull request of its own left on the server:
+# Stopping is a flag the loop checks between fetches, so the worker ends within about
+# one fetch timeout:
 
 # %%
 stop.set()
