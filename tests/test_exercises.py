@@ -19,38 +19,83 @@ from edalab.course.manifest import LESSONS
 from edalab.testing import EventFactory
 
 
-async def test_02_dedup_window_and_three_orders(js) -> None:  # type: ignore[no-untyped-def]
-    """The default (2 minute) duplicate window fails; 300 s with three distinct orders passes."""
+async def test_03_dedup_needs_a_dropped_resend(js) -> None:  # type: ignore[no-untyped-def]
+    """03 passes only when a resend was answered duplicate and not stored, in a 300 s window."""
     make = EventFactory()
     orders = [make("order.placed") for _ in range(3)]
     await fresh_stream(js, "ORDERS", ["order.>"])
-    await publish_events(js, orders)
-    wrong = await check("03", js)
-    assert not wrong.passed and "duplicate window" in wrong.message
+    acks = await publish_events(js, orders)
+    acks.append(await publish_event(js, orders[0]))
+    wrong = await check("03", js, acks)
+    assert not wrong.passed and "duplicate window is 120s" in wrong.message
     await fresh_stream(js, "ORDERS", ["order.>"], duplicate_window=300)
-    await publish_events(js, [*orders, orders[0]])
-    assert (await check("03", js)).passed
-    await publish_event(js, make("order.placed"))
-    too_many = await check("03", js)
-    assert not too_many.passed and "holds 4" in too_many.message
+    acks = await publish_events(js, orders)
+    acks.append(await publish_event(js, orders[0]))
+    assert [(a.seq, bool(a.duplicate)) for a in acks] == [
+        (1, False),
+        (2, False),
+        (3, False),
+        (1, True),
+    ]
+    result = await check("03", js, acks)
+    assert result.passed, result.message
+    assert "evt-0001" in result.message and "sequence 1" in result.message
+    missing = await check("03", js)
+    assert not missing.passed and "pass the PubAcks" in missing.message
 
 
-async def test_03_billing_consumer(js) -> None:  # type: ignore[no-untyped-def]
-    """billing must filter order.placed and have acknowledged everything."""
+async def test_03_right_window_but_resend_stored_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """Window right, but a resend without Nats-Msg-Id was stored: the check names the sequences."""
+    make = EventFactory()
+    orders = [make("order.placed") for _ in range(3)]
+    await fresh_stream(js, "ORDERS", ["order.>"], duplicate_window=300)
+    acks = await publish_events(js, orders)
+    acks.append(await js.publish("order.placed", orders[0].to_json()))  # no Nats-Msg-Id
+    result = await check("03", js, acks)
+    assert not result.passed
+    assert "none of your 4 PubAcks says duplicate=True" in result.message
+    assert "(sequences 1, 2, 3, 4)" in result.message
+    only_three = await check("03", js, acks[:3])
+    assert not only_three.passed and "none of your 3 PubAcks" in only_three.message
+    assert not (await check("03", js, ["not an ack"])).passed
+
+
+async def test_05_billing_must_deliver_and_ack(js) -> None:  # type: ignore[no-untyped-def]
+    """billing right in config fails until it delivered and acknowledged every order.placed."""
     make = EventFactory()
     await fresh_stream(js, "ORDERS", ["order.>"])
     await publish_events(js, [make("order.placed"), make("order.shipped"), make("order.placed")])
     missing = await check("05", js)
     assert not missing.passed and "no consumer 'billing'" in missing.message
     billing = await EventConsumer.create(js, "ORDERS", "billing", filter_subject="order.placed")
-    unprocessed = await check("05", js)
-    assert not unprocessed.passed and "acknowledged" in unprocessed.message
+    idle = await check("05", js)
+    assert not idle.passed and "delivered none" in idle.message
+    first = await billing.fetch(1, timeout=1)
+    assert [d.seq for d in first] == [1]
+    unacked = await check("05", js)
+    assert not unacked.passed
+    assert "delivered up to sequence 1 and acknowledged up to 0" in unacked.message
+    await first[0].ack(sync=True)
+    half = await check("05", js)
+    assert not half.passed and "never delivered" in half.message
 
     async def ok(event):  # type: ignore[no-untyped-def]
         return None
 
     await billing.run(ok, timeout=0.3)
-    assert (await check("05", js)).passed
+    result = await check("05", js)
+    assert result.passed, result.message
+    assert "all 2 order.placed events (up to sequence 3)" in result.message
+
+
+async def test_05_billing_wrong_filter(js) -> None:  # type: ignore[no-untyped-def]
+    """A billing consumer that reads every order subject fails, naming its filter."""
+    make = EventFactory()
+    await fresh_stream(js, "ORDERS", ["order.>"])
+    await publish_events(js, [make("order.placed")])
+    await EventConsumer.create(js, "ORDERS", "billing", filter_subject="order.*")
+    result = await check("05", js)
+    assert not result.passed and "order.*" in result.message
 
 
 async def test_04_careful_consumer_needs_redeliveries(js) -> None:  # type: ignore[no-untyped-def]
@@ -102,15 +147,39 @@ async def test_05_audit_from_sequence_3(js) -> None:  # type: ignore[no-untyped-
     assert (await check("07", js)).passed
 
 
-async def test_06_two_filters(js) -> None:  # type: ignore[no-untyped-def]
-    """Exactly the two filters pass; one of them alone does not."""
-    await fresh_stream(js, "USERS", ["user.>"])
-    await EventConsumer.create(js, "USERS", "profile-watch", filter_subject="user.deleted")
-    assert not (await check("02", js)).passed
-    await EventConsumer.create(
-        js, "USERS", "profile-watch", filter_subjects=["user.*.updated", "user.deleted"]
+async def test_02_patterns_right(nc) -> None:  # type: ignore[no-untyped-def]
+    """The two patterns the mailer needs receive exactly the wanted probes, once each."""
+    result = await check("02", nc, ["user.*.updated", "user.deleted"])
+    assert result.passed, result.message
+    assert "exactly the 4" in result.message
+
+
+async def test_02_patterns_wrong(nc) -> None:  # type: ignore[no-untyped-def]
+    """Too wide, too narrow and overlapping patterns fail, saying what the server delivered."""
+    wide = await check("02", nc, "user.>")
+    assert not wide.passed
+    assert "not wanted user.created, user.profile.viewed, user.profile.photo.updated" in (
+        wide.message
     )
-    assert (await check("02", js)).passed
+    listed = await check("02", nc, ["user.profile.updated", "user.email.updated", "user.deleted"])
+    assert not listed.passed and "missing user.address.updated" in listed.message
+    overlap = await check("02", nc, ["user.*.updated", "user.deleted", "*.deleted"])
+    assert not overlap.passed and "user.deleted x2" in overlap.message
+    assert "more than once user.deleted" in overlap.message
+    bad = await check("02", nc, ["user.>.updated"])
+    assert not bad.passed and "'>' must be the last token" in bad.message
+
+
+async def test_02_needs_a_live_connection(nats_url) -> None:  # type: ignore[no-untyped-def]
+    """A closed connection or a JetStream context is refused with what to do."""
+    from edalab import connect
+
+    nc = await connect(nats_url)
+    not_nc = await check("02", nc.jetstream(), ["user.*.updated"])
+    assert not not_nc.passed and "pass your connection" in not_nc.message
+    await nc.close()
+    closed = await check("02", nc, ["user.*.updated", "user.deleted"])
+    assert not closed.passed and "closed" in closed.message
 
 
 class V3(BaseModel):

@@ -6,7 +6,8 @@
 # - tell core NATS publish (fire and forget) from JetStream publish (stored, acknowledged);
 # - read a `PubAck` and its stream sequence;
 # - set up a stream so that re-running the cell is safe and changes are never ignored;
-# - publish many events quickly with a window of asynchronous publishes;
+# - publish many events quickly with asynchronous publishes, and see that the number
+#   waiting for an ack is bounded (`publish_async_max_pending`);
 # - let the server drop duplicates with `Nats-Msg-Id`;
 # - recognise the error when no stream captures a subject.
 #
@@ -37,7 +38,8 @@ await nc.publish("order.placed", event.to_json())
 # %% [markdown]
 # ## JetStream: a stream stores what it captures
 #
-# A stream is a named log that captures subjects. We start each run from a clean
+# A stream is a named log that captures subjects, named with the patterns of notebook
+# 02: `order.>` is every subject under `order`. We start each run from a clean
 # slate (`fresh_stream` deletes the stream if it exists, then creates it), so sequence
 # numbers below are the same every time this notebook runs.
 
@@ -105,13 +107,20 @@ ack.seq, ack.duplicate
 # ## Deduplication
 #
 # A publisher that timed out does not know whether the server stored its message, so
-# it sends it again. With the same `Nats-Msg-Id`, the server stores it once and answers
-# `duplicate=True` with the original sequence, within the stream's duplicate window
-# (two minutes unless configured):
+# it sends it again. With the same `Nats-Msg-Id`, within the stream's duplicate window
+# (two minutes unless configured), the server does not store it again: it answers
+# `duplicate=True` with the sequence of the copy it already has...
 
 # %%
 again = await publish_event(js, second)
 again.seq, again.duplicate
+
+# %% [markdown]
+# ...and the stream still holds two messages, the second carrying that id:
+
+# %%
+stored = await js.get_msg("ORDERS", again.seq)
+(await js.stream_info("ORDERS")).state.messages, stored.headers["Nats-Msg-Id"]
 
 # %%
 (await js.stream_info("ORDERS")).config.duplicate_window
@@ -133,9 +142,55 @@ acks = [f.result() for f in futures]
 acks[0].seq, acks[-1].seq
 
 # %% [markdown]
-# `publish_events` does the same with a **window**: at most `window` publishes are
-# unacknowledged at once, so memory stays bounded however many events you send. It
-# returns every `PubAck` in order and raises naming the first event that failed.
+# Those 100 publishes were never unbounded: nats-py lets at most
+# `publish_async_max_pending` publishes (4000 by default) wait for their `PubAck`. The
+# next `publish_async` waits until an ack frees a place, just as STAN's `PublishAsync`
+# blocked at `MaxPubAcksInflight` (16384 by default). The limit belongs to the
+# JetStream context; with 16, the number waiting never goes above 16 while 200 are sent:
+
+# %%
+js16 = nc.jetstream(publish_async_max_pending=16)
+waiting = []
+for i in range(200):
+    await js16.publish_async("order.placed", make("order.placed", {"n": i}).to_json())
+    waiting.append(js16.publish_async_pending())
+await js16.publish_async_completed()
+max(waiting), js16.publish_async_pending()
+
+# %% [markdown]
+# When acks stop coming, the publisher stops too. Here nobody answers: the subject is
+# an inbox that a plain subscription listens on, so no stream stores it and no `PubAck`
+# comes back. With a limit of 3, the fourth publish waits; `wait_stall` bounds that
+# wait, and nats-py raises `TooManyStalledMsgsError`:
+
+# %%
+silent = nc.new_inbox()
+listener = await nc.subscribe(silent)
+js3 = nc.jetstream(publish_async_max_pending=3)
+stalled = [await js3.publish_async(silent, b"{}") for _ in range(3)]
+js3.publish_async_pending()
+
+# %% tags=["raises-exception"]
+await js3.publish_async(silent, b"{}", wait_stall=0.5)
+
+# %% [markdown]
+# Give up on the three (cancelling a future frees its place) and stop listening:
+
+# %%
+import asyncio
+
+for future in stalled:
+    future.cancel()
+await asyncio.gather(*stalled, return_exceptions=True)
+await listener.unsubscribe()
+js3.publish_async_pending()
+
+# %% [markdown]
+# ## `publish_events`: a window, every ack checked
+#
+# `publish_events` bounds the same way with its own **window** (at most `window`
+# publishes unacknowledged at once), returns every `PubAck` in order, and raises naming
+# the first event that failed, instead of leaving you a list of futures to inspect:
 
 # %%
 from edalab import publish_events
@@ -166,25 +221,25 @@ await publish_event(js, make("payment.captured", {"order_id": "o-1"}), timeout=1
 # - `nc.publish`: fire and forget. `js.publish`: stored, answered by a `PubAck` (stream, seq).
 # - `ensure_stream`: re-runnable setup that reports changes and refuses silent conflicts.
 # - `Nats-Msg-Id` = event id makes retries safe: duplicates come back with `duplicate=True`.
-# - `publish_events` sends many with a bounded window and still confirms each one.
+# - `js.publish_async` is bounded by `publish_async_max_pending` (4000 unless you set it
+#   on `nc.jetstream(...)`); `publish_events` adds a window and confirms each event.
 #
 # ## Exercise
 #
 # Recreate the stream `ORDERS` on `order.>` with a duplicate window of **5 minutes**
 # (`duplicate_window=300`, in seconds). Publish three `order.placed` events with
-# different ids, then publish the first one again. Check your work:
+# different ids, then publish the first one again, as a publisher that timed out would.
+# Keep the four `PubAck`s in a list `acks`: the check reads them, then looks in the
+# stream for what the server kept.
 
 # %% tags=["solution"]
 orders = [make("order.placed", {"order_id": f"x-{i}"}) for i in range(3)]
 await fresh_stream(js, "ORDERS", ["order.>"], duplicate_window=300)
-await publish_events(js, orders)
-resend = await publish_event(js, orders[0])
-resend.duplicate
+acks = await publish_events(js, orders)
+acks.append(await publish_event(js, orders[0]))
+[(ack.seq, ack.duplicate) for ack in acks]
 
 # %%
 from edalab.course import check
 
-await check("03", js)
-
-# %%
-await nc.close()
+await check("03", js, acks)

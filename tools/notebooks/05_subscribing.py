@@ -6,7 +6,11 @@
 # - write the seed's callback subscriber with core NATS, and hand its messages to a cell;
 # - share work among the members of a queue group;
 # - consume a stream with a JetStream push consumer and a pull consumer, and choose;
-# - use `EventConsumer` to iterate decoded events or run a handler per event.
+# - tell a stream's subjects (what is stored) from a consumer's filters (what it reads);
+# - write a long-running pull loop: fetch, ack, idle heartbeats, and what the status
+#   replies 408 and 409 mean;
+# - use `EventConsumer` to iterate decoded events or run a handler per event, and see
+#   where each consumer stands in its stream.
 #
 # > **From NATS Streaming.** `sc.Subscribe(subject, cb)` gave a callback per message;
 # > `sc.QueueSubscribe(subject, group, cb)` split them among a group. Core NATS has both
@@ -26,8 +30,9 @@ js = nc.jetstream()
 make = EventFactory(prefix="ord-")
 await fresh_stream(js, "ORDERS", ["order.>"])
 orders = [make("order.placed", {"order_id": f"o-{i}"}) for i in range(6)]
-acks = await publish_events(js, [*orders, make("order.shipped", {"order_id": "o-0"})])
-len(acks)
+later = [make("order.shipped", {"order_id": "o-0"}), make("order.cancelled", {"order_id": "o-5"})]
+acks = await publish_events(js, [*orders, *later])
+[(ack.seq, event.type) for ack, event in zip(acks, [*orders, *later], strict=True)]
 
 # %% [markdown]
 # ## The seed's callback subscriber, on core NATS
@@ -81,8 +86,7 @@ sorted(got["a"] + got["b"]) == sorted(str(i).encode() for i in range(20))
 # %% [markdown]
 # Every job was handled once. How they were split changes from run to run:
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 {name: len(jobs) for name, jobs in got.items()}
 
 # %% [markdown]
@@ -112,6 +116,185 @@ msgs = await pull.fetch(3, timeout=2)
 for m in msgs:
     await m.ack()
 [m.metadata.sequence.stream for m in msgs]
+
+# %% [markdown]
+# ## A stream's subjects and a consumer's filters
+#
+# The stream decides what is **stored**: everything under `order.` (the patterns of
+# notebook 02). Each consumer decides what it **reads** from that store with a filter
+# subject. With raw nats-py, the filter is part of the consumer's configuration:
+
+# %%
+from nats.js.api import ConsumerConfig
+
+await js.add_consumer(
+    "ORDERS", ConsumerConfig(durable_name="shipments", filter_subject="order.shipped")
+)
+shipments = await js.pull_subscribe_bind("shipments", "ORDERS")
+msgs = await shipments.fetch(10, timeout=1)
+for m in msgs:
+    await m.ack()
+[(m.subject, m.metadata.sequence.stream) for m in msgs]
+
+# %% [markdown]
+# Since nats-server 2.10 a consumer can have several filters (`filter_subjects`):
+
+# %%
+await js.add_consumer(
+    "ORDERS",
+    ConsumerConfig(durable_name="closing", filter_subjects=["order.shipped", "order.cancelled"]),
+)
+closing = await js.pull_subscribe_bind("closing", "ORDERS")
+msgs = await closing.fetch(10, timeout=1)
+for m in msgs:
+    await m.ack()
+[m.subject for m in msgs]
+
+# %% [markdown]
+# ## A pull request, on the wire
+#
+# `fetch` hides a small protocol. A pull request is a core NATS message to
+# `$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>` whose reply subject is an inbox you
+# listen on. It says how many messages you want (`batch`), how long the request may
+# wait (`expires`) and how often the server should say "still here" while it has
+# nothing to send (`idle_heartbeat`); both durations are in nanoseconds:
+
+# %%
+import json
+
+await js.add_consumer("ORDERS", ConsumerConfig(durable_name="wire", filter_subject="order.placed"))
+inbox = await nc.subscribe(nc.new_inbox())
+request = {"batch": 8, "expires": 1_000_000_000, "idle_heartbeat": 250_000_000}
+await nc.publish(
+    "$JS.API.CONSUMER.MSG.NEXT.ORDERS.wire", json.dumps(request).encode(), reply=inbox.subject
+)
+
+# %% [markdown]
+# Everything the server sends back arrives on the inbox: the messages (they carry the
+# ack subject as their reply), then, with a `Status` header and no body, a **100 Idle
+# Heartbeat** every 0.25 s while there is nothing more, and finally **408 Request
+# Timeout** when the request expires. Read until the 408, acking each message:
+
+# %%
+arrivals = []
+while not arrivals or arrivals[-1].headers is None or arrivals[-1].headers.get("Status") != "408":
+    msg = await inbox.next_msg(timeout=5)
+    if not msg.headers or "Status" not in msg.headers:
+        await msg.ack()
+    arrivals.append(msg)
+timeout_reply = arrivals[-1]
+len(arrivals) > 6
+
+# %% [markdown]
+# Grouped (the number of heartbeats depends on timing, so it is not shown):
+
+# %%
+from itertools import groupby
+
+from edalab import Table
+
+
+def kind(msg):
+    if msg.headers and "Status" in msg.headers:
+        return f"status {msg.headers['Status']} {msg.headers['Description']}"
+    return f"message on {msg.subject}"
+
+
+Table(
+    ["what arrived", "how many"],
+    [[k, len(list(g)) if k.startswith("message") else "..."] for k, g in groupby(map(kind, arrivals))],
+)
+
+# %% [markdown]
+# The 408 is not an error: it closes the request and says how much of it went unused
+# (8 asked for, 6 delivered):
+
+# %%
+timeout_reply.headers["Nats-Pending-Messages"]
+
+# %% [markdown]
+# A **409** means the server refused or ended the request for a reason worth knowing:
+# `Exceeded MaxWaiting` (too many open pull requests on the consumer, `max_waiting`,
+# 512 by default), a batch, expiry or size above the consumer's limits, `Consumer
+# Deleted`, `Leadership Change` in a cluster. A consumer that allows one waiting
+# request shows it: the first request waits, the second is refused at once:
+
+# %%
+await js.add_consumer(
+    "ORDERS",
+    ConsumerConfig(durable_name="narrow", filter_subject="order.refunded", max_waiting=1),
+)
+for _ in range(2):
+    request = {"batch": 1, "expires": 1_000_000_000}
+    await nc.publish(
+        "$JS.API.CONSUMER.MSG.NEXT.ORDERS.narrow", json.dumps(request).encode(), reply=inbox.subject
+    )
+replies = [await inbox.next_msg(timeout=5) for _ in range(2)]
+[(m.headers["Status"], m.headers["Description"]) for m in replies]
+
+# %% [markdown]
+# How nats-py surfaces them: `fetch` treats 404, 408 and 409 alike as "no messages",
+# skips heartbeats, and raises `nats.errors.TimeoutError` when its `timeout` passes with
+# nothing to return. So a 409 looks exactly like an idle stream. With one request
+# already waiting on `narrow`, `fetch` is refused by the server, and all you see is:
+
+# %% tags=["raises-exception"]
+await nc.publish(
+    "$JS.API.CONSUMER.MSG.NEXT.ORDERS.narrow",
+    json.dumps({"batch": 1, "expires": 2_000_000_000}).encode(),
+    reply=inbox.subject,
+)
+narrow = await js.pull_subscribe_bind("narrow", "ORDERS")
+await narrow.fetch(1, timeout=1)
+
+# %%
+await inbox.unsubscribe()
+await narrow.unsubscribe()
+
+# %% [markdown]
+# ## A long-running pull loop
+#
+# A worker fetches in a loop for as long as it runs. With `heartbeat` set, nats-py
+# tells the two quiet cases apart: `FetchTimeoutError` (heartbeats came, the server is
+# there and had nothing) and its parent `nats.errors.TimeoutError` (no answer at all:
+# connection or server trouble, worth logging and counting). Each handled message is
+# acked; the loop reports through a queue, never by printing:
+
+# %%
+import nats
+
+
+async def work(psub, handled, stop):
+    while not stop.is_set():
+        try:
+            msgs = await psub.fetch(10, timeout=0.5, heartbeat=0.1)
+        except nats.js.errors.FetchTimeoutError:
+            continue  # idle: the heartbeats say the server is there
+        except nats.errors.TimeoutError:
+            continue  # no answer at all: log it, count it, maybe reconnect
+        for msg in msgs:
+            await handled.put(msg.metadata.sequence.stream)
+            await msg.ack()
+
+# %% [markdown]
+# Start it in the background, publish two more orders while it runs, and await all
+# eight, the six already stored and the two new ones:
+
+# %%
+handled, stop = asyncio.Queue(), asyncio.Event()
+packer = await js.pull_subscribe("order.placed", durable="packer", stream="ORDERS")
+worker = asyncio.create_task(work(packer, handled, stop))
+await publish_events(js, [make("order.placed", {"order_id": f"o-{i}"}) for i in (6, 7)])
+[await asyncio.wait_for(handled.get(), timeout=5) for _ in range(8)]
+
+# %% [markdown]
+# Stopping is a flag the loop checks between fetches, so the worker ends within about
+# one fetch timeout:
+
+# %%
+stop.set()
+await asyncio.wait_for(worker, timeout=5)
+worker.done()
 
 # %% [markdown]
 # ## `EventConsumer`: decoded events with their messages
@@ -154,19 +337,58 @@ totals
 # What the helper adds over `pull_subscribe` + `fetch`: idempotent consumer setup,
 # decoding with clear errors, a bounded batch size and timeouts, no exception when the
 # stream is simply empty, and undecodable messages put aside rather than crashing the
-# loop (notebook 06).
+# loop (notebook 06). It reads the status replies itself: a 408 ends a request, and a
+# `409 Consumer Deleted` raises `ConsumerError` instead of looking like an idle stream.
+#
+# ## Where each consumer stands
+#
+# One stream, several consumers, each with its own position. A consumer that fetched
+# four events and acknowledged two has an **ack floor** of 2 and two **ack pending**:
+
+# %%
+slow = await EventConsumer.create(js, "ORDERS", "slow", filter_subject="order.placed")
+fetched = await slow.fetch(4, timeout=1)
+for delivery in fetched[:2]:
+    await delivery.ack(sync=True)
+[d.seq for d in fetched]
+
+# %% [markdown]
+# The server keeps these positions; read them now (after a round trip, so that every
+# ack sent above has been processed) and draw them:
+
+# %%
+from edalab.streams import consumer_table
+from edalab.course.charts.stream import stream_chart
+
+await nc.flush()
+names = ["shipping-raw", "shipments", "packer", "invoicing", "slow"]
+await consumer_table(js, "ORDERS", *names)
+
+# %%
+await stream_chart(js, "ORDERS", *names)
+
+# %% [markdown]
+# `pending` counts what matches the filter and is not yet delivered: `shipping-raw`
+# read three of the eight `order.placed` events, `shipments` reads only `order.shipped`
+# (sequence 7) and is done, `slow` waits on two acks. Nothing is lost by a consumer
+# being behind: the stream holds the events until its limits say otherwise.
 #
 # ## Recap
 #
 # - Core callbacks: hand messages to the cell through a queue; queue groups share work.
 # - JetStream consumers read stored messages; push delivers, pull waits to be asked.
+# - The stream's subjects say what is stored; a consumer's filters what it reads.
+# - A pull request gets messages, 100 heartbeats while idle, 408 when it expires, 409
+#   when refused; nats-py's `fetch` turns all three into a timeout.
 # - `EventConsumer.events()` iterates decoded events; `run(handler)` acks on success.
+# - Each consumer has an ack floor, a delivered position and pending counts on the server.
 #
 # ## Exercise
 #
 # Create a durable pull consumer named `billing` on `ORDERS` that receives only
 # `order.placed`, and process all its events with `EventConsumer.run`, acknowledging
-# each. Then check:
+# each. The check compares what `billing` delivered and acknowledged with the
+# `order.placed` events the stream holds:
 
 # %% tags=["solution"]
 billing = await EventConsumer.create(js, "ORDERS", "billing", filter_subject="order.placed")
@@ -182,6 +404,3 @@ await billing.run(bill, timeout=0.5)
 from edalab.course import check
 
 await check("05", js)
-
-# %%
-await nc.close()

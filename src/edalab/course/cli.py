@@ -374,7 +374,7 @@ def _class_progress(args: argparse.Namespace) -> int:
 async def _settle(watcher: Any) -> None:
     """Let the ordered consumer replay what the stream holds now (bounded)."""
     from edalab.course.classroom import PROGRESS_STREAM
-    from edalab.server import wait_for
+    from edalab.waiting import wait_for
 
     info = await watcher.js.stream_info(PROGRESS_STREAM)
     want = info.state.messages

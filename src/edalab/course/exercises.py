@@ -3,16 +3,20 @@
 In a notebook::
 
     from edalab.course.exercises import check
-    await check("03", js)       # ✔ 03 passed ... or ✘ 03 not yet: <what to fix>
+    await check("05", js)       # ✔ 05 passed ... or ✘ 05 not yet: <what to fix>
 
-Each checker is a coroutine taking the JetStream context (and, for 08, your
-:class:`~edalab.versioning.SchemaRegistry`) and returning a :class:`CheckResult`.
+Each checker is a coroutine taking the JetStream context (02, which comes before
+JetStream, takes the connection ``nc``), plus what the exercise produced (02 your
+subscription patterns, 03 your PubAcks, 08 your
+:class:`~edalab.versioning.SchemaRegistry`); ``check`` returns a :class:`CheckResult`.
+A checker observes behaviour on the live server: what it delivered, stored, dropped.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,15 +25,16 @@ from typing import Any
 
 import nats.errors
 import nats.js.errors
-from nats.js.api import ConsumerInfo, DeliverPolicy, StreamInfo
+from nats.aio.client import Client as NATS
+from nats.js.api import ConsumerInfo, DeliverPolicy, PubAck, StreamInfo
 from nats.js.client import JetStreamContext
 
 from edalab.consuming import consumer_filters
 from edalab.course.manifest import LESSONS
-from edalab.errors import EdalabError
+from edalab.errors import EdalabError, SubjectError
 from edalab.events import Event
 from edalab.streams import stream_messages
-from edalab.subjects import matches
+from edalab.subjects import matches, validate_subject
 from edalab.waiting import wait_for
 
 __all__ = ["EXERCISES", "CheckResult", "Exercise", "check", "recorded_passes"]
@@ -129,7 +134,14 @@ def _drained(info: ConsumerInfo) -> None:
     )
 
 
-async def _check_03(js: JetStreamContext) -> str:
+def _ack_fields(ack: Any) -> tuple[str, int, bool]:
+    """``(stream, seq, duplicate)`` of a PubAck, or why it is not one."""
+    if not isinstance(ack, PubAck):
+        raise _NotYet(f"{ack!r} is not a PubAck: pass what js.publish / publish_event returned")
+    return ack.stream, ack.seq, bool(ack.duplicate)
+
+
+async def _check_03(js: JetStreamContext, acks: Any = None) -> str:
     info = await _stream(js, "ORDERS")
     subjects = info.config.subjects or []
     _require(
@@ -140,22 +152,98 @@ async def _check_03(js: JetStreamContext) -> str:
         info.config.duplicate_window == 300,
         f"the duplicate window is {info.config.duplicate_window:g}s; set it to 300 seconds",
     )
+    _require(
+        isinstance(acks, list | tuple) and bool(acks),
+        "pass the PubAcks of your four publishes: await check('03', js, acks)",
+    )
+    fields = [_ack_fields(a) for a in acks]
+    others = sorted({stream for stream, _, _ in fields} - {"ORDERS"})
+    _require(not others, f"some PubAcks come from stream(s) {others}, not ORDERS")
+    first: dict[int, int] = {}  # sequence -> index of the ack that stored it
+    dropped: list[tuple[int, int]] = []  # (index, sequence) of acks that said duplicate
+    for i, (_, seq, duplicate) in enumerate(fields):
+        if duplicate:
+            dropped.append((i, seq))
+        else:
+            first.setdefault(seq, i)
+    _require(
+        bool(dropped),
+        f"none of your {len(fields)} PubAcks says duplicate=True: the server stored every "
+        f"publish (sequences {', '.join(str(seq) for _, seq, _ in fields)}). Publish the "
+        "first event again with the same Nats-Msg-Id (publish_event sets it to the event id)",
+    )
+    i, seq = dropped[0]
+    _require(
+        seq in first and first[seq] < i,
+        f"PubAck {i} says duplicate of sequence {seq}, but none of the earlier PubAcks you "
+        "passed stored that sequence: pass the acks of this attempt, in order",
+    )
+    try:
+        stored = await js.get_msg("ORDERS", seq)
+    except nats.js.errors.NotFoundError:
+        raise _NotYet(f"ORDERS no longer holds sequence {seq}: run the exercise again") from None
+    msg_id = (stored.headers or {}).get("Nats-Msg-Id")
+    _require(
+        bool(msg_id),
+        f"the message stored at sequence {seq} has no Nats-Msg-Id header, so the server "
+        "cannot have recognised the resend by id: publish with publish_event",
+    )
     events = await _events(js, info)
     placed = [e for e in events if e.type == "order.placed"]
-    ids = {e.id for e in placed}
-    _require(len(placed) == 3, f"ORDERS holds {len(placed)} order.placed events; expected 3")
-    _require(len(ids) == 3, "the three order.placed events need three different ids")
-    return "3 distinct order.placed events, the duplicate was dropped"
+    ids = [e.id for e in placed]
+    _require(
+        len(placed) == 3,
+        f"ORDERS holds {len(placed)} order.placed events ({', '.join(ids)}); expected 3: "
+        "start from a fresh stream, publish three, then resend the first",
+    )
+    _require(len(set(ids)) == 3, f"the three order.placed events need three ids, not {ids}")
+    _require(
+        msg_id in ids,
+        f"sequence {seq} carries Nats-Msg-Id {msg_id!r}, which is not the id of a stored order",
+    )
+    return (
+        f"the resend of {msg_id} was answered duplicate=True with sequence {seq} and not "
+        "stored: ORDERS holds 3 distinct order.placed events"
+    )
 
 
 async def _check_05(js: JetStreamContext) -> str:
+    await _stream(js, "ORDERS")
     info = await _settled(js, "ORDERS", "billing")
     filters = set(consumer_filters(info.config))
     _require(filters == {"order.placed"}, f"billing filters {sorted(filters)}; use order.placed")
     _require(info.config.durable_name == "billing", "billing must be a durable consumer")
-    _require(_floor(info) > 0, "billing has not acknowledged any event yet")
-    _drained(info)
-    return "billing received and acknowledged every order.placed event"
+    placed = [
+        seq async for seq, raw in stream_messages(js, "ORDERS") if raw.subject == "order.placed"
+    ]
+    _require(bool(placed), "ORDERS holds no order.placed event: publish some first")
+    delivered = info.delivered.stream_seq if info.delivered else 0
+    deliveries = info.delivered.consumer_seq if info.delivered else 0
+    acked_deliveries = info.ack_floor.consumer_seq if info.ack_floor else 0
+    seen = f"billing has delivered up to sequence {delivered} and acknowledged up to {_floor(info)}"
+    _require(
+        deliveries > 0,
+        f"ORDERS holds {len(placed)} order.placed events and billing has delivered none of "
+        "them: run your handler with billing.run(...)",
+    )
+    _require(
+        info.num_pending == 0 and delivered >= placed[-1],
+        f"{seen}; {info.num_pending} order.placed events (up to sequence {placed[-1]}) "
+        "were never delivered: process them all",
+    )
+    _require(
+        info.num_ack_pending == 0 and acked_deliveries == deliveries,
+        f"{seen}; {info.num_ack_pending} delivered events are not acknowledged: ack each "
+        "one (run acks when the handler returns)",
+    )
+    _require(
+        _floor(info) >= placed[-1],
+        f"{seen}, but the last order.placed is sequence {placed[-1]}",
+    )
+    return (
+        f"billing delivered all {len(placed)} order.placed events (up to sequence "
+        f"{placed[-1]}) in {deliveries} deliveries, and every one is acknowledged"
+    )
 
 
 async def _check_06(js: JetStreamContext) -> str:
@@ -189,12 +277,107 @@ async def _check_07(js: JetStreamContext) -> str:
     return f"audit read sequences 3..{stream.state.last_seq} and acknowledged them"
 
 
-async def _check_02(js: JetStreamContext) -> str:
-    info = await _consumer(js, "USERS", "profile-watch")
-    filters = set(consumer_filters(info.config))
-    want = {"user.*.updated", "user.deleted"}
-    _require(filters == want, f"profile-watch filters {sorted(filters)}; want {sorted(want)}")
-    return "profile-watch receives exactly user.*.updated and user.deleted"
+#: Exercise 02's probes: subject -> whether the mailer wants it (user.<part>.updated, user.deleted).
+_PROBES_02: dict[str, bool] = {
+    "user.profile.updated": True,
+    "user.email.updated": True,
+    "user.address.updated": True,
+    "user.deleted": True,
+    "user.created": False,
+    "user.profile.viewed": False,
+    "user.profile.photo.updated": False,
+    "order.deleted": False,
+    "order.address.updated": False,
+}
+
+
+async def _deliveries(nc: NATS, patterns: list[str], subjects: list[str]) -> Counter[str]:
+    """How many times each of ``subjects`` reaches a set of subscriptions to ``patterns``.
+
+    Everything happens under a fresh inbox prefix, so nothing the course stores is touched
+    and no other subscriber sees the probes. Each subscription then gets an end marker (a
+    subject its own pattern matches): messages from one publisher reach a subscription in
+    order, so when the marker arrives every probe for that subscription has arrived too.
+    """
+    root = nc.new_inbox()
+    subs = [await nc.subscribe(f"{root}.{p}") for p in patterns]
+    got: Counter[str] = Counter()
+    try:
+        for s in subjects:
+            await nc.publish(f"{root}.{s}", b"probe")
+        for i, p in enumerate(patterns):
+            literal = ".".join("end" if t in ("*", ">") else t for t in p.split("."))
+            await nc.publish(f"{root}.{literal}", f"end {i}".encode())
+        for i, (p, sub) in enumerate(zip(patterns, subs, strict=True)):
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=2)
+                except nats.errors.TimeoutError:
+                    raise _NotYet(
+                        f"nothing came back on {p!r} within 2 s: is nc connected?"
+                    ) from None
+                if msg.data == f"end {i}".encode():
+                    break
+                if msg.data == b"probe":
+                    got[msg.subject[len(root) + 1 :]] += 1
+    finally:
+        for sub in subs:
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
+    return got
+
+
+async def _check_02(nc: Any, patterns: Any = None) -> str:
+    _require(
+        isinstance(nc, NATS),
+        "pass your connection and your patterns: await check('02', nc, patterns)",
+    )
+    _require(
+        not nc.is_closed,
+        "your connection nc is closed: run nc = await connect(server), then check again",
+    )
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    _require(
+        isinstance(patterns, list | tuple)
+        and bool(patterns)
+        and all(isinstance(p, str) for p in patterns),
+        "pass the pattern(s) you subscribe to as a list: await check('02', nc, ['user.>'])",
+    )
+    for p in patterns:
+        try:
+            validate_subject(p, wildcards=True)
+        except SubjectError as err:
+            raise _NotYet(f"{p!r} is not a subject you can subscribe to: {err.reason}") from None
+    got = await _deliveries(nc, list(patterns), list(_PROBES_02))
+    missing = [s for s, wanted in _PROBES_02.items() if wanted and not got[s]]
+    extra = [s for s, wanted in _PROBES_02.items() if not wanted and got[s]]
+    twice = [s for s in _PROBES_02 if got[s] > 1]
+    if missing or extra or twice:
+        arrived = ", ".join(f"{s}{' x' + str(got[s]) if got[s] > 1 else ''}" for s in got)
+        seen = f"subscribed to {list(patterns)}, the server delivered: {arrived or 'nothing'}"
+        hints = []
+        if missing:
+            hints.append(
+                f"missing {', '.join(missing)} (a '*' token matches any one field, so "
+                "you need not list them)"
+            )
+        if extra:
+            hints.append(
+                f"not wanted {', '.join(extra)} ('>' matches one or more tokens, '*' "
+                "exactly one; keep the domain literal)"
+            )
+        if twice:
+            hints.append(
+                f"delivered more than once {', '.join(twice)} (two of your subscriptions "
+                "match it, so the mailer would send two e-mails)"
+            )
+        raise _NotYet(f"{seen}. {'; '.join(hints)}")
+    wanted = [s for s, w in _PROBES_02.items() if w]
+    return (
+        f"of {len(_PROBES_02)} probe subjects the server delivered exactly the "
+        f"{len(wanted)} the mailer wants, once each: {', '.join(wanted)}"
+    )
 
 
 async def _check_08(js: JetStreamContext, registry: Any = None) -> str:
@@ -370,11 +553,15 @@ EXERCISES: dict[str, Exercise] = {
 }
 
 
-async def check(exercise: str, js: JetStreamContext, *args: Any, **kwargs: Any) -> CheckResult:
+async def check(
+    exercise: str, js: JetStreamContext | NATS, *args: Any, **kwargs: Any
+) -> CheckResult:
     """Run one exercise's checker against the live server.
 
-    result = await check("03", js)
+    result = await check("03", js, acks)
     result.passed
+
+    Most checkers take the JetStream context; 02 (core NATS only) takes the connection.
     """
     try:
         spec = EXERCISES[exercise]
