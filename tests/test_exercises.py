@@ -14,6 +14,7 @@ from edalab import (
     publish_event,
     publish_events,
 )
+from edalab.course.charts.redelivery import DeliveryLog
 from edalab.course.exercises import EXERCISES, check
 from edalab.course.manifest import LESSONS
 from edalab.testing import EventFactory
@@ -53,29 +54,71 @@ async def test_03_billing_consumer(js) -> None:  # type: ignore[no-untyped-def]
     assert (await check("05", js)).passed
 
 
-async def test_04_careful_consumer_needs_redeliveries(js) -> None:  # type: ignore[no-untyped-def]
-    """Without a transient failure there is no redelivery, and the check says so."""
-    make = EventFactory()
+async def _careful(js):  # type: ignore[no-untyped-def]
+    """TASKS with one task and a fresh consumer careful configured as the exercise asks."""
     await fresh_stream(js, "TASKS", ["task.>"])
-    await publish_events(js, [make("task.created") for _ in range(2)])
-    careful = await EventConsumer.create(
-        js, "TASKS", "careful", max_deliver=4, backoff=[0.1, 0.2, 0.3]
+    await publish_events(js, [EventFactory()("task.created")])
+    return await EventConsumer.create(
+        js, "TASKS", "careful", max_deliver=4, backoff=[0.2, 0.4, 0.8], recreate=True
     )
+
+
+async def _fail_three_times(event, delivery):  # type: ignore[no-untyped-def]
+    if delivery.num_delivered < 4:
+        raise TransientError("not yet")
+
+
+async def test_06_backoff_observed_passes(js) -> None:  # type: ignore[no-untyped-def]
+    """Three failures left to expire come back on the backoff's schedule, and the check passes."""
+    careful = await _careful(js)
+    log = DeliveryLog()
+    await careful.run(_fail_three_times, timeout=2, on_transient="let_expire", observer=log.observe)
+    assert [r.delivery for r in log.records] == [1, 2, 3, 4]
+    result = await check("06", js, log)
+    assert result.passed, result.message
+    assert "0.2, 0.4, 0.8" in result.message
+
+
+async def test_06_without_log_or_redeliveries_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """No log, or a handler that never fails, is not the exercise; the check says why."""
+    careful = await _careful(js)
+    assert "pass the DeliveryLog" in (await check("06", js)).message
 
     async def ok(event):  # type: ignore[no-untyped-def]
         return None
 
-    await careful.run(ok, timeout=0.3, max_events=1)
-    wrong = await check("06", js)
+    log = DeliveryLog()
+    await careful.run(ok, timeout=0.5, observer=log.observe)
+    wrong = await check("06", js, log)
+    assert not wrong.passed and "all four deliveries" in wrong.message
+
+
+async def test_06_right_config_but_naks_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """Backoff configured, but the handler's naks set the timing: the check shows the gap."""
+    careful = await _careful(js)
+    log = DeliveryLog()
+
+    async def nak_soon(event, delivery):  # type: ignore[no-untyped-def]
+        if delivery.num_delivered < 4:
+            raise TransientError("not yet", delay=0.05)
+
+    await careful.run(nak_soon, timeout=2, observer=log.observe)
+    assert [r.delivery for r in log.records] == [1, 2, 3, 4]
+    wrong = await check("06", js, log)
     assert not wrong.passed
+    assert "after delivery 1; your backoff says 0.2 s" in wrong.message
+    assert "on_transient='let_expire'" in wrong.message
 
-    async def flaky(event, delivery):  # type: ignore[no-untyped-def]
-        if delivery.num_delivered == 1:
-            raise TransientError("first try", delay=0.05)
 
-    await careful.run(flaky, timeout=0.5)
-    result = await check("06", js)
-    assert result.passed, result.message
+async def test_06_stale_log_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """A log from an earlier run does not pass once careful has delivered more since."""
+    careful = await _careful(js)
+    log = DeliveryLog()
+    await careful.run(_fail_three_times, timeout=2, on_transient="let_expire", observer=log.observe)
+    await publish_events(js, [EventFactory(prefix="again-")("task.created")])
+    await careful.run(_fail_three_times, timeout=2, on_transient="let_expire")
+    stale = await check("06", js, log)
+    assert not stale.passed and "fresh DeliveryLog" in stale.message
 
 
 async def test_05_audit_from_sequence_3(js) -> None:  # type: ignore[no-untyped-def]
