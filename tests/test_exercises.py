@@ -142,7 +142,34 @@ async def test_05_audit_from_sequence_3(js) -> None:  # type: ignore[no-untyped-
         seqs.append(delivery.seq)
         await delivery.ack(sync=True)
     assert seqs == [3, 4, 5]
-    assert (await check("07", js)).passed
+    result = await check("07", js)
+    assert result.passed and "3..5, each delivered once" in result.message
+
+
+async def test_07_right_config_but_redelivered_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """audit configured right, but an event nak'ed before its ack: the check counts redeliveries."""
+    make = EventFactory()
+    await fresh_stream(js, "USERS", ["user.>"])
+    await publish_events(js, [make("user.created") for _ in range(5)])
+    audit = await EventConsumer.create(
+        js,
+        "USERS",
+        "audit",
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=3,
+        recreate=True,
+    )
+    untouched = await check("07", js)
+    assert not untouched.passed and "3 events to deliver" in untouched.message
+    async for delivery in audit.events(timeout=0.3):
+        if delivery.num_delivered == 1 and delivery.seq == 4:
+            await delivery.nak()
+        else:
+            await delivery.ack(sync=True)
+    wrong = await check("07", js)
+    assert not wrong.passed
+    assert "made 4 deliveries for the 3 events 3..5" in wrong.message
+    assert "recreate=True" in wrong.message
 
 
 async def test_06_two_filters(js) -> None:  # type: ignore[no-untyped-def]
@@ -268,4 +295,63 @@ async def test_13_translated_subscription(js) -> None:  # type: ignore[no-untype
     )
     async for delivery in billing.events(timeout=0.3):
         await delivery.ack(sync=True)
-    assert (await check("18", js)).passed
+    result = await check("18", js)
+    assert result.passed and "2..3, each delivered once" in result.message
+
+
+async def _stan_translation(js, cb):  # type: ignore[no-untyped-def]
+    """MIGRATION with 3 messages and billing as a manual-ack callback subscription."""
+    import asyncio
+
+    from nats.js.api import ConsumerConfig
+
+    from edalab import Event, publish_event
+
+    await fresh_stream(js, "MIGRATION", ["events"])
+    for i in range(3):
+        await publish_event(js, Event.create("user.created", "{}", id=f"m{i}"), subject="events")
+    got: asyncio.Queue[int] = asyncio.Queue()
+
+    async def handler(msg):  # type: ignore[no-untyped-def]
+        await cb(msg)
+        await got.put(msg.metadata.sequence.stream)
+
+    config = ConsumerConfig(
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=2,
+        ack_wait=10,
+        max_ack_pending=5,
+    )
+    sub = await js.subscribe(
+        "events", cb=handler, durable="billing", stream="MIGRATION", manual_ack=True, config=config
+    )
+    seqs = [await asyncio.wait_for(got.get(), timeout=2) for _ in range(2)]
+    return sub, seqs
+
+
+async def test_18_manual_ack_callback_passes(js) -> None:  # type: ignore[no-untyped-def]
+    """SetManualAckMode as manual_ack=True with a callback that acks passes."""
+
+    async def ack(msg):  # type: ignore[no-untyped-def]
+        await msg.ack()
+
+    sub, seqs = await _stan_translation(js, ack)
+    assert seqs == [2, 3]
+    result = await check("18", js)
+    await sub.unsubscribe()
+    assert result.passed, result.message
+
+
+async def test_18_right_config_but_no_ack_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """Config right, manual_ack=True, but the callback never acks: the check says so."""
+
+    async def forget(msg):  # type: ignore[no-untyped-def]
+        return None
+
+    sub, seqs = await _stan_translation(js, forget)
+    assert seqs == [2, 3]
+    wrong = await check("18", js)
+    await sub.unsubscribe()
+    assert not wrong.passed
+    assert "delivered 2 message(s) that nobody acknowledged" in wrong.message
+    assert "await msg.ack()" in wrong.message

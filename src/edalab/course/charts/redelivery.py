@@ -144,6 +144,17 @@ class DeliveryLog:
         return f"DeliveryLog({len(self.records)} deliveries of {len(self.sequences())} messages)"
 
 
+def _clusters(xs: Sequence[float], near: float = 0.05) -> list[tuple[float, list[int]]]:
+    """Deliveries too close to label apart, grouped: ``(x, [delivery numbers])``."""
+    groups: list[tuple[float, list[int]]] = []
+    for n, x in enumerate(xs, start=1):
+        if groups and x - groups[-1][0] < near:
+            groups[-1][1].append(n)
+        else:
+            groups.append((x, [n]))
+    return groups
+
+
 def timeline(
     lanes: Mapping[str, Sequence[float]],
     *,
@@ -166,8 +177,9 @@ def timeline(
                 s=140, facecolors="none", edgecolors="gray", zorder=2,
             )  # fmt: skip
         ax.scatter(xs, [y] * len(xs), s=50, zorder=3)
-        for n, x in enumerate(xs, start=1):
-            ax.annotate(str(n), (x, y), textcoords="offset points", xytext=(0, 9), ha="center")
+        for x, numbers in _clusters(xs):
+            text = str(numbers[0]) if len(numbers) == 1 else f"{numbers[0]}-{numbers[-1]}"
+            ax.annotate(text, (x, y), textcoords="offset points", xytext=(0, 9), ha="center")
     plain_numbers(ax)  # before the lane labels, which replace the y axis' formatter
     ax.set_yticks(range(len(labels)), list(reversed(labels)))
     ax.set_ylim(-0.6, len(labels) - 0.4)
