@@ -325,7 +325,7 @@ async def _stan_translation(js, cb):  # type: ignore[no-untyped-def]
     sub = await js.subscribe(
         "events", cb=handler, durable="billing", stream="MIGRATION", manual_ack=True, config=config
     )
-    seqs = [await asyncio.wait_for(got.get(), timeout=2) for _ in range(2)]
+    seqs = [await asyncio.wait_for(got.get(), timeout=10) for _ in range(2)]
     return sub, seqs
 
 

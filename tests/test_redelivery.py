@@ -83,3 +83,13 @@ def test_log_table_marks_late_gaps() -> None:
     for delivery, at in ((1, 0.0), (2, 0.21), (3, 3.0)):
         log.add(seq=7, delivery=delivery, at=at)
     assert [row[-1] for row in log.table(expected=[0.2, 0.5]).rows] == [True, False]
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.1, 1.0])
+def test_a_nak_delay_does_not_pass_for_the_backoff(delay: float) -> None:
+    """The gaps a nak(delay) makes on a backoff consumer are not on time unless delay = step 1."""
+    backoff = [0.5, 1.0, 2.0]
+    # what the server does (server/consumer.go): delay + backoff[n] - backoff[0]
+    gaps = [delay + step - backoff[0] for step in backoff]
+    assert not all(on_time(g, want) for g, want in zip(gaps, backoff, strict=True))
+    assert all(on_time(g, want) for g, want in zip(backoff, backoff, strict=True))

@@ -258,7 +258,7 @@ billing = await js.subscribe(
         max_ack_pending=5,
     ),
 )
-[await asyncio.wait_for(handled.get(), timeout=2) for _ in range(2)]
+[await asyncio.wait_for(handled.get(), timeout=5) for _ in range(2)]
 
 # %%
 from edalab.course import check

@@ -54,13 +54,14 @@ class DeliveryRecord:
 def window(expected: float) -> tuple[float, float]:
     """The range of observed gaps accepted for an ``expected`` one, in seconds.
 
-    A little early (client clocks see the first delivery late), and rather late: the
-    server's timer and a busy machine both add delay.
+    A little early (this process may see the first delivery late), and rather late:
+    the server's timer and a busy machine both add delay. Tight enough that a nak
+    with a delay of its own does not pass for a backoff step unless it equals it.
 
     >>> window(1.0)
-    (0.87, 1.8)
+    (0.87, 1.5)
     """
-    return round(expected * 0.9 - 0.03, 6), round(expected * 1.5 + 0.3, 6)
+    return round(expected * 0.9 - 0.03, 6), round(expected * 1.25 + 0.25, 6)
 
 
 def on_time(observed: float, expected: float) -> bool:
