@@ -14,6 +14,7 @@ from edalab import (
     publish_event,
     publish_events,
 )
+from edalab.course.charts.redelivery import DeliveryLog
 from edalab.course.exercises import EXERCISES, check
 from edalab.course.manifest import LESSONS
 from edalab.testing import EventFactory
@@ -98,29 +99,71 @@ async def test_05_billing_wrong_filter(js) -> None:  # type: ignore[no-untyped-d
     assert not result.passed and "order.*" in result.message
 
 
-async def test_04_careful_consumer_needs_redeliveries(js) -> None:  # type: ignore[no-untyped-def]
-    """Without a transient failure there is no redelivery, and the check says so."""
-    make = EventFactory()
+async def _careful(js):  # type: ignore[no-untyped-def]
+    """TASKS with one task and a fresh consumer careful configured as the exercise asks."""
     await fresh_stream(js, "TASKS", ["task.>"])
-    await publish_events(js, [make("task.created") for _ in range(2)])
-    careful = await EventConsumer.create(
-        js, "TASKS", "careful", max_deliver=4, backoff=[0.1, 0.2, 0.3]
+    await publish_events(js, [EventFactory()("task.created")])
+    return await EventConsumer.create(
+        js, "TASKS", "careful", max_deliver=4, backoff=[0.2, 0.4, 0.8], recreate=True
     )
+
+
+async def _fail_three_times(event, delivery):  # type: ignore[no-untyped-def]
+    if delivery.num_delivered < 4:
+        raise TransientError("not yet")
+
+
+async def test_06_backoff_observed_passes(js) -> None:  # type: ignore[no-untyped-def]
+    """Three failures left to expire come back on the backoff's schedule, and the check passes."""
+    careful = await _careful(js)
+    log = DeliveryLog()
+    await careful.run(_fail_three_times, timeout=2, on_transient="let_expire", observer=log.observe)
+    assert [r.delivery for r in log.records] == [1, 2, 3, 4]
+    result = await check("06", js, log)
+    assert result.passed, result.message
+    assert "0.2, 0.4, 0.8" in result.message
+
+
+async def test_06_without_log_or_redeliveries_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """No log, or a handler that never fails, is not the exercise; the check says why."""
+    careful = await _careful(js)
+    assert "pass the DeliveryLog" in (await check("06", js)).message
 
     async def ok(event):  # type: ignore[no-untyped-def]
         return None
 
-    await careful.run(ok, timeout=0.3, max_events=1)
-    wrong = await check("06", js)
+    log = DeliveryLog()
+    await careful.run(ok, timeout=0.5, observer=log.observe)
+    wrong = await check("06", js, log)
+    assert not wrong.passed and "all four deliveries" in wrong.message
+
+
+async def test_06_right_config_but_naks_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """Backoff configured, but the handler's naks set the timing: the check shows the gap."""
+    careful = await _careful(js)
+    log = DeliveryLog()
+
+    async def nak_soon(event, delivery):  # type: ignore[no-untyped-def]
+        if delivery.num_delivered < 4:
+            raise TransientError("not yet", delay=0.05)
+
+    await careful.run(nak_soon, timeout=2, observer=log.observe)
+    assert [r.delivery for r in log.records] == [1, 2, 3, 4]
+    wrong = await check("06", js, log)
     assert not wrong.passed
+    assert "after delivery 1; your backoff says 0.2 s" in wrong.message
+    assert "on_transient='let_expire'" in wrong.message
 
-    async def flaky(event, delivery):  # type: ignore[no-untyped-def]
-        if delivery.num_delivered == 1:
-            raise TransientError("first try", delay=0.05)
 
-    await careful.run(flaky, timeout=0.5)
-    result = await check("06", js)
-    assert result.passed, result.message
+async def test_06_stale_log_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """A log from an earlier run does not pass once careful has delivered more since."""
+    careful = await _careful(js)
+    log = DeliveryLog()
+    await careful.run(_fail_three_times, timeout=2, on_transient="let_expire", observer=log.observe)
+    await publish_events(js, [EventFactory(prefix="again-")("task.created")])
+    await careful.run(_fail_three_times, timeout=2, on_transient="let_expire")
+    stale = await check("06", js, log)
+    assert not stale.passed and "fresh DeliveryLog" in stale.message
 
 
 async def test_05_audit_from_sequence_3(js) -> None:  # type: ignore[no-untyped-def]
@@ -144,7 +187,34 @@ async def test_05_audit_from_sequence_3(js) -> None:  # type: ignore[no-untyped-
         seqs.append(delivery.seq)
         await delivery.ack(sync=True)
     assert seqs == [3, 4, 5]
-    assert (await check("07", js)).passed
+    result = await check("07", js)
+    assert result.passed and "3..5, each delivered once" in result.message
+
+
+async def test_07_right_config_but_redelivered_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """audit configured right, but an event nak'ed before its ack: the check counts redeliveries."""
+    make = EventFactory()
+    await fresh_stream(js, "USERS", ["user.>"])
+    await publish_events(js, [make("user.created") for _ in range(5)])
+    audit = await EventConsumer.create(
+        js,
+        "USERS",
+        "audit",
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=3,
+        recreate=True,
+    )
+    untouched = await check("07", js)
+    assert not untouched.passed and "3 events to deliver" in untouched.message
+    async for delivery in audit.events(timeout=0.3):
+        if delivery.num_delivered == 1 and delivery.seq == 4:
+            await delivery.nak()
+        else:
+            await delivery.ack(sync=True)
+    wrong = await check("07", js)
+    assert not wrong.passed
+    assert "made 4 deliveries for the 3 events 3..5" in wrong.message
+    assert "recreate=True" in wrong.message
 
 
 async def test_02_patterns_right(nc) -> None:  # type: ignore[no-untyped-def]
@@ -294,7 +364,66 @@ async def test_13_translated_subscription(js) -> None:  # type: ignore[no-untype
     )
     async for delivery in billing.events(timeout=0.3):
         await delivery.ack(sync=True)
-    assert (await check("18", js)).passed
+    result = await check("18", js)
+    assert result.passed and "2..3, each delivered once" in result.message
+
+
+async def _stan_translation(js, cb):  # type: ignore[no-untyped-def]
+    """MIGRATION with 3 messages and billing as a manual-ack callback subscription."""
+    import asyncio
+
+    from nats.js.api import ConsumerConfig
+
+    from edalab import Event, publish_event
+
+    await fresh_stream(js, "MIGRATION", ["events"])
+    for i in range(3):
+        await publish_event(js, Event.create("user.created", "{}", id=f"m{i}"), subject="events")
+    got: asyncio.Queue[int] = asyncio.Queue()
+
+    async def handler(msg):  # type: ignore[no-untyped-def]
+        await cb(msg)
+        await got.put(msg.metadata.sequence.stream)
+
+    config = ConsumerConfig(
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=2,
+        ack_wait=10,
+        max_ack_pending=5,
+    )
+    sub = await js.subscribe(
+        "events", cb=handler, durable="billing", stream="MIGRATION", manual_ack=True, config=config
+    )
+    seqs = [await asyncio.wait_for(got.get(), timeout=10) for _ in range(2)]
+    return sub, seqs
+
+
+async def test_18_manual_ack_callback_passes(js) -> None:  # type: ignore[no-untyped-def]
+    """SetManualAckMode as manual_ack=True with a callback that acks passes."""
+
+    async def ack(msg):  # type: ignore[no-untyped-def]
+        await msg.ack()
+
+    sub, seqs = await _stan_translation(js, ack)
+    assert seqs == [2, 3]
+    result = await check("18", js)
+    await sub.unsubscribe()
+    assert result.passed, result.message
+
+
+async def test_18_right_config_but_no_ack_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """Config right, manual_ack=True, but the callback never acks: the check says so."""
+
+    async def forget(msg):  # type: ignore[no-untyped-def]
+        return None
+
+    sub, seqs = await _stan_translation(js, forget)
+    assert seqs == [2, 3]
+    wrong = await check("18", js)
+    await sub.unsubscribe()
+    assert not wrong.passed
+    assert "delivered 2 message(s) that nobody acknowledged" in wrong.message
+    assert "await msg.ack()" in wrong.message
 
 
 async def test_a_check_on_a_closed_connection_says_so_in_one_line(nats_url: str) -> None:

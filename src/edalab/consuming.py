@@ -443,6 +443,7 @@ class EventConsumer:
         timeout: float = 1.0,
         max_events: int | None = None,
         retry_delay: float = 1.0,
+        on_transient: Literal["nak", "let_expire"] = "nak",
         double_ack: bool = False,
         observer: Callable[[str, Delivery], None] | None = None,
     ) -> RunReport:
@@ -455,10 +456,23 @@ class EventConsumer:
         - raises anything else: treated as transient (nak after ``retry_delay``), and
           recorded in the report; ``max_deliver`` on the consumer bounds the retries.
 
+        ``on_transient`` chooses how a transient failure is retried:
+
+        - ``"nak"`` (the default): nak with the delay above; the server redelivers after
+          that delay, whatever the consumer's ``ack_wait`` or ``backoff`` say;
+        - ``"let_expire"``: send nothing, so the message comes back when its ack timer
+          runs out: after ``ack_wait``, or after the consumer's next ``backoff`` step
+          (the server applies ``backoff`` only to an expired ack timer, never to a nak).
+          A :class:`~edalab.errors.TransientError` that names its own ``delay`` is still
+          nak'ed with it. Give ``timeout`` more than the longest step, or the run stops
+          before the message comes back. Notebook ``06_acks_and_redelivery`` shows both.
+
         Stops after ``max_events`` events or when none arrive for ``timeout`` seconds.
         ``observer(outcome, delivery)``, if given, hears each ``"deliver"``, ``"ack"``,
         ``"retry"`` and ``"term"`` (for tracing; notebook ``17_capstone`` plots them).
         """
+        if on_transient not in ("nak", "let_expire"):
+            raise ConsumerError(f"on_transient must be 'nak' or 'let_expire', not {on_transient!r}")
         note = observer or (lambda outcome, delivery: None)
         wants_delivery = len(inspect.signature(handler).parameters) >= 2
         report = RunReport()
@@ -475,7 +489,8 @@ class EventConsumer:
                 note("retry", delivery)
                 report.retried += 1
                 report.errors.append(f"{where}: retry ({err.reason})")
-                await delivery.nak(err.delay if err.delay is not None else retry_delay)
+                if err.delay is not None or on_transient == "nak":
+                    await delivery.nak(err.delay if err.delay is not None else retry_delay)
             except PermanentError as err:
                 note("term", delivery)
                 report.terminated += 1
@@ -485,7 +500,8 @@ class EventConsumer:
                 note("retry", delivery)
                 report.retried += 1
                 report.errors.append(f"{where}: {type(err).__name__}: {err}")
-                await delivery.nak(retry_delay)
+                if on_transient == "nak":
+                    await delivery.nak(retry_delay)
             else:
                 await delivery.ack(sync=double_ack)
                 note("ack", delivery)

@@ -202,7 +202,10 @@ def kind(msg):
 
 Table(
     ["what arrived", "how many"],
-    [[k, len(list(g)) if k.startswith("message") else "..."] for k, g in groupby(map(kind, arrivals))],
+    [
+        [k, len(list(g)) if k.startswith("message") else "..."]
+        for k, g in groupby(map(kind, arrivals))
+    ],
 )
 
 # %% [markdown]
@@ -275,6 +278,7 @@ async def work(psub, handled, stop):
         for msg in msgs:
             await handled.put(msg.metadata.sequence.stream)
             await msg.ack()
+
 
 # %% [markdown]
 # Start it in the background, publish two more orders while it runs, and await all
@@ -357,8 +361,8 @@ for delivery in fetched[:2]:
 # ack sent above has been processed) and draw them:
 
 # %%
-from edalab.streams import consumer_table
 from edalab.course.charts.stream import stream_chart
+from edalab.streams import consumer_table
 
 await nc.flush()
 names = ["shipping-raw", "shipments", "packer", "invoicing", "slow"]

@@ -17,11 +17,11 @@
 
 # %%
 import asyncio
-import itertools
 
 from nats.js.api import ConsumerConfig
 
 from edalab import connect, ensure_server, fresh_stream, publish_events
+from edalab.course.charts.redelivery import DeliveryLog, timeline
 from edalab.factories import EventFactory
 from edalab.streams import consumer_table
 
@@ -37,13 +37,15 @@ acks = await publish_events(js, [make("task.created", {"n": i}) for i in range(3
 # ## Unacknowledged messages come back
 #
 # A consumer with `ack_wait=1` gives each message one second to be acknowledged. We
-# fetch one message and do nothing with it:
+# fetch one message and do nothing with it. A `DeliveryLog` notes when each delivery
+# reaches us, so we can compare it with what the server promised:
 
 # %%
+waits = DeliveryLog()
 sub = await js.pull_subscribe(
     "task.>", durable="manual", stream="TASKS", config=ConsumerConfig(ack_wait=1)
 )
-first = (await sub.fetch(1, timeout=2))[0]
+first = waits.record((await sub.fetch(1, timeout=2))[0])
 first.metadata.sequence.stream, first.metadata.num_delivered
 
 # %% [markdown]
@@ -64,8 +66,15 @@ for msg in await sub.fetch(2, timeout=2):
 # `ack_wait` has run out, marked as a second delivery. The fetch awaits it (no sleep).
 
 # %%
-again = (await sub.fetch(1, timeout=5))[0]
+again = waits.record((await sub.fetch(1, timeout=5))[0])
 again.metadata.sequence.stream, again.metadata.num_delivered
+
+# %% [markdown]
+# When did it come back? The log measured the gap between the two deliveries (the
+# seconds change from run to run; *on time* says whether the gap is the expected one):
+
+# %%
+waits.table(expected=[1])
 
 # %% [markdown]
 # `msg.ack()` only sends the ack. `ack_sync()` also waits until the server confirms it
@@ -76,18 +85,31 @@ await again.ack_sync()
 await consumer_table(js, "TASKS", "manual")
 
 # %% [markdown]
-# ## `nak`: redeliver, now or after a delay
+# ## `nak`: redeliver now, or after a delay
 #
 # A handler that knows it cannot succeed *right now* (a database is down) says so with
-# `nak`, optionally asking the server to wait before redelivering:
+# `nak`. A plain `nak` puts the message back at once; the next fetch gets it again:
 
 # %%
-acks = await publish_events(js, [make("task.created", {"n": 3})])
-msg = (await sub.fetch(1, timeout=2))[0]
-await msg.nak(delay=0.5)
-retry = (await sub.fetch(1, timeout=5))[0]
+await publish_events(js, [make("task.created", {"n": 3})])
+at_once = DeliveryLog()
+msg = at_once.record((await sub.fetch(1, timeout=2))[0])
+await msg.nak()
+retry = at_once.record((await sub.fetch(1, timeout=5))[0])
 await retry.ack()
-retry.metadata.sequence.stream, retry.metadata.num_delivered
+at_once.table(expected=[0])
+
+# %% [markdown]
+# `nak(delay=...)` asks the server to wait that long before redelivering:
+
+# %%
+await publish_events(js, [make("task.created", {"n": 4})])
+delayed = DeliveryLog()
+msg = delayed.record((await sub.fetch(1, timeout=2))[0])
+await msg.nak(delay=0.5)
+retry = delayed.record((await sub.fetch(1, timeout=5))[0])
+await retry.ack()
+delayed.table(expected=[0.5])
 
 # %% [markdown]
 # ## `in_progress`: more time for long work
@@ -149,29 +171,93 @@ deliveries
 # `TimeoutError`, when a fetch gets nothing.) Notebook 09 catches the server's
 # advisory for such messages into a dead-letter stream.
 #
-# ## `backoff`: growing delays between redeliveries
+# ## `backoff`: growing delays when the ack timer runs out
 #
-# `backoff` replaces the single `ack_wait` with one delay per redelivery. Here the
-# message is never acknowledged, so it comes back after 0.2 s, then 0.6 s:
+# `backoff` replaces the single `ack_wait` with one delay per delivery: the first
+# step for the first delivery, the second for the second, and the last step for every
+# delivery after that. It applies when a message is **not answered** in time. Here the
+# message is never acknowledged, so it comes back after 0.2 s, then 0.6 s, then 1.2 s:
 
 # %%
 backoff = await js.pull_subscribe(
     "task.poison",
     durable="backoff",
     stream="TASKS",
-    config=ConsumerConfig(max_deliver=3, backoff=[0.2, 0.6]),
+    config=ConsumerConfig(max_deliver=4, backoff=[0.2, 0.6, 1.2]),
 )
-loop = asyncio.get_running_loop()
-times, counts = [], []
-for _ in range(3):
-    msg = (await backoff.fetch(1, timeout=5))[0]
-    times.append(loop.time())
-    counts.append(msg.metadata.num_delivered)
-counts
+unanswered = DeliveryLog()
+for _ in range(4):
+    unanswered.record((await backoff.fetch(1, timeout=5))[0])
+unanswered.table(expected=[0.2, 0.6, 1.2])
+
+# %% [markdown]
+# The server took the first step as the consumer's `ack_wait`:
 
 # %%
-# NBVAL_IGNORE_OUTPUT
-[round(b - a, 1) for a, b in itertools.pairwise(times)]
+(await js.consumer_info("TASKS", "backoff")).config.ack_wait
+
+# %% [markdown]
+# ## A `nak` does not follow the backoff
+#
+# `backoff` is the server's answer to *silence*. A `nak` is an answer: the same kind of
+# consumer, but the client naks each delivery, and the message is back at once, every
+# time:
+
+# %%
+nakked = await js.pull_subscribe(
+    "task.poison",
+    durable="backoff-nak",
+    stream="TASKS",
+    config=ConsumerConfig(max_deliver=4, backoff=[0.2, 0.6, 1.2]),
+)
+naks = DeliveryLog()
+for _ in range(4):
+    msg = naks.record((await nakked.fetch(1, timeout=5))[0])
+    await msg.nak()
+naks.table(expected=[0])
+
+# %% [markdown]
+# A `nak` with a delay on a consumer that has a backoff mixes the two: the server counts
+# the delay from where the ack timer would have started, so the *n*-th redelivery comes
+# after `delay + backoff[n-1] - backoff[0]`: 0.3 s, then 0.7 s, then 1.3 s. Use one
+# mechanism per consumer.
+
+# %%
+mixed = await js.pull_subscribe(
+    "task.poison",
+    durable="backoff-nak-delay",
+    stream="TASKS",
+    config=ConsumerConfig(max_deliver=4, backoff=[0.2, 0.6, 1.2]),
+)
+nak_delays = DeliveryLog()
+for _ in range(4):
+    msg = nak_delays.record((await mixed.fetch(1, timeout=5))[0])
+    await msg.nak(delay=0.3)
+nak_delays.table(expected=[0.3, 0.7, 1.3])
+
+# %% [markdown]
+# Side by side, from the deliveries this notebook just received (rings: when the
+# server should redeliver; dots: when the message arrived):
+
+# %%
+timeline(
+    {
+        "no ack, ack_wait=1": waits.offsets(),
+        "nak()": at_once.offsets(),
+        "nak(delay=0.5)": delayed.offsets(),
+        "no ack, backoff": unanswered.offsets(),
+        "nak(), backoff": naks.offsets(),
+        "nak(delay=0.3), backoff": nak_delays.offsets(),
+    },
+    expected={
+        "no ack, ack_wait=1": [0, 1],
+        "nak()": [0, 0],
+        "nak(delay=0.5)": [0, 0.5],
+        "no ack, backoff": [0, 0.2, 0.8, 2.0],
+        "nak(), backoff": [0, 0, 0, 0],
+        "nak(delay=0.3), backoff": [0, 0.3, 1.0, 2.3],
+    },
+)
 
 # %% [markdown]
 # ## The helper: ack, nak or term from what the handler did
@@ -182,8 +268,9 @@ counts
 # |---|---|
 # | returns | `ack` |
 # | raises `TransientError(reason, delay=...)` | `nak` with that delay |
+# | raises `TransientError(reason)` | `nak` after `retry_delay`, or nothing with `on_transient="let_expire"` |
 # | raises `PermanentError(reason)` | `term` with the reason; recorded in `quarantined` |
-# | raises anything else | `nak` after `retry_delay` (bounded by `max_deliver`), recorded |
+# | raises anything else | like `TransientError(reason)`, and recorded in the report |
 #
 # A message that is not a valid event never reaches the handler: it is terminated and
 # recorded with the reason, so nothing is silently dropped. `double_ack=True` makes each
@@ -220,34 +307,64 @@ worker.quarantined
 await consumer_table(js, "TASKS", "worker")
 
 # %% [markdown]
+# ## The helper and `backoff`
+#
+# By default a transient failure is nak'ed, so a consumer's `backoff` never applies.
+# With `on_transient="let_expire"` the helper sends nothing: the message comes back when
+# its ack timer runs out, on the backoff's schedule. The `DeliveryLog` listens as the
+# run's `observer`. Give `timeout` more than the longest step, or the run stops before
+# the message is back.
+
+# %%
+await fresh_stream(js, "TASKS", ["task.>"])
+await publish_events(js, [make("task.created", {"n": 0})])
+patient = await EventConsumer.create(js, "TASKS", "patient", max_deliver=4, backoff=[0.2, 0.6])
+
+
+async def busy_twice(event, delivery):
+    if delivery.num_delivered <= 2:
+        raise TransientError("warehouse busy")
+
+
+helped = DeliveryLog()
+await patient.run(busy_twice, timeout=2, on_transient="let_expire", observer=helped.observe)
+
+# %%
+helped.table(expected=[0.2, 0.6])
+
+# %% [markdown]
 # ## Recap
 #
 # - No ack within `ack_wait` means redelivery; `num_delivered` counts the attempts.
-# - `nak(delay)` retries later, `in_progress` buys time, `term` gives up for good.
-# - `max_deliver` bounds retries, `backoff` spaces them.
-# - `EventConsumer.run` acks only after success and records every message it gives up on.
+# - `nak()` redelivers at once, `nak(delay)` after the delay; `in_progress` buys time,
+#   `term` gives up for good.
+# - `max_deliver` bounds retries. `backoff` spaces the redeliveries of messages left
+#   unanswered; it does not apply to a `nak`.
+# - `EventConsumer.run` acks only after success and records every message it gives up
+#   on; `on_transient="let_expire"` lets the consumer's `backoff` time the retries.
 #
 # ## Exercise
 #
 # Create a consumer `careful` on `TASKS` with `max_deliver=4` and a `backoff` of three
-# delays. Run a handler through `EventConsumer.run` that fails with `TransientError` on
-# each event's first delivery and succeeds on the next. Then check:
+# delays (each at least 0.1 s). Run a handler through `EventConsumer.run` that fails
+# with `TransientError` on each event's first three deliveries and succeeds on the
+# fourth, so that every redelivery follows the backoff. Record the run with a
+# `DeliveryLog` and pass it to the check, which compares the times you observed with
+# your backoff:
 
 # %% tags=["solution"]
-careful = await EventConsumer.create(js, "TASKS", "careful", max_deliver=4, backoff=[0.1, 0.2, 0.4])
+careful = await EventConsumer.create(js, "TASKS", "careful", max_deliver=4, backoff=[0.2, 0.4, 0.8])
 
 
 async def flaky(event, delivery):
-    if delivery.num_delivered == 1:
-        raise TransientError("first try always fails", delay=0.1)
+    if delivery.num_delivered < 4:
+        raise TransientError("not yet")
 
 
-await careful.run(flaky, timeout=1)
+log = DeliveryLog()
+await careful.run(flaky, timeout=2, on_transient="let_expire", observer=log.observe)
 
 # %%
 from edalab.course import check
 
-await check("06", js)
-
-# %%
-await nc.close()
+await check("06", js, log)

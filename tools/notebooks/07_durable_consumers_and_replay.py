@@ -3,7 +3,8 @@
 #
 # **Learning goals**
 #
-# - tell a durable consumer from an ephemeral one;
+# - tell a durable consumer from an ephemeral one, and see the server remove an
+#   ephemeral one after `inactive_threshold`;
 # - see a durable resume where it left off after the client disconnects, and after the
 #   server restarts on the same store;
 # - choose where a new consumer starts (deliver policies), next to the STAN start options
@@ -33,9 +34,52 @@ acks = await publish_events(js, [make("user.created", {"user_id": f"u{i}"}) for 
 # %% [markdown]
 # ## Ephemeral and durable
 #
-# `pull_subscribe` without `durable` creates an *ephemeral* consumer: the server names
-# it and removes it once no client uses it. With `durable="mailer"` the consumer exists
-# under that name until deleted:
+# A consumer created without a durable name is *ephemeral*: the server names it, and
+# removes it once it has been inactive for its `inactive_threshold` (for a pull
+# consumer: no pull request, and no delivered message still waiting for its ack).
+# Unless you set one, the server gives an ephemeral consumer 5 seconds:
+
+# %%
+from nats.js.api import ConsumerConfig
+
+default = await js.add_consumer("USERS", ConsumerConfig())
+default.config.durable_name, default.config.inactive_threshold
+
+# %% [markdown]
+# One with a half-second threshold, fetched from once and then left alone, is still
+# listed right after we used it...
+
+# %%
+from edalab.server import wait_for
+
+short = await js.add_consumer("USERS", ConsumerConfig(inactive_threshold=0.5))
+sub = await js.pull_subscribe_bind(short.name, "USERS")
+await (await sub.fetch(1, timeout=2))[0].ack_sync()
+
+
+async def listed():
+    return short.name in {c.name for c in await js.consumers_info("USERS")}
+
+
+await listed()
+
+# %% [markdown]
+# ...and gone soon after. The cell awaits its disappearance (with a time limit) rather
+# than sleeping; the server adds up to a second of jitter to the threshold.
+
+
+# %%
+async def removed():
+    return not await listed()
+
+
+await sub.unsubscribe()
+await wait_for(removed, timeout=10, what="the ephemeral consumer to be removed")
+await listed()
+
+# %% [markdown]
+# With `durable="mailer"` the consumer exists under that name until deleted, whether
+# or not a client uses it:
 
 # %%
 mailer = await js.pull_subscribe("user.>", durable="mailer", stream="USERS")
@@ -198,7 +242,3 @@ async for delivery in audit.events(timeout=0.5):
 from edalab.course import check
 
 await check("07", js)
-
-# %%
-await nc.close()
-srv.stop()

@@ -10,10 +10,11 @@
 # - route an event of an unknown (future) version away from the handler;
 # - check whether a new version breaks consumers before shipping it.
 #
-# > **From NATS Streaming.** STAN knew nothing of schemas; the seed tutorial suggested
-# > exactly these two strategies, a `version` field or versioned channel names. Nothing
-# > about that changes with JetStream, except that wildcards make versioned subjects
-# > easy to consume together (`user.created.*`).
+# > **From NATS Streaming.** STAN knew nothing of schemas, and neither does JetStream:
+# > the payload is bytes to the server. The seed tutorial suggested exactly these two
+# > strategies, a `version` field or versioned channel names. One thing changes: STAN
+# > could not subscribe to channels with wildcards, while a JetStream stream or
+# > consumer can take all versions at once (`user.created.*`).
 
 # %%
 from pydantic import BaseModel
@@ -66,9 +67,9 @@ models = {1: UserCreatedV1, 2: UserCreatedV2, 3: UserCreatedV3}
 # %% [markdown]
 # ## Strategy 2: the version in the subject
 #
-# `user.created.v1`, `user.created.v2`: consumers can subscribe to exactly the versions
-# they understand, and the server can route or even reject by version.
-# `split_version` reads the suffix:
+# `user.created.v1`, `user.created.v2`: a consumer's filter can take exactly the
+# versions it understands, and permissions (notebook 12) can allow publishing some
+# versions and not others. `split_version` reads the suffix:
 
 # %%
 from edalab import split_version
@@ -157,8 +158,9 @@ replay.quarantined
 # ## Will a new version break consumers?
 #
 # `compare_models` lists what changed between two versions and which changes break
-# readers: removed or retyped fields and new required fields do; new optional fields
-# do not.
+# something: a removed or retyped field breaks consumers still on the old model; a new
+# required field breaks reading old events with the new model (they lack it); a new
+# optional field breaks neither (pydantic ignores fields a model does not declare).
 
 # %%
 from edalab import compare_models
@@ -206,6 +208,3 @@ compare_models(UserCreatedV3, UserCreatedV4).compatible
 from edalab.course import check
 
 await check("08", js, registry)
-
-# %%
-await nc.close()

@@ -6,6 +6,8 @@
 # - read the seed tutorial's two Go programs (a publisher and a subscriber on `stan`)
 #   and write their JetStream equivalents in Python;
 # - map every `stan` concept they use to JetStream;
+# - translate STAN's acknowledgements: automatic unless `SetManualAckMode()`, in
+#   nats-py too (`manual_ack=True`);
 # - avoid the traps: default start position, `MaxInflight` scope, client ids, and
 #   `Close` versus `Unsubscribe`.
 #
@@ -54,8 +56,10 @@ ack.stream, ack.seq
 # ```
 #
 # The JetStream equivalent is a durable consumer (position kept on the server) that a
-# client pulls from. Note the seed's `return` on a decode error: the message is silently
-# lost. `EventConsumer` quarantines it with the reason instead.
+# client pulls from. Pulled messages are never acknowledged for you: as under
+# `SetManualAckMode()`, the code acks each one. Note the seed's `return` on a decode
+# error: the message is silently lost. `EventConsumer` quarantines it with the reason
+# instead.
 
 # %%
 from edalab import EventConsumer
@@ -64,6 +68,62 @@ reader = await EventConsumer.create(js, "MIGRATION", "reader", ack_wait=30)
 async for delivery in reader.events(timeout=0.5):
     print("received:", delivery.event.type, delivery.event.payload())
     await delivery.ack()
+
+# %% [markdown]
+# ## Acknowledgements: automatic unless you ask for manual
+#
+# STAN always required an ack for every message, but its client library sent it for you
+# when your handler returned, unless the subscription set `SetManualAckMode()`; then
+# the handler called `m.Ack()` itself. nats-py's callback (push) subscriptions behave
+# the same way: `js.subscribe(..., cb=cb)` acks each message after `cb` returns (not if
+# `cb` raises), and `manual_ack=True` leaves the ack to `cb`. This callback only notes
+# what it received:
+
+# %%
+import asyncio
+
+from nats.js.api import ConsumerConfig
+
+from edalab.server import wait_for
+from edalab.streams import consumer_table
+
+received = asyncio.Queue()
+
+
+async def note(msg):
+    await received.put(msg.metadata.sequence.stream)
+
+
+# %% [markdown]
+# Subscribed without `manual_ack`, the message is acknowledged although `note` never
+# calls `ack` (the cell awaits the ack's arrival at the server):
+
+# %%
+auto = await js.subscribe("events", cb=note, durable="auto", stream="MIGRATION")
+await asyncio.wait_for(received.get(), timeout=2)
+
+
+async def acked():
+    return (await js.consumer_info("MIGRATION", "auto")).num_ack_pending == 0
+
+
+await wait_for(acked, timeout=5, what="the automatic ack")
+await consumer_table(js, "MIGRATION", "auto")
+
+# %% [markdown]
+# With `manual_ack=True` (STAN's `SetManualAckMode()`) the same callback leaves the
+# message waiting for its ack; it would come back after `ack_wait`:
+
+# %%
+manual = await js.subscribe(
+    "events", cb=note, durable="manual", stream="MIGRATION", manual_ack=True
+)
+await asyncio.wait_for(received.get(), timeout=2)
+await consumer_table(js, "MIGRATION", "manual")
+
+# %%
+await auto.unsubscribe()
+await manual.unsubscribe()
 
 # %% [markdown]
 # ## The map
@@ -77,7 +137,9 @@ async for delivery in reader.events(timeout=0.5):
 # | channel (stored automatically) | a stream capturing subjects | storage is explicit |
 # | `sc.Subscribe(subj, cb)` | a consumer + `pull_subscribe` / `EventConsumer` | |
 # | `stan.DurableName("x")` | a durable consumer named `x` | survives disconnects and restarts |
-# | `stan.SetManualAckMode()` | `ack_policy=explicit` (the default) | |
+# | STAN's acks (always required) | `ack_policy=explicit` (the default) | every message must be acked |
+# | automatic acks (STAN's default) | a callback subscription (`js.subscribe(..., cb=cb)`) | nats-py acks after `cb` returns |
+# | `stan.SetManualAckMode()` | `js.subscribe(..., cb=cb, manual_ack=True)` | `cb` calls `await msg.ack()` |
 # | `stan.AckWait(d)` | `ack_wait=d` | plus `nak`, `in_progress`, `term` |
 # | `stan.MaxInflight(n)` | `max_ack_pending=n` | per consumer, not per subscriber |
 # | `stan.DeliverAllAvailable()` | `deliver_policy=all` | JetStream's default |
@@ -171,25 +233,34 @@ except nats.js.errors.NotFoundError:
 #     stan.SetManualAckMode(), stan.AckWait(10*time.Second), stan.MaxInflight(5))
 # ```
 #
-# Then process everything it delivers, acknowledging each message, and check:
+# Use a callback subscription with `manual_ack=True` whose callback acknowledges each
+# message, let it process everything the consumer delivers, and check:
 
 # %% tags=["solution"]
-billing = await EventConsumer.create(
-    js,
-    "MIGRATION",
-    "billing",
-    deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-    opt_start_seq=2,
-    ack_wait=10,
-    max_ack_pending=5,
+handled = asyncio.Queue()
+
+
+async def handle(msg):
+    await msg.ack()
+    await handled.put(msg.metadata.sequence.stream)
+
+
+billing = await js.subscribe(
+    "events",
+    cb=handle,
+    durable="billing",
+    stream="MIGRATION",
+    manual_ack=True,
+    config=ConsumerConfig(
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=2,
+        ack_wait=10,
+        max_ack_pending=5,
+    ),
 )
-async for delivery in billing.events(timeout=0.5):
-    await delivery.ack(sync=True)
+[await asyncio.wait_for(handled.get(), timeout=5) for _ in range(2)]
 
 # %%
 from edalab.course import check
 
 await check("18", js)
-
-# %%
-await nc.close()

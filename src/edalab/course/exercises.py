@@ -15,6 +15,7 @@ A checker observes behaviour on the live server: what it delivered, stored, drop
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -246,19 +247,82 @@ async def _check_05(js: JetStreamContext) -> str:
     )
 
 
-async def _check_06(js: JetStreamContext) -> str:
+async def _check_06(js: JetStreamContext, log: Any = None) -> str:
+    from edalab.course.charts.redelivery import DeliveryLog, on_time, window
+
+    _require(
+        isinstance(log, DeliveryLog),
+        "pass the DeliveryLog you gave run() as its observer: await check('06', js, log)",
+    )
+    assert isinstance(log, DeliveryLog)
     info = await _settled(js, "TASKS", "careful")
     _require(info.config.max_deliver == 4, f"max_deliver is {info.config.max_deliver}; set 4")
-    backoff = info.config.backoff or []
+    backoff = [float(b) for b in info.config.backoff or []]
     _require(len(backoff) == 3, f"backoff is {backoff}; give three delays")
+    _require(min(backoff) >= 0.1, f"backoff is {backoff}; make each delay at least 0.1 s")
     _drained(info)
-    deliveries = info.delivered.consumer_seq if info.delivered else 0
-    last = info.delivered.stream_seq if info.delivered else 0
+    mine = [r for r in log.records if (r.stream, r.consumer) == ("TASKS", "careful")]
     _require(
-        deliveries > last,
-        "no event was redelivered: make the handler fail transiently before it succeeds",
+        bool(mine),
+        "the log saw no delivery from consumer careful: run the handler with "
+        "observer=log.observe on careful while it has events (recreate=True starts it over)",
     )
-    return f"{deliveries} deliveries for {last} events, all acknowledged in the end"
+    served = info.delivered.consumer_seq if info.delivered else 0
+    _require(
+        mine[-1].consumer_seq == served,
+        f"careful has made {served} deliveries, the log's last is number "
+        f"{mine[-1].consumer_seq}: record the latest run in a fresh DeliveryLog",
+    )
+    steps = {1: backoff[0], 2: backoff[1], 3: backoff[2]}
+    full = 0
+    for seq in dict.fromkeys(r.seq for r in mine):
+        got = [r for r in mine if r.seq == seq]
+        for before, after in itertools.pairwise(got):
+            gap = after.at - before.at
+            want = steps[min(before.delivery, 3)]
+            low, high = window(want)
+            _require(
+                on_time(gap, want),
+                f"sequence {seq}: delivery {after.delivery} came {gap:.2f} s after delivery "
+                f"{before.delivery}; your backoff says {want:g} s (accepted {low:g}..{high:g} "
+                "s). A nak sets its own delay (and plain nak none): raise TransientError "
+                "without a delay and run with on_transient='let_expire', so the backoff applies",
+            )
+        full += [r.delivery for r in got] == [1, 2, 3, 4]
+    _require(
+        full > 0,
+        "no event went through all four deliveries in the log: fail on deliveries 1-3 "
+        "and succeed on the 4th, so each backoff step is used",
+    )
+    return (
+        f"{full} event(s) redelivered after {', '.join(f'{b:g}' for b in backoff)} s as the "
+        "backoff says, then acknowledged"
+    )
+
+
+def _delivered_once(info: ConsumerInfo, first: int, last: int) -> str:
+    """Check that the consumer delivered sequences first..last once each, all acknowledged.
+
+    Returns a description; a consumer that delivered more (redeliveries) or less fails
+    with what the server counted.
+    """
+    name = info.name
+    served = info.delivered.consumer_seq if info.delivered else 0
+    reached = info.delivered.stream_seq if info.delivered else 0
+    want = max(0, last - first + 1)
+    _require(served > 0, f"{name} has delivered nothing yet: consume its events and ack them")
+    _require(
+        reached == last,
+        f"{name} has delivered up to sequence {reached} of {last}: consume the rest",
+    )
+    _require(
+        served == want,
+        f"{name} made {served} deliveries for the {want} events {first}..{last}, so "
+        f"{served - want} were redeliveries (an ack came late or not at all): ack each "
+        "event as you handle it, then start over with recreate=True and check again",
+    )
+    _require(_floor(info) == last, f"{name} has not acknowledged up to sequence {last}")
+    return f"sequences {first}..{last}, each delivered once and acknowledged"
 
 
 async def _check_07(js: JetStreamContext) -> str:
@@ -270,11 +334,7 @@ async def _check_07(js: JetStreamContext) -> str:
     )
     _require(info.config.opt_start_seq == 3, f"audit starts at {info.config.opt_start_seq}; use 3")
     _drained(info)
-    _require(
-        _floor(info) == stream.state.last_seq,
-        "audit has not acknowledged up to the end of the stream",
-    )
-    return f"audit read sequences 3..{stream.state.last_seq} and acknowledged them"
+    return "audit delivered " + _delivered_once(info, 3, stream.state.last_seq)
 
 
 #: Exercise 02's probes: subject -> whether the mailer wants it (user.<part>.updated, user.deleted).
@@ -483,9 +543,13 @@ async def _check_18(js: JetStreamContext) -> str:
     _require(
         str(getattr(cfg.ack_policy, "value", cfg.ack_policy)) == "explicit", "use explicit acks"
     )
+    _require(
+        info.num_ack_pending == 0,
+        f"billing delivered {info.num_ack_pending} message(s) that nobody acknowledged: with "
+        "manual_ack=True (SetManualAckMode) your callback must call await msg.ack()",
+    )
     _drained(info)
-    _require(_floor(info) == stream.state.last_seq, "billing has not acknowledged everything")
-    return "the STAN subscription is translated and its messages acknowledged"
+    return "billing delivered " + _delivered_once(info, 2, stream.state.last_seq)
 
 
 async def _check_16(js: JetStreamContext) -> str:
