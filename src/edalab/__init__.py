@@ -43,7 +43,15 @@ from edalab.errors import (
 from edalab.events import Event, utc_now
 from edalab.idempotency import ProcessedIds
 from edalab.publishing import publish_event, publish_events
-from edalab.security import User, authorization_config, jetstream_user, nkey_user
+from edalab.security import (
+    User,
+    authorization_config,
+    consumer_permissions,
+    inbox_prefix,
+    jetstream_user,
+    nkey_user,
+    permission_checked,
+)
 from edalab.server import NatsServer, ServerHandle, ensure_server, find_nats_server, lesson_server
 from edalab.streams import Table, ensure_stream, fresh_stream
 from edalab.subjects import matches, overlaps, split_version, subject, validate_subject
@@ -89,16 +97,19 @@ __all__ = [
     "authorization_config",
     "compare_models",
     "connect",
+    "consumer_permissions",
     "ensure_consumer",
     "ensure_server",
     "ensure_stream",
     "find_nats_server",
     "fresh_stream",
+    "inbox_prefix",
     "jetstream_user",
     "lesson_server",
     "matches",
     "nkey_user",
     "overlaps",
+    "permission_checked",
     "publish_checked",
     "publish_event",
     "publish_events",
