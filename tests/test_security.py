@@ -13,9 +13,9 @@ from edalab import (
     Event,
     NatsServer,
     PermissionDenied,
+    SubjectError,
     User,
     authorization_config,
-    SubjectError,
     connect,
     ensure_consumer,
     ensure_stream,
@@ -188,7 +188,7 @@ async def test_users_cannot_read_each_others_inboxes(secured) -> None:  # type: 
 
 
 def test_jetstream_user_grants_no_stream_administration() -> None:
-    """jetstream_user never grants $JS.API.> or a shared _INBOX.>, and rejects names that are not a token."""
+    """jetstream_user grants no $JS.API.> and no shared _INBOX.>; a name must be one token."""
     user = jetstream_user(
         User("svc", password="pw", publish=["order.>"]), consume=[("SHOP", "svc")]
     )

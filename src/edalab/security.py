@@ -195,8 +195,33 @@ def jetstream_user(
 
 #: Tokens of JetStream API and ack subjects, upper case on the wire.
 _API_WORDS = frozenset(
-    "$js api ack stream consumer delete purge info msg next create update names list "
-    "durable get direct snapshot restore leader stepdown peer remove pause unpin".split()
+    [
+        "$js",
+        "api",
+        "ack",
+        "stream",
+        "consumer",
+        "delete",
+        "purge",
+        "info",
+        "msg",
+        "next",
+        "create",
+        "update",
+        "names",
+        "list",
+        "durable",
+        "get",
+        "direct",
+        "snapshot",
+        "restore",
+        "leader",
+        "stepdown",
+        "peer",
+        "remove",
+        "pause",
+        "unpin",
+    ]
 )
 
 
