@@ -173,19 +173,84 @@ async def test_08_dead_letters_cleared_and_fix_replayed(js) -> None:  # type: ig
     assert (await check("09", js)).passed
 
 
-async def test_09_auditor_permissions(js) -> None:  # type: ignore[no-untyped-def]
-    """An auditor who may publish fails; one limited to reading order.> passes."""
-    from edalab import NatsServer, User, authorization_config
+async def _check_12_with(auditor, password: str = "pw"):  # type: ignore[no-untyped-def]
+    """Run checker 12 against a fresh server whose users are an admin and ``auditor``."""
+    from edalab import (
+        NatsServer,
+        User,
+        authorization_config,
+        connect,
+        ensure_consumer,
+        ensure_stream,
+    )
 
-    loose = User("auditor", password="pw", subscribe=["order.>"])
-    with NatsServer(config=authorization_config([loose])) as srv:
-        result = await check("12", js, url=srv.url, user="auditor", password="pw")
-        assert not result.passed and "may publish" in result.message
-        wrong_pw = await check("12", js, url=srv.url, user="auditor", password="nope")
-        assert "cannot log in" in wrong_pw.message
-    strict = User("auditor", password="pw", publish=[], subscribe=["order.>"])
-    with NatsServer(config=authorization_config([strict])) as srv:
-        assert (await check("12", js, url=srv.url, user="auditor", password="pw")).passed
+    admin = User("admin", password="admin-pw")
+    with NatsServer(config=authorization_config([admin, auditor])) as srv:
+        nc = await connect(srv.url, user="admin", password="admin-pw")
+        ajs = nc.jetstream()
+        await ensure_stream(ajs, "SHOP", ["order.>", "payment.>"])
+        await ensure_consumer(ajs, "SHOP", "audit", filter_subject="order.>")
+        result = await check("12", ajs, url=srv.url, user="auditor", password=password)
+        await nc.close()
+    return result
+
+
+async def test_12_least_privilege_auditor_passes() -> None:
+    """An auditor allowed only its consumer's fetch/ack subjects and its own inbox passes."""
+    from edalab import User, jetstream_user
+
+    auditor = jetstream_user(
+        User("auditor", password="pw", publish=[]), consume=[("SHOP", "audit")]
+    )
+    result = await _check_12_with(auditor)
+    assert result.passed, result.message
+    assert (await _check_12_with(auditor, password="nope")).message.endswith(
+        "cannot log in with that password"
+    )
+
+
+async def test_12_auditor_with_the_whole_api_fails() -> None:
+    """An auditor granted $JS.API.> (it could delete any stream) fails, and the checker says why."""
+    from edalab import User
+
+    wide = User(
+        "auditor",
+        password="pw",
+        publish=["$JS.API.>", "$JS.ACK.>"],
+        subscribe=["_INBOX_auditor.>"],
+    )
+    result = await _check_12_with(wide)
+    assert not result.passed and "may delete streams" in result.message
+
+
+async def test_12_fetch_allowed_but_ack_refused_fails() -> None:
+    """Configured to fetch but with the ack subject of another consumer: it fetches, the
+    server refuses the ack, and the checker reports the refused ack it observed."""
+    from edalab import User
+
+    typo = User(
+        "auditor",
+        password="pw",
+        publish=["$JS.API.CONSUMER.MSG.NEXT.SHOP.audit", "$JS.ACK.SHOP.audits.>"],
+        subscribe=["_INBOX_auditor.>"],
+    )
+    result = await _check_12_with(typo)
+    assert not result.passed
+    assert "refused its ack" in result.message and "$JS.ACK.SHOP.audit.>" in result.message
+
+
+async def test_12_shared_inbox_fails() -> None:
+    """An auditor who may subscribe to the shared _INBOX.> could read others' replies: fails."""
+    from edalab import User, consumer_permissions
+
+    shared = User(
+        "auditor",
+        password="pw",
+        publish=consumer_permissions("SHOP", "audit"),
+        subscribe=["_INBOX_auditor.>", "_INBOX.>"],
+    )
+    result = await _check_12_with(shared)
+    assert not result.passed and "may subscribe to _INBOX.>" in result.message
 
 
 async def test_10_r3_audit_stream(js) -> None:  # type: ignore[no-untyped-def]

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import nats.errors
 import nats.js.errors
 from nats.js.api import ConsumerInfo, DeliverPolicy, StreamInfo
 from nats.js.client import JetStreamContext
@@ -243,33 +244,98 @@ async def _check_09(js: JetStreamContext) -> str:
     return "no dead letters left, the corrected payment was replayed and processed"
 
 
+def _concrete(pattern: str) -> str:
+    """A subject that ``pattern`` matches (wildcards filled with ``probe``)."""
+    return ".".join("probe" if t in ("*", ">") else t for t in pattern.split("."))
+
+
 async def _check_12(
-    js: JetStreamContext, *, url: str = "", user: str = "", password: str = ""
+    js: JetStreamContext,
+    *,
+    url: str = "",
+    user: str = "",
+    password: str = "",
+    stream: str = "SHOP",
+    consumer: str = "audit",
 ) -> str:
     from edalab.connection import connect, publish_checked, subscribe_checked
     from edalab.errors import AuthenticationError, PermissionDenied
+    from edalab.security import inbox_prefix, permission_checked
 
     _require(bool(url and user), "pass the server and credentials: check('12', js, url=...)")
+    info = await _consumer(js, stream, consumer)
+    filters = consumer_filters(info.config) or list(
+        (await _stream(js, stream)).config.subjects or []
+    )
+    probe = _concrete(filters[0])
+    # Something for the auditor to read: a probe event on a subject its consumer delivers.
+    await js.publish(probe, Event.create(probe, {"probe": "exercise 12"}).to_json())
+    prefix = inbox_prefix(user)
     try:
-        nc = await connect(url, user=user, password=password, timeout=3)
+        nc = await connect(url, user=user, password=password, timeout=3, inbox_prefix=prefix)
     except AuthenticationError:
         raise _NotYet(f"{user} cannot log in with that password") from None
+    ujs = nc.jetstream(timeout=1)
     try:
         try:
-            await subscribe_checked(nc, "order.>")
+            await subscribe_checked(nc, f"{prefix}.>")
         except PermissionDenied:
-            raise _NotYet(f"{user} must be allowed to subscribe to order.>") from None
-        for subject in ("payment.>", "user.>"):
+            raise _NotYet(
+                f"{user} may not subscribe to its own inbox {prefix}.>: fetched messages and "
+                "replies arrive there (jetstream_user adds it)"
+            ) from None
+        sub = await ujs.pull_subscribe_bind(consumer, stream)
+        try:
+            async with permission_checked(nc, stream, consumer):
+                [msg] = await sub.fetch(1, timeout=2)
+        except PermissionDenied as denied:
+            raise _NotYet(f"{user} could not fetch from {stream}/{consumer}: {denied}") from None
+        except nats.errors.TimeoutError:
+            raise _NotYet(
+                f"{user} fetched nothing from {stream}/{consumer} although a probe was "
+                f"published on {probe}: are all its messages waiting for an ack?"
+            ) from None
+        try:
+            async with permission_checked(nc, stream, consumer):
+                await msg.ack_sync(timeout=2)
+        except PermissionDenied as denied:
+            raise _NotYet(
+                f"{user} fetched stream message {msg.metadata.sequence.stream} but the server "
+                f"refused its ack ({denied}): the message will be redelivered forever; allow "
+                f"$JS.ACK.{stream}.{consumer}.>"
+            ) from None
+        for what, call in (
+            ("delete streams", lambda: ujs.delete_stream("EDALAB_PROBE")),
+            ("delete consumers", lambda: ujs.delete_consumer(stream, "edalab-probe")),
+        ):
+            # Probes on things that do not exist: an answer (even "not found") means allowed.
+            try:
+                async with permission_checked(nc):
+                    await call()
+            except PermissionDenied:
+                continue
+            except nats.js.errors.NotFoundError:
+                pass
+            raise _NotYet(
+                f"{user} may {what}: the server answered its request instead of refusing it; "
+                "grant only its consumer's subjects, never $JS.API.>"
+            )
+        with contextlib.suppress(PermissionDenied):
+            await publish_checked(nc, probe, b"{}")
+            raise _NotYet(f"{user} may publish to {probe}; an auditor publishes nothing")
+        for other in ("_INBOX.>", "_INBOX_orders.>"):
             with contextlib.suppress(PermissionDenied):
-                await subscribe_checked(nc, subject)
-                raise _NotYet(f"{user} may subscribe to {subject}; allow only order.>")
-        for subject in ("order.placed", "audit.note"):
-            with contextlib.suppress(PermissionDenied):
-                await publish_checked(nc, subject, b"{}")
-                raise _NotYet(f"{user} may publish to {subject}; an auditor publishes nothing")
+                await subscribe_checked(nc, other)
+                raise _NotYet(
+                    f"{user} may subscribe to {other}: it could read other users' replies; "
+                    f"allow only {prefix}.>"
+                )
     finally:
         await nc.close()
-    return f"{user} reads order.> and nothing else, and cannot publish"
+    return (
+        f"{user} fetched and acked on {stream}/{consumer}, and was refused everything else "
+        "(stream and consumer deletion, publishing, other inboxes)"
+    )
 
 
 async def _check_13(js: JetStreamContext) -> str:
