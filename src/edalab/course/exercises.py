@@ -16,6 +16,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -304,10 +305,11 @@ async def _check_12(
                 f"refused its ack ({denied}): the message will be redelivered forever; allow "
                 f"$JS.ACK.{stream}.{consumer}.>"
             ) from None
-        for what, call in (
-            ("delete streams", lambda: ujs.delete_stream("EDALAB_PROBE")),
-            ("delete consumers", lambda: ujs.delete_consumer(stream, "edalab-probe")),
-        ):
+        probes: list[tuple[str, Callable[[], Awaitable[bool]]]] = [
+            ("delete streams", partial(ujs.delete_stream, "EDALAB_PROBE")),
+            ("delete consumers", partial(ujs.delete_consumer, stream, "edalab-probe")),
+        ]
+        for what, call in probes:
             # Probes on things that do not exist: an answer (even "not found") means allowed.
             try:
                 async with permission_checked(nc):
