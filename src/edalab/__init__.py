@@ -7,7 +7,8 @@
 Modules: ``events`` (the envelope), ``subjects`` (naming), ``server`` (run and find
 a nats-server), ``connection`` (connect, permission checks), ``streams`` and
 ``publishing`` (notebook 03), ``consuming`` (notebooks 05-07), ``versioning``
-(notebook 08), ``deadletters`` and ``idempotency`` (notebook 09), ``security``
+(notebook 08), ``idempotency`` (notebook 10), ``deadletters``
+and ``reasons`` (notebook 11), ``security``
 (notebook 12), ``cluster`` (notebook 13), ``testing`` (pytest fixtures), ``errors``.
 The course itself (lessons, exercise checkers, workshop tools, benchmarks, the
 capstone shop) is the separate package ``edalab.course``, built on these.
@@ -43,6 +44,7 @@ from edalab.errors import (
 from edalab.events import Event, utc_now
 from edalab.idempotency import ProcessedIds
 from edalab.publishing import publish_event, publish_events
+from edalab.reasons import Reason
 from edalab.security import (
     User,
     authorization_config,
@@ -79,6 +81,7 @@ __all__ = [
     "PermissionDenied",
     "ProcessedIds",
     "PublishError",
+    "Reason",
     "RunReport",
     "SchemaRegistry",
     "ServerBinaryNotFound",

@@ -283,6 +283,16 @@ class Shop:
             )
             self._consumers[name] = consumer
             self._tasks.append(asyncio.create_task(self._loop(name, consumer, handler)))
+            # Dead letters replayed to this service (and no other) come back here.
+            replays = await self.dead.replays(
+                STREAM,
+                f"shop-{name}",
+                max_deliver=3,
+                ack_wait=5,
+                registry=self.registry if name == "payments" else None,
+            )
+            self._consumers[f"{name}-replays"] = replays
+            self._tasks.append(asyncio.create_task(self._loop(name, replays, handler)))
 
     async def _loop(self, name: str, consumer: EventConsumer, handler: Handler) -> None:
         def observe(kind: str, delivery: Delivery) -> None:
