@@ -253,25 +253,38 @@ async def test_12_shared_inbox_fails() -> None:
     assert not result.passed and "may subscribe to _INBOX.>" in result.message
 
 
-async def test_10_r3_audit_stream(js) -> None:  # type: ignore[no-untyped-def]
-    """A single-replica AUDIT fails (the session server is not a cluster); R3 passes."""
+async def test_13_r3_audit_stream(js) -> None:  # type: ignore[no-untyped-def]
+    """R1 fails; R3 with a follower still down fails (configuration right, behaviour not);
+    events stored twice fail; R3, 200 distinct events, every follower current, passes."""
     from edalab import connect, ensure_stream
-    from edalab.cluster import NatsCluster
+    from edalab.cluster import NatsCluster, stream_leader, wait_until_current
 
     await fresh_stream(js, "AUDIT", ["audit.>"])
     assert "1 replica" in (await check("13", js)).message
     with NatsCluster(3) as cluster:
-        nc = await connect(cluster.urls)
+        nc = await connect(cluster.urls, max_reconnect_attempts=-1)
         cjs = nc.jetstream()
         await ensure_stream(cjs, "AUDIT", ["audit.>"], num_replicas=3)
         make = EventFactory()
-        await publish_events(cjs, [make("audit.note") for _ in range(150)])
-        assert "150 messages" in (await check("13", cjs)).message
-        await publish_events(cjs, [make("audit.note") for _ in range(50)])
-        from edalab.cluster import wait_until_current
+        await publish_events(cjs, [make("audit.note") for _ in range(100)])
+        leader = await stream_leader(cjs, "AUDIT")
+        follower = next(n for n in cluster.running_nodes() if n != leader)
+        cluster.kill(follower)
+        await publish_events(cjs, [make("audit.note") for _ in range(100)], retry_for=30)
+        down = await check("13", cjs)
+        assert not down.passed and f"caught up: {follower} (" in down.message, down.message
+        cluster.start_node(follower)
+        await wait_until_current(cjs, "AUDIT", timeout=60)
+        result = await check("13", cjs)
+        assert result.passed, result.message
 
-        await wait_until_current(cjs, "AUDIT")
-        assert (await check("13", cjs)).passed
+        await cjs.purge_stream("AUDIT")
+        twice = [make("audit.note") for _ in range(100)]
+        for event in twice + twice:  # no Nats-Msg-Id: the server cannot drop the copies
+            await cjs.publish("audit.note", event.to_json())
+        await wait_until_current(cjs, "AUDIT", timeout=60)
+        dup = await check("13", cjs)
+        assert not dup.passed and "100 distinct event ids" in dup.message, dup.message
         await nc.close()
 
 

@@ -343,13 +343,32 @@ async def _check_12(
 async def _check_13(js: JetStreamContext) -> str:
     info = await _stream(js, "AUDIT")
     _require(info.config.num_replicas == 3, f"AUDIT has {info.config.num_replicas} replica(s)")
-    _require(info.state.messages == 200, f"AUDIT holds {info.state.messages} messages, not 200")
-    replicas = info.cluster.replicas if info.cluster else None
+    cluster = info.cluster
+    leader = cluster.leader if cluster else None
+    _require(bool(leader), "AUDIT has no leader right now: is a majority of its nodes running?")
+    replicas = (cluster.replicas if cluster else None) or []
     _require(
-        bool(replicas) and all(r.current for r in replicas or []),
-        "not every replica of AUDIT is current: restart the follower and wait for it",
+        len(replicas) == 2,
+        f"AUDIT's leader {leader} reports {len(replicas)} follower(s), not 2",
     )
-    return "AUDIT is replicated three times, current everywhere, with 200 messages"
+    behind = [
+        f"{r.name} ({'offline' if r.offline else f'lag {r.lag or 0}'})"
+        for r in replicas
+        if r.offline or not r.current or (r.lag or 0)
+    ]
+    _require(
+        not behind,
+        f"not every replica of AUDIT has caught up: {', '.join(behind)}; restart the "
+        "stopped follower and wait_until_current(js, 'AUDIT')",
+    )
+    _require(info.state.messages == 200, f"AUDIT holds {info.state.messages} messages, not 200")
+    ids = [event.id for event in await _events(js, info)]
+    _require(
+        len(set(ids)) == 200,
+        f"AUDIT's 200 messages hold only {len(set(ids))} distinct event ids: some events "
+        "were stored twice; publish with Nats-Msg-Id (publish_events does) and retry with it",
+    )
+    return "AUDIT is replicated three times, every follower current, with 200 distinct events"
 
 
 async def _check_18(js: JetStreamContext) -> str:
