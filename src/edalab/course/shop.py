@@ -128,11 +128,12 @@ class Trace:
         return out
 
     def plot(self) -> Any:
-        """A timeline: one lane per service, a marker per publish/delivery/ack/retry/term."""
+        """A timeline: one lane per service, a marker per kind (publish, duplicate, ack...)."""
         import matplotlib.pyplot as plt
 
         style = {
             "publish": ("o", "tab:blue"),
+            "duplicate": ("D", "tab:purple"),
             "deliver": ("|", "tab:gray"),
             "ack": ("s", "tab:green"),
             "retry": ("x", "tab:orange"),
