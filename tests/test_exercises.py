@@ -288,6 +288,73 @@ async def test_13_r3_audit_stream(js) -> None:  # type: ignore[no-untyped-def]
         await nc.close()
 
 
+async def _paid_shop(js):  # type: ignore[no-untyped-def]
+    """A capstone shop with two users and three paid orders, services stopped."""
+    from edalab.course.shop import Shop
+
+    shop = Shop(js)
+    shop.payments_bug = False
+    await shop.setup()
+    await shop.start()
+    try:
+        await shop.register_user("u1", "ann@example.com")
+        await shop.register_user("u2", "bo@example.com")
+        for order, user, cents in (("o1", "u1", 1250), ("o2", "u2", 990), ("o3", "u1", 500)):
+            await shop.place_order(order, user, cents)
+        await shop.settle()
+    finally:
+        await shop.stop()
+    return shop
+
+
+def _award_handler(js, *, derived: bool):  # type: ignore[no-untyped-def]
+    """A loyalty handler; with ``derived`` its event id comes from the payment's id."""
+    from edalab import Event
+    from edalab.course.shop import PaymentCaptured, PointsAwarded
+
+    async def award(event: Event) -> None:
+        pay = event.payload(PaymentCaptured)
+        points = PointsAwarded(
+            user_id=pay.user_id, payment_id=event.id, points=pay.amount_cents // 100
+        )
+        award_id = f"points-for-{event.id}" if derived else None
+        await publish_event(js, Event.create("shop.points.awarded", points, id=award_id))
+
+    return award
+
+
+async def _run_loyalty(js, handler) -> None:  # type: ignore[no-untyped-def]
+    loyalty = await EventConsumer.create(
+        js, "SHOP", "shop-loyalty", filter_subject="shop.payment.captured", recreate=True
+    )
+    await loyalty.run(handler, timeout=0.5, double_ack=True)
+
+
+async def test_17_loyalty_awarded_once_even_when_redelivered(js) -> None:  # type: ignore[no-untyped-def]
+    """A handler deriving the award's id passes, also run twice; without a handler or a
+    loyalty run the checker says what is missing."""
+    await _paid_shop(js)
+    award = _award_handler(js, derived=True)
+    assert "pass your handler" in (await check("17", js)).message
+    assert "no consumer 'shop-loyalty'" in (await check("17", js, handler=award)).message
+    await _run_loyalty(js, award)
+    await _run_loyalty(js, award)  # reset and run again: a redelivery of everything
+    result = await check("17", js, handler=award)
+    assert result.passed, result.message
+    assert "each of the 3 payments is awarded once" in result.message
+
+
+async def test_17_random_award_ids_fail_on_redelivery(js) -> None:  # type: ignore[no-untyped-def]
+    """Configuration right (shop-loyalty drained, one award per payment so far) but awards
+    with fresh ids: the checker's redelivery stores second awards, and it says so."""
+    await _paid_shop(js)
+    award = _award_handler(js, derived=False)
+    await _run_loyalty(js, award)
+    result = await check("17", js, handler=award)
+    assert not result.passed
+    assert "3 payment(s) now have more than one award" in result.message, result.message
+
+
 async def test_13_translated_subscription(js) -> None:  # type: ignore[no-untyped-def]
     """Forgetting MaxInflight fails; the full translation, drained, passes."""
     from edalab import Event, publish_event

@@ -284,20 +284,37 @@ fig = shop.trace.plot()
 #
 # ## Exercise
 #
-# Add a sixth service, **loyalty**, that gives a user one point per 100 cents paid.
-# Build it as a read model from a replay of the `SHOP` stream (an `EventConsumer` on
-# `shop.payment.captured` with a fresh durable name), and check that `u1` has 17 points.
+# Add a sixth service, **loyalty**, that gives a user one point per 100 cents paid. Its
+# handler takes a `shop.payment.captured` event and publishes a `shop.points.awarded`
+# event (payload `PointsAwarded`: `user_id`, `payment_id`, `points`) whose id is derived
+# from the payment's id, so that a redelivered payment awards nothing twice. Run it as
+# the durable consumer `shop-loyalty` on `shop.payment.captured` over the whole stream,
+# then check, passing your handler: the checker delivers every payment to it once more
+# and counts the awards in the stream. `u1` should end with 17 points.
 
 # %% tags=["solution"]
-from edalab import EventConsumer
-from edalab.course.shop import PaymentCaptured
+from edalab import publish_event
+from edalab.course.shop import PaymentCaptured, PointsAwarded
 
-points = {}
+
+async def award(event):
+    pay = event.payload(PaymentCaptured)
+    points = PointsAwarded(user_id=pay.user_id, payment_id=event.id, points=pay.amount_cents // 100)
+    await publish_event(
+        js, Event.create("shop.points.awarded", points, id=f"points-for-{event.id}")
+    )
+
+
 loyalty = await EventConsumer.create(
-    js, "SHOP", "loyalty", filter_subject="shop.payment.captured", recreate=True
+    js, "SHOP", "shop-loyalty", filter_subject="shop.payment.captured", recreate=True
 )
-async for delivery in loyalty.events(timeout=0.5):
-    pay = delivery.event.payload(PaymentCaptured)
-    points[pay.user_id] = points.get(pay.user_id, 0) + pay.amount_cents // 100
-    await delivery.ack()
-points
+await loyalty.run(award, timeout=0.5, double_ack=True)
+points = Counter()
+for event in await shop.stored("shop.points.awarded"):
+    points[event.data["user_id"]] += event.data["points"]
+dict(sorted(points.items()))
+
+# %%
+from edalab.course import check
+
+await check("17", js, handler=award)

@@ -371,6 +371,57 @@ async def _check_13(js: JetStreamContext) -> str:
     return "AUDIT is replicated three times, every follower current, with 200 distinct events"
 
 
+async def _check_17(js: JetStreamContext, handler: Any = None) -> str:
+    from edalab.consuming import EventConsumer
+
+    _require(handler is not None, "pass your handler: await check('17', js, handler=award)")
+    info = await _stream(js, "SHOP")
+    events = await _events(js, info)
+    payments = [e for e in events if e.type == "shop.payment.captured"]
+    _require(bool(payments), "SHOP holds no shop.payment.captured: run the capstone first")
+    _drained(await _settled(js, "SHOP", "shop-loyalty"))
+
+    def awards(events: list[Event]) -> dict[str, list[Event]]:
+        out: dict[str, list[Event]] = {p.id: [] for p in payments}
+        for event in events:
+            if event.type == "shop.points.awarded" and isinstance(event.data, dict):
+                out.setdefault(str(event.data.get("payment_id")), []).append(event)
+        return out
+
+    for pay in payments:
+        given = awards(events)[pay.id]
+        _require(
+            bool(given),
+            f"payment {pay.id} (order {pay.data.get('order_id')}) has no shop.points.awarded "
+            "with its payment_id: did shop-loyalty run over the whole stream?",
+        )
+        want = int(pay.data.get("amount_cents", 0)) // 100
+        got = [a.data.get("points") for a in given]
+        _require(all(p == want for p in got), f"payment {pay.id} is worth {want} points, not {got}")
+    # The behaviour that matters: every payment delivered to the handler once more.
+    again = await EventConsumer.create(
+        js, "SHOP", "edalab-check-17", filter_subject="shop.payment.captured", recreate=True
+    )
+    try:
+        report = await again.run(handler, timeout=0.5, double_ack=True)
+    finally:
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await js.delete_consumer("SHOP", "edalab-check-17")
+    _require(
+        report.handled == len(payments) and not report.errors,
+        f"your handler failed on a redelivered payment: {report.errors[:1]}",
+    )
+    after = awards(await _events(js, await _stream(js, "SHOP")))
+    twice = {pid: len(given) for pid, given in after.items() if len(given) > 1}
+    _require(
+        not twice,
+        f"the checker delivered each payment to your handler again and {len(twice)} payment(s) "
+        f"now have more than one award (e.g. {next(iter(twice.items()), '')}): derive the "
+        "award's id from the payment's id, so that Nats-Msg-Id drops the copy",
+    )
+    return f"each of the {len(payments)} payments is awarded once, even when delivered again"
+
+
 async def _check_18(js: JetStreamContext) -> str:
     stream = await _stream(js, "MIGRATION")
     info = await _settled(js, "MIGRATION", "billing")
@@ -401,6 +452,7 @@ _CHECKERS: dict[str, Checker] = {
     "09": _check_09,
     "12": _check_12,
     "13": _check_13,
+    "17": _check_17,
     "18": _check_18,
 }
 #: The exercises, keyed by their lesson's number (the manifest says which lessons have one).

@@ -120,8 +120,8 @@ LESSONS: tuple[Lesson, ...] = (
         "Security",
         "password and nkey users, publish/subscribe permissions, what a denial looks like, "
         "fail-fast bad credentials",
-        streams=("SHOP",),
-        exercise="an auditor that reads order.> only",
+        streams=("SHOP", "SCRATCH"),
+        exercise="a least-privilege auditor: fetch and ack its consumer, nothing else",
     ),
     Lesson(
         "13",
@@ -129,7 +129,7 @@ LESSONS: tuple[Lesson, ...] = (
         "Clustering",
         "a 3-node JetStream cluster, R3 streams, killing the leader mid-publish, catch-up",
         streams=("ORDERS", "AUDIT"),
-        exercise="an R3 stream surviving a follower restart",
+        exercise="an R3 stream surviving a follower restart, every replica caught up",
     ),
     Lesson(
         "15",
@@ -147,6 +147,7 @@ LESSONS: tuple[Lesson, ...] = (
         "rollout, a poison event replayed, a timeline of what happened",
         streams=("SHOP", "SHOP_ANALYTICS", "DEAD_LETTERS"),
         buckets=("shop-emails",),
+        exercise="a loyalty service that awards each payment once, even when redelivered",
     ),
     Lesson(
         "18",

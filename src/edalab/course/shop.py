@@ -58,6 +58,7 @@ __all__ = [
     "OrderPlacedV1",
     "OrderPlacedV2",
     "PaymentCaptured",
+    "PointsAwarded",
     "Shop",
     "Trace",
     "TraceEntry",
@@ -92,6 +93,14 @@ class PaymentCaptured(BaseModel):
     amount_cents: int
     currency: str
     fee_cents: int
+
+
+class PointsAwarded(BaseModel):
+    """Loyalty points for one payment (the capstone's exercise)."""
+
+    user_id: str
+    payment_id: str
+    points: int
 
 
 @dataclass(frozen=True)
