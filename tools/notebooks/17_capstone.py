@@ -87,8 +87,9 @@ sorted(shop.paid_orders)
 # %% [markdown]
 # ## Fix the bug, replay the poison event
 #
-# The payments fix is deployed; the dead letter is replayed to its subject and handled
-# like any new order.
+# The payments fix is deployed; the dead letter is replayed to the payments service
+# only (to its replay subject in the dead-letter stream, notebook 11), so the services
+# that had handled that order already do not handle it again.
 
 # %%
 shop.payments_bug = False
