@@ -148,29 +148,115 @@ async def test_unknown_exercise_is_an_error(js) -> None:  # type: ignore[no-unty
     assert list(EXERCISES) == [x.number for x in LESSONS if x.exercise]
 
 
-async def test_08_dead_letters_cleared_and_fix_replayed(js) -> None:  # type: ignore[no-untyped-def]
-    """Letters left fail; the corrected payment replayed and processed passes."""
-    from edalab import DeadLetters, Event, PermanentError
+async def test_09_ledger_each_entry_once_with_its_msg_id(js) -> None:  # type: ignore[no-untyped-def]
+    """Retried without Nats-Msg-Id fails (stored twice); missing entries fail; once each passes."""
+    make = EventFactory(prefix="led-")
+    entries = [make("ledger.entry", {"n": i}) for i in range(200)]
+    await fresh_stream(js, "LEDGER", ["ledger.>"])
+    for event in entries[:150]:  # right stream, but the retry has no Nats-Msg-Id
+        await js.publish(event.type, event.to_json())
+    await js.publish(entries[0].type, entries[0].to_json())
+    wrong = await check("09", js)
+    assert not wrong.passed and "Nats-Msg-Id" in wrong.message
+    await fresh_stream(js, "LEDGER", ["ledger.>"])
+    await publish_events(js, entries[:150])
+    short = await check("09", js)
+    assert not short.passed and "150 of the 200" in short.message
+    await publish_events(js, entries)  # all 200 again: the first 150 are duplicates
+    result = await check("09", js)
+    assert result.passed, result.message
+
+
+async def test_10_charge_once_across_racing_workers(js) -> None:  # type: ignore[no-untyped-def]
+    """A put (bucket right, behaviour wrong) and an in-memory guard fail; record() passes."""
+    import asyncio
+
+    from edalab import ProcessedIds
+
+    async def record(event) -> None:  # type: ignore[no-untyped-def]
+        await charges.record(event.id, b"1")
+
+    assert "no key-value bucket" in (await check("10", js, record)).message
+    charges = await ProcessedIds.open(js, "charges", history=5, fresh=True)
+
+    async def put(event) -> None:  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0)
+        await charges.kv.put(event.id, b"1")
+
+    wrong = await check("10", js, put)
+    assert not wrong.passed and "3 times" in wrong.message
+    done: set[str] = set()
+
+    async def in_memory(event) -> None:  # type: ignore[no-untyped-def]
+        if event.id not in done:
+            done.add(event.id)
+            await charges.kv.put(event.id, b"1")
+
+    local = await check("10", js, in_memory)
+    assert not local.passed and "another process had charged" in local.message
+
+    async def raises(event) -> None:  # type: ignore[no-untyped-def]
+        await charges.kv.create(event.id, b"1")
+
+    assert "return normally" in (await check("10", js, raises)).message
+    result = await check("10", js, record)
+    assert result.passed, result.message
+
+
+async def _payments_with_letters(js):  # type: ignore[no-untyped-def]
+    """PAYMENTS with payments and audit consumers; payments rejects a negative amount."""
+    from edalab import DeadLetters, PermanentError
 
     dead = DeadLetters(js)
-    await dead.setup()
-    await js.purge_stream(dead.stream)
+    await dead.setup(fresh=True)
     await fresh_stream(js, "PAYMENTS", ["payment.>"])
     await publish_events(js, [EventFactory()("payment.captured", {"amount_cents": -1})])
     payments = await EventConsumer.create(js, "PAYMENTS", "payments")
+    audit = await EventConsumer.create(js, "PAYMENTS", "audit")
 
     async def book(event):  # type: ignore[no-untyped-def]
         if event.data["amount_cents"] < 0:
             raise PermanentError("negative")
 
-    await payments.run(book, timeout=0.3, double_ack=True)
+    async def record(event):  # type: ignore[no-untyped-def]
+        pass
+
+    await payments.run(book, timeout=0.3)
+    await audit.run(record, timeout=0.3)
     [letter] = await dead.wait_for(1)
-    assert "remain" in (await check("09", js)).message
+    return dead, letter, book, audit, record
+
+
+async def test_11_fix_replayed_to_payments_only(js) -> None:  # type: ignore[no-untyped-def]
+    """Letters left fail; the fix replayed to payments and handled by its reader passes."""
+    from edalab import Event
+
+    dead, letter, book, _, _ = await _payments_with_letters(js)
+    assert "remain" in (await check("11", js)).message
     original = Event.from_json((await dead.original(letter)).data)
     fixed = original.model_copy(update={"data": {"amount_cents": 100}})
     await dead.replay(letter, data=fixed.to_json())
-    await payments.run(book, timeout=0.3, double_ack=True)
-    assert (await check("09", js)).passed
+    replays = await dead.replays("PAYMENTS", "payments")
+    unhandled = await check("11", js)
+    assert not unhandled.passed and "has not handled the replay" in unhandled.message
+    await replays.run(book, timeout=0.3)
+    result = await check("11", js)
+    assert result.passed, result.message
+
+
+async def test_11_fix_published_to_the_original_subject_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """Reader in place and letter discarded, but the fix went to PAYMENTS: audit got it."""
+    from edalab import Event
+
+    dead, letter, _, audit, record = await _payments_with_letters(js)
+    await dead.replays("PAYMENTS", "payments")  # the reader exists: the configuration is right
+    original = Event.from_json((await dead.original(letter)).data)
+    fixed = original.model_copy(update={"data": {"amount_cents": 100}}, deep=True)
+    await js.publish("payment.captured", fixed.to_json())
+    await dead.discard(letter)
+    await audit.run(record, timeout=0.3)
+    result = await check("11", js)
+    assert not result.passed and "audit too" in result.message
 
 
 async def _check_12_with(auditor, password: str = "pw"):  # type: ignore[no-untyped-def]

@@ -124,11 +124,21 @@ class DeadLetters:
         self.stream = stream
         self.replay_prefix = replay_prefix
 
-    async def setup(self, **config: Any) -> StreamSetup:
-        """Create (idempotently) the file-backed stream for the advisories and the replays."""
+    async def setup(self, *, fresh: bool = False, **config: Any) -> StreamSetup:
+        """Create (idempotently) the file-backed stream for the advisories and the replays.
+
+        ``fresh=True`` also empties it and removes the replay readers (a lesson's rerun).
+        """
         config.setdefault("storage", StorageType.FILE)
         subjects = [*ADVISORY_SUBJECTS, f"{self.replay_prefix}.>"]
-        return await ensure_stream(self.js, self.stream, subjects, **config)
+        setup = await ensure_stream(self.js, self.stream, subjects, **config)
+        if fresh:
+            await self.js.purge_stream(self.stream)
+            for info in await self.js.consumers_info(self.stream):
+                if info.name.startswith("replay-"):
+                    with contextlib.suppress(nats.js.errors.NotFoundError):
+                        await self.js.delete_consumer(self.stream, info.name)
+        return setup
 
     def replay_subject(self, stream: str, consumer: str) -> str:
         """Where replays for ``consumer`` of ``stream`` go (stream and consumer names are tokens).

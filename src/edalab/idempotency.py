@@ -29,6 +29,7 @@ event id to it as its idempotency key, so the other system drops the repeat.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import Awaitable, Callable
@@ -64,12 +65,16 @@ class ProcessedIds:
         *,
         ttl: float | None = None,
         history: int = 1,
+        fresh: bool = False,
     ) -> ProcessedIds:
         """Open the bucket, creating it if needed; ``ttl`` (seconds) forgets old ids.
 
         ``history`` keeps that many revisions per key (more than 1 lets a lesson count
-        how many times a key was written).
+        how many times a key was written); ``fresh=True`` deletes the bucket first.
         """
+        if fresh:
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                await js.delete_key_value(bucket)
         try:
             kv = await js.key_value(bucket)
         except nats.js.errors.BucketNotFoundError:

@@ -66,7 +66,7 @@ show(Shop.payments_handler)
 show(Shop.orders_handler)
 
 # %% [markdown]
-# E-mail sends each e-mail once per event id (`ProcessedIds.once`, notebook 09):
+# E-mail sends each e-mail once per event id (`ProcessedIds.once`, notebook 10):
 
 # %%
 show(Shop.email_handler)
@@ -138,7 +138,7 @@ sorted(shop.paid_orders)
 # The payments fix is deployed. Republishing the dead order to `shop.order.placed`
 # would reach every consumer whose filter matches: analytics (`shop.>`) would see it a
 # second time. `DeadLetters.replay` sends it instead to a replay subject of its own,
-# `deadletters.replay.SHOP.shop-payments` in the dead-letter stream, where only the
+# `deadletters.replay.SHOP.shop-payments` in the dead-letter stream (notebook 11), where only the
 # payments service reads (each service runs a replay reader next to its consumer,
 # `DeadLetters.replays`):
 

@@ -225,24 +225,132 @@ async def _check_08(js: JetStreamContext, registry: Any = None) -> str:
 
 
 async def _check_09(js: JetStreamContext) -> str:
-    from edalab.deadletters import REPLAY_OF, DeadLetters
+    from edalab.publishing import MSG_ID
+
+    info = await _stream(js, "LEDGER")
+    _require(
+        str(getattr(info.config.storage, "value", info.config.storage)) == "file",
+        "LEDGER must use file storage to survive a server crash",
+    )
+    ids: dict[str, int] = {}
+    numbers: set[int] = set()
+    async for seq, raw in stream_messages(js, "LEDGER"):
+        try:
+            event = Event.from_json(raw.data or b"", subject=raw.subject, sequence=seq)
+        except EdalabError as err:
+            raise _NotYet(f"LEDGER message {seq} is not an event: {err}") from None
+        _require(
+            (raw.headers or {}).get(MSG_ID) == event.id,
+            f"LEDGER message {seq} has no Nats-Msg-Id equal to its event id: a retry of it "
+            "would be stored again (publish_events sets it)",
+        )
+        ids[event.id] = ids.get(event.id, 0) + 1
+        if isinstance(event.data, dict) and isinstance(event.data.get("n"), int):
+            numbers.add(event.data["n"])
+    twice = sorted(i for i, n in ids.items() if n > 1)
+    _require(
+        not twice,
+        f"LEDGER stores {len(twice)} events more than once (e.g. {twice[0] if twice else ''}): "
+        "retry with the same Nats-Msg-Id, inside the stream's duplicate window",
+    )
+    missing = sorted(set(range(200)) - numbers)
+    _require(
+        not missing,
+        f"LEDGER holds {len(ids)} of the 200 ledger entries; missing n={missing[:5]}...: "
+        "send everything not acknowledged again after the restart",
+    )
+    _require(len(ids) == 200, f"LEDGER holds {len(ids)} events; expected exactly the 200 entries")
+    return "LEDGER holds each of the 200 entries exactly once, each with its Nats-Msg-Id"
+
+
+async def _check_10(js: JetStreamContext, charge: Any = None) -> str:
+    import asyncio
+
+    from edalab.idempotency import ProcessedIds
+
+    _require(callable(charge), "pass your handler: await check('10', js, charge)")
+    try:
+        kv = await js.key_value("charges")
+    except nats.js.errors.BucketNotFoundError:
+        raise _NotYet("there is no key-value bucket 'charges' yet") from None
+    status = await kv.status()
+    _require(
+        (status.history or 1) >= 2,
+        "create 'charges' with history=5, so a second write of a key can be seen",
+    )
+    store = ProcessedIds(kv)
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
+    raced = Event.create("payment.captured", {"amount_cents": 700}, id=f"check10-{stamp}-a")
+    elsewhere = Event.create("payment.captured", {"amount_cents": 900}, id=f"check10-{stamp}-b")
+
+    async def call(event: Event, what: str) -> None:
+        try:
+            await charge(event)
+        except Exception as err:
+            raise _NotYet(
+                f"charge raised {type(err).__name__}: {err} on {what}; a charge already "
+                "made is not an error: return normally, so the message is acknowledged"
+            ) from None
+
+    await asyncio.gather(call(raced, "two workers at once"), call(raced, "two workers at once"))
+    await call(raced, "a redelivery")
+    writes = len(await kv.history(raced.id)) if await store.seen(raced.id) else 0
+    _require(writes > 0, f"nothing was recorded under {raced.id!r} in 'charges'")
+    _require(
+        writes == 1,
+        f"two racing workers and one redelivery charged {raced.id!r} {writes} times; "
+        "write the charge with kv.create (or ProcessedIds.record), which only one caller wins",
+    )
+    await store.record(elsewhere.id, b"900")  # another process charged it before
+    await call(elsewhere, "an event another process already charged")
+    writes = len(await kv.history(elsewhere.id))
+    _require(
+        writes == 1,
+        f"an event another process had charged was charged again ({writes} writes): "
+        "check the bucket on the server, not memory in this process",
+    )
+    return "two racing workers, a redelivery and another process: each event charged once"
+
+
+async def _check_11(js: JetStreamContext) -> str:
+    from edalab.deadletters import DeadLetters
 
     dead = DeadLetters(js)
     await _stream(js, dead.stream)
-    left = await dead.letters(stream="PAYMENTS")
+    reader = dead.replay_consumer_name("PAYMENTS", "payments")
+    left = await dead.letters(stream="PAYMENTS") + await dead.letters(consumer=reader)
     _require(
-        not left, f"{len(left)} dead letters for PAYMENTS remain: {[d.category for d in left]}"
+        not left,
+        f"{len(left)} dead letters remain: {[(d.consumer, str(d.category)) for d in left]}; "
+        "discard the undecodable ones, replay the other",
     )
-    info = await _settled(js, "PAYMENTS", "payments")
-    _drained(info)
-    await _stream(js, "PAYMENTS")
-    fixed = False
-    async for seq, raw in stream_messages(js, "PAYMENTS"):
-        if raw.headers and REPLAY_OF in raw.headers:
-            event = Event.from_json(raw.data or b"", subject=raw.subject, sequence=seq)
-            fixed = fixed or event.data == {"amount_cents": 100}
-    _require(fixed, "no replayed payment with amount_cents 100 in PAYMENTS")
-    return "no dead letters left, the corrected payment was replayed and processed"
+    fixed_in_payments = [
+        seq
+        async for seq, raw in stream_messages(js, "PAYMENTS")
+        if b'"amount_cents":100' in (raw.data or b"").replace(b" ", b"")
+    ]
+    _require(
+        not fixed_in_payments,
+        f"the fixed payment was published to PAYMENTS (sequence {fixed_in_payments}): every "
+        "consumer of payment.> (audit too) got it; use dead.replay(letter, data=...)",
+    )
+    replays = []
+    async for seq, raw in stream_messages(js, dead.stream):
+        if (raw.subject or "").startswith(dead.replay_prefix + ".") and b'"amount_cents":100' in (
+            raw.data or b""
+        ).replace(b" ", b""):
+            replays.append((seq, raw.subject))
+    _require(bool(replays), "no replay with amount_cents 100: replay the rejected letter")
+    target = dead.replay_subject("PAYMENTS", "payments")
+    others = [subject for _, subject in replays if subject != target]
+    _require(not others, f"the fixed payment was replayed to {others}, not only to payments")
+    info = await _settled(js, dead.stream, reader)
+    _require(
+        _floor(info) >= max(seq for seq, _ in replays) and not info.num_ack_pending,
+        f"payments' replay reader {reader!r} has not handled the replay (pending "
+        f"{info.num_pending}, unacknowledged {info.num_ack_pending}): run it with the handler",
+    )
+    return "no dead letters left; the fixed payment reached payments, and no other consumer"
 
 
 def _concrete(pattern: str) -> str:
@@ -450,6 +558,8 @@ _CHECKERS: dict[str, Checker] = {
     "07": _check_07,
     "08": _check_08,
     "09": _check_09,
+    "10": _check_10,
+    "11": _check_11,
     "12": _check_12,
     "13": _check_13,
     "17": _check_17,

@@ -106,13 +106,33 @@ LESSONS: tuple[Lesson, ...] = (
     ),
     Lesson(
         "09",
-        "reliability",
-        "Reliability",
-        "kill -9 the server mid-publish and lose nothing; crashed consumers; idempotent "
-        "handlers; `sync_interval`; dead letters and replay",
+        "durability",
+        "Durability",
+        "what a `PubAck` promises, `sync_interval` (fsync every 2 minutes by default, or "
+        "`always`), kill -9 the server mid-publish and lose nothing acknowledged, retries "
+        "with the same `Nats-Msg-Id`",
+        streams=("PAYMENTS", "LEDGER"),
+        exercise="LEDGER: 200 entries across a server crash, each stored once",
+    ),
+    Lesson(
+        "10",
+        "idempotency",
+        "Idempotency",
+        "at-least-once delivery; why check-then-mark repeats effects (the crash window, two "
+        "workers); the effect and its mark as one atomic write (`create`, "
+        "`Nats-Expected-Last-Subject-Sequence`)",
+        streams=("PAYMENTS",),
+        buckets=("processed-ids", "ledger-processed", "charges"),
+        exercise="charge once per event, across racing workers and redeliveries",
+    ),
+    Lesson(
+        "11",
+        "dead_letters",
+        "Dead letters",
+        "the server's advisories, `DeadLetters`, why replay to the original subject reaches "
+        "every consumer, replay to the consumer that gave up",
         streams=("PAYMENTS", "DEAD_LETTERS"),
-        buckets=("processed-ids", "ledger-processed"),
-        exercise="dead letters discarded or fixed and replayed",
+        exercise="dead letters discarded or fixed and replayed to payments only",
     ),
     Lesson(
         "12",
