@@ -287,66 +287,297 @@ async def test_unknown_exercise_is_an_error(js) -> None:  # type: ignore[no-unty
     assert list(EXERCISES) == [x.number for x in LESSONS if x.exercise]
 
 
-async def test_08_dead_letters_cleared_and_fix_replayed(js) -> None:  # type: ignore[no-untyped-def]
-    """Letters left fail; the corrected payment replayed and processed passes."""
-    from edalab import DeadLetters, Event, PermanentError
+async def test_09_ledger_each_entry_once_with_its_msg_id(js) -> None:  # type: ignore[no-untyped-def]
+    """Retried without Nats-Msg-Id fails (stored twice); missing entries fail; once each passes."""
+    make = EventFactory(prefix="led-")
+    entries = [make("ledger.entry", {"n": i}) for i in range(200)]
+    await fresh_stream(js, "LEDGER", ["ledger.>"])
+    for event in entries[:150]:  # right stream, but the retry has no Nats-Msg-Id
+        await js.publish(event.type, event.to_json())
+    await js.publish(entries[0].type, entries[0].to_json())
+    wrong = await check("09", js)
+    assert not wrong.passed and "Nats-Msg-Id" in wrong.message
+    await fresh_stream(js, "LEDGER", ["ledger.>"])
+    await publish_events(js, entries[:150])
+    short = await check("09", js)
+    assert not short.passed and "150 of the 200" in short.message
+    await publish_events(js, entries)  # all 200 again: the first 150 are duplicates
+    result = await check("09", js)
+    assert result.passed, result.message
+
+
+async def test_10_charge_once_across_racing_workers(js) -> None:  # type: ignore[no-untyped-def]
+    """A put (bucket right, behaviour wrong) and an in-memory guard fail; record() passes."""
+    import asyncio
+
+    from edalab import ProcessedIds
+
+    async def record(event) -> None:  # type: ignore[no-untyped-def]
+        await charges.record(event.id, b"1")
+
+    assert "no key-value bucket" in (await check("10", js, record)).message
+    charges = await ProcessedIds.open(js, "charges", history=5, fresh=True)
+
+    async def put(event) -> None:  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0)
+        await charges.kv.put(event.id, b"1")
+
+    wrong = await check("10", js, put)
+    assert not wrong.passed and "3 times" in wrong.message
+    done: set[str] = set()
+
+    async def in_memory(event) -> None:  # type: ignore[no-untyped-def]
+        if event.id not in done:
+            done.add(event.id)
+            await charges.kv.put(event.id, b"1")
+
+    local = await check("10", js, in_memory)
+    assert not local.passed and "another process had charged" in local.message
+
+    async def raises(event) -> None:  # type: ignore[no-untyped-def]
+        await charges.kv.create(event.id, b"1")
+
+    assert "return normally" in (await check("10", js, raises)).message
+    result = await check("10", js, record)
+    assert result.passed, result.message
+
+
+async def _payments_with_letters(js):  # type: ignore[no-untyped-def]
+    """PAYMENTS with payments and audit consumers; payments rejects a negative amount."""
+    from edalab import DeadLetters, PermanentError
 
     dead = DeadLetters(js)
-    await dead.setup()
-    await js.purge_stream(dead.stream)
+    await dead.setup(fresh=True)
     await fresh_stream(js, "PAYMENTS", ["payment.>"])
     await publish_events(js, [EventFactory()("payment.captured", {"amount_cents": -1})])
     payments = await EventConsumer.create(js, "PAYMENTS", "payments")
+    audit = await EventConsumer.create(js, "PAYMENTS", "audit")
 
     async def book(event):  # type: ignore[no-untyped-def]
         if event.data["amount_cents"] < 0:
             raise PermanentError("negative")
 
-    await payments.run(book, timeout=0.3, double_ack=True)
+    async def record(event):  # type: ignore[no-untyped-def]
+        pass
+
+    await payments.run(book, timeout=0.3)
+    await audit.run(record, timeout=0.3)
     [letter] = await dead.wait_for(1)
-    assert "remain" in (await check("09", js)).message
+    return dead, letter, book, audit, record
+
+
+async def test_11_fix_replayed_to_payments_only(js) -> None:  # type: ignore[no-untyped-def]
+    """Letters left fail; the fix replayed to payments and handled by its reader passes."""
+    from edalab import Event
+
+    dead, letter, book, _, _ = await _payments_with_letters(js)
+    assert "remain" in (await check("11", js)).message
     original = Event.from_json((await dead.original(letter)).data)
     fixed = original.model_copy(update={"data": {"amount_cents": 100}})
     await dead.replay(letter, data=fixed.to_json())
-    await payments.run(book, timeout=0.3, double_ack=True)
-    assert (await check("09", js)).passed
+    replays = await dead.replays("PAYMENTS", "payments")
+    unhandled = await check("11", js)
+    assert not unhandled.passed and "has not handled the replay" in unhandled.message
+    await replays.run(book, timeout=0.3)
+    result = await check("11", js)
+    assert result.passed, result.message
 
 
-async def test_09_auditor_permissions(js) -> None:  # type: ignore[no-untyped-def]
-    """An auditor who may publish fails; one limited to reading order.> passes."""
-    from edalab import NatsServer, User, authorization_config
+async def test_11_fix_published_to_the_original_subject_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """Reader in place and letter discarded, but the fix went to PAYMENTS: audit got it."""
+    from edalab import Event
 
-    loose = User("auditor", password="pw", subscribe=["order.>"])
-    with NatsServer(config=authorization_config([loose])) as srv:
-        result = await check("12", js, url=srv.url, user="auditor", password="pw")
-        assert not result.passed and "may publish" in result.message
-        wrong_pw = await check("12", js, url=srv.url, user="auditor", password="nope")
-        assert "cannot log in" in wrong_pw.message
-    strict = User("auditor", password="pw", publish=[], subscribe=["order.>"])
-    with NatsServer(config=authorization_config([strict])) as srv:
-        assert (await check("12", js, url=srv.url, user="auditor", password="pw")).passed
+    dead, letter, _, audit, record = await _payments_with_letters(js)
+    await dead.replays("PAYMENTS", "payments")  # the reader exists: the configuration is right
+    original = Event.from_json((await dead.original(letter)).data)
+    fixed = original.model_copy(update={"data": {"amount_cents": 100}}, deep=True)
+    await js.publish("payment.captured", fixed.to_json())
+    await dead.discard(letter)
+    await audit.run(record, timeout=0.3)
+    result = await check("11", js)
+    assert not result.passed and "audit too" in result.message
 
 
-async def test_10_r3_audit_stream(js) -> None:  # type: ignore[no-untyped-def]
-    """A single-replica AUDIT fails (the session server is not a cluster); R3 passes."""
+async def _check_12_with(auditor, password: str = "pw"):  # type: ignore[no-untyped-def]
+    """Run checker 12 against a fresh server whose users are an admin and ``auditor``."""
+    from edalab import (
+        NatsServer,
+        User,
+        authorization_config,
+        connect,
+        ensure_consumer,
+        ensure_stream,
+    )
+
+    admin = User("admin", password="admin-pw")
+    with NatsServer(config=authorization_config([admin, auditor])) as srv:
+        nc = await connect(srv.url, user="admin", password="admin-pw")
+        ajs = nc.jetstream()
+        await ensure_stream(ajs, "SHOP", ["order.>", "payment.>"])
+        await ensure_consumer(ajs, "SHOP", "audit", filter_subject="order.>")
+        result = await check("12", ajs, url=srv.url, user="auditor", password=password)
+        await nc.close()
+    return result
+
+
+async def test_12_least_privilege_auditor_passes() -> None:
+    """An auditor allowed only its consumer's fetch/ack subjects and its own inbox passes."""
+    from edalab import User, jetstream_user
+
+    auditor = jetstream_user(
+        User("auditor", password="pw", publish=[]), consume=[("SHOP", "audit")]
+    )
+    result = await _check_12_with(auditor)
+    assert result.passed, result.message
+    assert (await _check_12_with(auditor, password="nope")).message.endswith(
+        "cannot log in with that password"
+    )
+
+
+async def test_12_auditor_with_the_whole_api_fails() -> None:
+    """An auditor granted $JS.API.> (it could delete any stream) fails, and the checker says why."""
+    from edalab import User
+
+    wide = User(
+        "auditor",
+        password="pw",
+        publish=["$JS.API.>", "$JS.ACK.>"],
+        subscribe=["_INBOX_auditor.>"],
+    )
+    result = await _check_12_with(wide)
+    assert not result.passed and "may delete streams" in result.message
+
+
+async def test_12_fetch_allowed_but_ack_refused_fails() -> None:
+    """Configured to fetch but with the ack subject of another consumer: it fetches, the
+    server refuses the ack, and the checker reports the refused ack it observed."""
+    from edalab import User
+
+    typo = User(
+        "auditor",
+        password="pw",
+        publish=["$JS.API.CONSUMER.MSG.NEXT.SHOP.audit", "$JS.ACK.SHOP.audits.>"],
+        subscribe=["_INBOX_auditor.>"],
+    )
+    result = await _check_12_with(typo)
+    assert not result.passed
+    assert "refused its ack" in result.message and "$JS.ACK.SHOP.audit.>" in result.message
+
+
+async def test_12_shared_inbox_fails() -> None:
+    """An auditor who may subscribe to the shared _INBOX.> could read others' replies: fails."""
+    from edalab import User, consumer_permissions
+
+    shared = User(
+        "auditor",
+        password="pw",
+        publish=consumer_permissions("SHOP", "audit"),
+        subscribe=["_INBOX_auditor.>", "_INBOX.>"],
+    )
+    result = await _check_12_with(shared)
+    assert not result.passed and "may subscribe to _INBOX.>" in result.message
+
+
+async def test_13_r3_audit_stream(js) -> None:  # type: ignore[no-untyped-def]
+    """R1 fails; R3 with a follower still down fails (configuration right, behaviour not);
+    events stored twice fail; R3, 200 distinct events, every follower current, passes."""
     from edalab import connect, ensure_stream
-    from edalab.cluster import NatsCluster
+    from edalab.cluster import NatsCluster, stream_leader, wait_until_current
 
     await fresh_stream(js, "AUDIT", ["audit.>"])
     assert "1 replica" in (await check("13", js)).message
     with NatsCluster(3) as cluster:
-        nc = await connect(cluster.urls)
+        nc = await connect(cluster.urls, max_reconnect_attempts=-1)
         cjs = nc.jetstream()
         await ensure_stream(cjs, "AUDIT", ["audit.>"], num_replicas=3)
         make = EventFactory()
-        await publish_events(cjs, [make("audit.note") for _ in range(150)])
-        assert "150 messages" in (await check("13", cjs)).message
-        await publish_events(cjs, [make("audit.note") for _ in range(50)])
-        from edalab.cluster import wait_until_current
+        await publish_events(cjs, [make("audit.note") for _ in range(100)])
+        leader = await stream_leader(cjs, "AUDIT")
+        follower = next(n for n in cluster.running_nodes() if n != leader)
+        cluster.kill(follower)
+        await publish_events(cjs, [make("audit.note") for _ in range(100)], retry_for=30)
+        down = await check("13", cjs)
+        assert not down.passed and f"caught up: {follower} (" in down.message, down.message
+        cluster.start_node(follower)
+        await wait_until_current(cjs, "AUDIT", timeout=60)
+        result = await check("13", cjs)
+        assert result.passed, result.message
 
-        await wait_until_current(cjs, "AUDIT")
-        assert (await check("13", cjs)).passed
+        await cjs.purge_stream("AUDIT")
+        twice = [make("audit.note") for _ in range(100)]
+        for event in twice + twice:  # no Nats-Msg-Id: the server cannot drop the copies
+            await cjs.publish("audit.note", event.to_json())
+        await wait_until_current(cjs, "AUDIT", timeout=60)
+        dup = await check("13", cjs)
+        assert not dup.passed and "100 distinct event ids" in dup.message, dup.message
         await nc.close()
+
+
+async def _paid_shop(js):  # type: ignore[no-untyped-def]
+    """A capstone shop with two users and three paid orders, services stopped."""
+    from edalab.course.shop import Shop
+
+    shop = Shop(js)
+    shop.payments_bug = False
+    await shop.setup()
+    await shop.start()
+    try:
+        await shop.register_user("u1", "ann@example.com")
+        await shop.register_user("u2", "bo@example.com")
+        for order, user, cents in (("o1", "u1", 1250), ("o2", "u2", 990), ("o3", "u1", 500)):
+            await shop.place_order(order, user, cents)
+        await shop.settle()
+    finally:
+        await shop.stop()
+    return shop
+
+
+def _award_handler(js, *, derived: bool):  # type: ignore[no-untyped-def]
+    """A loyalty handler; with ``derived`` its event id comes from the payment's id."""
+    from edalab import Event
+    from edalab.course.shop import PaymentCaptured, PointsAwarded
+
+    async def award(event: Event) -> None:
+        pay = event.payload(PaymentCaptured)
+        points = PointsAwarded(
+            user_id=pay.user_id, payment_id=event.id, points=pay.amount_cents // 100
+        )
+        award_id = f"points-for-{event.id}" if derived else None
+        await publish_event(js, Event.create("shop.points.awarded", points, id=award_id))
+
+    return award
+
+
+async def _run_loyalty(js, handler) -> None:  # type: ignore[no-untyped-def]
+    loyalty = await EventConsumer.create(
+        js, "SHOP", "shop-loyalty", filter_subject="shop.payment.captured", recreate=True
+    )
+    await loyalty.run(handler, timeout=0.5, double_ack=True)
+
+
+async def test_17_loyalty_awarded_once_even_when_redelivered(js) -> None:  # type: ignore[no-untyped-def]
+    """A handler deriving the award's id passes, also run twice; without a handler or a
+    loyalty run the checker says what is missing."""
+    await _paid_shop(js)
+    award = _award_handler(js, derived=True)
+    assert "pass your handler" in (await check("17", js)).message
+    assert "no consumer 'shop-loyalty'" in (await check("17", js, handler=award)).message
+    await _run_loyalty(js, award)
+    await _run_loyalty(js, award)  # reset and run again: a redelivery of everything
+    result = await check("17", js, handler=award)
+    assert result.passed, result.message
+    assert "each of the 3 payments is awarded once" in result.message
+
+
+async def test_17_random_award_ids_fail_on_redelivery(js) -> None:  # type: ignore[no-untyped-def]
+    """Configuration right (shop-loyalty drained, one award per payment so far) but awards
+    with fresh ids: the checker's redelivery stores second awards, and it says so."""
+    await _paid_shop(js)
+    award = _award_handler(js, derived=False)
+    await _run_loyalty(js, award)
+    result = await check("17", js, handler=award)
+    assert not result.passed
+    assert "3 payment(s) now have more than one award" in result.message, result.message
 
 
 async def test_13_translated_subscription(js) -> None:  # type: ignore[no-untyped-def]

@@ -13,12 +13,15 @@ from edalab import (
     Event,
     NatsServer,
     PermissionDenied,
+    SubjectError,
     User,
     authorization_config,
     connect,
+    ensure_consumer,
     ensure_stream,
     jetstream_user,
     nkey_user,
+    permission_checked,
     publish_checked,
     publish_event,
     subscribe_checked,
@@ -30,8 +33,9 @@ def secured():  # type: ignore[no-untyped-def]
     """A server with a password user, an nkey user and an admin."""
     ann = jetstream_user(User("ann", password="ann-pw", publish=["order.>"], subscribe=["order.>"]))
     bot, seed = nkey_user("bot", publish=["payment.>"], subscribe=["order.placed", "_INBOX.>"])
+    reader = jetstream_user(User("reader", password="rd-pw", publish=[]), consume=[("LP", "audit")])
     admin = User("admin", password="admin-pw")
-    with NatsServer(config=authorization_config([ann, bot, admin])) as srv:
+    with NatsServer(config=authorization_config([ann, bot, reader, admin])) as srv:
         yield srv, seed
 
 
@@ -88,7 +92,7 @@ async def test_denied_jetstream_publish_is_named(secured) -> None:  # type: igno
     srv, _ = secured
     admin = await connect(srv.url, user="admin", password="admin-pw")
     await ensure_stream(admin.jetstream(), "SEC_ALL", ["order.>", "payment.>"])
-    ann = await connect(srv.url, user="ann", password="ann-pw")
+    ann = await connect(srv.url, user="ann", password="ann-pw", inbox_prefix="_INBOX_ann")
     js = ann.jetstream()
     ok = await publish_event(js, Event.create("order.placed", {"id": 1}))
     assert ok.stream == "SEC_ALL"
@@ -125,3 +129,76 @@ async def test_nkey_identity_uses_the_connection_name(secured) -> None:  # type:
     with pytest.raises(PermissionDenied, match=r"^billing \(nkey U"):
         await publish_checked(bot, "order.placed")
     await bot.close()
+
+
+async def test_publisher_gets_its_puback_but_cannot_delete_a_stream(secured) -> None:  # type: ignore[no-untyped-def]
+    """A least-privilege publisher is acknowledged on its own inbox; deleting a stream is denied."""
+    srv, _ = secured
+    admin = await connect(srv.url, user="admin", password="admin-pw")
+    await ensure_stream(admin.jetstream(), "SEC_ALL", ["order.>", "payment.>"])
+    ann = await connect(srv.url, user="ann", password="ann-pw", inbox_prefix="_INBOX_ann")
+    ack = await publish_event(ann.jetstream(), Event.create("order.placed", {"id": 2}))
+    assert ack.stream == "SEC_ALL"
+    with pytest.raises(PermissionDenied) as info:
+        async with permission_checked(ann, "SEC_ALL"):
+            await ann.jetstream(timeout=1).delete_stream("SEC_ALL")
+    assert info.value.subject == "$JS.API.STREAM.DELETE.SEC_ALL" and info.value.identity == "ann"
+    assert (await admin.jetstream().stream_info("SEC_ALL")).state.messages >= 1
+    await ann.close()
+    await admin.close()
+
+
+async def test_consumer_fetches_and_acks_but_cannot_delete(secured) -> None:  # type: ignore[no-untyped-def]
+    """A pull-consumer user fetches and acks its consumer (the ack floor moves) and nothing else."""
+    srv, _ = secured
+    admin = await connect(srv.url, user="admin", password="admin-pw")
+    ajs = admin.jetstream()
+    await ensure_stream(ajs, "LP", ["audit.>"])
+    await ensure_consumer(ajs, "LP", "audit")
+    await ajs.publish("audit.note", b"{}")
+    reader = await connect(srv.url, user="reader", password="rd-pw", inbox_prefix="_INBOX_reader")
+    rjs = reader.jetstream(timeout=1)
+    sub = await rjs.pull_subscribe_bind("audit", "LP")
+    [msg] = await sub.fetch(1, timeout=2)
+    await msg.ack_sync()
+    info = await ajs.consumer_info("LP", "audit")
+    assert info.ack_floor.stream_seq == msg.metadata.sequence.stream
+    assert (await sub.consumer_info()).name == "audit"
+    with pytest.raises(PermissionDenied, match=re.escape("'$JS.API.STREAM.DELETE.LP'")):
+        async with permission_checked(reader, "LP", "audit"):
+            await rjs.delete_stream("LP")
+    with pytest.raises(PermissionDenied, match=re.escape("'$JS.API.CONSUMER.DELETE.LP.audit'")):
+        async with permission_checked(reader, "LP", "audit"):
+            await rjs.delete_consumer("LP", "audit")
+    with pytest.raises(PermissionDenied, match=re.escape("publish to 'order.placed'")):
+        await publish_checked(reader, "order.placed", b"{}")
+    await reader.close()
+    await admin.close()
+
+
+async def test_users_cannot_read_each_others_inboxes(secured) -> None:  # type: ignore[no-untyped-def]
+    """With private inbox prefixes, a user may subscribe to its own inbox and no one else's."""
+    srv, _ = secured
+    reader = await connect(srv.url, user="reader", password="rd-pw", inbox_prefix="_INBOX_reader")
+    await subscribe_checked(reader, "_INBOX_reader.>")
+    for other in ("_INBOX_ann.>", "_INBOX.>"):
+        with pytest.raises(PermissionDenied, match=re.escape(f"subscribe to {other!r}")):
+            await subscribe_checked(reader, other)
+    await reader.close()
+
+
+def test_jetstream_user_grants_no_stream_administration() -> None:
+    """jetstream_user grants no $JS.API.> and no shared _INBOX.>; a name must be one token."""
+    user = jetstream_user(
+        User("svc", password="pw", publish=["order.>"]), consume=[("SHOP", "svc")]
+    )
+    assert user.publish == [
+        "order.>",
+        "$JS.API.CONSUMER.MSG.NEXT.SHOP.svc",
+        "$JS.API.CONSUMER.INFO.SHOP.svc",
+        "$JS.ACK.SHOP.svc.>",
+    ]
+    assert user.subscribe == ["_INBOX_svc.>"] and user.inbox_prefix == "_INBOX_svc"
+    assert "pw" not in repr(user)
+    with pytest.raises(SubjectError, match="one subject token"):
+        jetstream_user(User("a.b", password="pw"))

@@ -73,3 +73,90 @@ async def test_unknown_order_version_is_quarantined_not_crashing(nats_url: str) 
     [letter] = await shop.dead.wait_for(1)
     assert letter.category == "unknown version"
     await nc.close()
+
+
+async def test_redelivered_orders_publish_no_second_payment(nats_url: str) -> None:
+    """Orders delivered again to payments (a reset consumer) re-publish each payment with
+    the same derived id: the stream drops every copy and still holds one per order."""
+    from collections import Counter
+
+    from edalab import EventConsumer
+    from edalab.course.shop import payment_id
+
+    nc = await connect(nats_url)
+    js = nc.jetstream()
+    shop = Shop(js)
+    shop.payments_bug = False
+    await shop.setup()
+    await shop.start()
+    try:
+        await shop.register_user("u1", "ann@example.com")
+        await shop.place_order("o1", "u1", 1250)
+        await shop.place_order("o2", "u1", 300)
+        await shop.settle()
+        again = await EventConsumer.create(
+            js, "SHOP", "payments-again", filter_subject="shop.order.placed", recreate=True
+        )
+        report = await again.run(shop.payments_handler, timeout=0.5, double_ack=True)
+        assert report.handled == 2
+        await shop.settle()
+    finally:
+        await shop.stop()
+    payments = await shop.stored("shop.payment.captured")
+    orders = await shop.stored("shop.order.placed")
+    assert Counter(p.data["order_id"] for p in payments) == {"o1": 1, "o2": 1}
+    assert sorted(p.id for p in payments) == sorted(payment_id(o.id) for o in orders)
+    assert shop.trace.counts()["payments"]["duplicate"] == 2
+    assert shop.analytics.revenue == {"u1": 1550}
+    await nc.close()
+
+
+async def test_analytics_fold_is_idempotent() -> None:
+    """Applying the same payment event twice counts it once."""
+    from edalab import Event
+    from edalab.course.shop import Analytics, PaymentCaptured
+
+    pay = PaymentCaptured(
+        order_id="o1", user_id="u1", amount_cents=700, currency="EUR", fee_cents=1
+    )
+    event = Event.create("shop.payment.captured", pay, id="payment-of-x")
+    model = Analytics()
+    model.apply(event)
+    model.apply(event)
+    assert model.revenue == {"u1": 700} and model.orders == {"u1": 1}
+
+
+async def test_dead_letter_replay_reaches_only_payments(nats_url: str) -> None:
+    """The poison order, replayed after the fix, is delivered again to payments and to no
+    other service (analytics, which reads shop.>, saw it once)."""
+    from collections import Counter
+
+    from edalab import Event
+
+    nc = await connect(nats_url)
+    shop = Shop(nc.jetstream())
+    await shop.setup()
+    await shop.start()
+    try:
+        await shop.register_user("u1", "ann@example.com")
+        await shop.place_order("o2", "u1", 0)
+        await shop.settle()
+        [letter] = await shop.dead.wait_for(1)
+        order = Event.from_json((await shop.dead.original(letter)).data or b"")
+
+        def deliveries() -> Counter[str]:
+            return Counter(
+                e.service
+                for e in shop.trace.entries
+                if e.kind == "deliver" and e.event_id == order.id
+            )
+
+        assert deliveries() == {"payments": 3, "analytics": 1}
+        shop.payments_bug = False
+        await shop.dead.replay(letter)
+        await shop.settle()
+        assert deliveries() == {"payments": 4, "analytics": 1}
+        assert shop.paid_orders == {"o2"}
+    finally:
+        await shop.stop()
+    await nc.close()

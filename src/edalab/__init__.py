@@ -10,9 +10,10 @@ times), ``subjects`` (naming), ``binary`` (find nats-server), ``server`` (run on
 recorded), ``processes`` (pids), ``urls`` (check and probe NATS URLs),
 ``confidential`` (mask secrets, private files), ``waiting`` (``wait_for``),
 ``connection`` (connect, permission checks), ``streams`` and ``publishing`` (notebook
-03), ``consuming`` (notebooks 05-07), ``versioning`` (notebook 08), ``deadletters`` and
-``idempotency`` (notebooks 09-11), ``security`` (notebook 12), ``cluster`` (notebook 13),
-``outbox``, ``tracing``, ``concurrency`` and ``cloudevents`` (notebook 16), ``errors``;
+03), ``consuming`` (notebooks 05-07), ``versioning`` (notebook 08), ``idempotency``
+(notebook 10), ``deadletters`` and ``reasons`` (notebook 11), ``security`` (notebook
+12), ``cluster`` (notebook 13), ``outbox``, ``tracing``, ``concurrency`` and
+``cloudevents`` (notebook 16), ``errors``;
 ``testing`` is the pytest plugin (fixtures ``nats_server``, ``nc``, ``js``) and the only
 module that imports pytest.
 The course itself (lessons, exercise checkers, workshop tools, benchmarks, the
@@ -55,7 +56,16 @@ from edalab.factories import EventFactory, FixedClock
 from edalab.idempotency import ProcessedIds
 from edalab.outbox import Outbox, OutboxRelay
 from edalab.publishing import publish_event, publish_events
-from edalab.security import User, authorization_config, jetstream_user, nkey_user
+from edalab.reasons import Reason
+from edalab.security import (
+    User,
+    authorization_config,
+    consumer_permissions,
+    inbox_prefix,
+    jetstream_user,
+    nkey_user,
+    permission_checked,
+)
 from edalab.server import NatsServer
 from edalab.streams import Table, ensure_stream, fresh_stream
 from edalab.subjects import matches, overlaps, split_version, subject, validate_subject
@@ -91,6 +101,7 @@ __all__ = [
     "PermissionDenied",
     "ProcessedIds",
     "PublishError",
+    "Reason",
     "RunReport",
     "SchemaRegistry",
     "ServerBinaryNotFound",
@@ -110,6 +121,7 @@ __all__ = [
     "authorization_config",
     "compare_models",
     "connect",
+    "consumer_permissions",
     "derived_id",
     "ensure_consumer",
     "ensure_server",
@@ -117,11 +129,13 @@ __all__ = [
     "find_nats_server",
     "flow_headers",
     "fresh_stream",
+    "inbox_prefix",
     "jetstream_user",
     "lesson_server",
     "matches",
     "nkey_user",
     "overlaps",
+    "permission_checked",
     "publish_checked",
     "publish_event",
     "publish_events",

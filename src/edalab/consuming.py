@@ -48,8 +48,10 @@ from edalab.errors import (
     EventError,
     PermanentError,
     TransientError,
+    UnknownVersionError,
 )
 from edalab.events import Event, stream_sequence
+from edalab.reasons import Reason
 from edalab.streams import Table, plain
 
 if TYPE_CHECKING:
@@ -235,12 +237,16 @@ class Delivery:
 
 @dataclass(frozen=True)
 class Quarantined:
-    """A message put aside (terminated) with the reason; ``raw`` keeps its bytes."""
+    """A message put aside (terminated) with the reason; ``raw`` keeps its bytes.
+
+    ``reason`` is the text the server's advisory carries; ``kind`` is its typed value.
+    """
 
     subject: str
     sequence: int | None
     reason: str
     raw: bytes = field(repr=False)
+    kind: Reason = field(default=Reason.TERMINATED, repr=False)
 
 
 @dataclass
@@ -324,20 +330,25 @@ class EventConsumer:
         with contextlib.suppress(nats.errors.Error):
             await self.sub.unsubscribe()
 
-    async def _quarantine(self, msg: Msg, reason: str) -> None:
-        self.quarantined.append(Quarantined(msg.subject, stream_sequence(msg), reason, msg.data))
-        await term_with_reason(msg, reason)
+    async def _quarantine(self, msg: Msg, why: tuple[Reason, str]) -> None:
+        kind, text = why
+        self.quarantined.append(
+            Quarantined(msg.subject, stream_sequence(msg), text, msg.data, kind)
+        )
+        await term_with_reason(msg, text)
 
-    def _decode(self, msg: Msg) -> Delivery | str:
+    def _decode(self, msg: Msg) -> Delivery | tuple[Reason, str]:
         """The delivery, or why the message must be quarantined (kept synchronous: hot path)."""
         try:
             event = Event.from_msg(msg)
             if self.registry is not None:
                 event = self.registry.upcast(event, subject=msg.subject)
         except EventDecodeError as err:
-            return f"undecodable: {err.reason}"
+            return Reason.UNDECODABLE, Reason.UNDECODABLE.text(err.reason)
+        except UnknownVersionError as err:
+            return Reason.UNKNOWN_VERSION, Reason.UNKNOWN_VERSION.text(str(err))
         except EventError as err:
-            return f"{type(err).__name__}: {err}"
+            return Reason.INVALID_EVENT, Reason.INVALID_EVENT.text(f"{type(err).__name__}: {err}")
         return Delivery(event, msg)
 
     async def fetch(self, batch: int = 10, timeout: float = 1.0) -> list[Delivery]:
@@ -352,10 +363,10 @@ class EventConsumer:
         out = []
         for msg in msgs:
             delivery = self._decode(msg)
-            if isinstance(delivery, str):
-                await self._quarantine(msg, delivery)
-            else:
+            if isinstance(delivery, Delivery):
                 out.append(delivery)
+            else:
+                await self._quarantine(msg, delivery)
         return out
 
     async def events(
@@ -370,11 +381,11 @@ class EventConsumer:
         quota = _Quota(max_events)
         async for msg in self._pull(batch, timeout, quota):
             delivery = self._decode(msg)
-            if isinstance(delivery, str):
-                await self._quarantine(msg, delivery)
-            else:
+            if isinstance(delivery, Delivery):
                 quota.used += 1
                 yield delivery
+            else:
+                await self._quarantine(msg, delivery)
 
     async def _pull(self, batch: int, timeout: float, quota: _Quota) -> AsyncIterator[Msg]:
         """Messages from pipelined pull requests, each yielded as it arrives.
@@ -495,7 +506,8 @@ class EventConsumer:
                 note("term", delivery)
                 report.terminated += 1
                 report.errors.append(f"{where}: terminated ({err.reason})")
-                await self._quarantine(delivery.msg, f"handler: {err.reason}")
+                why = (Reason.REJECTED, Reason.REJECTED.text(err.reason))
+                await self._quarantine(delivery.msg, why)
             except Exception as err:
                 note("retry", delivery)
                 report.retried += 1

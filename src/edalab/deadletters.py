@@ -1,23 +1,34 @@
-"""Dead letters: messages a consumer gave up on, kept with the reason, ready to replay.
+"""Dead letters: messages a consumer gave up on, kept with the reason, replayed to that consumer.
 
 JetStream publishes an *advisory* whenever a consumer gives up on a message:
 
 - ``$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<stream>.<consumer>`` when it was
   delivered ``max_deliver`` times without an ack;
 - ``$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.<stream>.<consumer>`` when a client
-  terminated it (``+TERM``; :class:`~edalab.consuming.EventConsumer` adds the reason:
-  undecodable, unknown version, or the handler's :class:`~edalab.errors.PermanentError`).
+  terminated it (``+TERM``; :class:`~edalab.consuming.EventConsumer` adds the reason,
+  a :class:`~edalab.reasons.Reason`: undecodable, unknown version, or rejected by the
+  handler's :class:`~edalab.errors.PermanentError`).
 
 Advisories are core NATS messages: nobody listening means they are gone. A stream
-capturing them (notebook ``09_reliability``) keeps every one, even while no operator
-tool runs. The advisory names the original stream and sequence, so the message itself
-is found again there::
+capturing them (notebook ``11_dead_letters``) keeps every one, even while no operator
+tool runs. The advisory names the original stream, consumer and sequence, so the
+message itself is found again there.
+
+**Replay reaches only the consumer that gave up.** Republishing a dead letter to its
+original subject would reach *every* consumer whose filter matches it, and each of
+them would handle the event a second time. :meth:`DeadLetters.replay` instead
+publishes it to a per-consumer replay subject, ``<prefix>.<stream>.<consumer>``, held
+in the dead-letter stream itself; :meth:`DeadLetters.replays` gives that consumer an
+:class:`~edalab.consuming.EventConsumer` reading only its own replays, to run with the
+same handler::
 
     dead = DeadLetters(js)
     await dead.setup()                    # the DEAD_LETTERS stream
-    for letter in await dead.letters():
+    for letter in await dead.letters(consumer="payments"):
         print(letter.category, letter.reason)
-    await dead.replay(letter)             # republish to its subject, then discard
+        await dead.replay(letter)         # to deadletters.replay.PAYMENTS.payments
+    replays = await dead.replays("PAYMENTS", "payments")
+    await replays.run(book)               # the payments handler, and nobody else's
 """
 
 from __future__ import annotations
@@ -31,28 +42,40 @@ import nats.js.errors
 from nats.js.api import PubAck, RawStreamMsg, StorageType
 from nats.js.client import JetStreamContext
 
+from edalab.consuming import EventConsumer
 from edalab.errors import EdalabError
 from edalab.events import Event
 from edalab.publishing import MSG_ID
+from edalab.reasons import Reason
 from edalab.server import wait_for
 from edalab.streams import StreamSetup, Table, ensure_stream, stream_messages
 
-__all__ = ["ADVISORY_SUBJECTS", "REPLAY_OF", "DeadLetter", "DeadLetters"]
+__all__ = [
+    "ADVISORY_SUBJECTS",
+    "REPLAY_OF",
+    "REPLAY_PREFIX",
+    "REPLAY_SUBJECT",
+    "DeadLetter",
+    "DeadLetters",
+]
 
 ADVISORY_SUBJECTS = [
     "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>",
     "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.>",
 ]
+_ADVISORIES = "$JS.EVENT.ADVISORY.>"
 
 #: Header set on a replayed message: ``<stream>/<sequence>`` of the original.
 REPLAY_OF = "Edalab-Replay-Of"
-
-Category = Literal["max deliveries", "undecodable", "unknown version", "terminated"]
+#: Header set on a replayed message: the subject the original was published on.
+REPLAY_SUBJECT = "Edalab-Replay-Subject"
+#: Where replays go: ``<prefix>.<stream>.<consumer>``, in the dead-letter stream.
+REPLAY_PREFIX = "deadletters.replay"
 
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """One advisory: which message (``stream``, ``stream_seq``) was given up on, and why."""
+    """One advisory: which message (``stream``, ``stream_seq``) ``consumer`` gave up on, and why."""
 
     id: int
     kind: Literal["max_deliveries", "terminated"]
@@ -63,15 +86,11 @@ class DeadLetter:
     reason: str
 
     @property
-    def category(self) -> Category:
-        """max deliveries, undecodable, unknown version, or terminated (by a handler)."""
+    def category(self) -> Reason:
+        """Why, as a typed value: max deliveries, undecodable, unknown version, rejected..."""
         if self.kind == "max_deliveries":
-            return "max deliveries"
-        if self.reason.startswith("undecodable"):
-            return "undecodable"
-        if self.reason.startswith("UnknownVersionError"):
-            return "unknown version"
-        return "terminated"
+            return Reason.MAX_DELIVERIES
+        return Reason.of_term(self.reason)
 
     @classmethod
     def from_advisory(cls, seq: int, data: bytes) -> DeadLetter:
@@ -92,16 +111,47 @@ class DeadLetter:
 
 
 class DeadLetters:
-    """List, inspect, replay and discard the messages consumers gave up on."""
+    """List, inspect, replay (to the consumer that gave up) and discard dead letters."""
 
-    def __init__(self, js: JetStreamContext, stream: str = "DEAD_LETTERS") -> None:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        stream: str = "DEAD_LETTERS",
+        *,
+        replay_prefix: str = REPLAY_PREFIX,
+    ) -> None:
         self.js = js
         self.stream = stream
+        self.replay_prefix = replay_prefix
 
-    async def setup(self, **config: Any) -> StreamSetup:
-        """Create (idempotently) the file-backed stream that captures the advisories."""
+    async def setup(self, *, fresh: bool = False, **config: Any) -> StreamSetup:
+        """Create (idempotently) the file-backed stream for the advisories and the replays.
+
+        ``fresh=True`` also empties it and removes the replay readers (a lesson's rerun).
+        """
         config.setdefault("storage", StorageType.FILE)
-        return await ensure_stream(self.js, self.stream, ADVISORY_SUBJECTS, **config)
+        subjects = [*ADVISORY_SUBJECTS, f"{self.replay_prefix}.>"]
+        setup = await ensure_stream(self.js, self.stream, subjects, **config)
+        if fresh:
+            await self.js.purge_stream(self.stream)
+            for info in await self.js.consumers_info(self.stream):
+                if info.name.startswith("replay-"):
+                    with contextlib.suppress(nats.js.errors.NotFoundError):
+                        await self.js.delete_consumer(self.stream, info.name)
+        return setup
+
+    def replay_subject(self, stream: str, consumer: str) -> str:
+        """Where replays for ``consumer`` of ``stream`` go (stream and consumer names are tokens).
+
+        With the default prefix, ``replay_subject("PAYMENTS", "payments")`` is
+        ``"deadletters.replay.PAYMENTS.payments"``.
+        """
+        return f"{self.replay_prefix}.{stream}.{consumer}"
+
+    @staticmethod
+    def replay_consumer_name(stream: str, consumer: str) -> str:
+        """The durable that reads ``consumer``'s replays from the dead-letter stream."""
+        return f"replay-{stream}-{consumer}"
 
     async def letters(
         self, *, stream: str | None = None, consumer: str | None = None
@@ -109,6 +159,8 @@ class DeadLetters:
         """Every dead letter still held, oldest first, optionally for one stream or consumer."""
         out = []
         async for seq, raw in stream_messages(self.js, self.stream):  # discarded: gaps
+            if not (raw.subject or "").startswith("$JS.EVENT.ADVISORY."):
+                continue  # a replay, not a letter
             letter = DeadLetter.from_advisory(seq, raw.data or b"")
             if stream is not None and letter.stream != stream:
                 continue
@@ -117,12 +169,16 @@ class DeadLetters:
             out.append(letter)
         return out
 
+    async def count(self) -> int:
+        """How many letters are held (advisories; replays are not counted)."""
+        info = await self.js.stream_info(self.stream, subjects_filter=_ADVISORIES)
+        return sum((info.state.subjects or {}).values())
+
     async def wait_for(self, count: int, *, timeout: float = 5.0) -> list[DeadLetter]:
         """Wait until at least ``count`` letters are held (advisories arrive asynchronously)."""
 
         async def enough() -> bool:
-            info = await self.js.stream_info(self.stream)
-            return bool(info.state.messages >= count)
+            return await self.count() >= count
 
         await wait_for(enough, timeout=timeout, what=f"{count} dead letters in {self.stream}")
         return await self.letters()
@@ -150,6 +206,7 @@ class DeadLetters:
             "category": letter.category,
             "reason": letter.reason,
             "stream": letter.stream,
+            "consumer": letter.consumer,
             "sequence": letter.stream_seq,
             "subject": msg.subject,
             "deliveries": letter.deliveries,
@@ -160,24 +217,51 @@ class DeadLetters:
     async def replay(
         self, letter: DeadLetter, *, data: bytes | None = None, discard: bool = True
     ) -> PubAck:
-        """Publish the original message again on its subject (after a fix), then discard the letter.
+        """Send the message again to the consumer that gave up on it, and no other.
 
-        ``data`` replaces the payload (to repair it). The replay gets its own
-        ``Nats-Msg-Id`` (the original's, plus ``:replay:<letter id>``) so the stream's
-        de-duplication does not drop it, and an ``Edalab-Replay-Of`` header.
+        It is published to :meth:`replay_subject` (``<prefix>.<stream>.<consumer>``) in
+        the dead-letter stream, where :meth:`replays` reads it; other consumers of the
+        original stream never see it. ``data`` replaces the payload (to repair it). The
+        replay gets its own ``Nats-Msg-Id`` (the original's plus ``:replay:<letter id>``),
+        an ``Edalab-Replay-Of`` header (``<stream>/<seq>``) and ``Edalab-Replay-Subject``
+        (the original subject). Then the letter is discarded (unless ``discard=False``).
+        A letter from a replay reader (it failed again) is replayed to the same reader.
         """
         msg = await self.original(letter)
-        headers = dict(msg.headers or {})
+        # The original's own publish conditions (expected sequence, rollup...) are not replayed.
+        headers = {
+            k: v
+            for k, v in (msg.headers or {}).items()
+            if not k.startswith(("Nats-Expected-", "Nats-Rollup"))
+        }
+        if letter.stream == self.stream and (msg.subject or "").startswith(self.replay_prefix):
+            subject = msg.subject or ""  # a replay that failed again: same consumer
+        else:
+            subject = self.replay_subject(letter.stream, letter.consumer)
+            headers[REPLAY_OF] = f"{letter.stream}/{letter.stream_seq}"
+            headers[REPLAY_SUBJECT] = msg.subject or ""
         base_id = headers.get(MSG_ID) or f"{letter.stream}-{letter.stream_seq}"
         headers[MSG_ID] = f"{base_id}:replay:{letter.id}"
-        headers[REPLAY_OF] = f"{letter.stream}/{letter.stream_seq}"
-        subject = msg.subject or ""
         ack: PubAck = await self.js.publish(
             subject, (msg.data or b"") if data is None else data, headers=headers
         )
         if discard:
             await self.discard(letter)
         return ack
+
+    async def replays(self, stream: str, consumer: str, **config: Any) -> EventConsumer:
+        """An :class:`EventConsumer` reading only ``consumer``'s replays: run it with its handler.
+
+        A durable (:meth:`replay_consumer_name`) on the dead-letter stream, filtered to
+        :meth:`replay_subject`; ``config`` (``max_deliver``, ``ack_wait``...) goes to it.
+        """
+        return await EventConsumer.create(
+            self.js,
+            self.stream,
+            self.replay_consumer_name(stream, consumer),
+            filter_subject=self.replay_subject(stream, consumer),
+            **config,
+        )
 
     async def discard(self, letter: DeadLetter) -> None:
         """Remove the letter (the original message stays in its stream)."""
@@ -190,7 +274,15 @@ class DeadLetters:
         return Table(
             ["id", "category", "stream", "seq", "consumer", "deliveries", "reason"],
             [
-                [d.id, d.category, d.stream, d.stream_seq, d.consumer, d.deliveries, d.reason]
+                [
+                    d.id,
+                    str(d.category),
+                    d.stream,
+                    d.stream_seq,
+                    d.consumer,
+                    d.deliveries,
+                    d.reason,
+                ]
                 for d in letters
             ],
         )

@@ -94,7 +94,7 @@ async def publish_event(
     With ``retry_for`` > 0, a publish that timed out or found the server away
     (restarting, JetStream not ready) is sent again, with the same
     ``Nats-Msg-Id``, until that many seconds have passed (notebook
-    ``09_reliability``). If the first attempt was in fact stored, the retry comes
+    ``09_durability``). If the first attempt was in fact stored, the retry comes
     back as a duplicate of it: retried or not, the event is stored once.
     """
     subj = _subject_of(event, subject)

@@ -5,6 +5,8 @@
 #
 # - run a three-node JetStream cluster on one machine;
 # - create a replicated (R3) stream and find which server leads it;
+# - know what an R3 acknowledgement promises: a majority holds the write, in memory or
+#   the operating system's page cache, not necessarily on disk;
 # - kill the leader while publishing, and watch a new leader take over with nothing lost
 #   or duplicated;
 # - restart the killed node and see it catch up.
@@ -55,6 +57,43 @@ sorted([leader, *[r.name for r in info.cluster.replicas]])
 
 # %% [markdown]
 # (Which node leads changes from run to run, so the lesson refers to it as `leader`.)
+#
+# ## What the acknowledgement promises
+#
+# The leader acknowledges a publish once a **quorum** of the replicas (two of three) has
+# stored it. *Stored* means written to each node's files, which first lands in the
+# operating system's page cache: as notebook 09 explained for one server, JetStream
+# leaves the flush to disk to the operating system and forces one (`fsync`) at the
+# latest every `sync_interval`, two minutes by default. Each node's JetStream settings
+# (its `/jsz` monitoring endpoint) say so, in seconds:
+
+# %%
+{
+    node: cluster.jsz(node)["config"]["sync_interval"] // 10**9
+    for node in sorted(cluster.running_nodes())
+}
+
+# %% [markdown]
+# and none of them syncs on every write (`sync_always` would be listed, and true):
+
+# %%
+[cluster.jsz(node)["config"].get("sync_always", False) for node in sorted(cluster.running_nodes())]
+
+# %% [markdown]
+# So replication protects against a node's *process* dying, or one machine failing: the
+# others still hold the write. It does not protect against machines losing their page
+# caches together. Jepsen's analysis of NATS 2.12.1 (Kyle Kingsbury, December 2025,
+# <https://jepsen.io/analyses/nats-2.12.1>) found that coordinated power failures, or an
+# operating-system crash on a single node combined with network delays or process
+# pauses, can lose acknowledged ("committed") writes and leave the replicas in a
+# persistent split brain; it attributes the loss at least in part to flushing to disk
+# every two minutes rather than before acknowledging. It also found that truncated or
+# corrupted data files on a minority of nodes could lose writes. NATS has since
+# documented the risk ("Syncing data to disk" in the JetStream concepts,
+# <https://docs.nats.io/nats-concepts/jetstream>): with replication, a message is
+# acknowledged once a quorum has it, and `sync_interval: always` fsyncs every message
+# before it is acknowledged, the strongest durability at the slowest throughput.
+# `NatsCluster(sync_interval="always")` starts such a cluster.
 #
 # ## Kill the leader while publishing
 #
@@ -125,6 +164,11 @@ loss_report(orders, len(acked), await stored_event_ids(js, "ORDERS"))
 #
 # - JetStream clusters are `nats-server`s routed together; a meta leader manages the
 #   JetStream API, and each replicated stream has its own leader.
+# - An R3 acknowledgement means two of three replicas hold the write, in memory or page
+#   cache: with the default `sync_interval` (two minutes) it may not be on any disk yet.
+#   Jepsen (NATS 2.12.1, 2025) lost acknowledged writes to coordinated power failures and
+#   to an OS crash combined with other faults; `sync_interval: always` closes that window
+#   at a cost in throughput.
 # - R3 tolerates the loss of one node: a new leader is elected, and publishers that
 #   retry with the same `Nats-Msg-Id` lose nothing and duplicate nothing.
 # - A restarted node catches up from the others.
@@ -133,8 +177,9 @@ loss_report(orders, len(acked), await stored_event_ids(js, "ORDERS"))
 # ## Exercise
 #
 # Create an R3 stream `AUDIT` on `audit.>`, publish 100 events, stop a *follower* (not
-# the leader) and publish 100 more. Does the leader change? Restart the follower and
-# check that the replicas are current with 200 messages.
+# the leader) and publish 100 more. Does the leader change? Restart the follower, wait
+# until it has caught up, and check: the checker asks the leader about both followers
+# (online, current, no lag) and reads the 200 events back (200 distinct ids).
 
 # %% tags=["solution"]
 await ensure_stream(js, "AUDIT", ["audit.>"], num_replicas=3)
@@ -152,7 +197,3 @@ still_leader == audit_leader, (await js.stream_info("AUDIT")).state.messages
 from edalab.course import check
 
 await check("13", js)
-
-# %%
-await nc.close()
-cluster.stop()

@@ -6,11 +6,16 @@
 # - see five services cooperate only through events, across several domains;
 # - rebuild a read model by replaying a stream;
 # - roll out a new event version while the system runs;
-# - catch a poison event in dead letters and replay it after the fix;
+# - catch a poison event in dead letters and replay it, after the fix, to the one
+#   service that gave up on it;
+# - give derived events deterministic ids, so a redelivered order cannot pay twice;
+# - keep a read model idempotent;
 # - draw what actually happened: publishes, deliveries, acks and retries per service.
 #
-# The services live in `edalab.course.shop` (with tests), so this notebook only
-# drives them. Each is a durable pull consumer running as an asyncio task:
+# The plumbing of the services lives in `edalab.course.shop` (with tests): each service
+# is a durable pull consumer running its handler in an asyncio task. The handlers, the
+# part that is the services' own logic, are shown below.
+#
 #
 # | service | listens to | publishes |
 # |---|---|---|
@@ -34,6 +39,49 @@ js = nc.jetstream()
 shop = Shop(js)
 await shop.setup()
 await shop.start()
+
+# %% [markdown]
+# ## The handlers
+#
+# Each service is one coroutine taking the event (and its delivery). This is their
+# source, read from the package:
+
+# %%
+import inspect
+
+from IPython.display import Code
+
+
+def show(handler):
+    return Code(inspect.getsource(handler), language="python")
+
+
+show(Shop.payments_handler)
+
+# %% [markdown]
+# Payments gives the event it publishes an id derived from the order event's id
+# (`payment_id`); why, below. Orders marks an order paid (a set: idempotent by nature):
+
+# %%
+show(Shop.orders_handler)
+
+# %% [markdown]
+# E-mail sends each e-mail once per event id (`ProcessedIds.once`, notebook 10):
+
+# %%
+show(Shop.email_handler)
+
+# %% [markdown]
+# Analytics folds every event into the read model; the fold ignores an event it has
+# already counted:
+
+# %%
+show(Shop.analytics_handler)
+
+# %%
+from edalab.course.shop import Analytics
+
+show(Analytics.apply)
 
 # %% [markdown]
 # ## Customers arrive, orders flow
@@ -85,17 +133,97 @@ await shop.settle()
 sorted(shop.paid_orders)
 
 # %% [markdown]
-# ## Fix the bug, replay the poison event
+# ## Fix the bug, replay the poison event to payments only
 #
-# The payments fix is deployed; the dead letter is replayed to its subject and handled
-# like any new order.
+# The payments fix is deployed. Republishing the dead order to `shop.order.placed`
+# would reach every consumer whose filter matches: analytics (`shop.>`) would see it a
+# second time. `DeadLetters.replay` sends it instead to a replay subject of its own,
+# `deadletters.replay.SHOP.shop-payments` in the dead-letter stream (notebook 11), where only the
+# payments service reads (each service runs a replay reader next to its consumer,
+# `DeadLetters.replays`):
+
+# %%
+letter = (await shop.dead.letters())[0]
+shop.dead.replay_subject(letter.stream, letter.consumer)
+
+# %% [markdown]
+# Before the replay, the trace shows who was delivered the poison order: payments three
+# times, analytics once.
+
+# %%
+from collections import Counter
+
+from edalab import Event
+
+poison = Event.from_json((await shop.dead.original(letter)).data)
+
+
+def deliveries_of(event):
+    seen = Counter(
+        e.service for e in shop.trace.entries if e.kind == "deliver" and e.event_id == event.id
+    )
+    return dict(sorted(seen.items()))
+
+
+deliveries_of(poison)
 
 # %%
 shop.payments_bug = False
-letter = (await shop.dead.letters())[0]
 await shop.dead.replay(letter)
 await shop.settle()
 sorted(shop.paid_orders), await shop.dead.letters()
+
+# %% [markdown]
+# Payments got it once more; analytics did not:
+
+# %%
+deliveries_of(poison)
+
+# %% [markdown]
+# ## A redelivered order must not pay twice
+#
+# JetStream delivers at least once. If payments publishes `payment.captured` and dies
+# before its ack reaches the server, the order is delivered again and the handler
+# publishes again. With a fresh random id (`Event.create` without `id=`) that second
+# payment would be a new message: the stream's deduplication by `Nats-Msg-Id` could not
+# tell. With the id derived from the order event, it is the *same* message.
+#
+# To see it, payments is redeployed with its consumer reset: every order is delivered
+# to the handler again.
+
+# %%
+from edalab import EventConsumer
+
+again = await EventConsumer.create(
+    js,
+    "SHOP",
+    "payments-again",
+    filter_subject="shop.order.placed",
+    registry=shop.registry,
+    recreate=True,
+)
+(await again.run(shop.payments_handler, timeout=0.5, double_ack=True)).handled
+
+# %% [markdown]
+# Four orders handled again, four payments published again, and the stream still holds
+# one payment per order: each second publish came back as a duplicate.
+
+# %%
+await shop.settle()
+Counter(event.data["order_id"] for event in await shop.stored("shop.payment.captured"))
+
+# %%
+shop.trace.counts()["payments"]["duplicate"]
+
+# %% [markdown]
+# The server remembers message ids for the stream's `duplicate_window` (two minutes
+# unless configured): a redelivery later than that would be stored again. That is why the
+# consumers of payments are idempotent too: orders keeps a set, e-mail remembers event
+# ids, and analytics counts each payment id once.
+
+# %%
+await js.delete_consumer("SHOP", "payments-again")
+(await js.stream_info("SHOP")).config.duplicate_window
 
 # %%
 await shop.stop()
@@ -115,6 +243,15 @@ rebuilt = await shop.rebuild_analytics()
 rebuilt == shop.analytics
 
 # %% [markdown]
+# Replaying into a model that already holds the events changes nothing either: the
+# fold is idempotent.
+
+# %%
+for event in await shop.stored("shop.payment.captured"):
+    rebuilt.apply(event)
+rebuilt == shop.analytics
+
+# %% [markdown]
 # ## What happened, per service
 #
 # The trace recorded every publish, delivery, ack, retry and termination:
@@ -123,15 +260,14 @@ rebuilt == shop.analytics
 from edalab import Table
 
 counts = shop.trace.counts()
-kinds = ["publish", "deliver", "ack", "retry", "term"]
+kinds = ["publish", "duplicate", "deliver", "ack", "retry", "term"]
 Table(["service", *kinds], [[s, *(counts[s].get(k, 0) for k in kinds)] for s in counts])
 
 # %% [markdown]
 # And as a timeline (the three retries of the poison order show as crosses on the
 # payments lane; the replay comes at the end):
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 fig = shop.trace.plot()
 
 # %% [markdown]
@@ -140,27 +276,45 @@ fig = shop.trace.plot()
 # - Services that share only events can be added, replaced and restarted independently.
 # - A stream is the source of truth: read models are derived, and can be rebuilt by replay.
 # - Roll out a new event version consumers first, producers second; upcasters cover the past.
-# - A poison event stops nobody: it waits in dead letters until the fix, then is replayed.
+# - A poison event stops nobody: it waits in dead letters until the fix, then is replayed
+#   to the consumer that gave up on it, and no other.
+# - A derived event's id comes from its cause's id: a redelivered cause re-publishes the
+#   same event, which `Nats-Msg-Id` deduplication drops (within the duplicate window).
+# - Read models fold idempotently: an event applied twice counts once.
 #
 # ## Exercise
 #
-# Add a sixth service, **loyalty**, that gives a user one point per 100 cents paid.
-# Build it as a read model from a replay of the `SHOP` stream (an `EventConsumer` on
-# `shop.payment.captured` with a fresh durable name), and check that `u1` has 17 points.
+# Add a sixth service, **loyalty**, that gives a user one point per 100 cents paid. Its
+# handler takes a `shop.payment.captured` event and publishes a `shop.points.awarded`
+# event (payload `PointsAwarded`: `user_id`, `payment_id`, `points`) whose id is derived
+# from the payment's id, so that a redelivered payment awards nothing twice. Run it as
+# the durable consumer `shop-loyalty` on `shop.payment.captured` over the whole stream,
+# then check, passing your handler: the checker delivers every payment to it once more
+# and counts the awards in the stream. `u1` should end with 17 points.
 
 # %% tags=["solution"]
-from edalab import EventConsumer
-from edalab.course.shop import PaymentCaptured
+from edalab import publish_event
+from edalab.course.shop import PaymentCaptured, PointsAwarded
 
-points = {}
+
+async def award(event):
+    pay = event.payload(PaymentCaptured)
+    points = PointsAwarded(user_id=pay.user_id, payment_id=event.id, points=pay.amount_cents // 100)
+    await publish_event(
+        js, Event.create("shop.points.awarded", points, id=f"points-for-{event.id}")
+    )
+
+
 loyalty = await EventConsumer.create(
-    js, "SHOP", "loyalty", filter_subject="shop.payment.captured", recreate=True
+    js, "SHOP", "shop-loyalty", filter_subject="shop.payment.captured", recreate=True
 )
-async for delivery in loyalty.events(timeout=0.5):
-    pay = delivery.event.payload(PaymentCaptured)
-    points[pay.user_id] = points.get(pay.user_id, 0) + pay.amount_cents // 100
-    await delivery.ack()
-points
+await loyalty.run(award, timeout=0.5, double_ack=True)
+points = Counter()
+for event in await shop.stored("shop.points.awarded"):
+    points[event.data["user_id"]] += event.data["points"]
+dict(sorted(points.items()))
 
 # %%
-await nc.close()
+from edalab.course import check
+
+await check("17", js, handler=award)

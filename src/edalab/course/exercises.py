@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -467,65 +468,309 @@ async def _check_08(js: JetStreamContext, registry: Any = None) -> str:
 
 
 async def _check_09(js: JetStreamContext) -> str:
-    from edalab.deadletters import REPLAY_OF, DeadLetters
+    from edalab.publishing import MSG_ID
+
+    info = await _stream(js, "LEDGER")
+    _require(
+        str(getattr(info.config.storage, "value", info.config.storage)) == "file",
+        "LEDGER must use file storage to survive a server crash",
+    )
+    ids: dict[str, int] = {}
+    numbers: set[int] = set()
+    async for seq, raw in stream_messages(js, "LEDGER"):
+        try:
+            event = Event.from_json(raw.data or b"", subject=raw.subject, sequence=seq)
+        except EdalabError as err:
+            raise _NotYet(f"LEDGER message {seq} is not an event: {err}") from None
+        _require(
+            (raw.headers or {}).get(MSG_ID) == event.id,
+            f"LEDGER message {seq} has no Nats-Msg-Id equal to its event id: a retry of it "
+            "would be stored again (publish_events sets it)",
+        )
+        ids[event.id] = ids.get(event.id, 0) + 1
+        if isinstance(event.data, dict) and isinstance(event.data.get("n"), int):
+            numbers.add(event.data["n"])
+    twice = sorted(i for i, n in ids.items() if n > 1)
+    _require(
+        not twice,
+        f"LEDGER stores {len(twice)} events more than once (e.g. {twice[0] if twice else ''}): "
+        "retry with the same Nats-Msg-Id, inside the stream's duplicate window",
+    )
+    missing = sorted(set(range(200)) - numbers)
+    _require(
+        not missing,
+        f"LEDGER holds {len(ids)} of the 200 ledger entries; missing n={missing[:5]}...: "
+        "send everything not acknowledged again after the restart",
+    )
+    _require(len(ids) == 200, f"LEDGER holds {len(ids)} events; expected exactly the 200 entries")
+    return "LEDGER holds each of the 200 entries exactly once, each with its Nats-Msg-Id"
+
+
+async def _check_10(js: JetStreamContext, charge: Any = None) -> str:
+    import asyncio
+
+    from edalab.idempotency import ProcessedIds
+
+    _require(callable(charge), "pass your handler: await check('10', js, charge)")
+    try:
+        kv = await js.key_value("charges")
+    except nats.js.errors.BucketNotFoundError:
+        raise _NotYet("there is no key-value bucket 'charges' yet") from None
+    status = await kv.status()
+    _require(
+        (status.history or 1) >= 2,
+        "create 'charges' with history=5, so a second write of a key can be seen",
+    )
+    store = ProcessedIds(kv)
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
+    raced = Event.create("payment.captured", {"amount_cents": 700}, id=f"check10-{stamp}-a")
+    elsewhere = Event.create("payment.captured", {"amount_cents": 900}, id=f"check10-{stamp}-b")
+
+    async def call(event: Event, what: str) -> None:
+        try:
+            await charge(event)
+        except Exception as err:
+            raise _NotYet(
+                f"charge raised {type(err).__name__}: {err} on {what}; a charge already "
+                "made is not an error: return normally, so the message is acknowledged"
+            ) from None
+
+    await asyncio.gather(call(raced, "two workers at once"), call(raced, "two workers at once"))
+    await call(raced, "a redelivery")
+    writes = len(await kv.history(raced.id)) if await store.seen(raced.id) else 0
+    _require(writes > 0, f"nothing was recorded under {raced.id!r} in 'charges'")
+    _require(
+        writes == 1,
+        f"two racing workers and one redelivery charged {raced.id!r} {writes} times; "
+        "write the charge with kv.create (or ProcessedIds.record), which only one caller wins",
+    )
+    await store.record(elsewhere.id, b"900")  # another process charged it before
+    await call(elsewhere, "an event another process already charged")
+    writes = len(await kv.history(elsewhere.id))
+    _require(
+        writes == 1,
+        f"an event another process had charged was charged again ({writes} writes): "
+        "check the bucket on the server, not memory in this process",
+    )
+    return "two racing workers, a redelivery and another process: each event charged once"
+
+
+async def _check_11(js: JetStreamContext) -> str:
+    from edalab.deadletters import DeadLetters
 
     dead = DeadLetters(js)
     await _stream(js, dead.stream)
-    left = await dead.letters(stream="PAYMENTS")
+    reader = dead.replay_consumer_name("PAYMENTS", "payments")
+    left = await dead.letters(stream="PAYMENTS") + await dead.letters(consumer=reader)
     _require(
-        not left, f"{len(left)} dead letters for PAYMENTS remain: {[d.category for d in left]}"
+        not left,
+        f"{len(left)} dead letters remain: {[(d.consumer, str(d.category)) for d in left]}; "
+        "discard the undecodable ones, replay the other",
     )
-    info = await _settled(js, "PAYMENTS", "payments")
-    _drained(info)
-    await _stream(js, "PAYMENTS")
-    fixed = False
-    async for seq, raw in stream_messages(js, "PAYMENTS"):
-        if raw.headers and REPLAY_OF in raw.headers:
-            event = Event.from_json(raw.data or b"", subject=raw.subject, sequence=seq)
-            fixed = fixed or event.data == {"amount_cents": 100}
-    _require(fixed, "no replayed payment with amount_cents 100 in PAYMENTS")
-    return "no dead letters left, the corrected payment was replayed and processed"
+    fixed_in_payments = [
+        seq
+        async for seq, raw in stream_messages(js, "PAYMENTS")
+        if b'"amount_cents":100' in (raw.data or b"").replace(b" ", b"")
+    ]
+    _require(
+        not fixed_in_payments,
+        f"the fixed payment was published to PAYMENTS (sequence {fixed_in_payments}): every "
+        "consumer of payment.> (audit too) got it; use dead.replay(letter, data=...)",
+    )
+    replays = []
+    async for seq, raw in stream_messages(js, dead.stream):
+        if (raw.subject or "").startswith(dead.replay_prefix + ".") and b'"amount_cents":100' in (
+            raw.data or b""
+        ).replace(b" ", b""):
+            replays.append((seq, raw.subject))
+    _require(bool(replays), "no replay with amount_cents 100: replay the rejected letter")
+    target = dead.replay_subject("PAYMENTS", "payments")
+    others = [subject for _, subject in replays if subject != target]
+    _require(not others, f"the fixed payment was replayed to {others}, not only to payments")
+    info = await _settled(js, dead.stream, reader)
+    _require(
+        _floor(info) >= max(seq for seq, _ in replays) and not info.num_ack_pending,
+        f"payments' replay reader {reader!r} has not handled the replay (pending "
+        f"{info.num_pending}, unacknowledged {info.num_ack_pending}): run it with the handler",
+    )
+    return "no dead letters left; the fixed payment reached payments, and no other consumer"
+
+
+def _concrete(pattern: str) -> str:
+    """A subject that ``pattern`` matches (wildcards filled with ``probe``)."""
+    return ".".join("probe" if t in ("*", ">") else t for t in pattern.split("."))
 
 
 async def _check_12(
-    js: JetStreamContext, *, url: str = "", user: str = "", password: str = ""
+    js: JetStreamContext,
+    *,
+    url: str = "",
+    user: str = "",
+    password: str = "",
+    stream: str = "SHOP",
+    consumer: str = "audit",
 ) -> str:
     from edalab.connection import connect, publish_checked, subscribe_checked
     from edalab.errors import AuthenticationError, PermissionDenied
+    from edalab.security import inbox_prefix, permission_checked
 
     _require(bool(url and user), "pass the server and credentials: check('12', js, url=...)")
+    info = await _consumer(js, stream, consumer)
+    filters = consumer_filters(info.config) or list(
+        (await _stream(js, stream)).config.subjects or []
+    )
+    probe = _concrete(filters[0])
+    # Something for the auditor to read: a probe event on a subject its consumer delivers.
+    await js.publish(probe, Event.create(probe, {"probe": "exercise 12"}).to_json())
+    prefix = inbox_prefix(user)
     try:
-        nc = await connect(url, user=user, password=password, timeout=3)
+        nc = await connect(url, user=user, password=password, timeout=3, inbox_prefix=prefix)
     except AuthenticationError:
         raise _NotYet(f"{user} cannot log in with that password") from None
+    ujs = nc.jetstream(timeout=1)
     try:
         try:
-            await subscribe_checked(nc, "order.>")
+            await subscribe_checked(nc, f"{prefix}.>")
         except PermissionDenied:
-            raise _NotYet(f"{user} must be allowed to subscribe to order.>") from None
-        for subject in ("payment.>", "user.>"):
+            raise _NotYet(
+                f"{user} may not subscribe to its own inbox {prefix}.>: fetched messages and "
+                "replies arrive there (jetstream_user adds it)"
+            ) from None
+        sub = await ujs.pull_subscribe_bind(consumer, stream)
+        try:
+            async with permission_checked(nc, stream, consumer):
+                [msg] = await sub.fetch(1, timeout=2)
+        except PermissionDenied as denied:
+            raise _NotYet(f"{user} could not fetch from {stream}/{consumer}: {denied}") from None
+        except nats.errors.TimeoutError:
+            raise _NotYet(
+                f"{user} fetched nothing from {stream}/{consumer} although a probe was "
+                f"published on {probe}: are all its messages waiting for an ack?"
+            ) from None
+        try:
+            async with permission_checked(nc, stream, consumer):
+                await msg.ack_sync(timeout=2)
+        except PermissionDenied as denied:
+            raise _NotYet(
+                f"{user} fetched stream message {msg.metadata.sequence.stream} but the server "
+                f"refused its ack ({denied}): the message will be redelivered forever; allow "
+                f"$JS.ACK.{stream}.{consumer}.>"
+            ) from None
+        probes: list[tuple[str, Callable[[], Awaitable[bool]]]] = [
+            ("delete streams", partial(ujs.delete_stream, "EDALAB_PROBE")),
+            ("delete consumers", partial(ujs.delete_consumer, stream, "edalab-probe")),
+        ]
+        for what, call in probes:
+            # Probes on things that do not exist: an answer (even "not found") means allowed.
+            try:
+                async with permission_checked(nc):
+                    await call()
+            except PermissionDenied:
+                continue
+            except nats.js.errors.NotFoundError:
+                pass
+            raise _NotYet(
+                f"{user} may {what}: the server answered its request instead of refusing it; "
+                "grant only its consumer's subjects, never $JS.API.>"
+            )
+        with contextlib.suppress(PermissionDenied):
+            await publish_checked(nc, probe, b"{}")
+            raise _NotYet(f"{user} may publish to {probe}; an auditor publishes nothing")
+        for other in ("_INBOX.>", "_INBOX_orders.>"):
             with contextlib.suppress(PermissionDenied):
-                await subscribe_checked(nc, subject)
-                raise _NotYet(f"{user} may subscribe to {subject}; allow only order.>")
-        for subject in ("order.placed", "audit.note"):
-            with contextlib.suppress(PermissionDenied):
-                await publish_checked(nc, subject, b"{}")
-                raise _NotYet(f"{user} may publish to {subject}; an auditor publishes nothing")
+                await subscribe_checked(nc, other)
+                raise _NotYet(
+                    f"{user} may subscribe to {other}: it could read other users' replies; "
+                    f"allow only {prefix}.>"
+                )
     finally:
         await nc.close()
-    return f"{user} reads order.> and nothing else, and cannot publish"
+    return (
+        f"{user} fetched and acked on {stream}/{consumer}, and was refused everything else "
+        "(stream and consumer deletion, publishing, other inboxes)"
+    )
 
 
 async def _check_13(js: JetStreamContext) -> str:
     info = await _stream(js, "AUDIT")
     _require(info.config.num_replicas == 3, f"AUDIT has {info.config.num_replicas} replica(s)")
-    _require(info.state.messages == 200, f"AUDIT holds {info.state.messages} messages, not 200")
-    replicas = info.cluster.replicas if info.cluster else None
+    cluster = info.cluster
+    leader = cluster.leader if cluster else None
+    _require(bool(leader), "AUDIT has no leader right now: is a majority of its nodes running?")
+    replicas = (cluster.replicas if cluster else None) or []
     _require(
-        bool(replicas) and all(r.current for r in replicas or []),
-        "not every replica of AUDIT is current: restart the follower and wait for it",
+        len(replicas) == 2,
+        f"AUDIT's leader {leader} reports {len(replicas)} follower(s), not 2",
     )
-    return "AUDIT is replicated three times, current everywhere, with 200 messages"
+    behind = [
+        f"{r.name} ({'offline' if r.offline else f'lag {r.lag or 0}'})"
+        for r in replicas
+        if r.offline or not r.current or (r.lag or 0)
+    ]
+    _require(
+        not behind,
+        f"not every replica of AUDIT has caught up: {', '.join(behind)}; restart the "
+        "stopped follower and wait_until_current(js, 'AUDIT')",
+    )
+    _require(info.state.messages == 200, f"AUDIT holds {info.state.messages} messages, not 200")
+    ids = [event.id for event in await _events(js, info)]
+    _require(
+        len(set(ids)) == 200,
+        f"AUDIT's 200 messages hold only {len(set(ids))} distinct event ids: some events "
+        "were stored twice; publish with Nats-Msg-Id (publish_events does) and retry with it",
+    )
+    return "AUDIT is replicated three times, every follower current, with 200 distinct events"
+
+
+async def _check_17(js: JetStreamContext, handler: Any = None) -> str:
+    from edalab.consuming import EventConsumer
+
+    _require(handler is not None, "pass your handler: await check('17', js, handler=award)")
+    info = await _stream(js, "SHOP")
+    events = await _events(js, info)
+    payments = [e for e in events if e.type == "shop.payment.captured"]
+    _require(bool(payments), "SHOP holds no shop.payment.captured: run the capstone first")
+    _drained(await _settled(js, "SHOP", "shop-loyalty"))
+
+    def awards(events: list[Event]) -> dict[str, list[Event]]:
+        out: dict[str, list[Event]] = {p.id: [] for p in payments}
+        for event in events:
+            if event.type == "shop.points.awarded" and isinstance(event.data, dict):
+                out.setdefault(str(event.data.get("payment_id")), []).append(event)
+        return out
+
+    for pay in payments:
+        given = awards(events)[pay.id]
+        _require(
+            bool(given),
+            f"payment {pay.id} (order {pay.data.get('order_id')}) has no shop.points.awarded "
+            "with its payment_id: did shop-loyalty run over the whole stream?",
+        )
+        want = int(pay.data.get("amount_cents", 0)) // 100
+        got = [a.data.get("points") for a in given]
+        _require(all(p == want for p in got), f"payment {pay.id} is worth {want} points, not {got}")
+    # The behaviour that matters: every payment delivered to the handler once more.
+    again = await EventConsumer.create(
+        js, "SHOP", "edalab-check-17", filter_subject="shop.payment.captured", recreate=True
+    )
+    try:
+        report = await again.run(handler, timeout=0.5, double_ack=True)
+    finally:
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await js.delete_consumer("SHOP", "edalab-check-17")
+    _require(
+        report.handled == len(payments) and not report.errors,
+        f"your handler failed on a redelivered payment: {report.errors[:1]}",
+    )
+    after = awards(await _events(js, await _stream(js, "SHOP")))
+    twice = {pid: len(given) for pid, given in after.items() if len(given) > 1}
+    _require(
+        not twice,
+        f"the checker delivered each payment to your handler again and {len(twice)} payment(s) "
+        f"now have more than one award (e.g. {next(iter(twice.items()), '')}): derive the "
+        "award's id from the payment's id, so that Nats-Msg-Id drops the copy",
+    )
+    return f"each of the {len(payments)} payments is awarded once, even when delivered again"
 
 
 async def _check_18(js: JetStreamContext) -> str:
@@ -604,9 +849,12 @@ _CHECKERS: dict[str, Checker] = {
     "07": _check_07,
     "08": _check_08,
     "09": _check_09,
+    "10": _check_10,
+    "11": _check_11,
     "12": _check_12,
     "13": _check_13,
     "16": _check_16,
+    "17": _check_17,
     "18": _check_18,
 }
 #: The exercises, keyed by their lesson's number (the manifest says which lessons have one).
@@ -651,13 +899,14 @@ CLOSED = (
 )
 
 
-async def _report(js: JetStreamContext, result: CheckResult) -> CheckResult:
+async def _report(js: JetStreamContext | NATS, result: CheckResult) -> CheckResult:
     """In class mode, send the verdict to the instructor; say so if that failed."""
     from edalab.course.classroom import in_class_mode, report_check
 
     if not in_class_mode():
         return result
-    why = await report_check(js, result.exercise, result.passed, result.message)
+    context = js if isinstance(js, JetStreamContext) else js.jetstream()
+    why = await report_check(context, result.exercise, result.passed, result.message)
     if why is None:
         return result
     note = f" (not reported to the instructor: {why})"

@@ -106,13 +106,33 @@ LESSONS: tuple[Lesson, ...] = (
     ),
     Lesson(
         "09",
-        "reliability",
-        "Reliability",
-        "kill -9 the server mid-publish and lose nothing; crashed consumers; idempotent "
-        "handlers; `sync_interval`; dead letters and replay",
+        "durability",
+        "Durability",
+        "what a `PubAck` promises, `sync_interval` (fsync every 2 minutes by default, or "
+        "`always`), kill -9 the server mid-publish and lose nothing acknowledged, retries "
+        "with the same `Nats-Msg-Id`",
+        streams=("PAYMENTS", "LEDGER"),
+        exercise="LEDGER: 200 entries across a server crash, each stored once",
+    ),
+    Lesson(
+        "10",
+        "idempotency",
+        "Idempotency",
+        "at-least-once delivery; why check-then-mark repeats effects (the crash window, two "
+        "workers); the effect and its mark as one atomic write (`create`, "
+        "`Nats-Expected-Last-Subject-Sequence`)",
+        streams=("PAYMENTS",),
+        buckets=("processed-ids", "ledger-processed", "charges"),
+        exercise="charge once per event, across racing workers and redeliveries",
+    ),
+    Lesson(
+        "11",
+        "dead_letters",
+        "Dead letters",
+        "the server's advisories, `DeadLetters`, why replay to the original subject reaches "
+        "every consumer, replay to the consumer that gave up",
         streams=("PAYMENTS", "DEAD_LETTERS"),
-        buckets=("processed-ids", "ledger-processed"),
-        exercise="dead letters discarded or fixed and replayed",
+        exercise="dead letters discarded or fixed and replayed to payments only",
     ),
     Lesson(
         "12",
@@ -120,8 +140,8 @@ LESSONS: tuple[Lesson, ...] = (
         "Security",
         "password and nkey users, publish/subscribe permissions, what a denial looks like, "
         "fail-fast bad credentials",
-        streams=("SHOP",),
-        exercise="an auditor that reads order.> only",
+        streams=("SHOP", "SCRATCH"),
+        exercise="a least-privilege auditor: fetch and ack its consumer, nothing else",
     ),
     Lesson(
         "13",
@@ -129,7 +149,7 @@ LESSONS: tuple[Lesson, ...] = (
         "Clustering",
         "a 3-node JetStream cluster, R3 streams, killing the leader mid-publish, catch-up",
         streams=("ORDERS", "AUDIT"),
-        exercise="an R3 stream surviving a follower restart",
+        exercise="an R3 stream surviving a follower restart, every replica caught up",
     ),
     Lesson(
         "15",
@@ -158,6 +178,7 @@ LESSONS: tuple[Lesson, ...] = (
         "rollout, a poison event replayed, a timeline of what happened",
         streams=("SHOP", "SHOP_ANALYTICS", "DEAD_LETTERS"),
         buckets=("shop-emails",),
+        exercise="a loyalty service that awards each payment once, even when redelivered",
     ),
     Lesson(
         "18",

@@ -8,6 +8,13 @@ Five services talk exclusively through the ``SHOP`` stream (``shop.>``):
 - **email** writes one e-mail per registration and per payment (idempotently);
 - **analytics** keeps a read model (revenue and orders per user), rebuildable by replay.
 
+A derived event gets a **deterministic id** computed from the event that caused it
+(:func:`payment_id`): a redelivered order makes payments publish the same
+``payment.captured`` again, with the same ``Nats-Msg-Id``, and the stream drops the
+copy. The analytics fold is idempotent (an event applied twice counts once). A dead
+letter is replayed to the service that gave up on it, and no other
+(:meth:`~edalab.deadletters.DeadLetters.replays`).
+
 ``order.placed`` has two versions; payments reads both through a
 :class:`~edalab.versioning.SchemaRegistry`. Payments has a bug (``payments_bug``):
 an order of zero cents makes it divide by zero, so that event goes to dead letters
@@ -42,11 +49,21 @@ from edalab.deadletters import DeadLetters
 from edalab.events import Event
 from edalab.idempotency import ProcessedIds
 from edalab.publishing import publish_event
-from edalab.streams import fresh_stream
+from edalab.streams import fresh_stream, stream_messages
 from edalab.versioning import SchemaRegistry
 from edalab.waiting import wait_for
 
-__all__ = ["Analytics", "OrderPlacedV1", "OrderPlacedV2", "Shop", "Trace", "TraceEntry"]
+__all__ = [
+    "Analytics",
+    "OrderPlacedV1",
+    "OrderPlacedV2",
+    "PaymentCaptured",
+    "PointsAwarded",
+    "Shop",
+    "Trace",
+    "TraceEntry",
+    "payment_id",
+]
 
 STREAM = "SHOP"
 SERVICES = ["users", "orders", "payments", "email", "analytics"]
@@ -78,13 +95,21 @@ class PaymentCaptured(BaseModel):
     fee_cents: int
 
 
+class PointsAwarded(BaseModel):
+    """Loyalty points for one payment (the capstone's exercise)."""
+
+    user_id: str
+    payment_id: str
+    points: int
+
+
 @dataclass(frozen=True)
 class TraceEntry:
     """One thing that happened: when, in which service, what, to which event."""
 
     t: float
     service: str
-    kind: str  # publish, deliver, ack, retry, term
+    kind: str  # publish, duplicate, deliver, ack, retry, term
     subject: str
     event_id: str
     delivery: int = 1
@@ -112,11 +137,12 @@ class Trace:
         return out
 
     def plot(self) -> Any:
-        """A timeline: one lane per service, a marker per publish/delivery/ack/retry/term."""
+        """A timeline: one lane per service, a marker per kind (publish, duplicate, ack...)."""
         import matplotlib.pyplot as plt
 
         style = {
             "publish": ("o", "tab:blue"),
+            "duplicate": ("D", "tab:purple"),
             "deliver": ("|", "tab:gray"),
             "ack": ("s", "tab:green"),
             "retry": ("x", "tab:orange"),
@@ -142,19 +168,35 @@ class Trace:
         return fig
 
 
+def payment_id(order_event_id: str) -> str:
+    """The id of the payment caused by an order event: the same order, the same payment.
+
+    >>> payment_id("evt-7")
+    'payment-of-evt-7'
+    """
+    return f"payment-of-{order_event_id}"
+
+
 @dataclass
 class Analytics:
-    """The read model: revenue (cents) and number of paid orders per user."""
+    """The read model: revenue (cents) and number of paid orders per user.
+
+    Idempotent: it remembers the ids of the payments it counted, so an event
+    delivered twice changes it once.
+    """
 
     revenue: dict[str, int] = field(default_factory=dict)
     orders: dict[str, int] = field(default_factory=dict)
+    counted: set[str] = field(default_factory=set, repr=False)
 
     def apply(self, event: Event) -> None:
-        """Fold one event into the model (only payments change it)."""
-        if event.type == "shop.payment.captured":
-            pay = event.payload(PaymentCaptured)
-            self.revenue[pay.user_id] = self.revenue.get(pay.user_id, 0) + pay.amount_cents
-            self.orders[pay.user_id] = self.orders.get(pay.user_id, 0) + 1
+        """Fold one event into the model (only payments change it; each one once)."""
+        if event.type != "shop.payment.captured" or event.id in self.counted:
+            return
+        pay = event.payload(PaymentCaptured)
+        self.revenue[pay.user_id] = self.revenue.get(pay.user_id, 0) + pay.amount_cents
+        self.orders[pay.user_id] = self.orders.get(pay.user_id, 0) + 1
+        self.counted.add(event.id)
 
 
 Handler = Callable[[Event, Delivery], Awaitable[None]]
@@ -196,7 +238,9 @@ class Shop:
     # -- publishing (what the users and orders services expose) -------------------
     async def _publish(self, service: str, event: Event) -> None:
         self.trace.record(service, "publish", event.type, event.id)
-        await publish_event(self.js, event, retry_for=10)
+        ack = await publish_event(self.js, event, retry_for=10)
+        if ack.duplicate:  # the stream already held this id: the copy was dropped
+            self.trace.record(service, "duplicate", event.type, event.id)
 
     async def register_user(self, user_id: str, email: str) -> None:
         """The users service: someone signed up."""
@@ -220,9 +264,10 @@ class Shop:
         event = Event.create("shop.order.placed", data, version=version, source="orders")
         await self._publish("orders", event)
 
-    # -- the services' handlers -----------------------------------------------------
-    async def _payments(self, event: Event, delivery: Delivery) -> None:
-        order = self.registry.parse(event)
+    # -- the services' handlers (notebook 17 shows their source) ------------------------
+    async def payments_handler(self, event: Event, delivery: Delivery) -> None:
+        """payments: charge a placed order, publish ``payment.captured``."""
+        order = self.registry.parse(event)  # version 1 upcast, version 2 as is
         assert isinstance(order, OrderPlacedV1 | OrderPlacedV2)
         currency = getattr(order, "currency", "EUR")
         if self.payments_bug:
@@ -236,12 +281,18 @@ class Shop:
             currency=currency,
             fee_cents=fee,
         )
-        await self._publish("payments", Event.create("shop.payment.captured", paid))
+        # The id comes from the order event's id: if this order is delivered again,
+        # the same payment is published again, and the stream drops the duplicate.
+        captured = Event.create("shop.payment.captured", paid, id=payment_id(event.id))
+        await self._publish("payments", captured)
 
-    async def _orders(self, event: Event, delivery: Delivery) -> None:
+    async def orders_handler(self, event: Event, delivery: Delivery) -> None:
+        """orders: mark the order paid (a set: doing it twice changes nothing)."""
         self.paid_orders.add(event.payload(PaymentCaptured).order_id)
 
-    async def _email(self, event: Event, delivery: Delivery) -> None:
+    async def email_handler(self, event: Event, delivery: Delivery) -> None:
+        """email: one e-mail per registration and per payment; a redelivery is skipped by id."""
+
         async def send() -> None:
             if event.type == "shop.user.registered":
                 user = event.payload(UserRegistered)
@@ -254,15 +305,16 @@ class Shop:
 
         await self.sent.once(event.id, send)
 
-    async def _analytics(self, event: Event, delivery: Delivery) -> None:
+    async def analytics_handler(self, event: Event, delivery: Delivery) -> None:
+        """analytics: fold every event into the read model (idempotently)."""
         self.analytics.apply(event)
 
     def _services(self) -> dict[str, tuple[list[str], Handler]]:
         return {
-            "payments": (["shop.order.placed"], self._payments),
-            "orders": (["shop.payment.captured"], self._orders),
-            "email": (["shop.user.registered", "shop.payment.captured"], self._email),
-            "analytics": (["shop.>"], self._analytics),
+            "payments": (["shop.order.placed"], self.payments_handler),
+            "orders": (["shop.payment.captured"], self.orders_handler),
+            "email": (["shop.user.registered", "shop.payment.captured"], self.email_handler),
+            "analytics": (["shop.>"], self.analytics_handler),
         }
 
     # -- running -------------------------------------------------------------------
@@ -283,6 +335,16 @@ class Shop:
             )
             self._consumers[name] = consumer
             self._tasks.append(asyncio.create_task(self._loop(name, consumer, handler)))
+            # Dead letters replayed to this service (and no other) come back here.
+            replays = await self.dead.replays(
+                STREAM,
+                f"shop-{name}",
+                max_deliver=3,
+                ack_wait=5,
+                registry=self.registry if name == "payments" else None,
+            )
+            self._consumers[f"{name}-replays"] = replays
+            self._tasks.append(asyncio.create_task(self._loop(name, replays, handler)))
 
     async def _loop(self, name: str, consumer: EventConsumer, handler: Handler) -> None:
         def observe(kind: str, delivery: Delivery) -> None:
@@ -323,6 +385,14 @@ class Shop:
         self._tasks.clear()
         for consumer in self._consumers.values():
             await consumer.close()
+
+    async def stored(self, event_type: str) -> list[Event]:
+        """The events of one type the SHOP stream holds, in stream order."""
+        out = []
+        async for seq, raw in stream_messages(self.js, STREAM):
+            if raw.subject == event_type:
+                out.append(Event.from_json(raw.data or b"", subject=raw.subject, sequence=seq))
+        return out
 
     async def rebuild_analytics(self) -> Analytics:
         """A new read model, rebuilt by replaying the whole stream from the start."""
