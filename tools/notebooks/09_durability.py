@@ -57,10 +57,12 @@ config["sync_interval"] / 1e9, config.get("sync_always", False)
 # So:
 #
 # - a *process* crash (even `kill -9`) loses nothing acknowledged: the data is in the
-#   operating system's cache, which reaches the disk anyway;
-# - an *operating-system* crash or a power cut can lose what was acknowledged in the
-#   last two minutes. Jepsen's 2025 analysis of NATS 2.12.1 lost acknowledged writes
-#   this way.
+#   operating system's cache, which reaches the disk anyway (Jepsen found a server bug
+#   that broke this in 2.10.22, fixed in 2.10.23);
+# - an *operating-system* crash or a power cut can lose what was acknowledged since the
+#   last `fsync`, up to two minutes of it. The NATS documentation says so for a single
+#   server; Jepsen's 2025 analysis of NATS 2.12.1 lost acknowledged writes to power
+#   failures and OS crashes even in a replicated cluster.
 #
 # `sync_interval: always` makes the server `fsync` on every write, before it
 # acknowledges: slower, and safe against power loss. A server started so:

@@ -156,7 +156,8 @@ refused.err_code, refused.description
 # %% [markdown]
 # A key-value bucket is a stream with one subject per key, and `kv.create(key, value)`
 # is that very publish: nats-py sends it with `Nats-Expected-Last-Subject-Sequence: 0`
-# and turns the refusal into `KeyWrongLastSequenceError`. We keep the charges in a
+# and turns the refusal into `KeyWrongLastSequenceError` (for a key that was deleted,
+# it tries once more, expecting the deletion marker's revision). We keep the charges in a
 # bucket of their own; the charge *is* the write (`history=5` keeps every write of a
 # key, so we can count them):
 

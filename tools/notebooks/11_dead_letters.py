@@ -10,9 +10,10 @@
 #   whose filter matches gets it again;
 # - replay a letter to the one consumer that gave up, and to no other.
 #
-# > **From NATS Streaming.** STAN redelivered an unacknowledged message for ever: a
-# > poison message blocked nothing but came back endlessly. JetStream bounds the
-# > attempts with `max_deliver` and tells you when it gives up.
+# > **From NATS Streaming.** STAN redelivered an unacknowledged message until it was
+# > acknowledged, with no limit on the attempts: to give up on a poison message, a
+# > subscriber acknowledged it. JetStream bounds the attempts with `max_deliver` and
+# > tells you when a consumer gives up.
 #
 # Two consumers read the `PAYMENTS` stream: `payments` books each payment,
 # `audit` records every event.
