@@ -38,6 +38,9 @@ __all__ = [
     "stream_table",
 ]
 
+#: How many times :func:`fresh_stream` deletes and re-creates a stream that came back non-empty.
+_FRESH_ATTEMPTS = 5
+
 #: JetStream API error code: "subjects overlap with an existing stream".
 _ERR_SUBJECT_OVERLAP = 10065
 
@@ -149,10 +152,24 @@ async def fresh_stream(
 
     Notebooks call this at the top so they run the same way every time,
     including twice in one kernel.
+
+    A file-backed stream created right after its namesake was deleted can come back
+    holding the deleted stream's messages (seen with nats-server 2.15: the old store
+    is removed in the background). A stream created here must be empty, so when it is
+    not, it is deleted and created again, a few times, before giving up.
     """
-    with contextlib.suppress(nats.js.errors.NotFoundError):
-        await js.delete_stream(name)
-    return await ensure_stream(js, name, subjects, **config)
+    for _ in range(_FRESH_ATTEMPTS):
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await js.delete_stream(name)
+        setup = await ensure_stream(js, name, subjects, **config)
+        state = setup.info.state if setup.info else None
+        if state is None or (
+            state.messages == 0 and state.last_seq <= (config.get("first_seq") or 1) - 1
+        ):
+            return setup
+    raise StreamConfigConflict(
+        name, f"still holds old messages after {_FRESH_ATTEMPTS} deletes and re-creations", {}
+    )
 
 
 async def stream_messages(
