@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from nats.js.api import DeliverPolicy
+from nats.js.api import ConsumerConfig, DeliverPolicy, DiscardPolicy, SubjectTransform
 from pydantic import BaseModel
 
 from edalab import (
@@ -668,3 +668,110 @@ async def test_a_check_on_a_closed_connection_says_so_in_one_line(nats_url: str)
     assert not result.passed
     assert "closed" in result.message and "connect()" in result.message
     assert "\n" not in repr(result)
+
+
+async def _prices(js, per_symbol: int, **config) -> None:  # type: ignore[no-untyped-def]
+    await fresh_stream(js, "PRICES", ["price.*"], **config)
+    for symbol in ("AAPL", "MSFT", "NVDA"):
+        for price in range(per_symbol):
+            await js.publish(f"price.{symbol}", str(price).encode())
+
+
+async def test_ex04_last_value_per_key_passes(js) -> None:  # type: ignore[no-untyped-def]
+    """A max_msgs_per_subject=1 stream with two updates per symbol passes, probe cleaned up."""
+    await _prices(js, 2, max_msgs_per_subject=1)
+    result = await check("04", js)
+    assert result.passed, result.message
+    info = await js.stream_info("PRICES")
+    assert info.state.messages == 3, "the checker's probe key must be purged"
+
+
+async def test_ex04_plain_stream_keeps_every_price(js) -> None:  # type: ignore[no-untyped-def]
+    """A stream without a per-subject limit keeps old prices, and the check names them."""
+    await _prices(js, 2)
+    result = await check("04", js)
+    assert not result.passed and "max_msgs_per_subject=1" in result.message
+
+
+async def test_ex04_no_update_replaced_anything(js) -> None:  # type: ignore[no-untyped-def]
+    """The right limit but a single price per symbol: nothing was replaced, and it says so."""
+    await _prices(js, 1, max_msgs_per_subject=1)
+    result = await check("04", js)
+    assert not result.passed and "at least two per symbol" in result.message
+
+
+async def test_ex04_refusing_updates_is_not_last_value(js) -> None:  # type: ignore[no-untyped-def]
+    """One message per symbol held by discard-new-per-subject refuses updates: the probe fails."""
+    await fresh_stream(
+        js,
+        "PRICES",
+        ["price.*"],
+        max_msgs_per_subject=1,
+        discard=DiscardPolicy.NEW,
+        discard_new_per_subject=True,
+    )
+    for symbol in ("AAPL", "MSFT", "NVDA"):
+        await js.publish(f"price.{symbol}", b"1")
+    for i in range(3):
+        await js.publish(f"price.OTHER{i}", b"1")
+    result = await check("04", js)
+    assert not result.passed and "refused an update" in result.message
+
+
+async def _shipments(js, partitions: int, *, ack: bool = True) -> None:  # type: ignore[no-untyped-def]
+    dest = f"shipment.{{{{partition({partitions},1)}}}}.{{{{wildcard(1)}}}}"
+    transform = SubjectTransform(src="shipment.*", dest=dest)
+    await fresh_stream(js, "SHIPMENTS", ["shipment.*"], subject_transform=transform)
+    for key in ("s1", "s2", "s3", "s4", "s5", "s6"):
+        await js.publish(f"shipment.{key}", b"{}")
+    for p in range(4):
+        config = ConsumerConfig(max_ack_pending=1)
+        sub = await js.pull_subscribe(
+            f"shipment.{p}.*", durable=f"ship-{p}", stream="SHIPMENTS", config=config
+        )
+        while ack and (await sub.consumer_info()).num_pending:
+            [msg] = await sub.fetch(1, timeout=5)
+            await msg.ack_sync()
+
+
+async def test_ex14_four_partitions_pass_twice(js) -> None:  # type: ignore[no-untyped-def]
+    """Four partitions, one in-order consumer each, all acked: passes, and again after probes."""
+    await _shipments(js, 4)
+    first = await check("14", js)
+    assert first.passed, first.message
+    second = await check("14", js)
+    assert second.passed, second.message
+
+
+async def test_ex14_unprocessed_partitions_fail(js) -> None:  # type: ignore[no-untyped-def]
+    """The right stream and consumers, but nothing processed: the check says what is left."""
+    await _shipments(js, 4, ack=False)
+    result = await check("14", js)
+    assert not result.passed and "events to deliver" in result.message
+
+
+async def test_ex14_unpartitioned_stream_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """A stream without the partition transform fails, naming the destination to use."""
+    await fresh_stream(js, "SHIPMENTS", ["shipment.*"])
+    result = await check("14", js)
+    assert not result.passed and "partition(4,1)" in result.message
+
+
+async def test_ex14_overlapping_consumers_fail(js) -> None:  # type: ignore[no-untyped-def]
+    """Four drained in-order consumers, but two share partition 0 and none reads 3: it fails."""
+    await _shipments(js, 4)
+    await js.delete_consumer("SHIPMENTS", "ship-3")
+    sub = await js.pull_subscribe(
+        "shipment.0.*",
+        durable="ship-3",
+        stream="SHIPMENTS",
+        config=ConsumerConfig(max_ack_pending=1),
+    )
+    while (await sub.consumer_info()).num_pending:
+        [msg] = await sub.fetch(1, timeout=5)
+        await msg.ack_sync()
+    result = await check("14", js)
+    assert not result.passed
+    assert "consumers ['ship-0', 'ship-3'] receive" in result.message or (
+        "no consumer receives" in result.message
+    )
