@@ -45,6 +45,7 @@ TARGETS = {
     "fast ingest": 0.95,
     "pull consume": 0.95,
     "batch consume": 0.95,
+    "batch consume, ack all": 0.95,
     "encode+decode": 0.95,
     "bulk vs naive publish": 8,
     "batch vs naive consume": 5,

@@ -67,14 +67,14 @@ async def test_bulk_publish_needs_an_edalab_jetstream(nc, stream_name, token) ->
     from nats.js.client import JetStreamContext
 
     await ensure_stream(nc.jetstream(), stream_name, [f"{token}.>"])
-    with pytest.raises(NotAnEdalabJetStream, match="edalab.jetstream"):
+    with pytest.raises(NotAnEdalabJetStream, match=r"edalab\.jetstream"):
         await publish_events(JetStreamContext(nc), [EventFactory()(f"{token}.created")])
     acks = await publish_events(jetstream(nc), [EventFactory()(f"{token}.created")])
     assert acks[0].seq == 1
 
 
 async def test_ingest_stores_every_event_once_in_order(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
-    """ingest_events stores every event in input order; sent again, each is dropped as a duplicate."""
+    """ingest_events stores every event in order; sent again, each is dropped as a duplicate."""
     await ensure_stream(js, stream_name, [f"{token}.>"], allow_batched=True)
     make = EventFactory()
     events = [make(f"{token}.created", {"n": i}) for i in range(2000)]

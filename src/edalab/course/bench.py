@@ -53,6 +53,7 @@ GO_COUNTERPART = {
     "fast ingest": "go_async_publish_msgs_per_s",
     "pull consume": "go_fetch_ack_msgs_per_s",
     "batch consume": "go_fetch_ack_msgs_per_s",
+    "batch consume, ack all": "go_fetch_ack_msgs_per_s",
 }
 
 
@@ -230,6 +231,24 @@ async def consumer_events(b: Bench, events: list[Event]) -> int:
     return got
 
 
+async def fetch_ack_each(b: Bench, events: list[Event]) -> int:
+    """nats-py's fetch(500), each event decoded and acked."""
+    sub = await b.js.pull_subscribe("bench.>", durable="raw_each", stream="BENCH")
+    got = 0
+    while got < len(events):
+        for msg in await sub.fetch(500, timeout=5):
+            Event.from_json(msg.data)
+            await msg.ack()
+            got += 1
+    await sub.unsubscribe()
+    return got
+
+
+async def consumer_batches(b: Bench, events: list[Event]) -> int:
+    """edalab's consumer a list at a time, every event acked (AckPolicy.EXPLICIT)."""
+    return await _batches(b, events, "ours_each", AckPolicy.EXPLICIT)
+
+
 async def fetch_ack_last(b: Bench, events: list[Event]) -> int:
     """nats-py's fetch(500) on an AckPolicy.ALL consumer: each decoded, the last acked."""
     config = ConsumerConfig(durable_name="raw_all", ack_policy=AckPolicy.ALL)
@@ -245,9 +264,13 @@ async def fetch_ack_last(b: Bench, events: list[Event]) -> int:
     return got
 
 
-async def consumer_batches(b: Bench, events: list[Event]) -> int:
+async def consumer_batches_ack_all(b: Bench, events: list[Event]) -> int:
     """edalab's consumer a list at a time on an AckPolicy.ALL consumer (one ack per list)."""
-    consumer = await EventConsumer.create(b.js, "BENCH", "ours_all", ack_policy=AckPolicy.ALL)
+    return await _batches(b, events, "ours_all", AckPolicy.ALL)
+
+
+async def _batches(b: Bench, events: list[Event], durable: str, policy: AckPolicy) -> int:
+    consumer = await EventConsumer.create(b.js, "BENCH", durable, ack_policy=policy)
     got = 0
     async for deliveries in consumer.batches(batch=500, timeout=5):
         await consumer.ack_batch(deliveries)
@@ -293,9 +316,12 @@ SCENARIOS = [
              publish_async_all, ingested),
     Scenario("pull consume", "fetch(256) + decode + ack", "EventConsumer.events + ack",
              "consume", fetch_decode_ack, consumer_events, filled=True),
-    Scenario("batch consume", "fetch(500) + decode + ack last (AckPolicy.ALL)",
-             "EventConsumer.batches + ack_batch (AckPolicy.ALL)", "consume",
-             fetch_ack_last, consumer_batches, filled=True),
+    Scenario("batch consume", "fetch(500) + decode + ack each",
+             "EventConsumer.batches + ack_batch", "consume",
+             fetch_ack_each, consumer_batches, filled=True),
+    Scenario("batch consume, ack all", "fetch(500) + decode + ack last (AckPolicy.ALL)",
+             "batches + ack_batch (AckPolicy.ALL)", "consume",
+             fetch_ack_last, consumer_batches_ack_all, filled=True),
     Scenario("encode+decode", "pydantic dump/validate", "Event.to_json/from_json", "codec",
              pydantic_codec, edalab_codec, stream=False),
     Scenario("bulk vs naive publish", "loop of awaited js.publish", "publish_events", "async",
