@@ -406,7 +406,7 @@ class EventConsumer:
         sub = await js.pull_subscribe_bind(durable, stream)
         consumer = cls(js, stream, durable, sub, registry=registry)
         if setup.info is not None:
-            consumer.ack_policy = setup.info.config.ack_policy or AckPolicy.EXPLICIT
+            consumer.ack_policy = AckPolicy(setup.info.config.ack_policy or AckPolicy.EXPLICIT)
         return consumer
 
     async def info(self) -> ConsumerInfo:
