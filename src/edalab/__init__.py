@@ -5,7 +5,8 @@
     'user.created'
 
 Modules: ``events`` (the envelope), ``subjects`` (naming), ``server`` (run and find
-a nats-server), ``connection`` (connect, permission checks), ``streams`` and
+a nats-server), ``connection`` (connect, permission checks), ``context`` (a JetStream
+context that keeps its connection, for the bulk paths), ``streams`` and
 ``publishing`` (notebook 03), ``consuming`` (notebooks 05-07), ``versioning``
 (notebook 08), ``deadletters`` and ``idempotency`` (notebook 09), ``security``
 (notebook 12), ``cluster`` (notebook 13), ``testing`` (pytest fixtures), ``errors``.
@@ -15,6 +16,7 @@ capstone shop) is the separate package ``edalab.course``, built on these.
 
 from edalab.connection import connect, publish_checked, subscribe_checked
 from edalab.consuming import Delivery, EventConsumer, RunReport, ensure_consumer
+from edalab.context import JetStream, NotAnEdalabJetStream, jetstream
 from edalab.deadletters import DeadLetter, DeadLetters
 from edalab.errors import (
     AuthenticationError,
@@ -42,7 +44,7 @@ from edalab.errors import (
 )
 from edalab.events import Event, utc_now
 from edalab.idempotency import ProcessedIds
-from edalab.publishing import publish_event, publish_events
+from edalab.publishing import IngestReport, ingest_events, publish_event, publish_events
 from edalab.security import User, authorization_config, jetstream_user, nkey_user
 from edalab.server import NatsServer, ServerHandle, ensure_server, find_nats_server, lesson_server
 from edalab.streams import Table, ensure_stream, fresh_stream
@@ -64,8 +66,11 @@ __all__ = [
     "EventDecodeError",
     "EventError",
     "HandlerError",
+    "IngestReport",
+    "JetStream",
     "NatsServer",
     "NoStreamError",
+    "NotAnEdalabJetStream",
     "PayloadError",
     "PermanentError",
     "PermissionDenied",
@@ -94,6 +99,8 @@ __all__ = [
     "ensure_stream",
     "find_nats_server",
     "fresh_stream",
+    "ingest_events",
+    "jetstream",
     "jetstream_user",
     "lesson_server",
     "matches",

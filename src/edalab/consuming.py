@@ -16,6 +16,8 @@ wraps a pull consumer::
         await delivery.ack()
 
     report = await consumer.run(handle)    # ack on success, nak/term on errors
+    async for deliveries in consumer.batches(batch=500):   # bulk: a list at a time
+        await consumer.ack_batch(deliveries)               # notebook 15_performance
 
 It never drops a message silently: one that cannot be decoded (or has a version
 no registered model knows) is terminated with its reason and recorded in
@@ -301,10 +303,11 @@ class _PullRequests:
         self.outstanding = 0  # messages asked for and not yet accounted for
         self.got_since_idle_check = 0
         self.idle = False
+        self.inbox = Inbox()
 
     async def open(self) -> None:
         """Subscribe to the reply inbox."""
-        self.inbox = await Inbox().open(self.nc, self.reply)
+        await self.inbox.open(self.nc, self.reply)
 
     async def close(self) -> None:
         """Unsubscribe."""

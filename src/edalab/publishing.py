@@ -205,10 +205,11 @@ class _AckedPublish:
         self.offset = len(self.prefix) + 1
         log = connection_log(self.nc)
         self.since = len(log.errors) if log else 0
+        self.inbox = Inbox()
 
     async def run(self) -> list[PubAck]:
         """Publish all, return every PubAck in input order."""
-        self.inbox = await Inbox().open(self.nc, self.prefix + ".*")
+        await self.inbox.open(self.nc, self.prefix + ".*")
         try:
             for i in range(len(self.out.events)):
                 await self._send(i)
@@ -390,6 +391,12 @@ class _FastIngest:
         self.loop = asyncio.get_running_loop()
         self.batches = 0
         self.resent = 0
+        # The current batch: its first event, how far it is sent and confirmed, its replies.
+        self.start = self.confirmed = self.sent_upto = 0
+        self.ack_every = flow
+        self.heard = False
+        self.final: PubAck | None = None
+        self.inbox = Inbox()
 
     async def run(self) -> IngestReport:
         """Send every event; a lost batch is resent from its first unconfirmed event."""
@@ -414,7 +421,7 @@ class _FastIngest:
         """One batch from event ``start`` to the end; its final PubAck."""
         self.batches += 1
         self.start = self.confirmed = self.sent_upto = start
-        self.final: PubAck | None = None
+        self.final = None
         self.ack_every = self.flow
         self.heard = False
         prefix = self.nc.new_inbox()
