@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from nats.js.api import AckPolicy
 from pydantic import BaseModel
 
 from edalab import (
@@ -27,6 +28,7 @@ from edalab import (
     publish_events,
 )
 from edalab.consuming import stored_event_ids
+from edalab.publishing import ingest_events
 from edalab.testing import EventFactory
 
 pytestmark = pytest.mark.slow
@@ -87,6 +89,46 @@ async def test_kill_9_while_publishing_loses_and_duplicates_nothing(tmp_path: Pa
         await nc.close()
 
 
+async def test_kill_9_while_fast_ingesting_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    """kill -9 during ingest_events batches, restart: every event is stored exactly once."""
+    total = 20_000
+    with NatsServer(store_dir=tmp_path / "store") as srv:
+        nc = await connect(srv.url, max_reconnect_attempts=-1)
+        js = nc.jetstream()
+        await ensure_stream(js, "FASTFAULT", ["fast.>"], allow_batched=True)
+        make = EventFactory()
+        events = [make("fast.event", {"n": i}) for i in range(total)]
+        reports = []
+        halfway = asyncio.Event()
+
+        async def publisher() -> None:
+            for start in range(0, total, 2000):
+                chunk = events[start : start + 2000]
+                reports.append(await ingest_events(js, chunk, timeout=2, retry_for=60))
+                if len(reports) * 2000 >= total // 3:
+                    halfway.set()
+
+        task = asyncio.create_task(publisher())
+        await asyncio.wait_for(halfway.wait(), 60)
+        srv.kill()  # SIGKILL in the middle of a batch (or between two)
+        await asyncio.to_thread(srv.start)  # same port, same store
+        await asyncio.wait_for(task, 120)
+        ids = await stored_event_ids(js, "FASTFAULT")
+        duplicates = sum(c - 1 for c in ids.values() if c > 1)
+        report(
+            "kill -9 fast ingest",
+            published=total,
+            batches=sum(r.batches for r in reports),
+            resent=sum(r.resent for r in reports),
+            found=len(ids),
+            duplicates=duplicates,
+        )
+        assert sum(r.events for r in reports) == total
+        assert set(ids) == {e.id for e in events}
+        assert duplicates == 0
+        await nc.close()
+
+
 CONSUMER_SCRIPT = """
 import asyncio, sys
 from edalab import connect
@@ -142,6 +184,90 @@ async def test_consumer_killed_before_acking_gets_everything_redelivered(
     )
     assert set(processed) == {e.id for e in events}
     assert redelivered == 20
+    await nc.close()
+
+
+BULK_WORKER_SCRIPT = """
+import asyncio, sys
+from edalab import EventConsumer, connect
+
+async def main(url):
+    nc = await connect(url)
+    consumer = await EventConsumer.create(nc.jetstream(), "CRASHBULK", "bulk", ack_wait=1)
+    lists = 0
+    async for deliveries in consumer.batches(batch=20, timeout=5):
+        lists += 1
+        if lists == 1:
+            await consumer.ack_batch(deliveries)
+            await nc.flush()
+            print(f"acked {len(deliveries)}", flush=True)
+        else:
+            print(f"holding {len(deliveries)}", flush=True)
+            await asyncio.Event().wait()  # killed mid-batch, never acks these
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+async def _bulk_worker_killed(nats_url: str, tmp_path: Path, stream: str) -> tuple[int, int]:
+    """Run BULK_WORKER_SCRIPT on ``stream`` (100 events) until it holds a list; kill -9 it."""
+    script = tmp_path / "worker.py"
+    script.write_text(BULK_WORKER_SCRIPT.replace("CRASHBULK", stream))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), nats_url, stdout=asyncio.subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    acked = int((await asyncio.wait_for(proc.stdout.readline(), 20)).split()[1])
+    held = int((await asyncio.wait_for(proc.stdout.readline(), 20)).split()[1])
+    os.kill(proc.pid, signal.SIGKILL)
+    await proc.wait()
+    return acked, held
+
+
+async def test_bulk_worker_killed_mid_batch_loses_nothing(nats_url: str, tmp_path: Path) -> None:
+    """batches() + ack_batch (explicit acks): a worker killed holding a list loses nothing."""
+    nc = await connect(nats_url)
+    js = nc.jetstream()
+    await ensure_stream(js, "CRASHBULK", ["crashbulk.>"])
+    await js.purge_stream("CRASHBULK")
+    make = EventFactory()
+    events = [make("crashbulk.job", {"n": i}) for i in range(100)]
+    await publish_events(js, events)
+    await EventConsumer.create(js, "CRASHBULK", "bulk", ack_wait=1)
+    acked, held = await _bulk_worker_killed(nats_url, tmp_path, "CRASHBULK")
+    consumer = await EventConsumer.create(js, "CRASHBULK", "bulk", ack_wait=1)
+    processed: Counter[str] = Counter()
+    async for deliveries in consumer.batches(batch=20, timeout=3):
+        processed.update(d.event.id for d in deliveries)
+        await consumer.ack_batch(deliveries)
+    info = await consumer.info()
+    report("bulk worker killed", published=len(events), acked=acked, held=held,
+           processed_after=len(processed))  # fmt: skip
+    assert held > 0
+    assert {e.id for e in events[acked:]} <= set(processed)  # the held list came back
+    assert (info.num_pending, info.num_ack_pending) == (0, 0)
+    await nc.close()
+
+
+async def test_ack_all_lets_a_later_ack_cover_a_killed_workers_messages(nats_url: str) -> None:
+    """AckPolicy.ALL: one worker's ack of seq N settles another's unfinished messages below N."""
+    nc = await connect(nats_url)
+    js = nc.jetstream()
+    await ensure_stream(js, "ACKALL", ["ackall.>"])
+    await js.purge_stream("ACKALL")
+    make = EventFactory()
+    await publish_events(js, [make("ackall.job", {"n": i}) for i in range(20)])
+    config = {"ack_policy": AckPolicy.ALL, "ack_wait": 1}
+    first = await EventConsumer.create(js, "ACKALL", "shared", recreate=True, **config)
+    second = await EventConsumer.create(js, "ACKALL", "shared", **config)
+    held = await first.fetch(10)  # this worker "dies" holding 1-10
+    done = await second.fetch(10)
+    await done[-1].ack(sync=True)  # what ack_batch sends under AckPolicy.ALL, confirmed
+    info = await second.info()
+    report("ack all", held=len(held), acked_by_other=len(done), ack_pending=info.num_ack_pending)
+    assert [d.seq for d in held] == list(range(1, 11))
+    assert (info.ack_floor.stream_seq, info.num_ack_pending, info.num_pending) == (20, 0, 0)
+    assert await second.fetch(10, timeout=2) == []  # 1-10 will never come back
     await nc.close()
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from edalab import NoStreamError, PublishError, SubjectError
-from edalab.publishing import publish_event, publish_events
+from edalab.consuming import stored_event_ids
+from edalab.context import NotAnEdalabJetStream, jetstream
+from edalab.publishing import ingest_events, publish_event, publish_events
 from edalab.streams import ensure_stream
 from edalab.testing import EventFactory
 
@@ -58,3 +60,68 @@ async def test_bulk_publish_without_stream_fails_clearly(js, token) -> None:  # 
     make = EventFactory()
     with pytest.raises(NoStreamError, match=f"{token}.lost"):
         await publish_events(js, [make(f"{token}.lost") for _ in range(5)], timeout=2)
+
+
+async def test_bulk_publish_needs_an_edalab_jetstream(nc, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+    """A plain nats-py JetStreamContext gets a typed error saying how to get the right one."""
+    from nats.js.client import JetStreamContext
+
+    await ensure_stream(nc.jetstream(), stream_name, [f"{token}.>"])
+    with pytest.raises(NotAnEdalabJetStream, match=r"edalab\.jetstream"):
+        await publish_events(JetStreamContext(nc), [EventFactory()(f"{token}.created")])
+    acks = await publish_events(jetstream(nc), [EventFactory()(f"{token}.created")])
+    assert acks[0].seq == 1
+
+
+async def test_ingest_stores_every_event_once_in_order(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+    """ingest_events stores every event in order; sent again, each is dropped as a duplicate."""
+    await ensure_stream(js, stream_name, [f"{token}.>"], allow_batched=True)
+    make = EventFactory()
+    events = [make(f"{token}.created", {"n": i}) for i in range(2000)]
+    report = await ingest_events(js, events, flow=50)
+    assert (report.stream, report.events, report.last_seq, report.batches) == (
+        stream_name,
+        2000,
+        2000,
+        1,
+    )
+    stored = await stored_event_ids(js, stream_name)
+    assert list(stored) == [e.id for e in events] and set(stored.values()) == {1}
+    again = await ingest_events(js, events[:300])
+    assert again.last_seq == 0  # the server stored nothing new in that batch
+    assert (await js.stream_info(stream_name)).state.messages == 2000
+
+
+async def test_ingest_one_event(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+    """A batch of one commits at once and comes back with its PubAck."""
+    await ensure_stream(js, stream_name, [f"{token}.>"], allow_batched=True)
+    report = await ingest_events(js, [EventFactory()(f"{token}.created")])
+    assert (report.events, report.last_seq) == (1, 1)
+
+
+async def test_ingest_needs_a_stream_that_allows_it(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+    """A stream without allow_batched refuses, and the error names the event and the fix."""
+    await ensure_stream(js, stream_name, [f"{token}.>"])
+    events = [EventFactory()(f"{token}.created") for _ in range(5)]
+    with pytest.raises(PublishError, match="allow_batched=True") as info:
+        await ingest_events(js, events, timeout=2)
+    assert info.value.event_id == events[0].id
+    assert (await js.stream_info(stream_name)).state.messages == 0
+
+
+async def test_ingest_refusal_names_the_event_and_stops_there(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+    """An event the server refuses is named; the ones before it are stored, none after."""
+    await ensure_stream(js, stream_name, [f"{token}.>"], allow_batched=True, max_msg_size=400)
+    make = EventFactory()
+    events = [make(f"{token}.created", {"n": i}) for i in range(100)]
+    events[60] = make(f"{token}.created", {"big": "x" * 1000})
+    with pytest.raises(PublishError) as info:
+        await ingest_events(js, events, timeout=2)
+    assert info.value.event_id == events[60].id
+    assert (await js.stream_info(stream_name)).state.messages == 60
+
+
+async def test_ingest_without_stream_fails_clearly(js, token) -> None:  # type: ignore[no-untyped-def]
+    """Fast ingest to a subject no stream captures raises NoStreamError naming it."""
+    with pytest.raises(NoStreamError, match=f"{token}.lost"):
+        await ingest_events(js, [EventFactory()(f"{token}.lost") for _ in range(5)], timeout=2)

@@ -9,7 +9,8 @@ times), ``subjects`` (naming), ``binary`` (find nats-server), ``server`` (run on
 ``discovery`` (find the server a notebook uses), ``state`` (what ``edalab server``
 recorded), ``processes`` (pids), ``urls`` (check and probe NATS URLs),
 ``confidential`` (mask secrets, private files), ``waiting`` (``wait_for``),
-``connection`` (connect, permission checks), ``streams`` and ``publishing`` (notebook
+``connection`` (connect, permission checks), ``context`` (a JetStream context that
+keeps its connection, for the bulk paths), ``streams`` and ``publishing`` (notebook
 03), ``consuming`` (notebooks 05-07), ``versioning`` (notebook 08), ``idempotency``
 (notebook 10), ``deadletters`` and ``reasons`` (notebook 11), ``security`` (notebook
 12), ``cluster`` (notebook 13), ``outbox``, ``tracing``, ``concurrency`` and
@@ -23,6 +24,7 @@ capstone shop) is the separate package ``edalab.course``, built on these.
 from edalab.binary import find_nats_server
 from edalab.connection import connect, publish_checked, subscribe_checked
 from edalab.consuming import Delivery, EventConsumer, RunReport, ensure_consumer
+from edalab.context import JetStream, NotAnEdalabJetStream, jetstream
 from edalab.deadletters import DeadLetter, DeadLetters
 from edalab.discovery import ServerHandle, ensure_server, lesson_server
 from edalab.errors import (
@@ -55,7 +57,7 @@ from edalab.events import Event, utc_now
 from edalab.factories import EventFactory, FixedClock
 from edalab.idempotency import ProcessedIds
 from edalab.outbox import Outbox, OutboxRelay
-from edalab.publishing import publish_event, publish_events
+from edalab.publishing import IngestReport, ingest_events, publish_event, publish_events
 from edalab.reasons import Reason
 from edalab.security import (
     User,
@@ -91,9 +93,12 @@ __all__ = [
     "EventFactory",
     "FixedClock",
     "HandlerError",
+    "IngestReport",
     "InvalidURLError",
+    "JetStream",
     "NatsServer",
     "NoStreamError",
+    "NotAnEdalabJetStream",
     "Outbox",
     "OutboxRelay",
     "PayloadError",
@@ -130,6 +135,8 @@ __all__ = [
     "flow_headers",
     "fresh_stream",
     "inbox_prefix",
+    "ingest_events",
+    "jetstream",
     "jetstream_user",
     "lesson_server",
     "matches",

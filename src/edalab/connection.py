@@ -34,6 +34,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.subscription import Subscription
 
 from edalab.confidential import redact
+from edalab.context import Connection
 from edalab.discovery import ServerHandle, ensure_server
 from edalab.errors import AuthenticationError, PermissionDenied, ServerUnreachableError
 from edalab.urls import probe, server_urls, url_user
@@ -184,7 +185,7 @@ async def connect(
     options["error_cb"] = record
     options.setdefault("connect_timeout", max(1, int(min(timeout, 5))))
     options.setdefault("reconnect_time_wait", 0.5)
-    nc = NATS()
+    nc = Connection()  # its jetstream() keeps the connection: see edalab.context
     attempt = asyncio.ensure_future(nc.connect(servers, **options))
     refusal = asyncio.ensure_future(refused.wait())
     try:

@@ -16,6 +16,8 @@ wraps a pull consumer::
         await delivery.ack()
 
     report = await consumer.run(handle)    # ack on success, nak/term on errors
+    async for deliveries in consumer.batches(batch=500):   # bulk: a list at a time
+        await consumer.ack_batch(deliveries)               # notebook 15_performance
 
 It never drops a message silently: one that cannot be decoded (or has a version
 no registered model knows) is terminated with its reason and recorded in
@@ -25,11 +27,10 @@ reason too.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import inspect
 import json
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,10 +38,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import nats.errors
 import nats.js.errors
+from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.js.api import ConsumerConfig, ConsumerInfo
+from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo
 from nats.js.client import JetStreamContext
 
+from edalab.context import Inbox, JetStream, connection_of
 from edalab.errors import (
     ConsumerConfigConflict,
     ConsumerError,
@@ -179,26 +182,27 @@ async def ensure_consumer(
     return ConsumerSetup(stream, durable, "updated", changes, info=info)
 
 
-async def term_with_reason(msg: Msg, reason: str) -> None:
+async def term_with_reason(nc: NATS, msg: Msg, reason: str) -> None:
     """Terminate a JetStream message, telling the server why.
 
     nats-py's ``msg.term()`` sends no reason; the server (2.10.4+) accepts one after
     ``+TERM`` and puts it in the ``MSG_TERMINATED`` advisory, where a dead-letter
-    collector can read it.
+    collector can read it. ``nc`` is the connection the message came on (the reply goes
+    out on it, as ``msg.term()`` would send it).
     """
     if not msg.reply:
         raise nats.errors.Error("not a JetStream message: it has no reply subject")
     clean = " ".join(reason.split())[:512]
-    await msg._client.publish(msg.reply, b"+TERM " + clean.encode())
-    msg._ackd = True
+    await nc.publish(msg.reply, b"+TERM " + clean.encode())
 
 
 @dataclass(slots=True)
 class Delivery:
-    """A decoded event with the JetStream message that carried it."""
+    """A decoded event with the JetStream message that carried it (and its connection)."""
 
     event: Event
     msg: Msg
+    nc: NATS = field(repr=False)
 
     @property
     def subject(self) -> str:
@@ -232,7 +236,7 @@ class Delivery:
 
     async def term(self, reason: str = "") -> None:
         """Stop redelivering this message, recording ``reason``."""
-        await term_with_reason(self.msg, reason or "terminated by handler")
+        await term_with_reason(self.nc, self.msg, reason or "terminated by handler")
 
 
 @dataclass(frozen=True)
@@ -280,6 +284,93 @@ class _Quota:
         return None if self.limit is None else self.limit - self.used
 
 
+class _PullRequests:
+    """Pipelined pull requests for one iteration, and the messages they bring.
+
+    Every message asked for is accounted for (delivered, or returned unfulfilled by the
+    server's 408 when the request expires), so when this stops no request of ours is
+    left open on the server to capture messages nobody will read. nats-py's ``fetch``
+    waits on each message with its own timeout; here replies gather in an
+    :class:`~edalab.context.Inbox` and are taken all at once.
+    """
+
+    def __init__(self, consumer: EventConsumer, batch: int, timeout: float, quota: _Quota) -> None:
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
+        self.consumer = consumer
+        self.nc = consumer.nc
+        api = consumer.js.api_prefix if isinstance(consumer.js, JetStream) else "$JS.API"
+        self.subject = f"{api}.CONSUMER.MSG.NEXT.{consumer.stream}.{consumer.durable}"
+        self.batch = batch
+        self.timeout = timeout
+        self.quota = quota
+        self.request_expires = max(int(timeout * 1e9), 1_000_000)
+        self.reply = self.nc.new_inbox()
+        self.outstanding = 0  # messages asked for and not yet accounted for
+        self.got_since_idle_check = 0
+        self.idle = False
+        self.inbox = Inbox()
+
+    async def open(self) -> None:
+        """Subscribe to the reply inbox."""
+        await self.inbox.open(self.nc, self.reply)
+
+    async def close(self) -> None:
+        """Unsubscribe."""
+        await self.inbox.close()
+
+    async def _ask(self) -> None:
+        wanted = self.quota.left()
+        if (wanted is not None and wanted <= 0) or self.outstanding > self.batch // 2:
+            return
+        size = self.batch if wanted is None else min(self.batch, wanted - self.outstanding)
+        if size > 0:
+            request = {"batch": size, "expires": self.request_expires}
+            await self.nc.publish(self.subject, json.dumps(request).encode(), reply=self.reply)
+            self.outstanding += size
+
+    async def take(self) -> list[Msg] | None:
+        """The next messages (at least one), or ``None``: nothing more wanted, or idle."""
+        while not self.idle:
+            await self._ask()
+            if self.outstanding == 0:
+                return None  # nothing more wanted, nothing in flight
+            # The server answers every request by its expiry: a late 408 at worst.
+            if not await self.inbox.wait(self.timeout + 5):
+                raise ConsumerError(
+                    f"no answer from the server for consumer {self.consumer.durable!r} on "
+                    f"stream {self.consumer.stream!r} (connection lost?)"
+                )
+            out = self._sort(self.inbox.msgs)
+            if out:
+                return out
+        return None
+
+    def _sort(self, msgs: deque[Msg]) -> list[Msg]:
+        """Messages out of ``msgs``; statuses (heartbeat, 408, 409) update the accounts."""
+        out = []
+        while msgs:
+            msg = msgs.popleft()
+            headers = msg.headers
+            status = headers.get("Status") if headers else None
+            if status is None:
+                out.append(msg)
+                self.outstanding -= 1
+                self.got_since_idle_check += 1
+                continue
+            if status == "100" or headers is None:
+                continue  # heartbeat
+            unfulfilled = headers.get("Nats-Pending-Messages")
+            self.outstanding = max(0, self.outstanding - int(unfulfilled)) if unfulfilled else 0
+            if status == "409" and "deleted" in headers.get("Description", ""):
+                raise ConsumerError(f"consumer {self.consumer.durable!r} was deleted")
+            if self.outstanding == 0:
+                if not self.got_since_idle_check:
+                    self.idle = True  # a whole request expired empty: idle for `timeout`
+                self.got_since_idle_check = 0
+        return out
+
+
 class EventConsumer:
     """A durable pull consumer that yields decoded events.
 
@@ -298,11 +389,15 @@ class EventConsumer:
         registry: SchemaRegistry | None = None,
     ) -> None:
         self.js = js
+        #: The connection: pull requests, replies and terminations go out on it.
+        self.nc: NATS = connection_of(js)
         self.stream = stream
         self.durable = durable
         self.sub = sub
         self.registry = registry
         self.quarantined: list[Quarantined] = []
+        #: The consumer's ack policy (``create`` reads it from the server).
+        self.ack_policy = AckPolicy.EXPLICIT
 
     @classmethod
     async def create(
@@ -316,9 +411,12 @@ class EventConsumer:
         **config: Any,
     ) -> EventConsumer:
         """Ensure the durable consumer exists (see :func:`ensure_consumer`) and bind to it."""
-        await ensure_consumer(js, stream, durable, recreate=recreate, **config)
+        setup = await ensure_consumer(js, stream, durable, recreate=recreate, **config)
         sub = await js.pull_subscribe_bind(durable, stream)
-        return cls(js, stream, durable, sub, registry=registry)
+        consumer = cls(js, stream, durable, sub, registry=registry)
+        if setup.info is not None:
+            consumer.ack_policy = AckPolicy(setup.info.config.ack_policy or AckPolicy.EXPLICIT)
+        return consumer
 
     async def info(self) -> ConsumerInfo:
         """The consumer's state on the server."""
@@ -335,7 +433,7 @@ class EventConsumer:
         self.quarantined.append(
             Quarantined(msg.subject, stream_sequence(msg), text, msg.data, kind)
         )
-        await term_with_reason(msg, text)
+        await term_with_reason(self.nc, msg, text)
 
     def _decode(self, msg: Msg) -> Delivery | tuple[Reason, str]:
         """The delivery, or why the message must be quarantined (kept synchronous: hot path)."""
@@ -349,7 +447,7 @@ class EventConsumer:
             return Reason.UNKNOWN_VERSION, Reason.UNKNOWN_VERSION.text(str(err))
         except EventError as err:
             return Reason.INVALID_EVENT, Reason.INVALID_EVENT.text(f"{type(err).__name__}: {err}")
-        return Delivery(event, msg)
+        return Delivery(event, msg, self.nc)
 
     async def fetch(self, batch: int = 10, timeout: float = 1.0) -> list[Delivery]:
         """Fetch up to ``batch`` events, waiting at most ``timeout``; ``[]`` when none came.
@@ -378,73 +476,52 @@ class EventConsumer:
         soon as it arrives; behind the scenes pull requests of up to ``batch`` messages
         are pipelined (the next one goes out when the current one is half received).
         """
-        quota = _Quota(max_events)
-        async for msg in self._pull(batch, timeout, quota):
-            delivery = self._decode(msg)
-            if isinstance(delivery, Delivery):
-                quota.used += 1
+        async for deliveries in self.batches(batch=batch, timeout=timeout, max_events=max_events):
+            for delivery in deliveries:
                 yield delivery
-            else:
-                await self._quarantine(msg, delivery)
 
-    async def _pull(self, batch: int, timeout: float, quota: _Quota) -> AsyncIterator[Msg]:
-        """Messages from pipelined pull requests, each yielded as it arrives.
+    async def batches(
+        self, *, batch: int = 256, timeout: float = 1.0, max_events: int | None = None
+    ) -> AsyncIterator[list[Delivery]]:
+        """Like :meth:`events`, a list at a time: every delivery that has arrived so far.
 
-        Every message asked for is accounted for (delivered, or returned unfulfilled by
-        the server's 408 when the request expires), so when this stops no request of ours
-        is left open on the server to capture messages nobody will read.
-        nats-py's ``fetch`` waits on each message with its own timeout task; this reads
-        the subscription's queue directly, under one deadline per wait.
+        For bulk work (notebook ``15_performance``): one await per list instead of one per
+        event; settle the list with :meth:`ack_batch`.
         """
-        if batch < 1:
-            raise ValueError("batch must be at least 1")
-        nc = self.js._nc
-        inbox = nc.new_inbox()
-        sub = await nc.subscribe(inbox, pending_msgs_limit=max(4 * batch, 1024))
-        queue = sub._pending_queue  # the subscription has no callback: messages wait here
-        subject = f"{self.js._prefix}.CONSUMER.MSG.NEXT.{self.stream}.{self.durable}"
-        expires = max(int(timeout * 1e9), 1_000_000)
-        outstanding = 0  # messages asked for and not yet accounted for
-        got_since_idle_check = 0
+        quota = _Quota(max_events)
+        pulls = _PullRequests(self, batch, timeout, quota)
+        await pulls.open()
         try:
-            while True:
-                wanted = quota.left()
-                if (wanted is None or wanted > 0) and outstanding <= batch // 2:
-                    size = batch if wanted is None else min(batch, wanted - outstanding)
-                    if size > 0:
-                        request = {"batch": size, "expires": expires}
-                        await nc.publish(subject, json.dumps(request).encode(), reply=inbox)
-                        outstanding += size
-                if outstanding == 0:
-                    return  # nothing more wanted, nothing in flight
-                try:
-                    # The server answers every request by its expiry: a late 408 at worst.
-                    async with asyncio.timeout(timeout + 5):
-                        msg = await queue.get()
-                except TimeoutError:
-                    raise ConsumerError(
-                        f"no answer from the server for consumer {self.durable!r} on stream "
-                        f"{self.stream!r} (connection lost?)"
-                    ) from None
-                status = msg.headers.get("Status") if msg.headers else None
-                if status is None:
-                    outstanding -= 1
-                    got_since_idle_check += 1
-                    yield msg
-                    continue
-                if status == "100":
-                    continue  # heartbeat
-                unfulfilled = msg.headers.get("Nats-Pending-Messages") if msg.headers else None
-                outstanding = max(0, outstanding - int(unfulfilled)) if unfulfilled else 0
-                if status == "409" and "deleted" in (msg.headers or {}).get("Description", ""):
-                    raise ConsumerError(f"consumer {self.durable!r} was deleted")
-                if outstanding == 0:
-                    if not got_since_idle_check:
-                        return  # a whole request expired empty: idle for `timeout`
-                    got_since_idle_check = 0
+            while (msgs := await pulls.take()) is not None:
+                deliveries = []
+                for msg in msgs:
+                    delivery = self._decode(msg)
+                    if isinstance(delivery, Delivery):
+                        deliveries.append(delivery)
+                    else:
+                        await self._quarantine(msg, delivery)
+                if deliveries:
+                    quota.used += len(deliveries)
+                    yield deliveries
         finally:
-            with contextlib.suppress(nats.errors.Error):
-                await sub.unsubscribe()
+            await pulls.close()
+
+    async def ack_batch(self, deliveries: Sequence[Delivery]) -> None:
+        """Acknowledge every delivery of the list: one ack each, or one in all under AckPolicy.ALL.
+
+        With ``ack_policy=AckPolicy.ALL`` the server takes an ack of sequence N as an
+        ack of every message of the consumer up to N, so the last one is sent alone.
+        That is only right when every earlier message was handled too, and only one
+        worker pulls from the consumer (another worker's unfinished messages below N
+        would be acknowledged with it).
+        """
+        if not deliveries:
+            return
+        if self.ack_policy == AckPolicy.ALL:
+            await deliveries[-1].ack()
+            return
+        for delivery in deliveries:
+            await delivery.msg.ack()
 
     async def run(
         self,

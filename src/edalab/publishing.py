@@ -9,28 +9,36 @@ duplicate window), and failures become edalab errors naming the subject::
     ack.seq, ack.duplicate
 
 :func:`publish_events` sends many with a window of unacknowledged publishes in
-flight, and returns every ``PubAck`` in order.
+flight, and returns every ``PubAck`` in order; :func:`ingest_events` sends many as one
+fast-ingest batch (ADR-50, nats-server 2.14+) with one acknowledgement per group of
+messages, for streams created with ``allow_batched=True`` (notebook ``15_performance``)::
+
+    acks = await publish_events(js, events)            # one PubAck per event
+    report = await ingest_events(js, events)           # one flow ack per group, then a PubAck
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import nats.errors
 import nats.js.errors
+from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import PubAck
 from nats.js.client import JetStreamContext
 
 from edalab.connection import connection_log, permission_error
+from edalab.context import Inbox, JetStream, connection_of
 from edalab.errors import NoStreamError, PublishError
 from edalab.events import Event
 from edalab.subjects import validate_subject
 
-__all__ = ["MSG_ID", "publish_event", "publish_events"]
+__all__ = ["MSG_ID", "IngestReport", "ingest_events", "publish_event", "publish_events"]
 
 #: The JetStream header carrying a message's id for de-duplication.
 MSG_ID = "Nats-Msg-Id"
@@ -103,13 +111,14 @@ async def publish_event(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + retry_for
     pause = 0.05
-    log = connection_log(js._nc)
+    nc = js.connection if isinstance(js, JetStream) else None  # for the permission check
+    log = connection_log(nc) if nc is not None else None
     while True:
         since = len(log.errors) if log else 0
         try:
             return await js.publish(subj, payload, timeout=timeout, headers=hdrs)
         except (nats.errors.Error, TimeoutError) as err:
-            denied = permission_error(js._nc, subj, "publish", since)
+            denied = permission_error(nc, subj, "publish", since) if nc is not None else None
             if denied is not None:
                 raise denied from None
             if not _retryable(err) or loop.time() + pause > deadline:
@@ -117,6 +126,175 @@ async def publish_event(
         # A deliberate pause between retries (the server is restarting), growing to 1 s.
         await asyncio.sleep(pause)
         pause = min(pause * 2, 1.0)
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    """The events of one bulk call, ready for the wire: a subject, payload and headers each."""
+
+    events: list[Event]
+    subjects: list[str]
+    payloads: list[bytes]
+    headers: list[dict[str, str]]
+
+    @classmethod
+    def of(
+        cls, events: Iterable[Event], subject: SubjectFor, headers: dict[str, str] | None
+    ) -> _Outgoing:
+        batch = list(events)
+        checked: dict[str, str] = {}  # most batches use a few subjects: validate each once
+        subjects = []
+        for e in batch:
+            name = subject(e) if callable(subject) else (subject if subject is not None else e.type)
+            if name not in checked:
+                checked[name] = validate_subject(name)
+            subjects.append(checked[name])
+        base = dict(headers or {})
+        return cls(
+            batch,
+            subjects,
+            [e.to_json() for e in batch],
+            [{**base, MSG_ID: e.id} for e in batch],
+        )
+
+    def failed(self, i: int, reason: str) -> PublishError:
+        """The error naming event ``i``."""
+        return PublishError(self.subjects[i], reason, event_id=self.events[i].id)
+
+
+def _status(msg: Msg) -> str | None:
+    return msg.headers.get("Status") if msg.headers else None
+
+
+def _pub_ack(resp: dict[str, Any]) -> PubAck:
+    # The constructor, not PubAck.from_response: that one walks dataclass fields per call.
+    return PubAck(
+        stream=resp["stream"],
+        seq=resp["seq"],
+        domain=resp.get("domain"),
+        duplicate=resp.get("duplicate"),
+        batch_id=resp.get("batch"),
+        batch_size=resp.get("count"),
+        val=resp.get("val"),
+    )
+
+
+class _AckedPublish:
+    """:func:`publish_events`: a window of publishes in flight, one ``PubAck`` per event.
+
+    Every event is published with the reply subject ``<inbox>.<index>`` under one wildcard
+    subscription; the acknowledgement's subject says which event it settles.
+    """
+
+    def __init__(
+        self, js: JetStreamContext, out: _Outgoing, window: int, timeout: float, retry_for: float
+    ) -> None:
+        self.js = js
+        self.nc: NATS = connection_of(js)
+        self.out = out
+        self.window = window
+        self.timeout = timeout
+        self.retry_for = retry_for
+        self.loop = asyncio.get_running_loop()
+        self.give_up = self.loop.time() + retry_for
+        self.acks: list[PubAck | None] = [None] * len(out.events)
+        self.sent_at = [0.0] * len(out.events)
+        self.in_flight = 0
+        self.oldest = 0  # every index below this has its ack
+        self.prefix = self.nc.new_inbox()
+        self.offset = len(self.prefix) + 1
+        log = connection_log(self.nc)
+        self.since = len(log.errors) if log else 0
+        self.inbox = Inbox()
+
+    async def run(self) -> list[PubAck]:
+        """Publish all, return every PubAck in input order."""
+        await self.inbox.open(self.nc, self.prefix + ".*")
+        try:
+            for i in range(len(self.out.events)):
+                await self._send(i)
+                if self.in_flight >= self.window:
+                    # Down to half the window, not window - 1: publishing then runs on in
+                    # bursts without yielding to the loop for every event.
+                    await self._settle(self.window // 2)
+            await self._settle(0)
+        finally:
+            await self.inbox.close()
+        settled = [a for a in self.acks if a is not None]
+        if len(settled) != len(self.acks):  # cannot happen: _settle(0) accounts for each
+            raise self.out.failed(0, "internal error: an acknowledgement went missing")
+        return settled
+
+    async def _send(self, i: int) -> None:
+        self.sent_at[i] = self.loop.time()
+        try:
+            await self.nc.publish(
+                self.out.subjects[i],
+                self.out.payloads[i],
+                reply=f"{self.prefix}.{i}",
+                headers=self.out.headers[i],
+            )
+        except (nats.errors.Error, TimeoutError) as err:
+            if self.retry_for <= 0 or not _retryable(err):
+                raise _error(err, self.out.subjects[i], self.out.events[i].id) from None
+            self.sent_at[i] = self.loop.time() - self.timeout  # overdue at once: resent
+        self.in_flight += 1
+
+    async def _settle(self, upto: int) -> None:
+        """Take acknowledgements until at most ``upto`` events are in flight."""
+        msgs = self.inbox.msgs
+        while True:
+            while msgs:
+                self._accept(msgs.popleft())
+            if self.in_flight <= upto:
+                return
+            while self.acks[self.oldest] is not None:
+                self.oldest += 1
+            left = self.sent_at[self.oldest] + self.timeout - self.loop.time()
+            if not await self.inbox.wait(left):
+                await self._overdue()
+
+    def _accept(self, msg: Msg) -> None:
+        try:
+            i = int(msg.subject[self.offset :])
+        except ValueError:
+            return
+        if i >= len(self.acks) or self.acks[i] is not None:
+            return  # a late answer to an event already settled by a retry
+        if _status(msg) == "503":
+            # No responders: no stream, or (in a cluster) none that can answer right now.
+            if self.retry_for <= 0:
+                raise NoStreamError(self.out.subjects[i])
+            self.sent_at[i] = self.loop.time() - self.timeout  # overdue: resent
+            return
+        resp = json.loads(msg.data)
+        if "error" in resp:
+            err = resp["error"]
+            raise self.out.failed(i, f"server said: {err.get('description', err)}")
+        self.in_flight -= 1
+        self.acks[i] = _pub_ack(resp)
+
+    async def _overdue(self) -> None:
+        """The oldest event's ack is late: a denial, an error, or (with retry_for) resend."""
+        i = self.oldest
+        denied = permission_error(self.nc, self.out.subjects[i], "publish", self.since)
+        if denied is not None:
+            raise denied from None
+        if self.retry_for <= 0:
+            raise self.out.failed(i, "no PubAck before the timeout")
+        # Resend, with the same Nats-Msg-Id, every event whose ack is overdue.
+        now = self.loop.time()
+        for j in range(i, len(self.acks)):
+            if self.acks[j] is None and self.sent_at[j] and self.sent_at[j] + self.timeout <= now:
+                self.acks[j] = await publish_event(
+                    self.js,
+                    self.out.events[j],
+                    subject=self.out.subjects[j],
+                    timeout=min(self.timeout, 2.0),
+                    retry_for=max(0.0, self.give_up - self.loop.time()),
+                    headers={k: v for k, v in self.out.headers[j].items() if k != MSG_ID},
+                )
+                self.in_flight -= 1
 
 
 async def publish_events(
@@ -139,124 +317,222 @@ async def publish_events(
     again (same ``Nats-Msg-Id``) as :func:`publish_event` does, so a server
     restart in the middle loses nothing and duplicates nothing.
 
-    How: every event is published with a reply subject ``<inbox>.<index>`` under one
-    wildcard subscription, whose queue is read directly. nats-py's ``publish_async``
-    does the same with a future, an id and a callback per event; skipping those about
-    doubles the rate (see ``benchmarks/``).
+    ``js`` must be an edalab :class:`~edalab.context.JetStream` (what
+    ``nc.jetstream()`` returns for a connection made by :func:`edalab.connect`):
+    the events go out on its connection, each with the reply subject
+    ``<inbox>.<index>`` under one wildcard subscription. nats-py's ``publish_async``
+    does the same with a future, an id and a callback per event.
     """
     if window < 1:
         raise ValueError("window must be at least 1")
-    batch = list(events)
-    nc = js._nc
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + retry_for
-    base = dict(headers or {})
-    checked: dict[str, str] = {}  # most batches use a few subjects: validate each once
-    subjects = []
-    for e in batch:
-        name = subject(e) if callable(subject) else (subject if subject is not None else e.type)
-        if name not in checked:
-            checked[name] = validate_subject(name)
-        subjects.append(checked[name])
-    acks: list[PubAck | None] = [None] * len(batch)
-    sent_at: list[float] = [0.0] * len(batch)
-    prefix = nc.new_inbox()
-    offset = len(prefix) + 1
-    log = connection_log(nc)
-    since = len(log.errors) if log else 0
-    sub = await nc.subscribe(prefix + ".*", pending_msgs_limit=max(4 * window, 65536))
-    queue = sub._pending_queue  # no callback: replies wait here, read without a task each
-    in_flight = 0
-    oldest = 0  # every index below this has its ack
+    out = _Outgoing.of(events, subject, headers)
+    if not out.events:
+        return []
+    return await _AckedPublish(js, out, window, timeout, retry_for).run()
 
-    def accept(msg: Msg) -> None:
-        nonlocal in_flight
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What :func:`ingest_events` stored: how many events, in how many batches, the last seq.
+
+    ``last_seq`` is the stream sequence of the last message the final batch stored (0
+    when the server dropped every event of that batch as a duplicate).
+
+    ``batches`` is 1 unless acknowledgements were lost (a server restart) and the rest was
+    sent again as a new batch; ``resent`` counts the events sent more than once (each is
+    stored once: the server drops a repeated ``Nats-Msg-Id``).
+    """
+
+    stream: str
+    events: int
+    last_seq: int
+    batches: int = 1
+    resent: int = 0
+
+
+class _Lost(Exception):
+    """The batch's acknowledgements stopped coming: resend from event ``index`` on."""
+
+    def __init__(self, index: int, why: str) -> None:
+        super().__init__(why)
+        self.index = index
+        self.why = why
+
+
+_UNKNOWN_BATCH = 10208  # the server no longer knows the batch (it restarted): start anew
+_NOT_ENABLED = 10205  # the stream was not created with allow_batched=True
+
+
+class _FastIngest:
+    """:func:`ingest_events`: ADR-50 fast-ingest batches with ``gap: fail``.
+
+    Each event goes out with the reply subject
+    ``<inbox>.<flow>.fail.<batch seq>.<op>.$FI`` (op 0 starts the batch, 1 appends, 2
+    commits); the server answers the first with its flow (``{"type":"ack","seq":0,
+    "msgs":N}``), then one flow ack every N messages (``seq``: every message up to it is
+    stored, none missing), and the commit with a ``PubAck`` counting the batch.
+    """
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        out: _Outgoing,
+        flow: int,
+        outstanding: int,
+        timeout: float,
+        retry_for: float,
+    ) -> None:
+        self.nc: NATS = connection_of(js)
+        self.out = out
+        self.flow = flow
+        self.outstanding = outstanding
+        self.timeout = timeout
+        self.retry_for = retry_for
+        self.loop = asyncio.get_running_loop()
+        self.batches = 0
+        self.resent = 0
+        # The current batch: its first event, how far it is sent and confirmed, its replies.
+        self.start = self.confirmed = self.sent_upto = 0
+        self.ack_every = flow
+        self.heard = False
+        self.final: PubAck | None = None
+        self.inbox = Inbox()
+
+    async def run(self) -> IngestReport:
+        """Send every event; a lost batch is resent from its first unconfirmed event."""
+        give_up = self.loop.time() + self.retry_for
+        start, pause = 0, 0.05
+        while True:
+            try:
+                ack = await self._batch(start)
+                return IngestReport(
+                    ack.stream, len(self.out.events), ack.seq, self.batches, self.resent
+                )
+            except _Lost as lost:
+                if self.loop.time() + pause > give_up:
+                    raise self.out.failed(lost.index, lost.why) from None
+                self.resent += self.sent_upto - lost.index
+                start = lost.index
+            # A deliberate pause before a new batch (the server is restarting), up to 1 s.
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+    async def _batch(self, start: int) -> PubAck:
+        """One batch from event ``start`` to the end; its final PubAck."""
+        self.batches += 1
+        self.start = self.confirmed = self.sent_upto = start
+        self.final = None
+        self.ack_every = self.flow
+        self.heard = False
+        prefix = self.nc.new_inbox()
+        self.inbox = await Inbox().open(self.nc, prefix + ".>")
+        last = len(self.out.events) - 1
         try:
-            i = int(msg.subject[offset:])
-        except ValueError:
-            return
-        if i >= len(acks) or acks[i] is not None:
-            return  # a late answer to an event already settled by a retry
-        status = msg.headers.get("Status") if msg.headers else None
-        if status == "503":
-            # No responders: no stream, or (in a cluster) none that can answer right now.
-            if retry_for <= 0:
-                raise NoStreamError(subjects[i])
-            sent_at[i] = loop.time() - timeout  # overdue: settle() resends it
-            return
-        in_flight -= 1
-        resp = json.loads(msg.data)
-        if "error" in resp:
-            err = resp["error"]
-            raise PublishError(
-                subjects[i], f"server said: {err.get('description', err)}", event_id=batch[i].id
+            for i in range(start, last + 1):
+                seq = i - start + 1
+                op = 2 if i == last else (0 if seq == 1 else 1)
+                await self._send(i, f"{prefix}.{self.flow}.fail.{seq}.{op}.$FI")
+                if op == 0:  # the server's first answer: refused, or the flow to use
+                    await self._wait(lambda: self.heard)
+                if self.inbox.msgs:
+                    self._take()
+                # Flow control: at most `outstanding` groups of `ack_every` unconfirmed.
+                if not self._may_send():
+                    await self._wait(self._may_send)
+            await self._wait(lambda: self.final is not None)
+        finally:
+            await self.inbox.close()
+        assert self.final is not None
+        return self.final
+
+    async def _send(self, i: int, reply: str) -> None:
+        try:
+            await self.nc.publish(
+                self.out.subjects[i], self.out.payloads[i], reply=reply, headers=self.out.headers[i]
             )
-        # The constructor, not PubAck.from_response: that one walks dataclass fields per call.
-        acks[i] = PubAck(
-            stream=resp["stream"],
-            seq=resp["seq"],
-            domain=resp.get("domain"),
-            duplicate=resp.get("duplicate"),
-            batch_id=resp.get("batch_id"),
-            batch_size=resp.get("batch_size"),
-            val=resp.get("val"),
-        )
+        except (nats.errors.Error, TimeoutError) as err:
+            if self.retry_for <= 0 or not _retryable(err):
+                raise _error(err, self.out.subjects[i], self.out.events[i].id) from None
+            raise _Lost(self.confirmed, f"{type(err).__name__} while sending") from None
+        self.sent_upto = i + 1
 
-    async def settle(upto: int) -> None:
-        nonlocal oldest, in_flight
-        while in_flight > upto:
-            while not queue.empty():
-                accept(queue.get_nowait())
-            if in_flight <= upto:
-                return
-            while acks[oldest] is not None:
-                oldest += 1
-            left = sent_at[oldest] + timeout - loop.time()
-            try:
-                async with asyncio.timeout(max(left, 0.0)):
-                    accept(await queue.get())
-            except TimeoutError:
-                denied = permission_error(nc, subjects[oldest], "publish", since)
-                if denied is not None:
-                    raise denied from None
-                if retry_for <= 0:
-                    raise PublishError(
-                        subjects[oldest], "no PubAck before the timeout", event_id=batch[oldest].id
-                    ) from None
-                # Resend, with the same Nats-Msg-Id, every event whose ack is overdue.
-                now = loop.time()
-                for i in range(oldest, len(batch)):
-                    if acks[i] is None and sent_at[i] and sent_at[i] + timeout <= now:
-                        acks[i] = await publish_event(
-                            js,
-                            batch[i],
-                            subject=subjects[i],
-                            timeout=min(timeout, 2.0),
-                            retry_for=max(0.0, give_up - loop.time()),
-                            headers=base,
-                        )
-                        in_flight -= 1
+    def _may_send(self) -> bool:
+        return self.sent_upto - self.confirmed < self.ack_every * self.outstanding
 
-    try:
-        for i, event in enumerate(batch):
-            hdrs = {**base, MSG_ID: event.id}
-            sent_at[i] = loop.time()
-            try:
-                await nc.publish(subjects[i], event.to_json(), reply=f"{prefix}.{i}", headers=hdrs)
-            except (nats.errors.Error, TimeoutError) as err:
-                if retry_for <= 0 or not _retryable(err):
-                    raise _error(err, subjects[i], event.id) from None
-                sent_at[i] = loop.time() - timeout  # overdue at once: settle() resends it
-            in_flight += 1
-            if in_flight >= window:
-                # Down to half the window, not window - 1: publishing then runs on in bursts
-                # without yielding to the loop for every event (nats-py flushes in bulk).
-                await settle(window // 2)
-        await settle(0)
-    finally:
-        with contextlib.suppress(nats.errors.Error):
-            await sub.unsubscribe()
-    settled = [a for a in acks if a is not None]
-    if len(settled) != len(batch):  # cannot happen: settle(0) accounts for every event
-        raise PublishError(subjects[0], "internal error: an acknowledgement went missing")
-    return settled
+    async def _wait(self, done: Callable[[], bool]) -> None:
+        """Take replies until ``done()``; a silence of ``timeout`` loses the batch."""
+        self._take()
+        while not done():
+            if not await self.inbox.wait(self.timeout):
+                raise _Lost(self.confirmed, "no acknowledgement before the timeout")
+            self._take()
+
+    def _take(self) -> None:
+        msgs = self.inbox.msgs
+        while msgs:
+            self._reply(msgs.popleft())
+
+    def _reply(self, msg: Msg) -> None:
+        if _status(msg) == "503":
+            raise NoStreamError(self.out.subjects[self.start])
+        resp = json.loads(msg.data)
+        kind = resp.get("type")
+        if kind == "ack":  # every message up to `seq` of this batch is stored
+            self.confirmed = max(self.confirmed, self.start + resp["seq"])
+            self.ack_every = max(1, int(resp["msgs"]))
+            self.heard = True
+        elif kind == "gap":  # messages went missing on the way: the batch stops there
+            raise _Lost(self.confirmed, "the server saw a gap in the batch")
+        elif kind == "err":
+            i = self.start + int(resp["seq"]) - 1
+            err = resp.get("error") or {}
+            raise self.out.failed(i, f"server said: {err.get('description', err)}")
+        elif "error" in resp:
+            err = resp["error"]
+            if err.get("err_code") == _UNKNOWN_BATCH:
+                raise _Lost(self.confirmed, "the server lost the batch (restarted?)")
+            why = f"server said: {err.get('description', err)}"
+            if err.get("err_code") == _NOT_ENABLED:
+                why += " (create the stream with allow_batched=True; nats-server 2.14+)"
+            # The answer comes on the refused message's own reply subject: <...>.<seq>.<op>.$FI
+            seq = int(msg.subject.rsplit(".", 3)[1])
+            raise self.out.failed(self.start + seq - 1, why)
+        else:  # the commit's PubAck: the whole batch is stored
+            self.final = _pub_ack(resp)
+            self.confirmed = self.sent_upto
+            self.heard = True
+
+
+async def ingest_events(
+    js: JetStreamContext,
+    events: Iterable[Event],
+    *,
+    subject: SubjectFor = None,
+    flow: int = 500,
+    outstanding: int = 2,
+    timeout: float = 10.0,
+    retry_for: float = 0.0,
+    headers: dict[str, str] | None = None,
+) -> IngestReport:
+    """Publish many events as one fast-ingest batch (ADR-50): one ack per group, not per event.
+
+    The stream must allow it (``allow_batched=True``, nats-server 2.14+). The server
+    acknowledges every ``flow`` messages at most (it picks the group size, up to 500, and
+    shrinks it when other fast publishers share the stream); at most ``outstanding``
+    groups are unconfirmed at once. With ``gap: fail`` an acknowledgement of message N
+    means every message up to N is stored, so it returns only when every event is stored,
+    and raises naming the event the server refused (the batch stops there: later events
+    are not stored).
+
+    What you give up against :func:`publish_events`: no ``PubAck`` per event (no
+    sequence or ``duplicate`` flag for each; :class:`IngestReport` has the last), and the
+    stream must opt in. With ``retry_for`` > 0, a batch whose acknowledgements stop
+    (a server restart) is sent again from its first unconfirmed event as a new batch,
+    with the same ``Nats-Msg-Id`` headers: nothing lost, nothing stored twice.
+    """
+    if flow < 1 or outstanding < 1:
+        raise ValueError("flow and outstanding must be at least 1")
+    out = _Outgoing.of(events, subject, headers)
+    if not out.events:
+        raise ValueError("no events to ingest")
+    return await _FastIngest(js, out, flow, outstanding, timeout, retry_for).run()

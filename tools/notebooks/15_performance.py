@@ -3,152 +3,347 @@
 #
 # **Learning goals**
 #
-# - see why awaiting one acknowledgement per event is slow, and what a publish window buys;
-# - choose fetch batch sizes for pull consumers;
-# - know what each ack policy guarantees, and what it costs;
-# - read the benchmark suite's results (edalab against raw nats-py, as ratios).
+# - see why awaiting one acknowledgement per event is slow, and what a window buys;
+# - use nats-py's own bounded `publish_async` and `fetch(n)` first, then edalab's bulk paths;
+# - know where Python's ceiling is: per-message work in the client, not the server;
+# - choose between one `PubAck` per event and fast-ingest batches (ADR-50), and between
+#   `explicit` and `all` acks, knowing what each guarantees;
+# - read the benchmark suite's results (edalab against raw nats-py and the Go client).
 #
 # > **From NATS Streaming.** STAN had the same trade-off: `Publish` waited for each ack,
 # > `PublishAsync` with `MaxPubAcksInflight` kept a window of unacknowledged messages,
 # > and `MaxInflight` bounded unacknowledged deliveries per subscription. JetStream's
-# > equivalents: `publish_async` with a window, and `max_ack_pending` per consumer.
+# > equivalents: `publish_async` with `publish_async_max_pending`, and `max_ack_pending`
+# > per consumer.
 #
-# Timings depend on the machine, so cells that print them are not checked by the test
-# suite; the shapes of the results are what to look at.
+# Timings depend on the machine (and on who else uses it), so cells that print them are
+# not checked by the test suite; the shapes of the results are what to look at.
 
 # %%
 import time
 
-from edalab import connect, ensure_server, fresh_stream, publish_event, publish_events
+from edalab import connect, ensure_server, fresh_stream, publish_events
 from edalab.factories import EventFactory
 
 server = ensure_server()
 nc = await connect(server)
 js = nc.jetstream()
 make = EventFactory(prefix="perf-")
-await fresh_stream(js, "PERF", ["perf.>"])
+await fresh_stream(js, "PERF", ["perf.>"], allow_batched=True)
 
 
 def rate(count, started):
-    return f"{count / (time.perf_counter() - started):,.0f} events/s"
+    return round(count / (time.perf_counter() - started))
+
+
+async def best_of(rounds, measure, *args):
+    """A busy machine slows single runs down, never up: keep the best of a few."""
+    return max([await measure(*args) for _ in range(rounds)])
 
 
 # %% [markdown]
 # ## One round trip per event
 #
-# `await js.publish(...)` sends the event and waits for the `PubAck`: every event costs a
+# `await js.publish(...)` sends the event and waits for its `PubAck`: every event costs a
 # full round trip to the server and a write to its store.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-events = [make("perf.event", {"n": i}) for i in range(1000)]
+# %% tags=["nbval-ignore-output"]
+events = [make("perf.event", {"n": i}) for i in range(20_000)]
 started = time.perf_counter()
-for event in events:
-    await publish_event(js, event)
-rate(len(events), started)
+for event in events[:1000]:
+    await js.publish("perf.event", event.to_json(), headers={"Nats-Msg-Id": event.id})
+rate(1000, started)
 
 # %% [markdown]
-# ## A window of publishes in flight
+# ## nats-py's own window: `publish_async`
 #
-# `publish_events` sends without waiting, keeping up to `window` events unacknowledged,
-# and still returns only when every `PubAck` has arrived. Same guarantee, many round
-# trips overlapped:
+# `js.publish_async` sends without waiting and returns a future for the `PubAck`. It is
+# already bounded: a semaphore of `publish_async_max_pending` (default 4000) slots; when
+# all are taken the next call waits for an ack (or raises `TooManyStalledMsgsError`
+# after `wait_stall` seconds). A context with a limit of 64:
 
 # %%
-# NBVAL_IGNORE_OUTPUT
-events = [make("perf.event", {"n": i}) for i in range(10_000)]
-results = {}
-for window in (1, 16, 256, 4096):
-    await fresh_stream(js, "PERF", ["perf.>"])
-    started = time.perf_counter()
-    await publish_events(js, events, window=window)
-    results[window] = rate(len(events), started)
-results
+js64 = nc.jetstream(publish_async_max_pending=64)
+await fresh_stream(js, "PERF", ["perf.>"], allow_batched=True)
+started, most_pending, futures = time.perf_counter(), 0, []
+for event in events:
+    headers = {"Nats-Msg-Id": event.id}
+    futures.append(await js64.publish_async("perf.event", event.to_json(), headers=headers))
+    most_pending = max(most_pending, js64.publish_async_pending())
+await js64.publish_async_completed()
+async_rate = rate(len(events), started)
+most_pending <= 64, len({f.result().seq for f in futures})
 
 # %% [markdown]
-# Gains flatten once the window covers the round trip; a larger window then only costs
-# memory (and more to resend after a failure).
-#
-# ## Fetch batch sizes
+# Never more than 64 unacknowledged, and all 20,000 stored, at many times the awaited
+# loop's rate:
+
+# %% tags=["nbval-ignore-output"]
+async_rate
+
+# %% [markdown]
+# ## nats-py's batch pull: `fetch(n)`
 #
 # A pull consumer's `fetch(n)` is one request for up to `n` messages. `fetch(1)` pays a
-# round trip per message; larger batches amortise it:
+# round trip per message; a batch pays one per `n`:
+
 
 # %%
-# NBVAL_IGNORE_OUTPUT
-from edalab import EventConsumer
+async def fetch_rate(n, count=2000):
+    durable = f"fetch-{n}-{time.monotonic_ns()}"
+    sub = await js.pull_subscribe("perf.>", durable=durable, stream="PERF")
+    started, got = time.perf_counter(), 0
+    while got < count:
+        for msg in await sub.fetch(n, timeout=5):
+            await msg.ack()
+            got += 1
+    await sub.unsubscribe()
+    return rate(got, started)
 
-consumer_rates = {}
-for batch in (1, 16, 256):
-    consumer = await EventConsumer.create(js, "PERF", f"batch-{batch}")
-    started = time.perf_counter()
-    count = 0
-    async for delivery in consumer.events(batch=batch, timeout=1, max_events=3000):
-        await delivery.ack()
-        count += 1
-    consumer_rates[batch] = rate(count, started)
-consumer_rates
+
+# %% tags=["nbval-ignore-output"]
+{n: await best_of(3, fetch_rate, n) for n in (1, 16, 256)}
 
 # %% [markdown]
-# ## Ack policies and what they guarantee
+# ## Where Python's ceiling is
 #
-# | `ack_policy` | each message | guarantee |
-# |---|---|---|
-# | `explicit` (default) | acked one by one | at least once, per message (the course's) |
-# | `all` | acking *n* acks all before it | at least once, if you ack after the batch |
-# | `none` | nothing to ack | at most once: a crash loses what was delivered |
-#
-# `ack_policy=all` saves an ack per message. The catch: acking the last message of a
-# batch also acknowledges any earlier message you have not actually finished.
+# Why not faster still? Every message costs the Python client work: building the `HPUB`
+# line and its headers, parsing each reply, a future or callback per acknowledgement.
+# Measure the cheapest possible publish, core `nc.publish` with no reply at all, into
+# the same stream, with and without the `Nats-Msg-Id` header:
 
 # %%
+from edalab.server import wait_for
+
+
+async def stored_rate(with_header):
+    await fresh_stream(js, "PERF", ["perf.>"], allow_batched=True)
+    started = time.perf_counter()
+    for event in events:
+        headers = {"Nats-Msg-Id": event.id} if with_header else None
+        await nc.publish("perf.event", event.to_json(), headers=headers)
+
+    async def all_stored():
+        return (await js.stream_info("PERF")).state.messages == len(events)
+
+    await wait_for(all_stored, timeout=30, what="every message stored", interval=0.005)
+    return rate(len(events), started)
+
+
+# %% [markdown]
+# And the cheapest receive: one pull request for everything, answered into a plain
+# core subscription that only counts (no decode, no ack: `ack_policy="none"`):
+
+# %%
+import asyncio
+import json
+
 from nats.js.api import AckPolicy
 
-await fresh_stream(js, "PERF", ["perf.>"])
-await publish_events(js, [make("perf.event", {"n": i}) for i in range(10)])
-cumulative = await EventConsumer.create(js, "PERF", "cumulative", ack_policy=AckPolicy.ALL)
-batch = await cumulative.fetch(10)
-before = (await cumulative.info()).num_ack_pending
-await batch[-1].ack(sync=True)
-after = (await cumulative.info()).num_ack_pending
-before, after
+from edalab import ensure_consumer
+
+
+async def receive_rate():
+    name = f"ceiling-{time.monotonic_ns()}"
+    await ensure_consumer(js, "PERF", name, ack_policy=AckPolicy.NONE, inactive_threshold=60)
+    done, inbox, got = asyncio.Event(), nc.new_inbox(), 0
+
+    async def count(msg):
+        nonlocal got
+        got += 1
+        if got == len(events):
+            done.set()
+
+    sub = await nc.subscribe(inbox, cb=count)
+    request = json.dumps({"batch": len(events), "expires": 30_000_000_000}).encode()
+    started = time.perf_counter()
+    await nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.PERF.{name}", request, reply=inbox)
+    await asyncio.wait_for(done.wait(), 30)
+    await sub.unsubscribe()
+    return rate(got, started)
+
+
+# %% tags=["nbval-ignore-output"]
+ceiling = {
+    "core publish, stored": await best_of(3, stored_rate, False),
+    "core publish + Nats-Msg-Id, stored": await best_of(3, stored_rate, True),
+    "receive from a pull (no decode, no ack)": await best_of(3, receive_rate),
+}
+ceiling
+
+# %% [markdown]
+# On the machine this course was written on (2 cores shared with other work, load
+# average about 6; best of five, plain asyncio) these were about 168k msgs/s without
+# the header, 119k with it, and 155k received per second (185k, 157k and 201k on
+# uvloop). The Go client, same machine, same server, same minute: 163k async publishes
+# with a `PubAck` each and 200k fetched and acked per second. The server is not the
+# limit: the Python client's per-message work is (building the header, parsing each
+# reply, a future or callback per acknowledgement), and every extra await, future or
+# JSON decode per message comes off it. A fast path does as little per message as
+# possible: that is all edalab's bulk paths do.
+#
+# ## edalab's bulk publish: one `PubAck` per event
+#
+# `publish_events` does what `publish_async` does, cheaper: every event goes out with
+# the reply subject `<inbox>.<index>` under one wildcard subscription, so an ack finds
+# its event by its subject, without a future each. It returns only when every event is
+# stored, in order, and a failure names its event:
+
+# %%
+await fresh_stream(js, "PERF", ["perf.>"], allow_batched=True)
+acks = await publish_events(js, events, window=4096)
+len(acks), acks[-1].seq
+
+# %% [markdown]
+# ## Fast ingest: one acknowledgement per group (ADR-50)
+#
+# nats-server 2.14 added *fast-ingest batches* (ADR-50): a stream created with
+# `allow_batched=True` accepts messages whose reply subject is
+# `<inbox>.<flow>.<gap>.<seq>.<op>.$FI` (op 0 starts the batch, 1 appends, 2 commits).
+# The server answers the first with the flow it grants, then one flow ack every `flow`
+# messages, and the commit with a `PubAck` for the batch. With gap mode `fail`, an ack
+# for message N means every message up to N is stored, none missing. Raw, five events:
+
+# %%
+await fresh_stream(js, "PERF", ["perf.>"], allow_batched=True)
+inbox = nc.new_inbox()
+sub = await nc.subscribe(inbox + ".>")
+for seq, event in enumerate(events[:5], start=1):
+    op = 0 if seq == 1 else 2 if seq == 5 else 1
+    reply = f"{inbox}.2.fail.{seq}.{op}.$FI"
+    await nc.publish("perf.event", event.to_json(), reply=reply, headers={"Nats-Msg-Id": event.id})
+    if seq == 1:
+        first = json.loads((await sub.next_msg(timeout=5)).data)  # wait for the grant first
+first
+
+# %% [markdown]
+# The first answer grants acks every 2 messages (`msgs`). Then flow acks, and the
+# commit's `PubAck`, which counts the batch:
+
+# %%
+replies = [json.loads((await sub.next_msg(timeout=5)).data)]
+while "stream" not in replies[-1]:
+    replies.append(json.loads((await sub.next_msg(timeout=5)).data))
+await sub.unsubscribe()
+replies[-1]["seq"], replies[-1]["count"]
+
+# %% [markdown]
+# `ingest_events` runs that protocol for you (group size up to 500, at most two groups
+# unconfirmed, a refusal named by its event). Same events, far fewer replies to parse:
+
+# %%
+from edalab.publishing import ingest_events
+
+await fresh_stream(js, "PERF", ["perf.>"], allow_batched=True)
+await ingest_events(js, events)
+
+# %% [markdown]
+# What you trade for it:
+#
+# | | `publish_events` | `ingest_events` |
+# |---|---|---|
+# | returns | every event's `PubAck` (sequence, `duplicate`) | one `IngestReport` (count, last sequence) |
+# | stream | any | must be created with `allow_batched=True` (server 2.14+) |
+# | a refused event | raised by name; later events may be stored | raised by name; the batch stops there |
+# | server restart mid-way | resent per event (`retry_for`) | the rest resent as a new batch (`retry_for`) |
+# | duplicates | dropped by `Nats-Msg-Id`, flagged per event | dropped by `Nats-Msg-Id`, not reported |
+#
+# Both return only when every event is stored. (ADR-50's other mode, *atomic* batches
+# with `allow_atomic=True`, stores all or nothing, up to 1000 messages, with one ack per
+# batch; edalab does not wrap it.)
+#
+# ## Consuming in bulk, and the ack policy
+#
+# `EventConsumer.events()` yields one decoded event at a time; `batches()` yields every
+# event that has arrived as a list, and `ack_batch` settles the list:
+
+# %%
+from edalab import EventConsumer
+
+await fresh_stream(js, "PERF", ["perf.>"], allow_batched=True)
+await ingest_events(js, events)
+consumer = await EventConsumer.create(js, "PERF", "bulk")
+deliveries = await anext(consumer.batches(batch=500))
+await consumer.ack_batch(deliveries)
+len(deliveries) <= 500, deliveries[0].seq
+
+# %% [markdown]
+# | `ack_policy` | what an ack means | guarantee |
+# |---|---|---|
+# | `explicit` (default) | this message | at least once, per message (the course's) |
+# | `all` | this message and every earlier one of the consumer | at least once, if you ack only after finishing every earlier message |
+# | `none` | nothing to ack | at most once: a crash loses what was delivered |
+#
+# Under `all`, `ack_batch` sends one ack, for the last delivery. The catch is in the
+# server (`processAckMsgLocked` in nats-server's `consumer.go`): an ack of sequence N
+# removes *every* pending message up to N, including those another worker of the same
+# consumer has not finished. Worker A takes 10 events and dies; worker B takes the next
+# 10 and acks its last:
+
+# %%
+config = {"ack_policy": AckPolicy.ALL, "ack_wait": 1}
+worker_a = await EventConsumer.create(js, "PERF", "shared", recreate=True, **config)
+worker_b = await EventConsumer.create(js, "PERF", "shared", **config)
+held = await worker_a.fetch(10)
+done = await worker_b.fetch(10)
+await done[-1].ack(sync=True)
+
+# %%
+info = await worker_b.info()
+[d.seq for d in held], info.ack_floor.stream_seq, info.num_ack_pending
+
+# %% [markdown]
+# Events 1-10 were never handled, yet they are acknowledged (the ack floor is 20, nothing
+# pending) and will never be redelivered. With `explicit` acks (the default, and what
+# `ack_batch` sends one by one) they would come back after `ack_wait`; the fault tests
+# (`tests/test_faults.py`) kill a worker mid-list both ways. So: `all` only with one
+# worker per consumer, acking a list after every event in it is handled.
 
 # %% [markdown]
 # ## The benchmark suite
 #
 # `benchmarks/run.py` measures each edalab path against the raw nats-py code a learner
 # would write, in the same run against the same server, and reports ratios
-# (`--quick` takes about a minute; `benchmarks/README.md` explains the output). A
-# scaled-down run here:
+# (`benchmarks/README.md` explains the output; `--go-reference` adds the Go client's
+# figures). Here, the bulk scenarios at half the `--quick` sizes, best of three
+# alternating rounds: `publish_async` against `publish_events` and `ingest_events`,
+# `fetch(n)` + ack against `events()` and `batches()`, with `explicit` and `all` acks.
+# On a busy machine one round can be 30 % off either way (single timings above, too),
+# which is why the suite alternates raw and edalab and keeps each side's best round:
+# read the ratios roughly, and rerun before believing a small difference.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 from edalab.course.bench import run_all, summary
 
-bench = await run_all(server.url, quick=True, rounds=1, scale=0.1)
+only = ["async publish", "fast ingest", "pull consume", "batch consume", "batch consume, ack all"]
+bench = await run_all(server.url, quick=True, rounds=3, scale=0.5, only=only)
 print(summary(bench))
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 import matplotlib.pyplot as plt
 
-fig, ax = plt.subplots(figsize=(9, 3.5))
-names = [r.name for r in bench]
-ax.barh(names, [r.ratio for r in bench])
+from edalab.course.charts import plain_numbers
+
+fig, ax = plt.subplots(figsize=(9, 3))
+ax.barh(range(len(bench)), [r.ratio for r in bench])
 ax.axvline(1.0, color="grey", linestyle="--")
-ax.set_xlabel("edalab / raw nats-py (higher is faster)")
-ax.set_xscale("log")
+ax.set_xlabel("edalab / raw nats-py, messages per second (higher is faster)")
+plain_numbers(ax).set_yticks(range(len(bench)), [r.name for r in bench])
 fig.tight_layout()
+plt.show()
 
 # %% [markdown]
 # ## Recap
 #
-# - One awaited `PubAck` per event is bounded by the round trip; a window of async
-#   publishes keeps the same guarantee at many times the rate.
+# - One awaited `PubAck` per event is bounded by the round trip. `publish_async` keeps a
+#   bounded window (`publish_async_max_pending`); `publish_events` keeps the same
+#   guarantee with less work per event.
 # - Fetch in batches; `fetch(1)` in a loop is the consumer's version of the same mistake.
-# - `explicit` acks are the safe default; `all` trades per-message certainty for fewer
-#   acks; `none` is at most once.
-# - Compare against raw nats-py in one run: absolute rates depend on the machine.
+# - Python's ceiling is the client's per-message work. Fast ingest (`ingest_events`,
+#   `allow_batched=True`) and `ack_policy=all` (`batches` + `ack_batch`) cut the replies
+#   per message; each trades something, and the defaults stay per message.
+# - Compare against raw nats-py (and Go) in one run: absolute rates depend on the
+#   machine and its load.
 #
 # ## Exercise
 #
@@ -156,8 +351,7 @@ fig.tight_layout()
 # machine. Does it change when the stream uses memory storage
 # (`storage=StorageType.MEMORY`)?
 
-# %% tags=["solution"]
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["solution", "nbval-ignore-output"]
 from nats.js.api import StorageType
 
 for storage in (StorageType.FILE, StorageType.MEMORY):
@@ -165,10 +359,6 @@ for storage in (StorageType.FILE, StorageType.MEMORY):
     for window in (8, 32, 128, 512, 4096):
         await fresh_stream(js, "PERF", ["perf.>"], storage=storage)
         started = time.perf_counter()
-        await publish_events(js, events, window=window)
-        rates[window] = len(events) / (time.perf_counter() - started)
-    best = rates[4096]
-    print(storage.value, min(w for w, r in rates.items() if r >= 0.9 * best))
-
-# %%
-await nc.close()
+        await publish_events(js, events[:5000], window=window)
+        rates[window] = rate(5000, started)
+    print(storage.value, min(w for w, r in rates.items() if r >= 0.9 * rates[4096]))

@@ -1,12 +1,16 @@
 """Measure edalab against raw nats-py doing the same work, in the same run.
 
 Used by ``benchmarks/run.py`` (the command line, JSON and plot) and notebook
-``15_performance``. Every scenario has a *raw* side (the nats-py calls a learner
-would write) and an *edalab* side (the helper); results are messages per second
-and the ratio edalab / raw. Speed is never asserted in tests: it is reported.
+``15_performance``. Every :class:`Scenario` has a *raw* side (the nats-py calls a
+learner would write) and an *edalab* side (the helper); results are messages per
+second and the ratio edalab / raw. Speed is never asserted in tests: it is reported.
 
     results = await run_all(url, quick=True)
     [(r.name, round(r.ratio, 2)) for r in results]
+
+The Go client's figures (``../shared/reference/gobench/run``) come in as text lines
+``go_async_publish_msgs_per_s 163261``; :func:`read_go_reference` parses them and
+:data:`GO_COUNTERPART` says which Go figure each scenario is held against.
 """
 
 from __future__ import annotations
@@ -17,26 +21,45 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from nats.aio.client import Client as NATS
-from nats.js.api import StorageType
+from nats.js.api import AckPolicy, ConsumerConfig, StorageType
 from nats.js.client import JetStreamContext
 
 from edalab.connection import connect
 from edalab.consuming import EventConsumer
 from edalab.events import Event
-from edalab.publishing import MSG_ID, publish_event, publish_events
+from edalab.publishing import MSG_ID, ingest_events, publish_event, publish_events
 from edalab.streams import fresh_stream
 from edalab.testing import EventFactory
 
-__all__ = ["Result", "run_all", "scenario_sizes"]
+__all__ = [
+    "GO_COUNTERPART",
+    "SCENARIOS",
+    "Result",
+    "Scenario",
+    "read_go_reference",
+    "run_all",
+    "scenario_sizes",
+    "summary",
+]
 
 PAYLOAD = "x" * 60  # with the envelope, each message is about 128 bytes on the wire
 
 Progress = Callable[[str], None]
 
+#: The Go reference figure each scenario's edalab side is compared with.
+GO_COUNTERPART = {
+    "sync publish": "go_sync_publish_msgs_per_s",
+    "async publish": "go_async_publish_msgs_per_s",
+    "fast ingest": "go_async_publish_msgs_per_s",
+    "pull consume": "go_fetch_ack_msgs_per_s",
+    "batch consume": "go_fetch_ack_msgs_per_s",
+    "batch consume, ack all": "go_fetch_ack_msgs_per_s",
+}
+
 
 @dataclass
 class Result:
-    """One scenario: messages per second for each side, and edalab / raw."""
+    """One scenario: messages per second for each side, and edalab / raw (and / Go)."""
 
     name: str
     raw: str
@@ -45,15 +68,26 @@ class Result:
     raw_per_s: float
     edalab_per_s: float
     rounds: list[dict[str, float]] = field(default_factory=list)
+    go_per_s: float | None = None
 
     @property
     def ratio(self) -> float:
         """edalab's speed as a fraction of raw's (1.0 = the same)."""
         return self.edalab_per_s / self.raw_per_s if self.raw_per_s else 0.0
 
+    @property
+    def go_ratio(self) -> float | None:
+        """edalab's speed as a fraction of the Go client's, when a Go figure is known."""
+        return self.edalab_per_s / self.go_per_s if self.go_per_s else None
+
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready, with the ratio."""
-        return {**asdict(self), "ratio": round(self.ratio, 4)}
+        """JSON-ready, with the ratios."""
+        go = self.go_ratio
+        return {
+            **asdict(self),
+            "ratio": round(self.ratio, 4),
+            "go_ratio": None if go is None else round(go, 4),
+        }
 
 
 def scenario_sizes(quick: bool, scale: float = 1.0) -> dict[str, int]:
@@ -75,73 +109,265 @@ def scenario_sizes(quick: bool, scale: float = 1.0) -> dict[str, int]:
     return {k: max(10, int(v * scale)) for k, v in sizes.items()}
 
 
+def read_go_reference(text: str) -> dict[str, float]:
+    """The Go reference's figures from its output (``name value`` lines; others ignored).
+
+    >>> read_go_reference("load 1.0\\ngo_fetch_ack_msgs_per_s 200173\\n")
+    {'go_fetch_ack_msgs_per_s': 200173.0}
+    """
+    figures = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0].startswith("go_"):
+            figures[parts[0]] = float(parts[1])
+    return figures
+
+
 def _events(n: int) -> list[Event]:
     make = EventFactory(prefix="bench-")
     return [make("bench.event", {"p": PAYLOAD}) for _ in range(n)]
 
 
-async def _timed(fn: Callable[[], Awaitable[int]]) -> float:
-    start = time.perf_counter()
-    count = await fn()
-    return count / (time.perf_counter() - start)
+@dataclass
+class Bench:
+    """The connection, the stream's storage, and the preparation each side needs."""
+
+    js: JetStreamContext
+    storage: StorageType
+
+    async def fresh(self) -> None:
+        """An empty BENCH stream (fast ingest allowed: it does not change other publishes)."""
+        await fresh_stream(self.js, "BENCH", ["bench.>"], storage=self.storage, allow_batched=True)
+
+    async def filled(self, events: list[Event]) -> None:
+        """A BENCH stream holding ``events``."""
+        await self.fresh()
+        await ingest_events(self.js, events)
 
 
-async def _fresh(js: JetStreamContext, storage: StorageType) -> None:
-    await fresh_stream(js, "BENCH", ["bench.>"], storage=storage)
+Side = Callable[[Bench, list[Event]], Awaitable[int]]
 
 
-async def _compare(
-    name: str,
-    raw_label: str,
-    edalab_label: str,
-    n: int,
-    raw: Callable[[], Awaitable[int]],
-    ours: Callable[[], Awaitable[int]],
-    setup: Callable[[], Awaitable[None]],
-    rounds: int,
-    progress: Progress,
-    ours_setup: Callable[[], Awaitable[None]] | None = None,
-) -> Result:
-    """Alternate raw and edalab ``rounds`` times; keep each side's best round."""
-    per_round = []
-    for i in range(rounds):
-        progress(f"{name}: round {i + 1}/{rounds}")
-        await setup()
-        raw_rate = await _timed(raw)
-        await (ours_setup or setup)()
-        ours_rate = await _timed(ours)
-        per_round.append({"raw": raw_rate, "edalab": ours_rate})
-    best_raw = max(r["raw"] for r in per_round)
-    best_ours = max(r["edalab"] for r in per_round)
-    return Result(name, raw_label, edalab_label, n, best_raw, best_ours, per_round)
+@dataclass(frozen=True)
+class Scenario:
+    """Two ways to do one job: ``raw`` nats-py and ``edalab``, each on ``size`` events.
+
+    ``raw_size`` (when the raw side is too slow for the full size) gives the raw side
+    fewer events; ``filled`` starts each side on a stream already holding its events.
+    """
+
+    name: str
+    raw_label: str
+    edalab_label: str
+    size: str
+    raw: Side
+    edalab: Side
+    raw_size: str | None = None
+    filled: bool = False
+    stream: bool = True
 
 
-async def _fill(js: JetStreamContext, events: list[Event]) -> None:
-    await publish_events(js, events, window=1024)
+# --- the sides -------------------------------------------------------------------------
 
 
-async def _awaited_loop(js: JetStreamContext, events: list[Event]) -> int:
+async def awaited_loop(b: Bench, events: list[Event]) -> int:
     """What learners write first: one awaited js.publish per event."""
     for e in events:
-        await js.publish("bench.event", e.to_json(), headers={MSG_ID: e.id})
+        await b.js.publish("bench.event", e.to_json(), headers={MSG_ID: e.id})
     return len(events)
 
 
-async def _windowed(js: JetStreamContext, events: list[Event]) -> int:
-    return len(await publish_events(js, events, window=4096))
+async def publish_each(b: Bench, events: list[Event]) -> int:
+    """edalab's one-at-a-time publish."""
+    for e in events:
+        await publish_event(b.js, e)
+    return len(events)
 
 
-async def _consume(js: JetStreamContext, durable: str, count: int) -> int:
+async def publish_async_all(b: Bench, events: list[Event]) -> int:
+    """nats-py's bounded async publish (``publish_async_max_pending``), then wait for all."""
+    futures = [
+        await b.js.publish_async("bench.event", e.to_json(), headers={MSG_ID: e.id}) for e in events
+    ]
+    await b.js.publish_async_completed()
+    for f in futures:
+        f.result()
+    return len(events)
+
+
+async def windowed(b: Bench, events: list[Event]) -> int:
+    """edalab's bulk publish: a PubAck per event."""
+    return len(await publish_events(b.js, events, window=4096))
+
+
+async def ingested(b: Bench, events: list[Event]) -> int:
+    """edalab's fast ingest: one flow ack per group."""
+    return (await ingest_events(b.js, events)).events
+
+
+async def fetch_decode_ack(b: Bench, events: list[Event]) -> int:
+    """nats-py's fetch(256), each event decoded and acked."""
+    sub = await b.js.pull_subscribe("bench.>", durable="raw", stream="BENCH")
+    got = 0
+    while got < len(events):
+        for msg in await sub.fetch(256, timeout=5):
+            Event.from_json(msg.data)
+            await msg.ack()
+            got += 1
+    await sub.unsubscribe()
+    return got
+
+
+async def consumer_events(b: Bench, events: list[Event]) -> int:
     """edalab's consumer: pipelined pulls of 256, every event decoded and acked."""
-    consumer = await EventConsumer.create(js, "BENCH", durable)
+    consumer = await EventConsumer.create(b.js, "BENCH", "ours")
     got = 0
     async for delivery in consumer.events(batch=256, timeout=5):
         await delivery.ack()
         got += 1
-        if got == count:
+        if got == len(events):
             break
     await consumer.close()
     return got
+
+
+async def fetch_ack_each(b: Bench, events: list[Event]) -> int:
+    """nats-py's fetch(500), each event decoded and acked."""
+    sub = await b.js.pull_subscribe("bench.>", durable="raw_each", stream="BENCH")
+    got = 0
+    while got < len(events):
+        for msg in await sub.fetch(500, timeout=5):
+            Event.from_json(msg.data)
+            await msg.ack()
+            got += 1
+    await sub.unsubscribe()
+    return got
+
+
+async def consumer_batches(b: Bench, events: list[Event]) -> int:
+    """edalab's consumer a list at a time, every event acked (AckPolicy.EXPLICIT)."""
+    return await _batches(b, events, "ours_each", AckPolicy.EXPLICIT)
+
+
+async def fetch_ack_last(b: Bench, events: list[Event]) -> int:
+    """nats-py's fetch(500) on an AckPolicy.ALL consumer: each decoded, the last acked."""
+    config = ConsumerConfig(durable_name="raw_all", ack_policy=AckPolicy.ALL)
+    sub = await b.js.pull_subscribe("bench.>", durable="raw_all", stream="BENCH", config=config)
+    got = 0
+    while got < len(events):
+        msgs = await sub.fetch(500, timeout=5)
+        for msg in msgs:
+            Event.from_json(msg.data)
+        await msgs[-1].ack()
+        got += len(msgs)
+    await sub.unsubscribe()
+    return got
+
+
+async def consumer_batches_ack_all(b: Bench, events: list[Event]) -> int:
+    """edalab's consumer a list at a time on an AckPolicy.ALL consumer (one ack per list)."""
+    return await _batches(b, events, "ours_all", AckPolicy.ALL)
+
+
+async def _batches(b: Bench, events: list[Event], durable: str, policy: AckPolicy) -> int:
+    consumer = await EventConsumer.create(b.js, "BENCH", durable, ack_policy=policy)
+    got = 0
+    async for deliveries in consumer.batches(batch=500, timeout=5):
+        await consumer.ack_batch(deliveries)
+        got += len(deliveries)
+        if got >= len(events):
+            break
+    await consumer.close()
+    return got
+
+
+async def fetch_one_at_a_time(b: Bench, events: list[Event]) -> int:
+    """The naive consumer: fetch(1), decode, ack, again."""
+    sub = await b.js.pull_subscribe("bench.>", durable="naive", stream="BENCH")
+    for _ in range(len(events)):
+        msg = (await sub.fetch(1, timeout=5))[0]
+        Event.from_json(msg.data)
+        await msg.ack()
+    await sub.unsubscribe()
+    return len(events)
+
+
+async def pydantic_codec(b: Bench, events: list[Event]) -> int:
+    """pydantic's own dump and validate."""
+    for e in events:
+        Event.model_validate_json(e.model_dump_json(exclude_none=True).encode())
+    return len(events)
+
+
+async def edalab_codec(b: Bench, events: list[Event]) -> int:
+    """Event.to_json / Event.from_json."""
+    for e in events:
+        Event.from_json(e.to_json())
+    return len(events)
+
+
+#: Every scenario, in the order they run and are reported.
+SCENARIOS = [
+    Scenario("sync publish", "js.publish, awaited", "publish_event", "sync",
+             awaited_loop, publish_each),
+    Scenario("async publish", "js.publish_async + completed", "publish_events", "async",
+             publish_async_all, windowed),
+    Scenario("fast ingest", "js.publish_async + completed", "ingest_events", "async",
+             publish_async_all, ingested),
+    Scenario("pull consume", "fetch(256) + decode + ack", "EventConsumer.events + ack",
+             "consume", fetch_decode_ack, consumer_events, filled=True),
+    Scenario("batch consume", "fetch(500) + decode + ack each",
+             "EventConsumer.batches + ack_batch", "consume",
+             fetch_ack_each, consumer_batches, filled=True),
+    Scenario("batch consume, ack all", "fetch(500) + decode + ack last (AckPolicy.ALL)",
+             "batches + ack_batch (AckPolicy.ALL)", "consume",
+             fetch_ack_last, consumer_batches_ack_all, filled=True),
+    Scenario("encode+decode", "pydantic dump/validate", "Event.to_json/from_json", "codec",
+             pydantic_codec, edalab_codec, stream=False),
+    Scenario("bulk vs naive publish", "loop of awaited js.publish", "publish_events", "async",
+             awaited_loop, windowed, raw_size="naive"),
+    Scenario("batch vs naive consume", "loop of fetch(1) + ack",
+             "EventConsumer.events(batch=256)", "consume", fetch_one_at_a_time,
+             consumer_events, raw_size="naive", filled=True),
+]  # fmt: skip
+
+
+async def _timed(side: Side, bench: Bench, events: list[Event]) -> float:
+    start = time.perf_counter()
+    count = await side(bench, events)
+    return count / (time.perf_counter() - start)
+
+
+async def _prepare(bench: Bench, scenario: Scenario, events: list[Event]) -> None:
+    if scenario.filled:
+        await bench.filled(events)
+    elif scenario.stream:
+        await bench.fresh()
+
+
+async def compare(
+    bench: Bench, scenario: Scenario, sizes: dict[str, int], rounds: int, progress: Progress
+) -> Result:
+    """Alternate raw and edalab ``rounds`` times; keep each side's best round."""
+    ours = _events(sizes[scenario.size])
+    raw = _events(sizes[scenario.raw_size]) if scenario.raw_size else ours
+    per_round = []
+    for i in range(rounds):
+        progress(f"{scenario.name}: round {i + 1}/{rounds}")
+        await _prepare(bench, scenario, raw)
+        raw_rate = await _timed(scenario.raw, bench, raw)
+        await _prepare(bench, scenario, ours)
+        ours_rate = await _timed(scenario.edalab, bench, ours)
+        per_round.append({"raw": raw_rate, "edalab": ours_rate})
+    return Result(
+        scenario.name,
+        scenario.raw_label,
+        scenario.edalab_label,
+        len(ours),
+        max(r["raw"] for r in per_round),
+        max(r["edalab"] for r in per_round),
+        per_round,
+    )
 
 
 async def run_all(
@@ -153,172 +379,40 @@ async def run_all(
     progress: Progress | None = None,
     only: list[str] | None = None,
     scale: float = 1.0,
+    go_reference: dict[str, float] | None = None,
 ) -> list[Result]:
-    """Run every scenario against the server at ``url``; returns their results."""
+    """Run every scenario (or those named in ``only``) against the server at ``url``."""
     say: Progress = progress or (lambda _: None)
     sizes = scenario_sizes(quick, scale)
     nc: NATS = await connect(url, pending_size=8 * 1024 * 1024)
-    js = nc.jetstream(publish_async_max_pending=4096)
-    results: list[Result] = []
-
-    async def setup() -> None:
-        await _fresh(js, storage)
-
-    def wanted(name: str) -> bool:
-        return only is None or name in only
-
+    bench = Bench(nc.jetstream(publish_async_max_pending=4096), storage)
+    results = []
     try:
-        if wanted("sync publish"):
-            events = _events(sizes["sync"])
-
-            async def raw_sync() -> int:
-                return await _awaited_loop(js, events)
-
-            async def ours_sync() -> int:
-                for e in events:
-                    await publish_event(js, e)
-                return len(events)
-
-            results.append(
-                await _compare(
-                    "sync publish", "js.publish, awaited", "publish_event", len(events),
-                    raw_sync, ours_sync, setup, rounds, say,
-                )
-            )  # fmt: skip
-
-        if wanted("async publish"):
-            events = _events(sizes["async"])
-
-            async def raw_async() -> int:
-                futures = [
-                    await js.publish_async("bench.event", e.to_json(), headers={MSG_ID: e.id})
-                    for e in events
-                ]
-                await js.publish_async_completed()
-                for f in futures:
-                    f.result()
-                return len(events)
-
-            async def ours_async() -> int:
-                return await _windowed(js, events)
-
-            results.append(
-                await _compare(
-                    "async publish", "js.publish_async + completed", "publish_events",
-                    len(events), raw_async, ours_async, setup, rounds, say,
-                )
-            )  # fmt: skip
-
-        if wanted("pull consume"):
-            events = _events(sizes["consume"])
-
-            async def setup_filled() -> None:
-                await setup()
-                await _fill(js, events)
-
-            async def raw_consume() -> int:
-                sub = await js.pull_subscribe("bench.>", durable="raw", stream="BENCH")
-                got = 0
-                while got < len(events):
-                    for msg in await sub.fetch(256, timeout=5):
-                        Event.from_json(msg.data)
-                        await msg.ack()
-                        got += 1
-                await sub.unsubscribe()
-                return got
-
-            async def ours_consume() -> int:
-                return await _consume(js, "ours", len(events))
-
-            results.append(
-                await _compare(
-                    "pull consume", "fetch(256) + decode + ack", "EventConsumer.events + ack",
-                    len(events), raw_consume, ours_consume, setup_filled, rounds, say,
-                )
-            )  # fmt: skip
-
-        if wanted("encode+decode"):
-            events = _events(sizes["codec"])
-
-            async def no_setup() -> None:
-                return None
-
-            async def raw_codec() -> int:
-                for e in events:
-                    Event.model_validate_json(e.model_dump_json(exclude_none=True).encode())
-                return len(events)
-
-            async def ours_codec() -> int:
-                for e in events:
-                    Event.from_json(e.to_json())
-                return len(events)
-
-            results.append(
-                await _compare(
-                    "encode+decode", "pydantic dump/validate", "Event.to_json/from_json",
-                    len(events), raw_codec, ours_codec, no_setup, rounds, say,
-                )
-            )  # fmt: skip
-
-        if wanted("bulk vs naive publish"):
-            naive = _events(sizes["naive"])
-            bulk = _events(sizes["async"])
-
-            async def naive_publish() -> int:
-                return await _awaited_loop(js, naive)
-
-            async def bulk_publish() -> int:
-                return await _windowed(js, bulk)
-
-            results.append(
-                await _compare(
-                    "bulk vs naive publish", "loop of awaited js.publish", "publish_events",
-                    len(bulk), naive_publish, bulk_publish, setup, rounds, say,
-                )
-            )  # fmt: skip
-
-        if wanted("batch vs naive consume"):
-            few = _events(sizes["naive"])
-            many = _events(sizes["consume"])
-
-            async def setup_few() -> None:
-                await setup()
-                await _fill(js, few)
-
-            async def setup_many() -> None:
-                await setup()
-                await _fill(js, many)
-
-            async def naive_consume() -> int:
-                sub = await js.pull_subscribe("bench.>", durable="naive", stream="BENCH")
-                for _ in range(len(few)):
-                    msg = (await sub.fetch(1, timeout=5))[0]
-                    Event.from_json(msg.data)
-                    await msg.ack()
-                await sub.unsubscribe()
-                return len(few)
-
-            async def batch_consume() -> int:
-                return await _consume(js, "batch", len(many))
-
-            results.append(
-                await _compare(
-                    "batch vs naive consume", "loop of fetch(1) + ack",
-                    "EventConsumer.events(batch=256)", len(many), naive_consume, batch_consume,
-                    setup_few, rounds, say, ours_setup=setup_many,
-                )
-            )  # fmt: skip
+        for scenario in SCENARIOS:
+            if only is None or scenario.name in only:
+                result = await compare(bench, scenario, sizes, rounds, say)
+                go = GO_COUNTERPART.get(scenario.name)
+                if go_reference and go:
+                    result.go_per_s = go_reference.get(go)
+                results.append(result)
     finally:
         await nc.close()
     return results
 
 
 def summary(results: list[Result]) -> str:
-    """A plain-text table of results."""
+    """A plain-text table of results (with edalab/Go when the Go figures are known)."""
+    with_go = any(r.go_per_s for r in results)
     rows = [["scenario", "raw msg/s", "edalab msg/s", "edalab/raw"]]
+    if with_go:
+        rows[0] += ["Go msg/s", "edalab/Go"]
     for r in results:
-        rows.append([r.name, f"{r.raw_per_s:,.0f}", f"{r.edalab_per_s:,.0f}", f"{r.ratio:.2f}"])
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        row = [r.name, f"{r.raw_per_s:,.0f}", f"{r.edalab_per_s:,.0f}", f"{r.ratio:.2f}"]
+        if with_go:
+            go = r.go_ratio
+            row += [f"{r.go_per_s:,.0f}" if r.go_per_s else "", "" if go is None else f"{go:.2f}"]
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
     )
