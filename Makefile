@@ -1,7 +1,8 @@
 # The two commands: `make lab` opens the workbook, `make test` runs every test.
 # Each creates the virtual environments it needs on first use (a stamp file per venv
 # records the install; editing pyproject.toml redoes it):
-#   .venv-learner  what a learner gets: `.[lab]` (make lab; the notebooks run here under nbval)
+#   .venv-learner  what a learner gets: `.[lab]` (make lab; make test adds nbval and runs
+#                  every notebook here, proving the learner's install runs them)
 #   .venv          a developer's tool chain: `.[dev]` (lint, types, unit tests)
 #   .venv-compat   the dependency floors of pyproject.toml, exactly (make compat)
 #   .venv-book     Jupyter Book 1.x, which builds the course book offline (make book)
@@ -12,6 +13,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edalab-installed
 LEARNER       := .venv-learner
 LEARNER_STAMP := $(LEARNER)/.edalab-installed
+NBVAL_STAMP   := $(LEARNER)/.nbval-installed
 COMPAT        := .venv-compat
 COMPAT_STAMP  := $(COMPAT)/.edalab-installed
 BOOKENV       := .venv-book
@@ -44,11 +46,18 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# The learner's set is the `lab` extra, and only that (as Binder, the dev container and
+# environment.yml install it; tests/test_packaging.py checks). nbval comes on top, for
+# `make test` alone.
 $(LEARNER_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(LEARNER)
 	$(LEARNER)/bin/python -m pip install --quiet --upgrade pip
-	$(LEARNER)/bin/python -m pip install --quiet -e ".[lab]" "nbval>=0.11"
+	$(LEARNER)/bin/python -m pip install --quiet -e ".[lab]"
 	touch $(LEARNER_STAMP)
+
+$(NBVAL_STAMP): $(LEARNER_STAMP)
+	$(LEARNER)/bin/python -m pip install --quiet "nbval>=0.11"
+	touch $(NBVAL_STAMP)
 
 learner: $(LEARNER_STAMP)
 
@@ -92,7 +101,7 @@ compat: compat-install
 	env -u NATS_URL $(COMPAT)/bin/python -m pytest $(COMPAT_TESTS) -q -p no:cacheprovider
 
 ## the notebooks under strict nbval, in the learner's venv: its install alone runs them
-notebooks-test: learner
+notebooks-test: $(NBVAL_STAMP)
 	rm -rf .state/nbtest
 	$(NB_ENV) $(LEARNER)/bin/python -m pytest notebooks/*.ipynb $(NBVAL) -q
 
