@@ -1,17 +1,42 @@
 # The two commands: `make lab` opens the workbook, `make test` runs every test.
-# Both create .venv and install edalab with its extras on first use.
+# Each creates the virtual environments it needs on first use (a stamp file per venv
+# records the install; editing pyproject.toml redoes it):
+#   .venv-learner  what a learner gets: `.[lab]` (make lab; make test adds nbval and runs
+#                  every notebook here, proving the learner's install runs them)
+#   .venv          a developer's tool chain: `.[dev]` (lint, types, unit tests)
+#   .venv-compat   the dependency floors of pyproject.toml, exactly (make compat)
+#   .venv-book     Jupyter Book 1.x, which builds the course book offline (make book)
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edalab-installed
+LEARNER       := .venv-learner
+LEARNER_STAMP := $(LEARNER)/.edalab-installed
+NBVAL_STAMP   := $(LEARNER)/.nbval-installed
+COMPAT        := .venv-compat
+COMPAT_STAMP  := $(COMPAT)/.edalab-installed
+BOOKENV       := .venv-book
+BOOK_STAMP    := $(BOOKENV)/.edalab-installed
+# make lab NOTEBOOKS=dist/student opens the student copies (make student) instead.
+NOTEBOOKS ?= notebooks
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # Notebook tests run each kernel with its own embedded server, whatever the shell has set.
 NB_ENV := env -u NATS_URL EDALAB_STATE_DIR=$(CURDIR)/.state/nbtest
-NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
+# The learner venv has no pytest plugins but nbval: tests/nbval.ini replaces the
+# developers' pytest settings, and edalab's own fixture plugin stays off.
+NBVAL  := -c tests/nbval.ini --rootdir=. -p no:edalab \
+          --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
           --nbval-cell-timeout 120 -p no:cacheprovider
+# The unit tests that need neither JupyterLab nor the developer tools, run on the floors.
+COMPAT_TESTS := tests/test_api.py tests/test_events.py tests/test_subjects.py \
+          tests/test_publishing.py tests/test_consuming.py tests/test_streams.py \
+          tests/test_idempotency.py tests/test_deadletters.py tests/test_versioning.py \
+          tests/test_security.py tests/test_server.py tests/test_cluster.py \
+          tests/test_exercises.py tests/test_workshop.py
 
-.PHONY: lab test install lint unit notebooks-test notebooks student server-stop clean
+.PHONY: lab test install learner compat-install book-install lint unit compat notebooks-test \
+        notebooks student book server-stop clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,25 +48,64 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-## make lab: install, make sure a nats-server runs, open JupyterLab on notebooks/
-lab: install
-	$(BIN)/edalab server ensure
-	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(ROOT_FLAG)
+# The learner's set is the `lab` extra, and only that (as Binder, the dev container and
+# environment.yml install it; tests/test_packaging.py checks). nbval comes on top, for
+# `make test` alone.
+$(LEARNER_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(LEARNER)
+	$(LEARNER)/bin/python -m pip install --quiet --upgrade pip
+	$(LEARNER)/bin/python -m pip install --quiet -e ".[lab]"
+	touch $(LEARNER_STAMP)
 
-## make test: install, lint, type-check, unit tests, every notebook under strict nbval
-test: install lint unit notebooks-test
+$(NBVAL_STAMP): $(LEARNER_STAMP)
+	$(LEARNER)/bin/python -m pip install --quiet "nbval>=0.11"
+	touch $(NBVAL_STAMP)
+
+learner: $(LEARNER_STAMP)
+
+$(COMPAT_STAMP): pyproject.toml tools/floors.py
+	$(PYTHON) -m venv $(COMPAT)
+	$(COMPAT)/bin/python -m pip install --quiet --upgrade pip
+	$(PYTHON) tools/floors.py test > $(COMPAT)/floors.txt
+	$(COMPAT)/bin/python -m pip install --quiet -r $(COMPAT)/floors.txt
+	$(COMPAT)/bin/python -m pip install --quiet --no-deps -e .
+	touch $(COMPAT_STAMP)
+
+compat-install: $(COMPAT_STAMP)
+
+$(BOOK_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(BOOKENV)
+	$(BOOKENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BOOKENV)/bin/python -m pip install --quiet -e ".[book]"
+	touch $(BOOK_STAMP)
+
+book-install: $(BOOK_STAMP)
+
+## make lab: the learner's install, make sure a nats-server runs, open JupyterLab on notebooks/
+lab: learner
+	$(LEARNER)/bin/edalab server ensure
+	$(LEARNER)/bin/jupyter lab --ServerApp.root_dir=$(NOTEBOOKS) $(ROOT_FLAG)
+
+## make test: lint, types, unit tests (book and browser included), the floors, every notebook
+test: install lint unit compat notebooks-test
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-unit: install
+unit: install book-install
 	$(BIN)/python -m pytest tests src/edalab --doctest-modules -q
 
-notebooks-test: install
+## make compat: the library's unit tests on the oldest versions pyproject.toml allows
+compat: compat-install
+	@cat $(COMPAT)/floors.txt | tr '\n' ' '; echo
+	env -u NATS_URL $(COMPAT)/bin/python -m pytest $(COMPAT_TESTS) -q -p no:cacheprovider
+
+## the notebooks under strict nbval, in the learner's venv: its install alone runs them
+notebooks-test: $(NBVAL_STAMP)
 	rm -rf .state/nbtest
-	$(NB_ENV) $(BIN)/python -m pytest notebooks/*.ipynb $(NBVAL) -q
+	$(NB_ENV) $(LEARNER)/bin/python -m pytest notebooks/*.ipynb $(NBVAL) -q
 
 ## make notebooks: re-execute the notebook sources in tools/notebooks and store the outputs
 notebooks: install
@@ -51,8 +115,13 @@ notebooks: install
 student: install
 	$(BIN)/python tools/make_student.py dist/student
 
+## make book: the static course book from the committed notebooks, in dist/book/
+book: book-install
+	$(BOOKENV)/bin/python tools/build_book.py dist/book
+
 server-stop:
-	-$(BIN)/edalab server stop
+	-$(LEARNER)/bin/edalab server stop
 
 clean:
-	rm -rf $(VENV) .state build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LEARNER) $(COMPAT) $(BOOKENV) .state build dist src/*.egg-info \
+	       .pytest_cache .mypy_cache .ruff_cache
