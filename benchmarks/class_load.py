@@ -44,7 +44,6 @@ async def student(env_file: str) -> dict[str, Any]:
     from edalab.consuming import EventConsumer
     from edalab.course.classroom import load_env_file
     from edalab.course.exercises import check
-    from edalab.course.workshop import NEEDS_MORE
     from edalab.errors import PermissionDenied
     from edalab.events import Event
     from edalab.publishing import publish_events
@@ -81,7 +80,7 @@ async def student(env_file: str) -> dict[str, Any]:
         from edalab.course.exercises import EXERCISES
 
         for key in EXERCISES:
-            if key in NEEDS_MORE:
+            if EXERCISES[key].needs:
                 continue
             started = time.perf_counter()
             try:
@@ -97,7 +96,8 @@ async def student(env_file: str) -> dict[str, Any]:
         out["pairs"] = sorted(
             k
             for k in EXERCISES
-            if k not in NEEDS_MORE and not any(e.startswith(f"{k}:") for e in out["report_errors"])
+            if not EXERCISES[k].needs
+            and not any(e.startswith(f"{k}:") for e in out["report_errors"])
         )
     finally:
         await nc.close()

@@ -15,6 +15,7 @@ A checker observes behaviour on the live server: what it delivered, stored, drop
 from __future__ import annotations
 
 import contextlib
+import inspect
 import itertools
 import json
 from collections import Counter
@@ -74,6 +75,17 @@ class Exercise:
     notebook: str
     task: str
     checker: Checker
+
+    @property
+    def needs(self) -> list[str]:
+        """What the checker needs from the notebook besides ``js`` (e.g. ``['registry']``).
+
+        Such an exercise is checked by the last cell of its notebook; ``edalab progress``
+        says so instead of running it.
+        """
+        params = list(inspect.signature(self.checker).parameters.values())
+        first = [] if params and params[0].name == "js" else [params[0].name] if params else []
+        return first + [p.name for p in params[1:]]
 
 
 async def _stream(js: JetStreamContext, name: str) -> StreamInfo:

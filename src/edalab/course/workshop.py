@@ -32,11 +32,6 @@ COURSE_STREAMS = course_streams()
 #: Key-value buckets the notebooks create, from the manifest.
 COURSE_BUCKETS = course_buckets()
 
-#: Exercises whose checker needs more than the JetStream context.
-NEEDS_MORE = {
-    "12": "needs the auditor's credentials: run the last cell of 12_security, which passes them"
-}
-
 
 async def course_state(js: JetStreamContext) -> tuple[list[str], list[str]]:
     """Which course streams and buckets exist on the server now."""
@@ -75,9 +70,10 @@ async def progress(js: JetStreamContext, *, width: int = PROGRESS_WIDTH) -> Tabl
     earlier = recorded_passes()
     rows = []
     for key, spec in EXERCISES.items():
-        if key in NEEDS_MORE:
-            state = "passed before" if key in earlier else "skipped"
-            rows.append([key, spec.notebook, state, NEEDS_MORE[key]])
+        if spec.needs:  # the learner's objects (a handler, a log): only the notebook has them
+            state = "passed before" if key in earlier else "in notebook"
+            detail = f"run the last cell of {spec.notebook}: it passes {', '.join(spec.needs)}"
+            rows.append([key, spec.notebook, state, detail])
             continue
         result: CheckResult = await check(key, js)
         if result:
