@@ -62,9 +62,12 @@ async def test_03_right_window_but_resend_stored_fails(js) -> None:  # type: ign
 
 async def test_05_billing_must_deliver_and_ack(js) -> None:  # type: ignore[no-untyped-def]
     """billing right in config fails until it delivered and acknowledged every order.placed."""
-    make = EventFactory()
+    make = EventFactory(prefix="t05-")
     await fresh_stream(js, "ORDERS", ["order.>"])
-    await publish_events(js, [make("order.placed"), make("order.shipped"), make("order.placed")])
+    acks = await publish_events(
+        js, [make("order.placed"), make("order.shipped"), make("order.placed")]
+    )
+    assert [(a.seq, a.duplicate) for a in acks] == [(1, None), (2, None), (3, None)]
     missing = await check("05", js)
     assert not missing.passed and "no consumer 'billing'" in missing.message
     billing = await EventConsumer.create(js, "ORDERS", "billing", filter_subject="order.placed")
@@ -85,7 +88,7 @@ async def test_05_billing_must_deliver_and_ack(js) -> None:  # type: ignore[no-u
     await billing.run(ok, timeout=0.3)
     result = await check("05", js)
     assert result.passed, result.message
-    assert "all 2 order.placed events (up to sequence 3)" in result.message
+    assert "all 2 order.placed events (up to sequence 3)" in result.message, result.message
 
 
 async def test_05_billing_wrong_filter(js) -> None:  # type: ignore[no-untyped-def]

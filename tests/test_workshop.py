@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from edalab import EventConsumer, ProcessedIds, connect, fresh_stream
+from edalab import EventConsumer, ProcessedIds, connect, fresh_stream, publish_events
 from edalab.course.cli import main as cli
+from edalab.testing import EventFactory
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,6 +44,10 @@ async def test_reset_deletes_only_what_the_course_created(own_server, capsys) ->
     await nc.close()
 
 
+async def _ok(event):  # type: ignore[no-untyped-def]
+    """A handler that accepts every event."""
+
+
 async def asyncio_cli(argv: list[str]) -> int:
     """The CLI runs its own event loop: call it from a thread."""
     import asyncio
@@ -54,18 +59,18 @@ async def test_progress_prints_a_table_of_exercises(own_server, capsys) -> None:
     """progress shows each exercise; one solved on the server shows as pass."""
     nc = await connect(own_server.url)
     js = nc.jetstream()
-    await fresh_stream(js, "USERS", ["user.>"])
-    await EventConsumer.create(
-        js, "USERS", "profile-watch", filter_subjects=["user.*.updated", "user.deleted"]
-    )
+    await fresh_stream(js, "ORDERS", ["order.>"])
+    await publish_events(js, [EventFactory()("order.placed")])
+    billing = await EventConsumer.create(js, "ORDERS", "billing", filter_subject="order.placed")
+    await billing.run(_ok, timeout=0.3, double_ack=True)
     await nc.close()
     assert await asyncio_cli(["progress", "--url", own_server.url]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["exercise", "notebook", "state", "detail"]
     states = {line.split()[0]: line.split()[2] for line in lines[2:]}
-    assert states["02"] == "pass"
-    assert states["03"] == "not"  # "not yet"
-    assert states["12"] == "skipped"
+    assert states["05"] == "pass"
+    assert states["06"] == "not"  # "not yet"
+    assert states["02"] == states["03"] == states["12"] == "skipped"
 
 
 def test_reset_without_a_server_says_so(monkeypatch, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -115,14 +120,14 @@ async def test_progress_remembers_exercises_that_passed_before(own_server, capsy
 
     nc = await connect(own_server.url)
     js = nc.jetstream()
-    await fresh_stream(js, "USERS", ["user.>"])
-    await EventConsumer.create(
-        js, "USERS", "profile-watch", filter_subjects=["user.*.updated", "user.deleted"]
-    )
-    assert (await check("02", js)).passed
-    assert "02" in recorded_passes()
-    await fresh_stream(js, "USERS", ["user.>"])  # what notebook 08 does
+    await fresh_stream(js, "ORDERS", ["order.>"])
+    await publish_events(js, [EventFactory()("order.placed")])
+    billing = await EventConsumer.create(js, "ORDERS", "billing", filter_subject="order.placed")
+    await billing.run(_ok, timeout=0.3, double_ack=True)
+    assert (await check("05", js)).passed
+    assert "05" in recorded_passes()
+    await fresh_stream(js, "ORDERS", ["order.>"])  # what notebook 13 does
     await nc.close()
     assert await asyncio_cli(["progress", "--url", own_server.url]) == 0
-    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("02"))
-    assert "passed before" in row and "no consumer 'profile-watch'" in row
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("05"))
+    assert "passed before" in row and "no consumer 'billing'" in row

@@ -60,6 +60,7 @@ for bad in ["user..created", ".user.created", "user.created.", "user created", "
 # published; so publish last a marker the pattern surely matches (its wildcards replaced
 # by `end`) and read until the marker:
 
+
 # %%
 async def arrivals(pattern, subjects):
     sub = await nc.subscribe(pattern)
@@ -85,7 +86,10 @@ from edalab import Table
 patterns = ["user.*", "user.>", "user.*.updated", "*.created", ">"]
 published = ["user", "user.created", "user.profile.updated", "order.created"]
 arrived = {p: await arrivals(p, published) for p in patterns}
-Table(["subject", *patterns], [[s, *("x" if s in arrived[p] else "" for p in patterns)] for s in published])
+Table(
+    ["subject", *patterns],
+    [[s, *("x" if s in arrived[p] else "" for p in patterns)] for s in published],
+)
 
 # %% [markdown]
 # Read it column by column: `user.*` takes `user.created` but neither `user` (no second

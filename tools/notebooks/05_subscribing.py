@@ -202,7 +202,10 @@ def kind(msg):
 
 Table(
     ["what arrived", "how many"],
-    [[k, len(list(g)) if k.startswith("message") else "..."] for k, g in groupby(map(kind, arrivals))],
+    [
+        [k, len(list(g)) if k.startswith("message") else "..."]
+        for k, g in groupby(map(kind, arrivals))
+    ],
 )
 
 # %% [markdown]
@@ -275,6 +278,7 @@ async def work(psub, handled, stop):
         for msg in msgs:
             await handled.put(msg.metadata.sequence.stream)
             await msg.ack()
+
 
 # %% [markdown]
 # Start it in the background, publish two more orders while it runs, and await all
@@ -353,15 +357,30 @@ for delivery in fetched[:2]:
 [d.seq for d in fetched]
 
 # %% [markdown]
-# The server keeps these positions; read them now (after a round trip, so that every
-# ack sent above has been processed) and draw them:
+# The server keeps these positions. A plain `ack()` is fire and forget, so the server's
+# counts can lag a moment behind the cell that sent it; we know what we sent (every
+# delivery acknowledged except `slow`'s last two), so wait until the server says so:
 
 # %%
-from edalab.streams import consumer_table
-from edalab.course.charts.stream import stream_chart
+from edalab.server import wait_for
 
-await nc.flush()
 names = ["shipping-raw", "shipments", "packer", "invoicing", "slow"]
+
+
+async def acks_landed():
+    infos = [await js.consumer_info("ORDERS", name) for name in names]
+    return [info.num_ack_pending for info in infos] == [0, 0, 0, 0, 2]
+
+
+await wait_for(acks_landed, timeout=5, what="the acks sent above to reach the server")
+
+# %% [markdown]
+# Then read the positions and draw them:
+
+# %%
+from edalab.course.charts.stream import stream_chart
+from edalab.streams import consumer_table
+
 await consumer_table(js, "ORDERS", *names)
 
 # %%

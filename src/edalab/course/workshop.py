@@ -32,7 +32,11 @@ COURSE_STREAMS = course_streams()
 COURSE_BUCKETS = course_buckets()
 
 #: Exercises whose checker needs more than the JetStream context.
-NEEDS_MORE = {"12": "needs the auditor's credentials: run it in notebook 12"}
+NEEDS_MORE = {
+    "02": "needs your subscription patterns: run its check cell in notebook 02",
+    "03": "needs your PubAcks: run its check cell in notebook 03",
+    "12": "needs the auditor's credentials: run it in notebook 12",
+}
 
 
 async def course_state(js: JetStreamContext) -> tuple[list[str], list[str]]:
