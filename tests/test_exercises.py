@@ -67,7 +67,7 @@ async def test_05_billing_must_deliver_and_ack(js) -> None:  # type: ignore[no-u
     acks = await publish_events(
         js, [make("order.placed"), make("order.shipped"), make("order.placed")]
     )
-    assert [(a.seq, a.duplicate) for a in acks] == [(1, None), (2, None), (3, None)]
+    assert [(a.seq, a.duplicate) for a in acks] == [(1, None), (2, None), (3, None)], acks
     missing = await check("05", js)
     assert not missing.passed and "no consumer 'billing'" in missing.message
     billing = await EventConsumer.create(js, "ORDERS", "billing", filter_subject="order.placed")
