@@ -237,9 +237,10 @@ replies = [await inbox.next_msg(timeout=5) for _ in range(2)]
 
 # %% [markdown]
 # How nats-py surfaces them: `fetch` treats 404, 408 and 409 alike as "no messages",
-# skips heartbeats, and raises `nats.errors.TimeoutError` when its `timeout` passes with
-# nothing to return. So a 409 looks exactly like an idle stream. With one request
-# already waiting on `narrow`, `fetch` is refused by the server, and all you see is:
+# skips heartbeats, and when its `timeout` passes with nothing to return raises
+# `nats.errors.TimeoutError` (a `fetch` of more than one message can also return an
+# empty list). So a 409 looks exactly like an idle stream. With one request already
+# waiting on `narrow`, `fetch` is refused by the server, and all you see is:
 
 # %% tags=["raises-exception"]
 await nc.publish(
@@ -275,7 +276,7 @@ async def work(psub, handled, stop):
             continue  # idle: the heartbeats say the server is there
         except nats.errors.TimeoutError:
             continue  # no answer at all: log it, count it, maybe reconnect
-        for msg in msgs:
+        for msg in msgs:  # may be empty: fetch can return [] instead of raising
             await handled.put(msg.metadata.sequence.stream)
             await msg.ack()
 
