@@ -173,6 +173,18 @@ async def test_02_patterns_wrong(nc) -> None:  # type: ignore[no-untyped-def]
     assert not bad.passed and "'>' must be the last token" in bad.message
 
 
+async def test_closed_connection_is_one_line(nats_url) -> None:  # type: ignore[no-untyped-def]
+    """A check on a closed connection says so and how to reconnect, without a traceback."""
+    from edalab import connect
+
+    nc = await connect(nats_url)
+    js = nc.jetstream()
+    await nc.close()
+    result = await check("05", js)
+    assert not result.passed and "connection is closed" in result.message
+    assert "nc = await connect(server)" in result.message
+
+
 async def test_02_needs_a_live_connection(nats_url) -> None:  # type: ignore[no-untyped-def]
     """A closed connection or a JetStream context is refused with what to do."""
     from edalab import connect

@@ -526,8 +526,16 @@ async def check(
         message = await spec.checker(js, *args, **kwargs)
     except _NotYet as hint:
         return CheckResult(exercise, False, str(hint))
+    except nats.errors.ConnectionClosedError:
+        return CheckResult(exercise, False, _CLOSED)
     _record_pass(exercise)
     return CheckResult(exercise, True, message)
+
+
+_CLOSED = (
+    "the connection is closed (an earlier cell ran nc.close()?): reconnect with "
+    "nc = await connect(server) and js = nc.jetstream(), then check again"
+)
 
 
 def _progress_file() -> Path:
