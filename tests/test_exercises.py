@@ -63,9 +63,12 @@ async def test_03_right_window_but_resend_stored_fails(js) -> None:  # type: ign
 
 async def test_05_billing_must_deliver_and_ack(js) -> None:  # type: ignore[no-untyped-def]
     """billing right in config fails until it delivered and acknowledged every order.placed."""
-    make = EventFactory()
+    make = EventFactory(prefix="t05-")
     await fresh_stream(js, "ORDERS", ["order.>"])
-    await publish_events(js, [make("order.placed"), make("order.shipped"), make("order.placed")])
+    acks = await publish_events(
+        js, [make("order.placed"), make("order.shipped"), make("order.placed")]
+    )
+    assert [(a.seq, a.duplicate) for a in acks] == [(1, None), (2, None), (3, None)], acks
     missing = await check("05", js)
     assert not missing.passed and "no consumer 'billing'" in missing.message
     billing = await EventConsumer.create(js, "ORDERS", "billing", filter_subject="order.placed")
@@ -86,7 +89,7 @@ async def test_05_billing_must_deliver_and_ack(js) -> None:  # type: ignore[no-u
     await billing.run(ok, timeout=0.3)
     result = await check("05", js)
     assert result.passed, result.message
-    assert "all 2 order.placed events (up to sequence 3)" in result.message
+    assert "all 2 order.placed events (up to sequence 3)" in result.message, result.message
 
 
 async def test_05_billing_wrong_filter(js) -> None:  # type: ignore[no-untyped-def]
@@ -238,6 +241,18 @@ async def test_02_patterns_wrong(nc) -> None:  # type: ignore[no-untyped-def]
     assert "more than once user.deleted" in overlap.message
     bad = await check("02", nc, ["user.>.updated"])
     assert not bad.passed and "'>' must be the last token" in bad.message
+
+
+async def test_closed_connection_is_one_line(nats_url) -> None:  # type: ignore[no-untyped-def]
+    """A check on a closed connection says so and how to reconnect, without a traceback."""
+    from edalab import connect
+
+    nc = await connect(nats_url)
+    js = nc.jetstream()
+    await nc.close()
+    result = await check("05", js)
+    assert not result.passed and "connection is closed" in result.message
+    assert "nc = await connect(server)" in result.message
 
 
 async def test_02_needs_a_live_connection(nats_url) -> None:  # type: ignore[no-untyped-def]

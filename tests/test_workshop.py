@@ -43,6 +43,10 @@ async def test_reset_deletes_only_what_the_course_created(own_server, capsys) ->
     await nc.close()
 
 
+async def _ok(event):  # type: ignore[no-untyped-def]
+    """A handler that accepts every event."""
+
+
 async def asyncio_cli(argv: list[str]) -> int:
     """The CLI runs its own event loop: call it from a thread."""
     import asyncio

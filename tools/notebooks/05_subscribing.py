@@ -237,9 +237,10 @@ replies = [await inbox.next_msg(timeout=5) for _ in range(2)]
 
 # %% [markdown]
 # How nats-py surfaces them: `fetch` treats 404, 408 and 409 alike as "no messages",
-# skips heartbeats, and raises `nats.errors.TimeoutError` when its `timeout` passes with
-# nothing to return. So a 409 looks exactly like an idle stream. With one request
-# already waiting on `narrow`, `fetch` is refused by the server, and all you see is:
+# skips heartbeats, and when its `timeout` passes with nothing to return raises
+# `nats.errors.TimeoutError` (a `fetch` of more than one message can also return an
+# empty list). So a 409 looks exactly like an idle stream. With one request already
+# waiting on `narrow`, `fetch` is refused by the server, and all you see is:
 
 # %% tags=["raises-exception"]
 await nc.publish(
@@ -275,7 +276,7 @@ async def work(psub, handled, stop):
             continue  # idle: the heartbeats say the server is there
         except nats.errors.TimeoutError:
             continue  # no answer at all: log it, count it, maybe reconnect
-        for msg in msgs:
+        for msg in msgs:  # may be empty: fetch can return [] instead of raising
             await handled.put(msg.metadata.sequence.stream)
             await msg.ack()
 
@@ -357,15 +358,30 @@ for delivery in fetched[:2]:
 [d.seq for d in fetched]
 
 # %% [markdown]
-# The server keeps these positions; read them now (after a round trip, so that every
-# ack sent above has been processed) and draw them:
+# The server keeps these positions. A plain `ack()` is fire and forget, so the server's
+# counts can lag a moment behind the cell that sent it; we know what we sent (every
+# delivery acknowledged except `slow`'s last two), so wait until the server says so:
 
 # %%
 from edalab.course.charts.stream import stream_chart
 from edalab.streams import consumer_table
+from edalab.waiting import wait_for
 
-await nc.flush()
 names = ["shipping-raw", "shipments", "packer", "invoicing", "slow"]
+
+
+async def acks_landed():
+    infos = [await js.consumer_info("ORDERS", name) for name in names]
+    return [info.num_ack_pending for info in infos] == [0, 0, 0, 0, 2]
+
+
+await wait_for(acks_landed, timeout=5, what="the acks sent above to reach the server")
+
+# %% [markdown]
+# Then read the positions and draw them:
+
+# %%
+
 await consumer_table(js, "ORDERS", *names)
 
 # %%

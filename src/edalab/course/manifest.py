@@ -55,19 +55,18 @@ LESSONS: tuple[Lesson, ...] = (
         "02",
         "subject_naming",
         "Subject naming",
-        "`domain.event_type`, wildcards, stream subjects vs consumer filters, hierarchy "
-        "design, token/header/payload",
-        streams=("USERS",),
-        exercise="consumer profile-watch with two filters",
+        "`domain.event_type`, wildcards `*` and `>` seen live on core NATS, hierarchy "
+        "design, token/header/payload, versioned subjects",
+        exercise="subscription patterns for a mailer, probed on the server",
     ),
     Lesson(
         "03",
         "publishing",
         "Publishing",
-        "core vs JetStream publish, `PubAck`, idempotent stream setup, windowed async "
-        "publish, dedup with `Nats-Msg-Id`",
+        "core vs JetStream publish, `PubAck`, idempotent stream setup, async publish "
+        "bounded by `publish_async_max_pending`, dedup with `Nats-Msg-Id`",
         streams=("ORDERS",),
-        exercise="ORDERS with a 5-minute dedup window, 3 orders",
+        exercise="ORDERS with a 5-minute dedup window, a resend dropped",
     ),
     Lesson(
         "04",
@@ -97,9 +96,11 @@ LESSONS: tuple[Lesson, ...] = (
         "05",
         "subscribing",
         "Subscribing",
-        "callback subscribers, queue groups, push and pull consumers, `EventConsumer`",
+        "callback subscribers, queue groups, push and pull consumers, stream subjects vs "
+        "consumer filters, a raw pull loop (heartbeats, 408, 409), `EventConsumer`, "
+        "consumer positions",
         streams=("ORDERS",),
-        exercise="durable pull consumer billing on order.placed",
+        exercise="billing delivers and acks every order.placed",
     ),
     Lesson(
         "06",
