@@ -348,9 +348,9 @@ helped.table(expected=[0.2, 0.6])
 # Create a consumer `careful` on `TASKS` with `max_deliver=4` and a `backoff` of three
 # delays (each at least 0.1 s). Run a handler through `EventConsumer.run` that fails
 # with `TransientError` on each event's first three deliveries and succeeds on the
-# fourth, so that every redelivery follows the backoff. Record the run with a
-# `DeliveryLog` and pass it to the check, which compares the times you observed with
-# your backoff:
+# fourth, so that every redelivery follows the backoff. Record the run in a
+# `DeliveryLog` named `log` (`observer=log.observe`): the check compares the times you
+# observed with your backoff, and the deliveries with the server's count.
 
 # %% tags=["solution"]
 careful = await EventConsumer.create(js, "TASKS", "careful", max_deliver=4, backoff=[0.2, 0.4, 0.8])
