@@ -4,10 +4,12 @@
 # **Learning goals**
 #
 # - acknowledge explicitly, and see an unacknowledged message come back after `ack_wait`;
-# - `nak` (with a delay), `in_progress` for long work, `term` to give up on a message;
-# - bound retries with `max_deliver`, space them with `backoff`;
+# - `nak` (at once or with a delay), `in_progress` for long work, `term` to give up;
+# - bound retries with `max_deliver`; space the redeliveries of unanswered messages with
+#   `backoff` (a `nak` does not follow it), and measure when messages come back;
 # - read a consumer's state: pending, ack pending, redelivered;
-# - let `EventConsumer.run` choose ack, nak or term from what the handler did.
+# - let `EventConsumer.run` choose ack, nak or term from what the handler did, or leave a
+#   failed message to its consumer's `backoff`.
 #
 # > **From NATS Streaming.** STAN had `SetManualAckMode()`, `AckWait(d)` and `msg.Ack()`,
 # > and redelivered whatever was not acknowledged in time. JetStream keeps that
