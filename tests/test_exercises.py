@@ -295,6 +295,25 @@ async def test_07_v4_registry(js) -> None:  # type: ignore[no-untyped-def]
     assert not (await check("08", js)).passed
 
 
+async def test_08_right_model_but_stored_events_do_not_replay(js) -> None:  # type: ignore[no-untyped-def]
+    """v4 registered and compatible, but a stored v3 event cannot be upcast: the check says why."""
+    make = EventFactory()
+    await fresh_stream(js, "USERS", ["user.>"])
+    await publish_event(js, make("user.created", {"user_id": "a"}, version=3))
+    registry = SchemaRegistry()
+    registry.register("user.created", 3, V3)
+    registry.register("user.created", 4, V4)
+    missing = await check("08", js, registry)
+    assert not missing.passed
+    assert "sequence 1 (version 3) does not replay as version 4" in missing.message
+    assert "no upcaster to version 4" in missing.message
+    assert "@registry.upcaster('user.created', n)" in missing.message
+    registry.upcaster("user.created", 3)(lambda d: {**d, "country": 7})
+    invalid = await check("08", js, registry)
+    assert not invalid.passed and "valid string" in invalid.message
+    assert "\n" not in invalid.message
+
+
 async def test_unknown_exercise_is_an_error(js) -> None:  # type: ignore[no-untyped-def]
     """A typo in the exercise key is reported with the known keys."""
     with pytest.raises(ValueError, match="known: 02"):

@@ -4,10 +4,12 @@
 # **Learning goals**
 #
 # - acknowledge explicitly, and see an unacknowledged message come back after `ack_wait`;
-# - `nak` (with a delay), `in_progress` for long work, `term` to give up on a message;
-# - bound retries with `max_deliver`, space them with `backoff`;
+# - `nak` (at once or with a delay), `in_progress` for long work, `term` to give up;
+# - bound retries with `max_deliver`; space the redeliveries of unanswered messages with
+#   `backoff` (a `nak` does not follow it), and measure when messages come back;
 # - read a consumer's state: pending, ack pending, redelivered;
-# - let `EventConsumer.run` choose ack, nak or term from what the handler did.
+# - let `EventConsumer.run` choose ack, nak or term from what the handler did, or leave a
+#   failed message to its consumer's `backoff`.
 #
 # > **From NATS Streaming.** STAN had `SetManualAckMode()`, `AckWait(d)` and `msg.Ack()`,
 # > and redelivered whatever was not acknowledged in time. JetStream keeps that
@@ -348,9 +350,9 @@ helped.table(expected=[0.2, 0.6])
 # Create a consumer `careful` on `TASKS` with `max_deliver=4` and a `backoff` of three
 # delays (each at least 0.1 s). Run a handler through `EventConsumer.run` that fails
 # with `TransientError` on each event's first three deliveries and succeeds on the
-# fourth, so that every redelivery follows the backoff. Record the run with a
-# `DeliveryLog` and pass it to the check, which compares the times you observed with
-# your backoff:
+# fourth, so that every redelivery follows the backoff. Record the run in a
+# `DeliveryLog` named `log` (`observer=log.observe`): the check compares the times you
+# observed with your backoff, and the deliveries with the server's count.
 
 # %% tags=["solution"]
 careful = await EventConsumer.create(js, "TASKS", "careful", max_deliver=4, backoff=[0.2, 0.4, 0.8])

@@ -36,7 +36,8 @@ acks = await publish_events(js, [make("user.created", {"user_id": f"u{i}"}) for 
 #
 # A consumer created without a durable name is *ephemeral*: the server names it, and
 # removes it once it has been inactive for its `inactive_threshold` (for a pull
-# consumer: no pull request, and no delivered message still waiting for its ack).
+# consumer: no pull request waiting or arriving, and no delivered message still within
+# its ack wait).
 # Unless you set one, the server gives an ephemeral consumer 5 seconds:
 
 # %%
@@ -65,7 +66,8 @@ await listed()
 
 # %% [markdown]
 # ...and gone soon after. The cell awaits its disappearance (with a time limit) rather
-# than sleeping; the server adds up to a second of jitter to the threshold.
+# than sleeping; for a pull consumer the server adds 0.1 to 1 s of jitter to the
+# threshold.
 
 
 # %%

@@ -100,7 +100,7 @@ async def note(msg):
 
 # %%
 auto = await js.subscribe("events", cb=note, durable="auto", stream="MIGRATION")
-await asyncio.wait_for(received.get(), timeout=2)
+await asyncio.wait_for(received.get(), timeout=5)
 
 
 async def acked():
@@ -118,7 +118,7 @@ await consumer_table(js, "MIGRATION", "auto")
 manual = await js.subscribe(
     "events", cb=note, durable="manual", stream="MIGRATION", manual_ack=True
 )
-await asyncio.wait_for(received.get(), timeout=2)
+await asyncio.wait_for(received.get(), timeout=5)
 await consumer_table(js, "MIGRATION", "manual")
 
 # %%

@@ -527,7 +527,12 @@ async def _check_08(js: JetStreamContext, registry: Any = None) -> str:
         try:
             upcast = registry.upcast(event, subject=raw.subject)
         except EdalabError as err:
-            raise _NotYet(f"sequence {seq}: {err}") from None
+            said = " ".join(str(err).split("For further information")[0].split())
+            raise _NotYet(
+                f"sequence {seq} (version {event.version}) does not replay as version 4: "
+                f"{said}; give every version below 4 an upcaster to the next "
+                "(@registry.upcaster('user.created', n)) and check again"
+            ) from None
         _require(upcast.version == 4, f"sequence {seq} came out as version {upcast.version}")
         count += 1
     return f"all {count} known-version user.created events replay as version 4"

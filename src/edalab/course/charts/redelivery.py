@@ -59,9 +59,9 @@ def window(expected: float) -> tuple[float, float]:
     with a delay of its own does not pass for a backoff step unless it equals it.
 
     >>> window(1.0)
-    (0.87, 1.5)
+    (0.75, 1.5)
     """
-    return round(expected * 0.9 - 0.03, 6), round(expected * 1.25 + 0.25, 6)
+    return round(expected * 0.8 - 0.05, 6), round(expected * 1.25 + 0.25, 6)
 
 
 def on_time(observed: float, expected: float) -> bool:
