@@ -148,3 +148,34 @@ def test_reason_text_round_trips_and_foreign_reasons_are_terminated() -> None:
     assert Reason.of_term(Reason.REJECTED.text("no price")) == "rejected"
     assert Reason.of_term("handler gave up") is Reason.TERMINATED
     assert Reason.of_term("") is Reason.TERMINATED
+
+
+async def test_each_quarantine_reason_reaches_the_dead_letter_as_the_same_value(  # type: ignore[no-untyped-def]
+    js, dead, stream_name, token
+) -> None:
+    """Unknown version and a failed upcast: Quarantined.kind equals the letter's category."""
+    from pydantic import BaseModel
+
+    from edalab import SchemaRegistry
+
+    class V1(BaseModel):
+        n: int
+
+    class V2(BaseModel):
+        n: int
+        m: int
+
+    registry = SchemaRegistry()
+    registry.register(f"{token}.x", 1, V1)
+    registry.register(f"{token}.x", 2, V2)  # no upcaster from 1 to 2: upcasting v1 fails
+    await ensure_stream(js, stream_name, [f"{token}.>"])
+    make = EventFactory()
+    await publish_events(
+        js, [make(f"{token}.x", {"n": 1}), make(f"{token}.x", {"n": 1}, version=9)]
+    )
+    consumer = await EventConsumer.create(js, stream_name, "svc", registry=registry)
+    assert [d async for d in consumer.events(timeout=0.3)] == []
+    kinds = [q.kind for q in consumer.quarantined]
+    assert kinds == [Reason.INVALID_EVENT, Reason.UNKNOWN_VERSION]
+    letters = sorted(await dead.wait_for(2), key=lambda d: d.stream_seq)
+    assert [d.category for d in letters] == kinds
