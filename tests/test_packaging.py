@@ -64,6 +64,10 @@ def test_plain_install_imports_every_library_module_without_test_or_lab_tools(
     assert result["present"] == [], f"`pip install edalab` brought {result['present']}"
     assert str(env_dir) in result["file"], "the probe imported edalab from outside the venv"
     assert len(modules) >= 10, modules
+    cli = subprocess.run(
+        [env_dir / "bin" / "edalab", "server", "--help"], capture_output=True, text=True, env=clean
+    )  # fmt: skip
+    assert cli.returncode == 0 and "status" in cli.stdout, cli.stderr[-2000:]
 
 
 def test_library_dependencies_are_the_library_and_each_states_a_floor() -> None:
