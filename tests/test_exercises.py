@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from nats.js.api import DeliverPolicy
+from nats.js.api import DeliverPolicy, DiscardPolicy
 from pydantic import BaseModel
 
 from edalab import (
@@ -239,3 +239,51 @@ async def test_a_check_on_a_closed_connection_says_so_in_one_line(nats_url: str)
     assert not result.passed
     assert "closed" in result.message and "connect()" in result.message
     assert "\n" not in repr(result)
+
+
+async def _prices(js, per_symbol: int, **config) -> None:  # type: ignore[no-untyped-def]
+    await fresh_stream(js, "PRICES", ["price.*"], **config)
+    for symbol in ("AAPL", "MSFT", "NVDA"):
+        for price in range(per_symbol):
+            await js.publish(f"price.{symbol}", str(price).encode())
+
+
+async def test_ex04_last_value_per_key_passes(js) -> None:  # type: ignore[no-untyped-def]
+    """A max_msgs_per_subject=1 stream with two updates per symbol passes, probe cleaned up."""
+    await _prices(js, 2, max_msgs_per_subject=1)
+    result = await check("04", js)
+    assert result.passed, result.message
+    info = await js.stream_info("PRICES")
+    assert info.state.messages == 3, "the checker's probe key must be purged"
+
+
+async def test_ex04_plain_stream_keeps_every_price(js) -> None:  # type: ignore[no-untyped-def]
+    """A stream without a per-subject limit keeps old prices, and the check names them."""
+    await _prices(js, 2)
+    result = await check("04", js)
+    assert not result.passed and "max_msgs_per_subject=1" in result.message
+
+
+async def test_ex04_no_update_replaced_anything(js) -> None:  # type: ignore[no-untyped-def]
+    """The right limit but a single price per symbol: nothing was replaced, and it says so."""
+    await _prices(js, 1, max_msgs_per_subject=1)
+    result = await check("04", js)
+    assert not result.passed and "at least two per symbol" in result.message
+
+
+async def test_ex04_refusing_updates_is_not_last_value(js) -> None:  # type: ignore[no-untyped-def]
+    """One message per symbol held by discard-new-per-subject refuses updates: the probe fails."""
+    await fresh_stream(
+        js,
+        "PRICES",
+        ["price.*"],
+        max_msgs_per_subject=1,
+        discard=DiscardPolicy.NEW,
+        discard_new_per_subject=True,
+    )
+    for symbol in ("AAPL", "MSFT", "NVDA"):
+        await js.publish(f"price.{symbol}", b"1")
+    for i in range(3):
+        await js.publish(f"price.OTHER{i}", b"1")
+    result = await check("04", js)
+    assert not result.passed and "refused an update" in result.message

@@ -33,6 +33,7 @@ __all__ = [
     "ensure_stream",
     "fresh_stream",
     "plain",
+    "state_change",
     "stream_messages",
     "stream_table",
 ]
@@ -223,6 +224,22 @@ async def stream_table(js: JetStreamContext, *names: str) -> Table:
             [name, ",".join(info.config.subjects or []), st.messages, st.first_seq, st.last_seq]
         )
     return Table(["stream", "subjects", "messages", "first_seq", "last_seq"], rows)
+
+
+def state_change(before: StreamInfo, after: StreamInfo) -> Table:
+    """One stream's messages, bytes and sequences before and after a cell acted on it.
+
+    Notebook ``04_stream_policies`` shows each limit being hit this way::
+
+        before = await js.stream_info("RECENT")
+        await js.publish("recent", b"...")
+        state_change(before, await js.stream_info("RECENT"))
+    """
+    rows = []
+    for label, info in (("before", before), ("after", after)):
+        st = info.state
+        rows.append([label, st.messages, st.bytes, st.first_seq, st.last_seq])
+    return Table(["state", "messages", "bytes", "first_seq", "last_seq"], rows)
 
 
 def _consumer_row(info: ConsumerInfo) -> list[Any]:

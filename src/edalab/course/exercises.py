@@ -148,6 +148,60 @@ async def _check_03(js: JetStreamContext) -> str:
     return "3 distinct order.placed events, the duplicate was dropped"
 
 
+_PRICE_SYMBOLS = ("AAPL", "MSFT", "NVDA")
+_PRICE_PROBE = "price.CHECK"
+
+
+async def _probe_last_value(js: JetStreamContext, stream: str) -> None:
+    """Publish two values for a key of the checker's own; the stream must keep only the second."""
+    try:
+        for value in (b"1", b"2"):
+            await js.publish(_PRICE_PROBE, value, stream=stream)
+        kept = (await js.stream_info(stream, subjects_filter=_PRICE_PROBE)).state.subjects or {}
+        last = await js.get_last_msg(stream, _PRICE_PROBE)
+    except nats.js.errors.APIError as err:
+        raise _NotYet(
+            f"{stream} refused an update of a key ({err.description}): a last-value stream must "
+            "replace the old value, not refuse the new one (discard old)"
+        ) from None
+    finally:
+        with contextlib.suppress(nats.errors.Error):
+            await js.purge_stream(stream, subject=_PRICE_PROBE)
+    _require(
+        kept.get(_PRICE_PROBE) == 1 and last.data == b"2",
+        f"after two updates of {_PRICE_PROBE}, {stream} kept {kept.get(_PRICE_PROBE, 0)} "
+        "messages for it: set max_msgs_per_subject=1",
+    )
+
+
+async def _check_04(js: JetStreamContext) -> str:
+    info = await _stream(js, "PRICES")
+    subjects = info.config.subjects or []
+    _require(
+        any(matches(s, f"price.{x}") for s in subjects for x in _PRICE_SYMBOLS),
+        f"stream PRICES captures {subjects}, which does not include price.AAPL",
+    )
+    counts = (await js.stream_info("PRICES", subjects_filter="price.*")).state.subjects or {}
+    missing = [x for x in _PRICE_SYMBOLS if f"price.{x}" not in counts]
+    _require(not missing, f"PRICES has no price for {missing}: publish on price.<symbol>")
+    extra = {k: v for k, v in sorted(counts.items()) if v > 1}
+    _require(
+        not extra,
+        f"PRICES keeps several prices per symbol {extra}: keep only the latest "
+        "(max_msgs_per_subject=1)",
+    )
+    published = info.state.last_seq
+    _require(
+        published >= 2 * len(_PRICE_SYMBOLS),
+        f"only {published} prices were ever published to PRICES: publish at least two per "
+        "symbol, so that newer prices replace older ones",
+    )
+    await _probe_last_value(js, "PRICES")
+    return (
+        f"{published} prices published, one kept per symbol, and an update replaced the old value"
+    )
+
+
 async def _check_05(js: JetStreamContext) -> str:
     info = await _settled(js, "ORDERS", "billing")
     filters = set(consumer_filters(info.config))
@@ -352,6 +406,7 @@ async def _check_16(js: JetStreamContext) -> str:
 _CHECKERS: dict[str, Checker] = {
     "02": _check_02,
     "03": _check_03,
+    "04": _check_04,
     "05": _check_05,
     "06": _check_06,
     "07": _check_07,

@@ -70,6 +70,30 @@ LESSONS: tuple[Lesson, ...] = (
         exercise="ORDERS with a 5-minute dedup window, 3 orders",
     ),
     Lesson(
+        "04",
+        "stream_policies",
+        "Stream policies",
+        "retention (limits, interest, work queue), `max_msgs`/`max_bytes`/`max_age`/"
+        "`max_msgs_per_subject`/`max_msg_size`, discard old vs new, per-message TTL, "
+        "subject delete markers",
+        streams=(
+            "LOG",
+            "ALERTS",
+            "JOBS",
+            "RECENT",
+            "BLOBS",
+            "FRESH",
+            "QUOTES",
+            "UPLOADS",
+            "TICKETS",
+            "PLAIN",
+            "SESSIONS",
+            "PRESENCE",
+            "PRICES",
+        ),
+        exercise="PRICES keeps the last price per symbol",
+    ),
+    Lesson(
         "05",
         "subscribing",
         "Subscribing",
