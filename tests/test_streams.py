@@ -77,3 +77,28 @@ async def test_fresh_stream_is_empty_even_right_after_a_delete(js, stream_name, 
         await fresh_stream(js, stream_name, [f"{token}.>"])
         state = (await js.stream_info(stream_name)).state
         assert (state.messages, state.last_seq) == (0, 0)
+
+
+def test_state_change_shows_before_and_after() -> None:
+    """state_change lays out one stream's state before and after as a two-row table."""
+    from nats.js.api import StreamInfo
+
+    from edalab.streams import state_change
+
+    def info(messages: int, last: int) -> StreamInfo:
+        return StreamInfo.from_response(
+            {
+                "config": {"name": "S"},
+                "state": {
+                    "messages": messages,
+                    "bytes": 43 * messages,
+                    "first_seq": 1,
+                    "last_seq": last,
+                    "consumer_count": 0,
+                },
+            }
+        )
+
+    table = state_change(info(0, 0), info(3, 3))
+    assert [r[0] for r in table.rows] == ["before", "after"]
+    assert table.rows[1][1:] == [3, 129, 1, 3]
