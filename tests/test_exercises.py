@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from nats.js.api import DeliverPolicy, DiscardPolicy
+from nats.js.api import ConsumerConfig, DeliverPolicy, DiscardPolicy, SubjectTransform
 from pydantic import BaseModel
 
 from edalab import (
@@ -287,3 +287,62 @@ async def test_ex04_refusing_updates_is_not_last_value(js) -> None:  # type: ign
         await js.publish(f"price.OTHER{i}", b"1")
     result = await check("04", js)
     assert not result.passed and "refused an update" in result.message
+
+
+async def _shipments(js, partitions: int, *, ack: bool = True) -> None:  # type: ignore[no-untyped-def]
+    dest = f"shipment.{{{{partition({partitions},1)}}}}.{{{{wildcard(1)}}}}"
+    transform = SubjectTransform(src="shipment.*", dest=dest)
+    await fresh_stream(js, "SHIPMENTS", ["shipment.*"], subject_transform=transform)
+    for key in ("s1", "s2", "s3", "s4", "s5", "s6"):
+        await js.publish(f"shipment.{key}", b"{}")
+    for p in range(4):
+        config = ConsumerConfig(max_ack_pending=1)
+        sub = await js.pull_subscribe(
+            f"shipment.{p}.*", durable=f"ship-{p}", stream="SHIPMENTS", config=config
+        )
+        while ack and (await sub.consumer_info()).num_pending:
+            [msg] = await sub.fetch(1, timeout=5)
+            await msg.ack_sync()
+
+
+async def test_ex14_four_partitions_pass_twice(js) -> None:  # type: ignore[no-untyped-def]
+    """Four partitions, one in-order consumer each, all acked: passes, and again after probes."""
+    await _shipments(js, 4)
+    first = await check("14", js)
+    assert first.passed, first.message
+    second = await check("14", js)
+    assert second.passed, second.message
+
+
+async def test_ex14_unprocessed_partitions_fail(js) -> None:  # type: ignore[no-untyped-def]
+    """The right stream and consumers, but nothing processed: the check says what is left."""
+    await _shipments(js, 4, ack=False)
+    result = await check("14", js)
+    assert not result.passed and "events to deliver" in result.message
+
+
+async def test_ex14_unpartitioned_stream_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """A stream without the partition transform fails, naming the destination to use."""
+    await fresh_stream(js, "SHIPMENTS", ["shipment.*"])
+    result = await check("14", js)
+    assert not result.passed and "partition(4,1)" in result.message
+
+
+async def test_ex14_overlapping_consumers_fail(js) -> None:  # type: ignore[no-untyped-def]
+    """Four drained in-order consumers, but two share partition 0 and none reads 3: it fails."""
+    await _shipments(js, 4)
+    await js.delete_consumer("SHIPMENTS", "ship-3")
+    sub = await js.pull_subscribe(
+        "shipment.0.*",
+        durable="ship-3",
+        stream="SHIPMENTS",
+        config=ConsumerConfig(max_ack_pending=1),
+    )
+    while (await sub.consumer_info()).num_pending:
+        [msg] = await sub.fetch(1, timeout=5)
+        await msg.ack_sync()
+    result = await check("14", js)
+    assert not result.passed
+    assert "consumers ['ship-0', 'ship-3'] receive" in result.message or (
+        "no consumer receives" in result.message
+    )

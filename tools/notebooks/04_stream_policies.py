@@ -129,7 +129,9 @@ await js.add_consumer("JOBS", ConsumerConfig(durable_name="resizer", filter_subj
 import nats.js.errors
 
 try:
-    await js.add_consumer("JOBS", ConsumerConfig(durable_name="resizer", filter_subject="job.resize"))
+    await js.add_consumer(
+        "JOBS", ConsumerConfig(durable_name="resizer", filter_subject="job.resize")
+    )
 except nats.js.errors.BadRequestError as err:
     refused = (err.code, err.err_code, err.description)
 refused
@@ -163,7 +165,7 @@ state_change(before, await js.stream_info("RECENT"))
 # %%
 await fresh_stream(js, "BLOBS", ["blob"], max_bytes=500)
 before = await js.stream_info("BLOBS")
-for i in range(5):
+for _ in range(5):
     await js.publish("blob", bytes(100))
 state_change(before, await js.stream_info("BLOBS"))
 

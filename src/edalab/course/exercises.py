@@ -339,6 +339,71 @@ async def _check_13(js: JetStreamContext) -> str:
     return "AUDIT is replicated three times, current everywhere, with 200 messages"
 
 
+_SHIP_PARTITIONS = 4
+_SHIP_PROBES = ("probe-a", "probe-b", "probe-c", "probe-d", "probe-e", "probe-f")
+
+
+async def _probe_partitions(js: JetStreamContext, filters: dict[str, str]) -> str:
+    """Publish probe shipments; each key must land in the partition of exactly one consumer."""
+    owners: dict[str, set[str]] = {}
+    stored: list[str] = []
+    try:
+        for key in _SHIP_PROBES + _SHIP_PROBES:
+            ack = await js.publish(f"shipment.{key}", b"{}", stream="SHIPMENTS")
+            subject = (await js.get_msg("SHIPMENTS", ack.seq)).subject or ""
+            stored.append(subject)
+            mine = [name for name, f in filters.items() if matches(f, subject)]
+            _require(
+                len(mine) == 1,
+                f"shipment.{key} was stored as {subject}, which "
+                + (f"{len(mine)} consumers {mine} receive" if mine else "no consumer receives")
+                + ": give each consumer its own partition",
+            )
+            owners.setdefault(key, set()).update(mine)
+    except nats.js.errors.APIError as err:
+        raise _NotYet(f"SHIPMENTS refused a shipment ({err.description})") from None
+    finally:
+        for subject in dict.fromkeys(stored):
+            with contextlib.suppress(nats.errors.Error):
+                await js.purge_stream("SHIPMENTS", subject=subject)
+    _require(
+        all(len(v) == 1 for v in owners.values()),
+        "the same key went to different consumers: partition on the key's token",
+    )
+    used = set().union(*owners.values())
+    _require(
+        len(used) > 1,
+        f"all {len(_SHIP_PROBES)} probe keys went to {sorted(used)}: use "
+        "{{partition(4,1)}} in the subject transform's destination",
+    )
+    return f"{len(_SHIP_PROBES)} probe keys spread over {len(used)} partitions, each key in one"
+
+
+async def _check_14(js: JetStreamContext) -> str:
+    info = await _stream(js, "SHIPMENTS")
+    transform = info.config.subject_transform
+    dest = transform.dest if transform else ""
+    _require(
+        f"partition({_SHIP_PARTITIONS}," in dest.replace(" ", ""),
+        f"SHIPMENTS's subject transform destination is {dest!r}: map shipment.* to "
+        "shipment.{{partition(4,1)}}.{{wildcard(1)}}",
+    )
+    filters: dict[str, str] = {}
+    for p in range(_SHIP_PARTITIONS):
+        consumer = await _settled(js, "SHIPMENTS", f"ship-{p}")
+        _require(
+            consumer.config.max_ack_pending == 1,
+            f"ship-{p} has max_ack_pending={consumer.config.max_ack_pending}: use 1, so that "
+            "each partition is processed in order",
+        )
+        mine = consumer_filters(consumer.config)
+        _require(len(mine) == 1, f"ship-{p} filters {mine}: give it its partition only")
+        _drained(consumer)
+        _require(_floor(consumer) > 0, f"ship-{p} has not acknowledged any shipment yet")
+        filters[f"ship-{p}"] = mine[0]
+    return await _probe_partitions(js, filters)
+
+
 async def _check_18(js: JetStreamContext) -> str:
     stream = await _stream(js, "MIGRATION")
     info = await _settled(js, "MIGRATION", "billing")
@@ -414,6 +479,7 @@ _CHECKERS: dict[str, Checker] = {
     "09": _check_09,
     "12": _check_12,
     "13": _check_13,
+    "14": _check_14,
     "16": _check_16,
     "18": _check_18,
 }

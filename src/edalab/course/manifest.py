@@ -156,6 +156,16 @@ LESSONS: tuple[Lesson, ...] = (
         exercise="an R3 stream surviving a follower restart",
     ),
     Lesson(
+        "14",
+        "ordering_and_backpressure",
+        "Ordering, backpressure and lag",
+        "the order JetStream guarantees and three ways to lose it, per-key order with "
+        "`partition()`, ordered consumers, `max_ack_pending` as backpressure, lag, "
+        "advisories and `/jsz`",
+        streams=("LEDGER", "ACCOUNTS", "CLICKS", "SHIPMENTS"),
+        exercise="SHIPMENTS in 4 partitions, one in-order consumer each",
+    ),
+    Lesson(
         "15",
         "performance",
         "Performance",
