@@ -22,7 +22,7 @@
 from edalab import connect
 from edalab.server import lesson_server
 
-server = lesson_server("ordering")
+server = lesson_server("14")
 nc = await connect(server.url)
 js = nc.jetstream()
 
