@@ -79,15 +79,6 @@ async def test_fresh_stream_is_empty_even_right_after_a_delete(js, stream_name, 
         assert (state.messages, state.last_seq) == (0, 0)
 
 
-async def test_fresh_stream_is_empty_every_time_in_a_tight_loop(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
-    """Re-created at once after each use, the stream never comes back with old messages."""
-    for _ in range(40):
-        await fresh_stream(js, stream_name, [f"{token}.>"])
-        for i in range(3):
-            ack = await js.publish(f"{token}.x", str(i).encode())
-        assert ack.seq == 3, "the stream kept messages of the deleted one"
-
-
 def test_state_change_shows_before_and_after() -> None:
     """state_change lays out one stream's state before and after as a two-row table."""
     from nats.js.api import StreamInfo

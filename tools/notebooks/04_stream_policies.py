@@ -276,12 +276,12 @@ except nats.js.errors.BadRequestError as err:
 refused
 
 # %% [markdown]
-# Here one session token lives two seconds and the other forever; nats-py also has a
-# `msg_ttl=` argument that sets the same header:
+# Here one session token lives two seconds, set with nats-py's `msg_ttl=` argument (it
+# writes the same header), and the other forever, with the header `never`:
 
 # %%
 await fresh_stream(js, "SESSIONS", ["session.*"], allow_msg_ttl=True)
-await js.publish("session.guest", b"token-g", headers={"Nats-TTL": "2s"})
+await js.publish("session.guest", b"token-g", msg_ttl=2)
 await js.publish("session.admin", b"token-a", headers={"Nats-TTL": "never"})
 before = await js.stream_info("SESSIONS")
 
