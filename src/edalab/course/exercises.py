@@ -279,56 +279,6 @@ _PRICE_SYMBOLS = ("AAPL", "MSFT", "NVDA")
 _PRICE_PROBE = "price.CHECK"
 
 
-async def _probe_last_value(js: JetStreamContext, stream: str) -> None:
-    """Publish two values for a key of the checker's own; the stream must keep only the second."""
-    try:
-        for value in (b"1", b"2"):
-            await js.publish(_PRICE_PROBE, value, stream=stream)
-        kept = (await js.stream_info(stream, subjects_filter=_PRICE_PROBE)).state.subjects or {}
-        last = await js.get_last_msg(stream, _PRICE_PROBE)
-    except nats.js.errors.APIError as err:
-        raise _NotYet(
-            f"{stream} refused an update of a key ({err.description}): a last-value stream must "
-            "replace the old value, not refuse the new one (discard old)"
-        ) from None
-    finally:
-        with contextlib.suppress(nats.errors.Error):
-            await js.purge_stream(stream, subject=_PRICE_PROBE)
-    _require(
-        kept.get(_PRICE_PROBE) == 1 and last.data == b"2",
-        f"after two updates of {_PRICE_PROBE}, {stream} kept {kept.get(_PRICE_PROBE, 0)} "
-        "messages for it: set max_msgs_per_subject=1",
-    )
-
-
-async def _check_04(js: JetStreamContext) -> str:
-    info = await _stream(js, "PRICES")
-    subjects = info.config.subjects or []
-    _require(
-        any(matches(s, f"price.{x}") for s in subjects for x in _PRICE_SYMBOLS),
-        f"stream PRICES captures {subjects}, which does not include price.AAPL",
-    )
-    counts = (await js.stream_info("PRICES", subjects_filter="price.*")).state.subjects or {}
-    missing = [x for x in _PRICE_SYMBOLS if f"price.{x}" not in counts]
-    _require(not missing, f"PRICES has no price for {missing}: publish on price.<symbol>")
-    extra = {k: v for k, v in sorted(counts.items()) if v > 1}
-    _require(
-        not extra,
-        f"PRICES keeps several prices per symbol {extra}: keep only the latest "
-        "(max_msgs_per_subject=1)",
-    )
-    published = info.state.last_seq
-    _require(
-        published >= 2 * len(_PRICE_SYMBOLS),
-        f"only {published} prices were ever published to PRICES: publish at least two per "
-        "symbol, so that newer prices replace older ones",
-    )
-    await _probe_last_value(js, "PRICES")
-    return (
-        f"{published} prices published, one kept per symbol, and an update replaced the old value"
-    )
-
-
 async def _check_05(js: JetStreamContext) -> str:
     await _stream(js, "ORDERS")
     info = await _settled(js, "ORDERS", "billing")
@@ -965,67 +915,6 @@ async def _check_14(js: JetStreamContext) -> str:
 
 _SHIP_PARTITIONS = 4
 _SHIP_PROBES = ("probe-a", "probe-b", "probe-c", "probe-d", "probe-e", "probe-f")
-
-
-async def _probe_partitions(js: JetStreamContext, filters: dict[str, str]) -> str:
-    """Publish probe shipments; each key must land in the partition of exactly one consumer."""
-    owners: dict[str, set[str]] = {}
-    stored: list[str] = []
-    try:
-        for key in _SHIP_PROBES + _SHIP_PROBES:
-            ack = await js.publish(f"shipment.{key}", b"{}", stream="SHIPMENTS")
-            subject = (await js.get_msg("SHIPMENTS", ack.seq)).subject or ""
-            stored.append(subject)
-            mine = [name for name, f in filters.items() if matches(f, subject)]
-            _require(
-                len(mine) == 1,
-                f"shipment.{key} was stored as {subject}, which "
-                + (f"{len(mine)} consumers {mine} receive" if mine else "no consumer receives")
-                + ": give each consumer its own partition",
-            )
-            owners.setdefault(key, set()).update(mine)
-    except nats.js.errors.APIError as err:
-        raise _NotYet(f"SHIPMENTS refused a shipment ({err.description})") from None
-    finally:
-        for subject in dict.fromkeys(stored):
-            with contextlib.suppress(nats.errors.Error):
-                await js.purge_stream("SHIPMENTS", subject=subject)
-    _require(
-        all(len(v) == 1 for v in owners.values()),
-        "the same key went to different consumers: partition on the key's token",
-    )
-    used = set().union(*owners.values())
-    _require(
-        len(used) > 1,
-        f"all {len(_SHIP_PROBES)} probe keys went to {sorted(used)}: use "
-        "{{partition(4,1)}} in the subject transform's destination",
-    )
-    return f"{len(_SHIP_PROBES)} probe keys spread over {len(used)} partitions, each key in one"
-
-
-async def _check_14(js: JetStreamContext) -> str:
-    info = await _stream(js, "SHIPMENTS")
-    transform = info.config.subject_transform
-    dest = transform.dest if transform else ""
-    _require(
-        f"partition({_SHIP_PARTITIONS}," in dest.replace(" ", ""),
-        f"SHIPMENTS's subject transform destination is {dest!r}: map shipment.* to "
-        "shipment.{{partition(4,1)}}.{{wildcard(1)}}",
-    )
-    filters: dict[str, str] = {}
-    for p in range(_SHIP_PARTITIONS):
-        consumer = await _settled(js, "SHIPMENTS", f"ship-{p}")
-        _require(
-            consumer.config.max_ack_pending == 1,
-            f"ship-{p} has max_ack_pending={consumer.config.max_ack_pending}: use 1, so that "
-            "each partition is processed in order",
-        )
-        mine = consumer_filters(consumer.config)
-        _require(len(mine) == 1, f"ship-{p} filters {mine}: give it its partition only")
-        _drained(consumer)
-        _require(_floor(consumer) > 0, f"ship-{p} has not acknowledged any shipment yet")
-        filters[f"ship-{p}"] = mine[0]
-    return await _probe_partitions(js, filters)
 
 
 async def _check_18(js: JetStreamContext) -> str:

@@ -93,30 +93,6 @@ LESSONS: tuple[Lesson, ...] = (
         exercise="PRICES keeps the last price per symbol",
     ),
     Lesson(
-        "04",
-        "stream_policies",
-        "Stream policies",
-        "retention (limits, interest, work queue), `max_msgs`/`max_bytes`/`max_age`/"
-        "`max_msgs_per_subject`/`max_msg_size`, discard old vs new, per-message TTL, "
-        "subject delete markers",
-        streams=(
-            "LOG",
-            "ALERTS",
-            "JOBS",
-            "RECENT",
-            "BLOBS",
-            "FRESH",
-            "QUOTES",
-            "UPLOADS",
-            "TICKETS",
-            "PLAIN",
-            "SESSIONS",
-            "PRESENCE",
-            "PRICES",
-        ),
-        exercise="PRICES keeps the last price per symbol",
-    ),
-    Lesson(
         "05",
         "subscribing",
         "Subscribing",
@@ -199,16 +175,6 @@ LESSONS: tuple[Lesson, ...] = (
         "a 3-node JetStream cluster, R3 streams, killing the leader mid-publish, catch-up",
         streams=("ORDERS", "AUDIT"),
         exercise="an R3 stream surviving a follower restart, every replica caught up",
-    ),
-    Lesson(
-        "14",
-        "ordering_and_backpressure",
-        "Ordering, backpressure and lag",
-        "the order JetStream guarantees and three ways to lose it, per-key order with "
-        "`partition()`, ordered consumers, `max_ack_pending` as backpressure, lag, "
-        "advisories and `/jsz`",
-        streams=("LEDGER", "ACCOUNTS", "CLICKS", "SHIPMENTS"),
-        exercise="SHIPMENTS in 4 partitions, one in-order consumer each",
     ),
     Lesson(
         "14",
