@@ -175,8 +175,9 @@ ceiling
 # On the machine this course was written on (2 cores shared with other work, load
 # average about 6; best of five, plain asyncio) these were about 168k msgs/s without
 # the header, 119k with it, and 155k received per second (185k, 157k and 201k on
-# uvloop). The Go client, same machine, same server, same minute: 163k async publishes
-# with a `PubAck` each and 200k fetched and acked per second. The server is not the
+# uvloop). The Go client, same machine and server build, a few minutes earlier: 163k
+# async publishes with a `PubAck` each and 200k fetched and acked per second
+# (`benchmarks/README.md` says how to run it). The server is not the
 # limit: the Python client's per-message work is (building the header, parsing each
 # reply, a future or callback per acknowledgement), and every extra await, future or
 # JSON decode per message comes off it. A fast path does as little per message as
