@@ -201,9 +201,11 @@ len(acks), acks[-1].seq
 # nats-server 2.14 added *fast-ingest batches* (ADR-50): a stream created with
 # `allow_batched=True` accepts messages whose reply subject is
 # `<inbox>.<flow>.<gap>.<seq>.<op>.$FI` (op 0 starts the batch, 1 appends, 2 commits).
-# The server answers the first with the flow it grants, then one flow ack every `flow`
-# messages, and the commit with a `PubAck` for the batch. With gap mode `fail`, an ack
-# for message N means every message up to N is stored, none missing. Raw, five events:
+# The server answers the first with the group size it grants (`msgs`: at most what was
+# asked, at most 500, less when other fast publishers share the stream), then, as
+# messages are stored, a flow ack per `msgs` messages (one ack may cover several
+# groups), and the commit with a `PubAck` for the batch. With gap mode `fail`, an ack for message N means every message
+# up to N is stored, none missing. Raw, five events, asking for groups of 2:
 
 # %%
 await fresh_stream(js, "PERF", ["perf.>"], allow_batched=True)
