@@ -1,6 +1,6 @@
 """Benchmark edalab against raw nats-py (and the Go client), in one run, against one server.
 
-    python benchmarks/run.py --quick --json out.json          # about two minutes
+    python benchmarks/run.py --quick --json out.json          # about a minute
     python benchmarks/run.py --json results.json --plot results.png
     ../shared/reference/gobench/run .venv/bin/nats-server > go.txt
     python benchmarks/run.py --quick --go-reference go.txt    # adds edalab/Go

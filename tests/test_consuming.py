@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from nats.js.api import DeliverPolicy
+from nats.js.api import AckPolicy, DeliverPolicy
 
 from edalab import ConsumerConfigConflict, PermanentError, TransientError
 from edalab.consuming import EventConsumer, ensure_consumer
+from edalab.context import NotAnEdalabJetStream
 from edalab.publishing import publish_events
 from edalab.server import wait_for
 from edalab.streams import ensure_stream
@@ -192,3 +193,43 @@ async def test_events_yield_each_message_as_it_arrives(js, stream_name, token) -
     await wait_for(waiting, timeout=5, what="the pull request to reach the server")
     await publish_events(js, [EventFactory()(f"{token}.created")])
     assert await asyncio.wait_for(task, 5) == "evt-0001"
+
+
+@pytest.mark.parametrize("policy", [AckPolicy.EXPLICIT, AckPolicy.ALL])
+async def test_batches_and_ack_batch_settle_every_event(js, stream_name, token, policy) -> None:  # type: ignore[no-untyped-def]
+    """batches() yields every event once, in order, in lists; ack_batch leaves nothing pending."""
+    events = await _stream_with_events(js, stream_name, token, n=300)
+    consumer = await EventConsumer.create(js, stream_name, "bulk", ack_policy=policy)
+    assert consumer.ack_policy == policy
+    seen = []
+    async for deliveries in consumer.batches(batch=64, timeout=0.5):
+        assert 0 < len(deliveries) <= 64
+        seen += [d.event.id for d in deliveries]
+        await consumer.ack_batch(deliveries)
+    assert seen == [e.id for e in events]
+    info = await consumer.info()
+    assert (info.num_pending, info.num_ack_pending, info.ack_floor.stream_seq) == (0, 0, 300)
+
+
+async def test_batches_quarantine_bad_messages_and_stop_at_max_events(
+    js, stream_name, token
+) -> None:  # type: ignore[no-untyped-def]
+    """An undecodable message is quarantined, not listed; max_events bounds what is yielded."""
+    await _stream_with_events(js, stream_name, token, n=3)
+    await js.publish(f"{token}.created", b"not json")
+    await _stream_with_events(js, stream_name, token, n=0)
+    consumer = await EventConsumer.create(js, stream_name, "bounded")
+    lists = [ds async for ds in consumer.batches(batch=10, timeout=0.5, max_events=2)]
+    assert sum(len(ds) for ds in lists) == 2
+    rest = [d async for d in consumer.events(batch=10, timeout=0.5)]
+    assert [d.seq for d in rest] == [3]
+    assert [q.sequence for q in consumer.quarantined] == [4]
+
+
+async def test_event_consumer_needs_an_edalab_jetstream(nc, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+    """A plain nats-py JetStreamContext is refused with a typed error naming the fix."""
+    from nats.js.client import JetStreamContext
+
+    await _stream_with_events(nc.jetstream(), stream_name, token, n=1)
+    with pytest.raises(NotAnEdalabJetStream, match=r"edalab\.connect"):
+        await EventConsumer.create(JetStreamContext(nc), stream_name, "plain")

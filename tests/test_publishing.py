@@ -6,7 +6,7 @@ import pytest
 
 from edalab import NoStreamError, PublishError, SubjectError
 from edalab.consuming import stored_event_ids
-from edalab.context import NotAnEdalabJetStream, jetstream
+from edalab.context import JetStream, NotAnEdalabJetStream, jetstream
 from edalab.publishing import ingest_events, publish_event, publish_events
 from edalab.streams import ensure_stream
 from edalab.testing import EventFactory
@@ -125,3 +125,11 @@ async def test_ingest_without_stream_fails_clearly(js, token) -> None:  # type: 
     """Fast ingest to a subject no stream captures raises NoStreamError naming it."""
     with pytest.raises(NoStreamError, match=f"{token}.lost"):
         await ingest_events(js, [EventFactory()(f"{token}.lost") for _ in range(5)], timeout=2)
+
+
+async def test_edalab_jetstream_keeps_its_connection_and_api_prefix(nc) -> None:  # type: ignore[no-untyped-def]
+    """nc.jetstream() on an edalab connection holds nc and the API prefix, domain included."""
+    assert isinstance(nc.jetstream(), JetStream) and nc.jetstream().connection is nc
+    assert nc.jetstream().api_prefix == "$JS.API"
+    assert jetstream(nc, domain="hub").api_prefix == "$JS.hub.API"
+    assert jetstream(nc, prefix="ops.API").api_prefix == "ops.API"

@@ -40,25 +40,17 @@ class NotAnEdalabJetStream(EdalabError, TypeError):
 class JetStream(JetStreamContext):
     """A ``JetStreamContext`` that keeps its ``connection`` and ``api_prefix`` public."""
 
-    def __init__(
-        self,
-        conn: NATS,
-        prefix: str = DEFAULT_PREFIX,
-        domain: str | None = None,
-        timeout: float = 5,
-        publish_async_max_pending: int = 4000,
-    ) -> None:
-        super().__init__(
-            conn,
-            prefix=prefix,
-            domain=domain,
-            timeout=timeout,
-            publish_async_max_pending=publish_async_max_pending,
-        )
+    def __init__(self, conn: NATS, **opts: Any) -> None:
+        # Every option goes to nats-py unchanged (prefix, domain, timeout,
+        # publish_async_max_pending ...), so this follows nats-py's own signature.
+        super().__init__(conn, **opts)
         #: The NATS connection this context publishes on.
         self.connection = conn
+        domain = opts.get("domain")
         #: The JetStream API subject prefix (``$JS.API``, or ``$JS.<domain>.API``).
-        self.api_prefix = prefix if domain is None else f"$JS.{domain}.API"
+        self.api_prefix: str = (
+            opts.get("prefix", DEFAULT_PREFIX) if domain is None else f"$JS.{domain}.API"
+        )
 
 
 class Connection(NATS):

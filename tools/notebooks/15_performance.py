@@ -175,8 +175,9 @@ ceiling
 # On the machine this course was written on (2 cores shared with other work, load
 # average about 6; best of five, plain asyncio) these were about 168k msgs/s without
 # the header, 119k with it, and 155k received per second (185k, 157k and 201k on
-# uvloop). The Go client, same machine, same server, same minute: 163k async publishes
-# with a `PubAck` each and 200k fetched and acked per second. The server is not the
+# uvloop). The Go client, same machine and server build, a few minutes earlier: 163k
+# async publishes with a `PubAck` each and 200k fetched and acked per second
+# (`benchmarks/README.md` says how to run it). The server is not the
 # limit: the Python client's per-message work is (building the header, parsing each
 # reply, a future or callback per acknowledgement), and every extra await, future or
 # JSON decode per message comes off it. A fast path does as little per message as
@@ -200,9 +201,11 @@ len(acks), acks[-1].seq
 # nats-server 2.14 added *fast-ingest batches* (ADR-50): a stream created with
 # `allow_batched=True` accepts messages whose reply subject is
 # `<inbox>.<flow>.<gap>.<seq>.<op>.$FI` (op 0 starts the batch, 1 appends, 2 commits).
-# The server answers the first with the flow it grants, then one flow ack every `flow`
-# messages, and the commit with a `PubAck` for the batch. With gap mode `fail`, an ack
-# for message N means every message up to N is stored, none missing. Raw, five events:
+# The server answers the first with the group size it grants (`msgs`: at most what was
+# asked, at most 500, less when other fast publishers share the stream), then, as
+# messages are stored, a flow ack per `msgs` messages (one ack may cover several
+# groups), and the commit with a `PubAck` for the batch. With gap mode `fail`, an ack for message N means every message
+# up to N is stored, none missing. Raw, five events, asking for groups of 2:
 
 # %%
 await fresh_stream(js, "PERF", ["perf.>"], allow_batched=True)
