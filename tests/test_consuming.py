@@ -10,10 +10,10 @@ from nats.js.api import AckPolicy, DeliverPolicy
 from edalab import ConsumerConfigConflict, PermanentError, TransientError
 from edalab.consuming import EventConsumer, ensure_consumer
 from edalab.context import NotAnEdalabJetStream
+from edalab.factories import EventFactory
 from edalab.publishing import publish_events
-from edalab.server import wait_for
 from edalab.streams import ensure_stream
-from edalab.testing import EventFactory
+from edalab.waiting import wait_for
 
 
 async def _stream_with_events(js, stream_name, token, n=5):  # type: ignore[no-untyped-def]

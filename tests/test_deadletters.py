@@ -12,7 +12,7 @@ from edalab import (
     ensure_stream,
     publish_events,
 )
-from edalab.testing import EventFactory
+from edalab.factories import EventFactory
 
 
 @pytest.fixture

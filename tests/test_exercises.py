@@ -17,7 +17,7 @@ from edalab import (
 from edalab.course.charts.redelivery import DeliveryLog
 from edalab.course.exercises import EXERCISES, check
 from edalab.course.manifest import LESSONS
-from edalab.testing import EventFactory
+from edalab.factories import EventFactory
 
 
 async def test_03_dedup_needs_a_dropped_resend(js) -> None:  # type: ignore[no-untyped-def]

@@ -28,9 +28,9 @@ from edalab import (
     publish_events,
 )
 from edalab.consuming import stored_event_ids
+from edalab.factories import EventFactory
 from edalab.publishing import ingest_events
-from edalab.server import wait_for
-from edalab.testing import EventFactory
+from edalab.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 

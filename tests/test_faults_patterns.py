@@ -20,8 +20,8 @@ from edalab.connection import connect
 from edalab.course import saga
 from edalab.events import Event
 from edalab.outbox import Outbox
-from edalab.server import wait_for
 from edalab.streams import fresh_stream, stream_messages
+from edalab.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -38,9 +38,14 @@ def test_cloudevents_round_trip_structured_and_binary_without_loss() -> None:
     event = _event()
     assert from_structured(to_structured(event)) == event
     headers, body = to_binary(event)
-    assert headers["ce-specversion"] == "1.0" and headers["content-type"] == "application/json"
+    assert headers["ce-specversion"] == "1.0"
+    assert headers["ce-datacontenttype"] == "application/json"
     assert json.loads(body) == event.data
     assert from_binary(headers, body) == event
+    odd = _event(source="/shop/orders?x=a b%", id="é-1")  # percent-encoded in headers
+    odd_headers, odd_body = to_binary(odd)
+    assert odd_headers["ce-id"] == "%C3%A9-1" and " " not in odd_headers["ce-source"]
+    assert from_binary({k.title(): v for k, v in odd_headers.items()}, odd_body) == odd
 
 
 def test_cloudevents_need_a_source_and_say_what_is_missing() -> None:
@@ -51,6 +56,9 @@ def test_cloudevents_need_a_source_and_say_what_is_missing() -> None:
         from_structured(b'{"specversion": "0.3", "id": "x"}')
     with pytest.raises(EventDecodeError, match="type"):
         from_binary({"ce-specversion": "1.0", "ce-id": "x", "ce-source": "/s", "ce-time": "t"}, b"")
+    headers, _ = to_binary(_event())
+    with pytest.raises(EventDecodeError, match="not JSON"):
+        from_binary({**headers, "ce-datacontenttype": "text/plain"}, b"hello")
 
 
 def test_derived_ids_and_traces_are_stable_and_distinct() -> None:

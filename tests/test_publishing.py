@@ -7,9 +7,9 @@ import pytest
 from edalab import NoStreamError, PublishError, SubjectError
 from edalab.consuming import stored_event_ids
 from edalab.context import JetStream, NotAnEdalabJetStream, jetstream
+from edalab.factories import EventFactory
 from edalab.publishing import ingest_events, publish_event, publish_events
 from edalab.streams import ensure_stream
-from edalab.testing import EventFactory
 
 
 async def test_publish_returns_the_ack(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]

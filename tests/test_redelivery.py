@@ -7,7 +7,7 @@ from matplotlib.ticker import ScalarFormatter
 
 from edalab import ConsumerError, EventConsumer, TransientError, fresh_stream, publish_events
 from edalab.course.charts.redelivery import DeliveryLog, on_time, timeline, window
-from edalab.testing import EventFactory
+from edalab.factories import EventFactory
 
 BACKOFF = [0.2, 0.5]
 

@@ -7,9 +7,9 @@ from pydantic import BaseModel
 
 from edalab import UnknownVersionError, UpcastError
 from edalab.consuming import EventConsumer
+from edalab.factories import EventFactory
 from edalab.publishing import publish_event
 from edalab.streams import ensure_stream
-from edalab.testing import EventFactory
 from edalab.versioning import SchemaRegistry, compare_models, version_of
 
 

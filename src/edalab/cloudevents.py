@@ -16,10 +16,12 @@ Event          CloudEvents attribute        note
 
 *Structured* mode puts the whole event, attributes and data, in the message body as
 the JSON event format (content type ``application/cloudevents+json``). *Binary* mode
-puts each attribute in a header named ``ce-<attribute>`` and the data alone in the
-body, with ``datacontenttype`` as the ``content-type`` header: the NATS binding in
-CloudEvents 1.0.2 defines only structured mode (it predates NATS headers); the ``ce-``
-headers follow the HTTP binding, as the Go SDK's NATS and JetStream bindings do.
+puts each attribute in a header named ``ce-<attribute>`` (``datacontenttype``
+included, as ``ce-datacontenttype``) and the data alone in the body. The released NATS
+binding (CloudEvents 1.0.2) defines structured mode only; its text predates NATS 2.2
+headers. Binary mode here follows the binding's working draft (1.0.3-wip), as the Go
+SDK's JetStream binding does: ``ce-`` header names, case-insensitive, values
+percent-encoded where they are not plain printable ASCII.
 
     >>> from datetime import datetime, timezone
     >>> from edalab.events import Event
@@ -28,8 +30,8 @@ headers follow the HTTP binding, as the Go SDK's NATS and JetStream bindings do.
     >>> from_structured(to_structured(event)) == event
     True
     >>> headers, body = to_binary(event)
-    >>> headers["ce-type"], body
-    ('order.placed', b'{"order_id":"o1"}')
+    >>> headers["ce-type"], headers["ce-datacontenttype"], body
+    ('order.placed', 'application/json', b'{"order_id":"o1"}')
     >>> from_binary(headers, body) == event
     True
 """
@@ -39,6 +41,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote, unquote
 
 from edalab.errors import EventDecodeError, EventError
 from edalab.events import Event
@@ -85,9 +88,11 @@ def _event(attributes: Mapping[str, Any], data: Any, where: str) -> Event:
         raise EventDecodeError(
             f"{where}: specversion is {attributes.get('specversion')!r}, not {SPEC_VERSION!r}"
         )
-    missing = [a for a in ("id", "source", "type", "time") if not attributes.get(a)]
+    missing = [a for a in ("id", "source", "type") if not attributes.get(a)]
     if missing:
         raise EventDecodeError(f"{where}: missing CloudEvents attribute(s) {', '.join(missing)}")
+    if not attributes.get("time"):  # optional in CloudEvents; the course's envelope needs it
+        raise EventDecodeError(f"{where}: no 'time' attribute, which an edalab Event requires")
     fields = {
         "id": attributes["id"],
         "type": attributes["type"],
@@ -115,22 +120,32 @@ def from_structured(body: bytes) -> Event:
     return _event(attributes, attributes.get("data"), "structured CloudEvent")
 
 
+# Kept as they are in a header value: printable ASCII but space, '"' and '%' (the draft's rule).
+_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"%')
+
+
 def to_binary(event: Event) -> tuple[dict[str, str], bytes]:
-    """Headers (``ce-*`` and ``content-type``) and a body holding only the data."""
+    """``ce-*`` headers (percent-encoded values) and a body holding only the data."""
     attributes = to_cloudevent(event)
     data = attributes.pop("data")
-    headers = {"content-type": attributes.pop("datacontenttype")}
-    headers |= {f"{BINARY_PREFIX}{name}": str(value) for name, value in attributes.items()}
+    headers = {
+        f"{BINARY_PREFIX}{name}": quote(str(v), safe=_SAFE) for name, v in attributes.items()
+    }
     return headers, json.dumps(data, separators=(",", ":")).encode()
 
 
 def from_binary(headers: Mapping[str, str] | None, body: bytes) -> Event:
     """Read a binary-mode CloudEvent from a message's headers and body."""
     attributes = {
-        name[len(BINARY_PREFIX) :]: value
+        name.lower()[len(BINARY_PREFIX) :]: unquote(value)
         for name, value in (headers or {}).items()
         if name.lower().startswith(BINARY_PREFIX)
     }
+    kind = attributes.get("datacontenttype") or DATA_CONTENT_TYPE
+    if not kind.startswith("application/json"):
+        raise EventDecodeError(
+            f"binary CloudEvent {attributes.get('id')!r}: data is {kind}, not JSON"
+        )
     try:
         data = json.loads(body) if body else None
     except ValueError as err:

@@ -9,7 +9,14 @@ writers that read the same state cannot both append: the second gets
 reloads and decides again. No lock, no lost update.
 
     version = await aggregate_version(js, "ACCOUNTS", "account.acct-7.>")
-    await append(js, "account.acct-7.deposited", event, expected=version)
+    await append(js, "account.acct-7.deposited", event, expected=version,
+                 aggregate="account.acct-7.>")
+
+``Nats-Expected-Last-Subject-Sequence-Subject`` (the aggregate wildcard) needs
+nats-server 2.11+; an older server ignores it and checks only the published subject.
+On a clustered stream the refusal can come as error 10164 (no sequence given), and a
+503 (10163, "temporarily unavailable") is worth retrying. After a refusal, reload: the
+winner may be your own earlier attempt whose acknowledgement was lost.
 """
 
 from __future__ import annotations

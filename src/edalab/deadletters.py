@@ -47,8 +47,8 @@ from edalab.errors import EdalabError
 from edalab.events import Event
 from edalab.publishing import MSG_ID
 from edalab.reasons import Reason
-from edalab.server import wait_for
 from edalab.streams import StreamSetup, Table, ensure_stream, stream_messages
+from edalab.waiting import wait_for
 
 __all__ = [
     "ADVISORY_SUBJECTS",

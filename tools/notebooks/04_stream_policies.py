@@ -177,7 +177,7 @@ state_change(before, await js.stream_info("BLOBS"))
 # empty, and fails loudly if that takes more than ten seconds.
 
 # %%
-from edalab.server import wait_for
+from edalab.waiting import wait_for
 
 await fresh_stream(js, "FRESH", ["fresh"], max_age=2.0)
 for i in range(2):

@@ -51,7 +51,7 @@ default.config.durable_name, default.config.inactive_threshold
 # listed right after we used it...
 
 # %%
-from edalab.server import wait_for
+from edalab.waiting import wait_for
 
 short = await js.add_consumer("USERS", ConsumerConfig(inactive_threshold=0.5))
 sub = await js.pull_subscribe_bind(short.name, "USERS")

@@ -23,8 +23,8 @@ import json
 import urllib.request
 
 from edalab import connect, fresh_stream, publish_events
+from edalab.factories import EventFactory
 from edalab.server import lesson_server
-from edalab.testing import EventFactory
 
 srv = lesson_server("09")
 nc = await connect(srv.url, max_reconnect_attempts=-1)

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 
 from edalab import EventConsumer, connect, ensure_server, fresh_stream, publish_events
-from edalab.testing import EventFactory
+from edalab.factories import EventFactory
 
 server = ensure_server()
 nc = await connect(server)

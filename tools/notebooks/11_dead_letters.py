@@ -22,7 +22,7 @@
 import json
 
 from edalab import EventConsumer, connect, ensure_server, fresh_stream, publish_events
-from edalab.testing import EventFactory
+from edalab.factories import EventFactory
 
 server = ensure_server()
 nc = await connect(server)

@@ -113,7 +113,7 @@ async def fetch_rate(n, count=2000):
 # the same stream, with and without the `Nats-Msg-Id` header:
 
 # %%
-from edalab.server import wait_for
+from edalab.waiting import wait_for
 
 
 async def stored_rate(with_header):

@@ -43,8 +43,10 @@ await saga.setup(js)
 #
 # An **event** says what happened (`order.placed`), to whoever cares, and is stored. A
 # **query** asks a service for an answer now; a **command** tells one service to do
-# something. Both are request-reply: one sender, one responder, an answer or a timeout.
-# Here is a query, raw nats-py: a responder and a request.
+# something. Here both are request-reply: the request goes to every subscriber of the
+# subject and the requester keeps the first reply, so a service that must answer (or act)
+# once subscribes in a **queue group**. Here is a query, raw nats-py: a responder and a
+# request.
 
 # %%
 import json
@@ -57,14 +59,19 @@ async def stock_level(msg):
     await msg.respond(json.dumps({"sku": sku, "level": levels.get(sku, 0)}).encode())
 
 
-responder = await nc.subscribe("svc.stock.level", cb=stock_level)
+responder = await nc.subscribe("svc.stock.level", queue="stock", cb=stock_level)
 reply = await nc.request("svc.stock.level", b'{"sku": "tea"}', timeout=2)
 json.loads(reply.data)
 
 # %% [markdown]
 # Why a command over request-reply is not an event: nothing stores it (the stream
-# captures no `svc.` subject, so a new service cannot replay it), exactly one responder
-# answers, and when that responder is down the sender finds out at once.
+# captures no `svc.` subject, so a new service cannot replay it), and it reaches only the
+# services listening at that moment. When nobody listens at all, nats-py says so at once
+# (the server's "no responders" status, over a connection with headers, nats-py's
+# default). A responder that is there but slow or crashed gives a timeout instead, and
+# then the sender cannot know whether the command was done: it must retry with the same
+# key, so the command has to be idempotent. (Commands that must not be lost are often
+# published to a work-queue stream instead; notebook 04 shows one.)
 
 # %%
 import nats.errors
@@ -73,7 +80,7 @@ await responder.unsubscribe()
 try:
     await nc.request("svc.stock.level", b'{"sku": "tea"}', timeout=2)
 except nats.errors.NoRespondersError:
-    print("no responder: the command is not done, and nothing remembers it was asked")
+    print("no responders: nobody got the request, and nothing remembers it was asked")
 
 # %% [markdown]
 # ## The dual-write problem
@@ -142,7 +149,7 @@ outbox = Outbox(db)
 
 
 def place(order_id, amount_cents):
-    with db:  # both rows, or neither
+    with db:  # one transaction: both rows, or neither (sqlite3's default transactions)
         db.execute("INSERT INTO orders VALUES (?, ?)", (order_id, amount_cents))
         outbox.add(Event.create("order.placed", {"order_id": order_id}, id=f"order-{order_id}"))
 
@@ -176,6 +183,9 @@ acks = await OutboxRelay(outbox, js).relay_once()
 # it gave that event a fresh random id, a redelivered cause would produce a second,
 # different event that `Nats-Msg-Id` dedup cannot recognise. So the derived id is
 # computed from the cause: `derived_id(cause_id, kind)` is a UUIDv5, the same on every run.
+# The stream drops the repeat only within its duplicate window (two minutes by default);
+# a redelivery later than that, or a replay from the start, publishes it again, so
+# consumers still deduplicate by event id (notebook 10).
 
 # %%
 from edalab.tracing import derived_id
@@ -238,7 +248,9 @@ fig = draw_trace(hops)
 
 # %% [markdown]
 # A redelivered `stock.reserved` makes billing publish `billing.charged` again: same
-# cause, same derived id, so the stream keeps one.
+# cause, same derived id, so the stream keeps one (inside the duplicate window). The
+# handler did run twice: any effect outside the stream (charging a card) needs its own
+# idempotency key, and this one is ready-made: the derived id.
 
 # %%
 again = Event.create(
@@ -286,9 +298,14 @@ await saga.outcomes(js), orchestration.stock, orchestration.billing
 
 # %% [markdown]
 # Same outcomes. Choreography keeps services independent, but the flow exists only as
-# the sum of their reactions; orchestration makes the flow one readable function, at the
-# price of a coordinator every service depends on. Either way, every step must be
-# idempotent: a crash redelivers `order.placed`, and the saga runs again from the top.
+# the sum of their reactions. Orchestration makes the flow one readable function, at the
+# price of a coordinator that knows every service's commands and must itself be up and
+# correct; and because its commands here are request-reply, every service must be up at
+# the same time (in choreography an event simply waits in the stream for a service that
+# is down). Either way every step must be idempotent: a crash redelivers the event the
+# crashed service was handling (for the coordinator that is `order.placed`, so its saga
+# runs again from the top). `Stock` and `Billing` keep their idempotency in memory here;
+# a real service keeps it durable (notebook 10's key-value `create`).
 #
 # ## Optimistic concurrency for an aggregate
 #
@@ -296,8 +313,9 @@ await saga.outcomes(js), orchestration.stock, orchestration.billing
 # reads the account, decides, and appends, saying which stream sequence it last saw in
 # `Nats-Expected-Last-Subject-Sequence`. The server stores the event only if the last
 # message on the subject named by `Nats-Expected-Last-Subject-Sequence-Subject` (here a
-# wildcard: the whole account) is still at that sequence; `0` means "none yet". Without
-# the second header the check covers only the subject being published to. Raw nats-py:
+# wildcard: the whole account; nats-server 2.11+) is still at that sequence; `0` means
+# "none yet". Without the second header the check covers only the subject being published
+# to. Raw nats-py:
 
 # %%
 from edalab import fresh_stream
@@ -317,8 +335,8 @@ opened.seq
 
 # %% [markdown]
 # Two tellers read the account at that sequence and both withdraw 80. The first append
-# wins; the second is refused with JetStream's "wrong last sequence" (error 10071): no
-# lock, and no lost update.
+# wins; the second is refused with JetStream's "wrong last sequence" (error 10071; a
+# clustered stream may say 10164): no lock, and no lost update.
 
 # %%
 import nats.js.errors
@@ -361,7 +379,11 @@ statuses = {}
 async def follow(expected):
     while len(statuses) < expected:
         entry = await watcher.updates(timeout=5)  # None marks "caught up with the bucket"
-        if entry is not None:
+        if entry is None:
+            continue
+        if entry.operation in ("DEL", "PURGE"):  # a deleted key leaves the read model
+            statuses.pop(entry.key, None)
+        else:
             statuses[entry.key] = entry.value.decode()
 
 
@@ -379,9 +401,9 @@ await js.delete_key_value("order-status")
 # ## The envelope as a CloudEvents 1.0 event
 #
 # CloudEvents standardises the envelope every event system reinvents; `Event` maps onto
-# it one to one (`time` is the timestamp; `version` travels as the extension
-# `dataversion`; CloudEvents requires a `source`). *Structured* mode puts the whole event
-# in the body:
+# it one to one (`time` is the timestamp, optional in CloudEvents but not in our
+# envelope; `version` travels as the extension `dataversion`; CloudEvents requires a
+# `source`). *Structured* mode puts the whole event in the body:
 
 # %%
 from datetime import UTC, datetime
@@ -398,10 +420,10 @@ event = Event(
 json.loads(to_structured(event))
 
 # %% [markdown]
-# *Binary* mode puts each attribute in a `ce-` header and only the data in the body
-# (the CloudEvents NATS binding 1.0.2 defines structured mode only, written before NATS
-# had headers; the `ce-` headers follow the HTTP binding, as the Go SDK's NATS binding
-# does). Both round-trip through the stream without loss:
+# *Binary* mode puts each attribute in a `ce-` header (`datacontenttype` too) and only
+# the data in the body. The released NATS binding (1.0.2) defines structured mode only,
+# in text that predates NATS headers; binary mode follows the binding's working draft, as
+# the Go SDK's JetStream binding does. Both round-trip through the stream without loss:
 
 # %%
 headers, body = to_binary(event)
@@ -428,8 +450,8 @@ raw = await js.get_last_msg("ORDERS", "order.placed")
 #
 # ## Exercise
 #
-# Billing's handler below gets the same `stock.reserved` twice (a redelivery). Make it
-# publish `billing.charged` for order `ex16` **exactly once**, with the flow's
+# Billing's handler below gets the same `stock.reserved` twice (a redelivery). Make
+# the stream store `billing.charged` for order `ex16` **once**, with the flow's
 # `Correlation-Id`, a `Causation-Id` naming the `stock.reserved` event, and a
 # `traceparent` in the order's trace (hint: `derived_id`, `TraceContext`,
 # `flow_headers`). Check it with `check("16", js)`.
@@ -448,6 +470,7 @@ async def on_reserved(cause_id):
     event = Event.create(
         "billing.charged", {"order_id": "ex16"}, id=derived_id(cause_id, "billing.charged")
     )
+    # Simplified: the span's parent should be the cause's span, as saga.emit does.
     headers = flow_headers(
         order_trace.child("billing"), correlation_id=placed.id, causation_id=cause_id
     )

@@ -84,8 +84,8 @@ import asyncio
 
 from nats.js.api import ConsumerConfig
 
-from edalab.server import wait_for
 from edalab.streams import consumer_table
+from edalab.waiting import wait_for
 
 received = asyncio.Queue()
 

@@ -27,9 +27,9 @@ from nats.js.client import JetStreamContext
 from edalab.connection import connect
 from edalab.consuming import EventConsumer
 from edalab.events import Event
+from edalab.factories import EventFactory
 from edalab.publishing import MSG_ID, ingest_events, publish_event, publish_events
 from edalab.streams import fresh_stream
-from edalab.testing import EventFactory
 
 __all__ = [
     "GO_COUNTERPART",

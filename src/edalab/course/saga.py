@@ -247,9 +247,11 @@ class Orchestration(_Services):
     async def start(self) -> None:
         """Start the command handlers (request-reply) and the saga coordinator."""
         self.subs = [
-            await self.nc.subscribe("cmd.stock.reserve", cb=self._reserve),
-            await self.nc.subscribe("cmd.stock.release", cb=self._release),
-            await self.nc.subscribe("cmd.billing.charge", cb=self._charge),
+            # A queue group: with two instances of a service, one of them does the command
+            # (every plain subscriber would receive, and do, it).
+            await self.nc.subscribe("cmd.stock.reserve", queue="stock", cb=self._reserve),
+            await self.nc.subscribe("cmd.stock.release", queue="stock", cb=self._release),
+            await self.nc.subscribe("cmd.billing.charge", queue="billing", cb=self._charge),
         ]
         await self.nc.flush()
         await self._run("orch-saga", ["order.placed"], self.coordinate)
@@ -275,7 +277,11 @@ class Orchestration(_Services):
         await self._reply(msg, self.billing.charge(body["order_id"], body["amount_cents"]))
 
     async def command(self, subject: str, body: dict[str, Any]) -> bool:
-        """Send one command and await its answer (a timeout raises: the saga is retried)."""
+        """Send one command and await its answer.
+
+        A timeout raises, and the saga is retried from the top: the command may or may
+        not have been done, which is why every command is idempotent per order.
+        """
         reply = await self.nc.request(subject, json.dumps(body).encode(), timeout=2)
         return bool(json.loads(reply.data)["ok"])
 
