@@ -691,18 +691,6 @@ async def test_18_right_config_but_no_ack_fails(js) -> None:  # type: ignore[no-
     assert "await msg.ack()" in wrong.message
 
 
-async def test_a_check_on_a_closed_connection_says_so_in_one_line(nats_url: str) -> None:
-    """After `await nc.close()`, check() explains how to reconnect instead of a traceback."""
-    from edalab.connection import connect
-
-    nc = await connect(nats_url)
-    js = nc.jetstream()
-    await nc.close()
-    result = await check("03", js)
-    assert not result.passed
-    assert "closed" in result.message and "connect()" in result.message
-    assert "\n" not in repr(result)
-
 
 async def _prices(js, per_symbol: int, **config) -> None:  # type: ignore[no-untyped-def]
     await fresh_stream(js, "PRICES", ["price.*"], **config)

@@ -106,8 +106,9 @@ async def test_outbox_relay_killed_mid_flight_loses_and_duplicates_nothing(
         f"stored={sum(ids.values())}, lost={lost}, stored_twice={stored_twice}, pending={pending}"
     )
     assert written == 2000 and pending == 0
+    # Whether the kill fell between a publish and its mark is up to timing (then the new
+    # relay's resends come back as duplicates); test_patterns pins that window exactly.
     assert lost == 0 and stored_twice == 0
-    assert duplicates >= 1  # the killed relay had published rows it never marked
 
 
 async def test_saga_billing_killed_mid_flight_still_ends_every_order_once(nats_url: str) -> None:

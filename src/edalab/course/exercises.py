@@ -1040,8 +1040,8 @@ async def check(
 
 #: What a check says when the notebook's connection was closed (e.g. by a Run All).
 CLOSED = (
-    "the connection this check uses is closed (a cell ran `await nc.close()`): run the "
-    "notebook's connect cell again (`nc = await connect()`, `js = nc.jetstream()`), then this"
+    "the connection is closed (did a cell run `await nc.close()`?): run the notebook's "
+    "connect cell again (`nc = await connect()`, `js = nc.jetstream()`), then check again"
 )
 
 
