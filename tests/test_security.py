@@ -202,3 +202,15 @@ def test_jetstream_user_grants_no_stream_administration() -> None:
     assert "pw" not in repr(user)
     with pytest.raises(SubjectError, match="one subject token"):
         jetstream_user(User("a.b", password="pw"))
+
+
+async def test_permission_checked_lets_other_errors_through(secured) -> None:  # type: ignore[no-untyped-def]
+    """An error that is not a denial (a stream that does not exist) is re-raised unchanged."""
+    import nats.js.errors
+
+    srv, _ = secured
+    admin = await connect(srv.url, user="admin", password="admin-pw")
+    with pytest.raises(nats.js.errors.NotFoundError):
+        async with permission_checked(admin, "NOPE"):
+            await admin.jetstream().stream_info("NOPE")
+    await admin.close()

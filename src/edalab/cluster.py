@@ -169,10 +169,12 @@ class NatsCluster(Lifecycle):
             replicas = self.jsz(leader).get("meta_cluster", {}).get("replicas") or []
         except (OSError, ValueError) as err:
             return None, f"leader {leader} did not answer ({err})"
-        current = {r.get("name") for r in replicas if r.get("current")}
+        # A restarted node can be current yet still marked offline by the leader until its
+        # first statistics arrive; placement of a new stream skips offline peers.
+        current = {r.get("name") for r in replicas if r.get("current") and not r.get("offline")}
         lagging = set(running) - {leader} - current
         if lagging:
-            return None, f"followers not current yet: {sorted(lagging)}"
+            return None, f"followers not current (or seen offline) yet: {sorted(lagging)}"
         return leader, ""
 
     def wait_for_meta_leader(self, timeout: float | None = None) -> str:

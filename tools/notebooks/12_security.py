@@ -219,7 +219,10 @@ msg.subject, msg.reply.split(".")[:4]
 
 # %% [markdown]
 # The reply subject is `$JS.ACK.SHOP.billing.…`: exactly what its permission
-# `$JS.ACK.SHOP.billing.>` allows. The consumer's ack floor moved:
+# `$JS.ACK.SHOP.billing.>` allows. (This is the server's default form of ack subjects; a
+# server started with the `js_ack_fc_v2` feature flag inserts a domain and an account
+# hash after `$JS.ACK`, and the permission would have to follow.) The consumer's ack
+# floor moved:
 
 # %%
 info = await js_admin.consumer_info("SHOP", "billing")

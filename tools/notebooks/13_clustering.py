@@ -160,6 +160,38 @@ from edalab.consuming import loss_report, stored_event_ids
 loss_report(orders, len(acked), await stored_event_ids(js, "ORDERS"))
 
 # %% [markdown]
+# ## No majority, no acknowledgement
+#
+# With one node down, two of three still form a majority. With two down, the last one
+# cannot: whatever it receives, it cannot get a second replica to store it, so nobody
+# acknowledges the publish (the client times out, or hears that no leader answers).
+
+# %%
+import nats
+
+down = sorted(cluster.running_nodes())[:2]
+for node in down:
+    cluster.kill(node)
+try:
+    await js.publish("order.placed", b"{}", timeout=2)
+    outcome = "acknowledged"
+except (nats.errors.Error, TimeoutError):
+    outcome = "not acknowledged"
+outcome
+
+# %% [markdown]
+# The meta group (which manages streams and consumers) lost its majority too. Restarted,
+# the two nodes restore both: `wait_for_meta_leader` waits until JetStream's metadata
+# has a leader again with every node current, and every replica of `ORDERS` catches up:
+
+# %%
+for node in down:
+    await asyncio.to_thread(cluster.start_node, node)
+await asyncio.to_thread(cluster.wait_for_meta_leader)
+await wait_until_current(js, "ORDERS", timeout=60)
+sorted(cluster.running_nodes())
+
+# %% [markdown]
 # ## Recap
 #
 # - JetStream clusters are `nats-server`s routed together; a meta leader manages the
@@ -169,6 +201,8 @@ loss_report(orders, len(acked), await stored_event_ids(js, "ORDERS"))
 #   Jepsen (NATS 2.12.1, 2025) lost acknowledged writes to coordinated power failures and
 #   to an OS crash combined with other faults; `sync_interval: always` closes that window
 #   at a cost in throughput.
+# - A publish needs a majority of the replicas: with two of three nodes down, it is not
+#   acknowledged.
 # - R3 tolerates the loss of one node: a new leader is elected, and publishers that
 #   retry with the same `Nats-Msg-Id` lose nothing and duplicate nothing.
 # - A restarted node catches up from the others.

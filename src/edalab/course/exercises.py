@@ -696,7 +696,13 @@ async def _check_12(
     )
     probe = _concrete(filters[0])
     # Something for the auditor to read: a probe event on a subject its consumer delivers.
-    await js.publish(probe, Event.create(probe, {"probe": "exercise 12"}).to_json())
+    try:
+        await js.publish(probe, Event.create(probe, {"probe": "exercise 12"}).to_json(), timeout=2)
+    except (nats.errors.Error, TimeoutError):
+        raise _NotYet(
+            f"could not publish a probe on {probe} with the js you passed: pass the admin's "
+            "JetStream context, check('12', nc_admin.jetstream(), url=..., user=...)"
+        ) from None
     prefix = inbox_prefix(user)
     try:
         nc = await connect(url, user=user, password=password, timeout=3, inbox_prefix=prefix)
