@@ -1047,7 +1047,7 @@ async def check(
 #: What a check says when the notebook's connection was closed (e.g. by a Run All).
 CLOSED = (
     "the connection is closed (did a cell run `await nc.close()`?): run the notebook's "
-    "connect cell again (`nc = await connect()`, `js = nc.jetstream()`), then check again"
+    "connect cell again (`nc = await connect(server)`, `js = nc.jetstream()`), then check again"
 )
 
 
