@@ -51,12 +51,31 @@ def lab(tmp_path: Path) -> Iterator[str]:
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":
             cell["outputs"], cell["execution_count"] = [], None
+    yield from _serve(tmp_path, {"00_start_here.ipynb": nb})
+
+
+@pytest.fixture
+def student_lab(tmp_path: Path) -> Iterator[str]:
+    """JupyterLab serving the student copy of notebook 02 (what `make student` writes)."""
+    from edalab.course.workshop import student_copy
+
+    nb = student_copy(json.loads((ROOT / "notebooks" / "02_subject_naming.ipynb").read_text()))
+    yield from _serve(tmp_path, {"02_subject_naming.ipynb": nb})
+
+
+def _serve(tmp_path: Path, notebooks: dict[str, Any]) -> Iterator[str]:
     workdir = tmp_path / "notebooks"
     workdir.mkdir()
-    (workdir / "00_start_here.ipynb").write_text(json.dumps(nb))
+    for name, nb in notebooks.items():
+        (workdir / name).write_text(json.dumps(nb))
+    # Every cell in the page, not only those scrolled into view (JupyterLab 4 windowing).
+    settings = tmp_path / "settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "NATS_URL"}
     env["EDALAB_STATE_DIR"] = str(tmp_path / "state")
+    env["JUPYTERLAB_SETTINGS_DIR"] = str(tmp_path / "settings")
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
          "--ip=127.0.0.1", f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={workdir}",
@@ -152,3 +171,58 @@ def test_start_here_runs_in_jupyterlab(lab: str) -> None:
             page.screenshot(path=str(ARTIFACTS / "browser-00_start_here.png"), full_page=False)
             browser.close()
     assert (ARTIFACTS / "browser-00_start_here.png").stat().st_size > 10_000
+
+
+def _launch(p: Any, executable: str) -> Any:
+    return p.chromium.launch(
+        executable_path=executable,
+        args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update",
+              "--disable-sync"],
+    )  # fmt: skip
+
+
+def test_a_student_answers_in_the_answer_cell_and_checks_twice(student_lab: str) -> None:
+    """The student copy of 02: type into `# YOUR CODE HERE`, Run All, pass; check again, pass."""
+    executable = _require_browser()
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    passed = ".jp-OutputArea-output:has-text('exercise 02 passed')"
+    with sync_playwright() as p:
+        browser = _launch(p, executable)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(f"{student_lab}/lab/tree/02_subject_naming.ipynb?token={TOKEN}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                                   timeout=60_000)  # fmt: skip
+            answer = page.locator(".jp-CodeCell:has-text('# YOUR CODE HERE') .cm-content")
+            answer.first.wait_for(timeout=60_000)
+            assert answer.count() == 1, "the student copy has one answer cell"
+            answer.click()
+            page.keyboard.press("Control+a")
+            page.keyboard.type('patterns = ["user.*.updated", "user.deleted"]')
+            run_all_cells(page)
+            page.wait_for_selector(passed, timeout=120_000)
+            # The next attempt works too: nothing closed the connection the check uses.
+            check_cell = page.locator(".jp-CodeCell").filter(has_text="await check(").last
+            before = check_cell.locator(".jp-InputPrompt").inner_text()
+            check_cell.locator(".cm-content").click()
+            page.keyboard.press("Shift+Enter")
+            page.wait_for_function(
+                """([before]) => {
+                    const cells = [...document.querySelectorAll('.jp-CodeCell')]
+                        .filter(c => c.innerText.includes('await check('));
+                    const cell = cells[cells.length - 1];
+                    const prompt = cell.querySelector('.jp-InputPrompt').innerText;
+                    return prompt !== before && !prompt.includes('*')
+                        && cell.innerText.includes('exercise 02 passed');
+                }""",
+                arg=[before],
+                timeout=60_000,
+            )
+            assert "Traceback" not in check_cell.inner_text()
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "browser-student-02.png"), full_page=False)
+            browser.close()
