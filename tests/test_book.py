@@ -23,13 +23,13 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from edalab.course.manifest import LESSONS
+from tests.browser import launch, require_browser
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import build_book  # noqa: E402
 
 BOOK_PYTHON = Path(os.environ.get("EDALAB_BOOK_PYTHON", ROOT / ".venv-book" / "bin" / "python"))
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 REQUIRED = os.environ.get("EDALAB_REQUIRE_BROWSER") == "1"
 
 
@@ -146,20 +146,6 @@ def test_builder_refuses_a_manifest_lesson_without_its_notebook(
         build_book.lessons()
 
 
-def _require_browser() -> str:
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        reason = "the playwright package is not installed"
-    else:
-        if CHROMIUM:
-            return CHROMIUM
-        reason = "Debian's chromium is not installed (apt-get install chromium)"
-    if REQUIRED:
-        pytest.fail(f"browser test required but {reason}")
-    pytest.skip(reason)
-
-
 def _check_links(book: Path, page: Path) -> list[str]:
     """The internal links of ``page`` whose file or anchor does not exist."""
     broken = []
@@ -175,17 +161,13 @@ def _check_links(book: Path, page: Path) -> list[str]:
 
 def test_every_page_renders_in_chromium_with_its_charts_and_no_broken_link(book: Path) -> None:
     """Headless Chromium opens each page offline: a heading, every chart decoded, links whole."""
-    executable = _require_browser()
+    require_browser()
     from playwright.sync_api import sync_playwright
 
     pages = ["intro.html", "setup.html"] + [f"{x.notebook}.html" for x in LESSONS]
     outside: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=executable,
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update"],
-        )  # fmt: skip
+        browser = launch(p)
         context = browser.new_context()
 
         def refuse(route: Any) -> None:

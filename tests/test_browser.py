@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -23,25 +22,11 @@ from typing import Any
 import pytest
 
 from edalab.server import free_port
+from tests.browser import launch, require_browser
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 TOKEN = "edalab-browser-test"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def _require_browser() -> str:
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        reason = "the playwright package is not installed"
-    else:
-        if CHROMIUM:
-            return CHROMIUM
-        reason = "Debian's chromium is not installed (apt-get install chromium)"
-    if os.environ.get("EDALAB_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"browser test required but {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture
@@ -136,17 +121,12 @@ def run_all_cells(page: Any) -> None:
 
 def test_start_here_runs_in_jupyterlab(lab: str) -> None:
     """Open 00_start_here, Run All Cells from the menu, see the first message arrive."""
-    executable = _require_browser()
+    require_browser()
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=executable,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"],
-        )  # fmt: skip
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
             page.goto(f"{lab}/lab/tree/00_start_here.ipynb?token={TOKEN}")
@@ -173,24 +153,15 @@ def test_start_here_runs_in_jupyterlab(lab: str) -> None:
     assert (ARTIFACTS / "browser-00_start_here.png").stat().st_size > 10_000
 
 
-def _launch(p: Any, executable: str) -> Any:
-    return p.chromium.launch(
-        executable_path=executable,
-        args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-              "--disable-background-networking", "--disable-component-update",
-              "--disable-sync"],
-    )  # fmt: skip
-
-
 def test_a_student_answers_in_the_answer_cell_and_checks_twice(student_lab: str) -> None:
     """The student copy of 02: type into `# YOUR CODE HERE`, Run All, pass; check again, pass."""
-    executable = _require_browser()
+    require_browser()
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
     passed = ".jp-OutputArea-output:has-text('exercise 02 passed')"
     with sync_playwright() as p:
-        browser = _launch(p, executable)
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
             page.goto(f"{student_lab}/lab/tree/02_subject_naming.ipynb?token={TOKEN}")

@@ -166,9 +166,9 @@ def test_the_instructor_page_shows_progress_live_in_a_browser(room) -> None:  # 
     """`edalab class progress --serve`: Chromium sees a later report appear without a reload."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from tests.test_browser import _require_browser
+    from tests.browser import launch, require_browser
 
-    executable = _require_browser()
+    require_browser()
     from playwright.sync_api import sync_playwright
 
     from edalab.course.classroom import report_check
@@ -193,12 +193,7 @@ def test_the_instructor_page_shows_progress_live_in_a_browser(room) -> None:  # 
                 await student.close()
 
         with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=executable,
-                args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                      "--disable-background-networking", "--disable-component-update",
-                      "--disable-sync"],
-            )  # fmt: skip
+            browser = launch(p)
             page = browser.new_page()
             page.goto(url)
             page.wait_for_selector("td[data-cell='s02/05']", timeout=10_000)

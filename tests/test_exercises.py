@@ -691,7 +691,6 @@ async def test_18_right_config_but_no_ack_fails(js) -> None:  # type: ignore[no-
     assert "await msg.ack()" in wrong.message
 
 
-
 async def _prices(js, per_symbol: int, **config) -> None:  # type: ignore[no-untyped-def]
     await fresh_stream(js, "PRICES", ["price.*"], **config)
     for symbol in ("AAPL", "MSFT", "NVDA"):
