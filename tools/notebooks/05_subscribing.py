@@ -381,7 +381,6 @@ await wait_for(acks_landed, timeout=5, what="the acks sent above to reach the se
 # Then read the positions and draw them:
 
 # %%
-
 await consumer_table(js, "ORDERS", *names)
 
 # %%
