@@ -66,3 +66,16 @@ def test_the_library_does_not_import_the_course() -> None:
                 names = [node.module or ""]
             for name in names:
                 assert not name.startswith("edalab.course"), f"{path.name} imports {name}"
+
+
+def test_learners_read_no_test_markers() -> None:
+    """nbval's markers live in cell tags, not in the code a learner reads."""
+    for path in sorted((ROOT / "tools/notebooks").glob("[0-9][0-9]_*.py")):
+        assert "NBVAL_" not in path.read_text(), path.name
+
+
+def test_no_notebook_ends_by_closing_its_connection() -> None:
+    """After Run All, the exercise's check still has its connection (no final nc.close())."""
+    for path in sorted((ROOT / "tools/notebooks").glob("[0-9][0-9]_*.py")):
+        code = [c for c in path.read_text().split("# %%") if not c.startswith(" [markdown]")]
+        assert "nc.close()" not in code[-1], path.name
