@@ -133,6 +133,10 @@ def lesson_notebook(x: Lesson) -> dict[str, Any]:
         tags = cell.get("metadata", {}).get("tags", [])
         if "solution" in tags:
             cell["metadata"]["tags"] = [*tags, "hide-input"]
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "text/html" in data:  # IPython's Code also offers LaTeX; HTML is what a page
+                data.pop("text/latex", None)  # shows, and LaTeX would pull MathJax off a CDN
     return nb
 
 
@@ -148,6 +152,16 @@ def write_sources(src: Path, items: list[Lesson]) -> None:
                 "only_build_toc_files: true",
                 "execute:",
                 "  execute_notebooks: 'off'",  # the committed, nbval-checked outputs
+                # No dollarmath/amsmath: `$JS.API.>` and its kin are subjects, not LaTeX
+                # (and math would make pages fetch MathJax from a CDN).
+                "parse:",
+                "  myst_enable_extensions:",
+                "    - colon_fence",
+                "    - deflist",
+                "    - html_admonition",
+                "    - html_image",
+                "    - substitution",
+                "    - tasklist",
                 "html:",
                 "  use_repository_button: false",
                 "  use_issues_button: false",
