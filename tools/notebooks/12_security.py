@@ -246,7 +246,7 @@ async with permission_checked(nc_billing, "SHOP"):
 snoop = await nc_wide.subscribe("_INBOX.>")
 await nc_wide.flush()
 await js_admin.publish("order.placed", b"{}")
-(await snoop.next_msg(timeout=5)).data
+(await snoop.next_msg(timeout=10)).data
 
 # %% [markdown]
 # With private prefixes, `billing` may not listen on `orders`' inbox:
