@@ -28,12 +28,14 @@ NB_ENV := env -u NATS_URL EDALAB_STATE_DIR=$(CURDIR)/.state/nbtest
 NBVAL  := -c tests/nbval.ini --rootdir=. -p no:edalab \
           --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
           --nbval-cell-timeout 120 -p no:cacheprovider
-# The unit tests that need neither JupyterLab nor the developer tools, run on the floors.
+# The library's unit tests (they need neither the workbook's packages nor the developer
+# tools), run on the floors. The course's own tests (checkers, workshop, charts) need the
+# learner's set and run in `unit`.
 COMPAT_TESTS := tests/test_api.py tests/test_events.py tests/test_subjects.py \
           tests/test_publishing.py tests/test_consuming.py tests/test_streams.py \
           tests/test_idempotency.py tests/test_deadletters.py tests/test_versioning.py \
-          tests/test_security.py tests/test_server.py tests/test_cluster.py \
-          tests/test_exercises.py tests/test_workshop.py
+          tests/test_security.py tests/test_secrets.py tests/test_server.py \
+          tests/test_cluster.py
 
 .PHONY: lab test install learner compat-install book-install lint unit compat notebooks-test \
         notebooks student book server-stop clean

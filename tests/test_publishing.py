@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+
 import pytest
 
 from edalab import NoStreamError, PublishError, SubjectError
 from edalab.consuming import stored_event_ids
 from edalab.context import JetStream, NotAnEdalabJetStream, jetstream
+from edalab.events import Event
 from edalab.factories import EventFactory
-from edalab.publishing import ingest_events, publish_event, publish_events
-from edalab.streams import ensure_stream
+from edalab.publishing import FAST_INGEST_SINCE, ingest_events, publish_event, publish_events
+from edalab.streams import ensure_stream, fresh_stream
 
 
 async def test_publish_returns_the_ack(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
@@ -73,6 +77,30 @@ async def test_bulk_publish_needs_an_edalab_jetstream(nc, stream_name, token) ->
     assert acks[0].seq == 1
 
 
+def _server_version() -> tuple[int, int]:
+    from edalab.binary import find_nats_server
+
+    out = subprocess.run([str(find_nats_server()), "--version"], capture_output=True, text=True)
+    found = re.search(r"v(\d+)\.(\d+)", out.stdout)  # "nats-server: v2.15.1"
+    assert found, out.stdout
+    return int(found[1]), int(found[2])
+
+
+_fast_ingest = pytest.mark.skipif(
+    _server_version() < FAST_INGEST_SINCE, reason="fast ingest needs nats-server 2.14+"
+)
+
+
+@pytest.mark.skipif(_server_version() >= FAST_INGEST_SINCE, reason="this server has fast ingest")
+async def test_ingest_on_an_older_server_says_it_needs_2_14(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+    """On a server without fast ingest, ingest_events refuses before sending anything."""
+    await fresh_stream(js, stream_name, [f"{token}.>"])
+    with pytest.raises(PublishError, match=r"needs nats-server 2\.14"):
+        await ingest_events(js, [Event.create(f"{token}.x", {})])
+    assert (await js.stream_info(stream_name)).state.messages == 0
+
+
+@_fast_ingest
 async def test_ingest_stores_every_event_once_in_order(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
     """ingest_events stores every event in order; sent again, each is dropped as a duplicate."""
     await ensure_stream(js, stream_name, [f"{token}.>"], allow_batched=True)
@@ -92,6 +120,7 @@ async def test_ingest_stores_every_event_once_in_order(js, stream_name, token) -
     assert (await js.stream_info(stream_name)).state.messages == 2000
 
 
+@_fast_ingest
 async def test_ingest_one_event(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
     """A batch of one commits at once and comes back with its PubAck."""
     await ensure_stream(js, stream_name, [f"{token}.>"], allow_batched=True)
@@ -99,6 +128,7 @@ async def test_ingest_one_event(js, stream_name, token) -> None:  # type: ignore
     assert (report.events, report.last_seq) == (1, 1)
 
 
+@_fast_ingest
 async def test_ingest_needs_a_stream_that_allows_it(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
     """A stream without allow_batched refuses, and the error names the event and the fix."""
     await ensure_stream(js, stream_name, [f"{token}.>"])
@@ -109,6 +139,7 @@ async def test_ingest_needs_a_stream_that_allows_it(js, stream_name, token) -> N
     assert (await js.stream_info(stream_name)).state.messages == 0
 
 
+@_fast_ingest
 async def test_ingest_refusal_names_the_event_and_stops_there(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
     """An event the server refuses is named; the ones before it are stored, none after."""
     await ensure_stream(js, stream_name, [f"{token}.>"], allow_batched=True, max_msg_size=400)
@@ -121,6 +152,7 @@ async def test_ingest_refusal_names_the_event_and_stops_there(js, stream_name, t
     assert (await js.stream_info(stream_name)).state.messages == 60
 
 
+@_fast_ingest
 async def test_ingest_without_stream_fails_clearly(js, token) -> None:  # type: ignore[no-untyped-def]
     """Fast ingest to a subject no stream captures raises NoStreamError naming it."""
     with pytest.raises(NoStreamError, match=f"{token}.lost"):

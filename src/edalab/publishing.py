@@ -38,7 +38,14 @@ from edalab.errors import NoStreamError, PublishError
 from edalab.events import Event
 from edalab.subjects import validate_subject
 
-__all__ = ["MSG_ID", "IngestReport", "ingest_events", "publish_event", "publish_events"]
+__all__ = [
+    "FAST_INGEST_SINCE",
+    "MSG_ID",
+    "IngestReport",
+    "ingest_events",
+    "publish_event",
+    "publish_events",
+]
 
 #: The JetStream header carrying a message's id for de-duplication.
 MSG_ID = "Nats-Msg-Id"
@@ -535,4 +542,18 @@ async def ingest_events(
     out = _Outgoing.of(events, subject, headers)
     if not out.events:
         raise ValueError("no events to ingest")
+    server = connection_of(js).connected_server_version
+    if (server.major, server.minor) < FAST_INGEST_SINCE:
+        # An older server does not know the batch headers: it would store the messages as
+        # plain publishes and never send the flow acknowledgements this waits for.
+        raise PublishError(
+            out.subjects[0],
+            f"fast ingest needs nats-server {'.'.join(map(str, FAST_INGEST_SINCE))}+; "
+            f"this server is {server.major}.{server.minor}.{server.patch}: use publish_events",
+            event_id=out.events[0].id,
+        )
     return await _FastIngest(js, out, flow, outstanding, timeout, retry_for).run()
+
+
+#: The nats-server release that brought fast-ingest batches (ADR-50, ``allow_batched``).
+FAST_INGEST_SINCE = (2, 14)
