@@ -290,3 +290,79 @@ def test_reset_from_the_cli_uses_the_students_credentials(room, monkeypatch, cap
             await nc.close()
 
     assert asyncio.run(still_there()) == 0  # s01's USERS exists (empty), s03's is gone
+
+
+def _as_student(monkeypatch: pytest.MonkeyPatch, out: Path, seat: str) -> None:
+    for key, value in load_env_file(out / "students" / f"{seat}.env").items():
+        monkeypatch.setenv(key, value)  # what `set -a; . sNN.env` does
+
+
+async def test_a_notebooks_connect_cell_logs_in_as_the_student(room, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`server = ensure_server(); await connect(server)` and raw nats.connect both use the env."""
+    import nats
+
+    from edalab.discovery import ensure_server
+
+    _, _, out = room
+    _as_student(monkeypatch, out, "s02")
+    server = ensure_server(quiet=True)
+    assert server.source == "NATS_URL" and server.options["user"] == "s02"
+    nc = await connect(server)  # the cell every lesson starts with
+    raw = await nats.connect(server.url, **server.options)  # notebook 00's raw cell
+    try:
+        await nc.jetstream().account_info()
+        await raw.jetstream().account_info()
+    finally:
+        await nc.close()
+        await raw.close()
+
+
+async def test_checks_on_a_lesson_server_still_report_and_progress_does_not(  # type: ignore[no-untyped-def]
+    room, monkeypatch
+) -> None:
+    """A check whose js is another server reports to the class; `progress` never reports."""
+    from edalab.course.exercises import check
+    from edalab.course.workshop import progress
+
+    _, srv, out = room
+    teacher = await connect(srv.url, **_creds(out / "instructor.env"))
+    watcher = ClassWatcher(teacher.jetstream(), ["s01", "s02", "s03"], ["07"])
+    await watcher.start()
+    _as_student(monkeypatch, out, "s03")
+    try:
+        with NatsServer(name="edalab-lesson-07") as lesson:  # like lesson_server("07")
+            nc = await connect(lesson.url)
+            try:
+                result = await check("07", nc.jetstream())
+                assert "not reported" not in result.message
+
+                async def arrived() -> bool:
+                    return watcher.progress().state("s03", "07") == "fail"
+
+                await wait_for(arrived, timeout=5, what="s03's report from the lesson server")
+                before = watcher.reports
+                await progress(nc.jetstream())  # re-checks everything, reports nothing
+                await teacher.flush()
+                assert watcher.reports == before
+            finally:
+                await nc.close()
+    finally:
+        await watcher.stop()
+        await teacher.close()
+
+
+async def test_a_pass_stays_a_pass_when_a_later_attempt_fails(room) -> None:  # type: ignore[no-untyped-def]
+    """The instructor sees the best result: pass, then fail, still shows pass (also replayed)."""
+    from edalab.course.classroom import read_progress, report_check
+
+    _, srv, out = room
+    student = await connect(srv.url, **_creds(out / "students" / "s01.env"))
+    teacher = await connect(srv.url, **_creds(out / "instructor.env"))
+    try:
+        assert await report_check(student.jetstream(), "13", True, "ok") is None
+        assert await report_check(student.jetstream(), "13", False, "broke it") is None
+        table = await read_progress(teacher.jetstream(), ["s01"], ["13"])
+        assert table.state("s01", "13") == "pass"
+    finally:
+        await student.close()
+        await teacher.close()

@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import weakref
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,7 +33,7 @@ from nats.aio.subscription import Subscription
 
 from edalab.confidential import redact
 from edalab.context import Connection
-from edalab.discovery import ServerHandle, ensure_server
+from edalab.discovery import ServerHandle, ensure_server, env_credentials
 from edalab.errors import AuthenticationError, PermissionDenied, ServerUnreachableError
 from edalab.urls import probe, server_urls, url_user
 
@@ -108,26 +106,6 @@ def _secrets(options: dict[str, Any], servers: list[str]) -> list[str]:
     return [s for s in found if isinstance(s, str) and s]
 
 
-def env_credentials(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Credentials from the environment, in the variable names the NATS CLI uses.
-
-    ``NATS_CREDS`` (a credentials file) or ``NATS_USER`` with ``NATS_PASSWORD``
-    (a class's student file sets these; see ``edalab class init``). :func:`connect`
-    applies them when it picks the server itself (``url`` not given).
-
-        >>> env_credentials({"NATS_USER": "s01", "NATS_PASSWORD": "pw"})["user"]
-        's01'
-        >>> env_credentials({})
-        {}
-    """
-    env = os.environ if environ is None else environ
-    if env.get("NATS_CREDS"):
-        return {"user_credentials": env["NATS_CREDS"]}
-    if env.get("NATS_USER"):
-        return {"user": env["NATS_USER"], "password": env.get("NATS_PASSWORD", "")}
-    return {}
-
-
 def _is_auth_failure(err: BaseException) -> bool:
     return isinstance(err, nats.errors.AuthorizationError) or (
         "authorization violation" in str(err).lower()
@@ -155,7 +133,8 @@ async def connect(
     """
     if url is None:
         url = ensure_server()
-        for key, value in env_credentials().items():
+    if isinstance(url, ServerHandle):  # the environment chose the server: its credentials too
+        for key, value in url.options.items():
             options.setdefault(key, value)
     target = url.url if isinstance(url, ServerHandle) else url
     servers = server_urls(target)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import atexit
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,6 +33,7 @@ __all__ = [
     "LocalServers",
     "ServerHandle",
     "ensure_server",
+    "env_credentials",
     "lesson_server",
     "local_servers",
     "running_server",
@@ -52,6 +54,36 @@ class ServerHandle:
 
     def __repr__(self) -> str:
         return f"<NATS server at {mask_url(self.url)} ({self.source})>"
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """Connection options that go with this server: when ``NATS_URL`` chose it, the
+        credentials the environment gives (:func:`env_credentials`), else none.
+
+        Pass them to a plain client too: ``await nats.connect(server.url, **server.options)``.
+        """
+        return env_credentials() if self.source == "NATS_URL" else {}
+
+
+def env_credentials(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Credentials from the environment, in the variable names the NATS CLI uses.
+
+    ``NATS_CREDS`` (a credentials file) or ``NATS_USER`` with ``NATS_PASSWORD``
+    (a class's student file sets these; see ``edalab class init``). They go with a
+    server ``NATS_URL`` chose (:attr:`ServerHandle.options`), which
+    :func:`~edalab.connection.connect` applies.
+
+        >>> env_credentials({"NATS_USER": "s01", "NATS_PASSWORD": "pw"})["user"]
+        's01'
+        >>> env_credentials({})
+        {}
+    """
+    env = os.environ if environ is None else environ
+    if env.get("NATS_CREDS"):
+        return {"user_credentials": env["NATS_CREDS"]}
+    if env.get("NATS_USER"):
+        return {"user": env["NATS_USER"], "password": env.get("NATS_PASSWORD", "")}
+    return {}
 
 
 def running_server(*, quiet: bool = False) -> ServerHandle | None:

@@ -51,14 +51,15 @@ server
 # %% [markdown]
 # ## A first connection, with plain nats-py
 #
-# `nats.connect` opens a client connection. The variable names used everywhere in the
-# course: `nc` a connection, `js` a JetStream context, `sub` a subscription, `msg` a
-# message, `event` an event.
+# `nats.connect` opens a client connection. `server.options` holds the credentials that
+# go with the server (none for this one; in a workshop, the ones your instructor gave
+# you). The variable names used everywhere in the course: `nc` a connection, `js` a
+# JetStream context, `sub` a subscription, `msg` a message, `event` an event.
 
 # %%
 import nats
 
-nc = await nats.connect(server.url)
+nc = await nats.connect(server.url, **server.options)
 nc.connected_server_version
 
 # %% [markdown]

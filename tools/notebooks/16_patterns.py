@@ -450,11 +450,14 @@ raw = await js.get_last_msg("ORDERS", "order.placed")
 #
 # ## Exercise
 #
-# Billing's handler below gets the same `stock.reserved` twice (a redelivery). Make
-# the stream store `billing.charged` for order `ex16` **once**, with the flow's
-# `Correlation-Id`, a `Causation-Id` naming the `stock.reserved` event, and a
-# `traceparent` in the order's trace (hint: `derived_id`, `TraceContext`,
-# `flow_headers`). Check it with `check("16", js)`.
+# The cell below places order `ex16` (`placed`), names the id of the `stock.reserved`
+# event that stock would derive from it (`reserved_id`) and the order's trace
+# (`order_trace`). Write billing's handler, `async def on_reserved(cause_id)`, which
+# publishes `billing.charged` for the order, and call it **twice** with `reserved_id`
+# (a redelivery). The stream must store `billing.charged` for `ex16` **once**, with the
+# flow's `Correlation-Id` (the order event's id), a `Causation-Id` naming the
+# `stock.reserved` event, and a `traceparent` in the order's trace (hint: `derived_id`,
+# `flow_headers` from `edalab.tracing`, `order_trace.child(...)`). Then run the check.
 
 # %%
 await saga.setup(js)
@@ -470,7 +473,7 @@ async def on_reserved(cause_id):
     event = Event.create(
         "billing.charged", {"order_id": "ex16"}, id=derived_id(cause_id, "billing.charged")
     )
-    # Simplified: the span's parent should be the cause's span, as saga.emit does.
+    # (saga.emit takes the span from the cause's own headers; here the order's trace.)
     headers = flow_headers(
         order_trace.child("billing"), correlation_id=placed.id, causation_id=cause_id
     )

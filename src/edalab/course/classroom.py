@@ -17,10 +17,12 @@
 - ``instructor.env`` (0600) and ``class.json`` (the roster and limits; no secrets).
 
 Progress reports cross accounts through a *service import*: a student publishes
-``class.report.<exercise>``; the import maps it to ``class.report.<student>.<exercise>``
-in the instructor's account, where the ``CLASS_PROGRESS`` stream stores it and answers
-with a ``PubAck`` (so a report is acknowledged, never silently lost). A student cannot
-report for someone else: their account imports only their own subject.
+``class.report.<exercise>.<pass|fail>``; the import maps it to
+``class.report.<student>.<exercise>.<pass|fail>`` in the instructor's account, where the
+``CLASS_PROGRESS`` stream keeps the last of each and answers with a ``PubAck`` (so a
+report is acknowledged, never silently lost). A pass stays a pass: a later failing
+attempt is a separate subject. A student cannot report for someone else: their account
+imports only their own subjects.
 
     >>> room = Classroom.generate(students=2, bcrypt_rounds=4)
     >>> [s.user for s in room.students]
@@ -42,6 +44,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import nats.js.errors
 from nats.js.api import StorageType, StreamConfig
 from nats.js.client import JetStreamContext
 
@@ -137,7 +140,7 @@ class Classroom:
                 "users": [
                     {"user": self.instructor.user, "password": self._hashed(self.instructor)}
                 ],
-                "exports": [{"service": f"{REPORT_PREFIX}.*.*"}],
+                "exports": [{"service": f"{REPORT_PREFIX}.*.*.*"}],
             }
         }
         for seat in self.students:
@@ -155,9 +158,9 @@ class Classroom:
                     {
                         "service": {
                             "account": INSTRUCTOR,
-                            "subject": f"{REPORT_PREFIX}.{seat.user}.*",
+                            "subject": f"{REPORT_PREFIX}.{seat.user}.*.*",
                         },
-                        "to": f"{REPORT_PREFIX}.*",
+                        "to": f"{REPORT_PREFIX}.*.*",
                     }
                 ],
             }
@@ -256,12 +259,20 @@ def in_class_mode() -> bool:
 
 
 async def report_check(
-    js: JetStreamContext, exercise: str, passed: bool, message: str, *, timeout: float = 2.0
+    js: JetStreamContext | None,
+    exercise: str,
+    passed: bool,
+    message: str,
+    *,
+    timeout: float = 2.0,
 ) -> str | None:
     """Report one check to the instructor; ``None`` when acknowledged, else why not.
 
     The report is stored by the instructor's ``CLASS_PROGRESS`` stream (through the
-    account's service import), which acknowledges it like any JetStream publish.
+    account's service import), which acknowledges it like any JetStream publish. With
+    ``js=None`` it goes over a connection of its own to the class server the environment
+    names (``NATS_URL`` and the student's credentials): a notebook whose check ran on a
+    lesson server of its own still reports to the class.
     """
     body = json.dumps(
         {
@@ -271,8 +282,20 @@ async def report_check(
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
     ).encode()
+    subject = f"{REPORT_PREFIX}.{exercise}.{'pass' if passed else 'fail'}"
     try:
-        await js.publish(f"{REPORT_PREFIX}.{exercise}", body, timeout=timeout)
+        if js is not None:
+            await js.publish(subject, body, timeout=timeout)
+            return None
+        from edalab.connection import connect
+
+        nc = await connect(timeout=timeout)
+        try:
+            await nc.jetstream().publish(subject, body, timeout=timeout)
+        finally:
+            await nc.close()
+    except nats.js.errors.NoStreamResponseError:
+        return "the instructor's progress view is not running yet (`edalab class progress`)"
     except Exception as err:  # the check's verdict stands; the learner is told
         return f"{type(err).__name__}: {err}".rstrip(": ")
     return None
@@ -282,7 +305,7 @@ async def ensure_progress_stream(js: JetStreamContext) -> None:
     """The instructor's stream of reports: the last one per student and exercise."""
     config = StreamConfig(
         name=PROGRESS_STREAM,
-        subjects=[f"{REPORT_PREFIX}.*.*"],
+        subjects=[f"{REPORT_PREFIX}.*.*.*"],
         max_msgs_per_subject=1,
         storage=StorageType.FILE,
     )
@@ -333,12 +356,23 @@ async def read_progress(
     cells: dict[tuple[str, str], dict[str, Any]] = {}
     info = await js.stream_info(PROGRESS_STREAM, subjects_filter=f"{REPORT_PREFIX}.>")
     for subject in sorted(info.state.subjects or {}):
-        _, _, student, exercise = subject.split(".", 3)
+        student, exercise, _ = subject.split(".")[2:5]
         msg = await asyncio.wait_for(js.get_last_msg(PROGRESS_STREAM, subject), timeout)
         with contextlib.suppress(ValueError):
-            cells[(student, exercise)] = json.loads(msg.data or b"{}")
+            _keep(cells, student, exercise, json.loads(msg.data or b"{}"))
     seen = sorted({e for _, e in cells} - set(exercises))
     return ClassProgress(students, exercises + seen, cells)
+
+
+def _keep(
+    cells: dict[tuple[str, str], dict[str, Any]], student: str, exercise: str, report: Any
+) -> None:
+    """Record a report; a pass is never replaced by a later failure."""
+    if not isinstance(report, dict):
+        report = {"passed": False, "message": "an unreadable report"}
+    earlier = cells.get((student, exercise))
+    if earlier is None or not earlier.get("passed") or report.get("passed"):
+        cells[(student, exercise)] = report
 
 
 def roster(class_dir: Path | str) -> Mapping[str, Any]:
@@ -380,12 +414,12 @@ class ClassWatcher:
         )
 
     async def _apply(self, msg: Any) -> None:
-        _, _, student, exercise = msg.subject.split(".", 3)
+        student, exercise, _ = msg.subject.split(".")[2:5]
         try:
             report = json.loads(msg.data or b"{}")
         except ValueError:
             report = {"passed": False, "message": "an unreadable report"}
-        self.cells[(student, exercise)] = report
+        _keep(self.cells, student, exercise, report)
         self.reports += 1
         self.changed.set()
 

@@ -321,9 +321,10 @@ def _class_init(args: argparse.Namespace) -> int:
     print(f"class of {args.students} written to {out}/ (credentials are mode 0600):")
     print(f"  accounts.conf      the accounts: edalab server start --config {out}/accounts.conf")
     print("  nats-server.conf   for Docker Compose: docker compose --profile class up -d")
-    print("  helm-values.yaml   for the NATS Helm chart: helm install nats nats/nats -f ...")
+    print(f"  helm-values.yaml   for Helm: helm install class nats/nats -f {out}/helm-values.yaml")
     print(f"  students/*.env     hand one to each student: set -a; . {out}/students/s01.env")
-    print(f"  instructor.env     yours: edalab class progress --dir {out}")
+    print(f"  instructor.env     yours: run `edalab class progress --dir {out} --serve 8080`")
+    print("                     before students check: it creates the stream reports go to")
     return 0
 
 

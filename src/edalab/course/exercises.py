@@ -1018,7 +1018,7 @@ EXERCISES: dict[str, Exercise] = {
 
 
 async def check(
-    exercise: str, js: JetStreamContext | NATS, *args: Any, **kwargs: Any
+    exercise: str, js: JetStreamContext | NATS, *args: Any, report: bool = True, **kwargs: Any
 ) -> CheckResult:
     """Run one exercise's checker against the live server.
 
@@ -1026,6 +1026,8 @@ async def check(
     result.passed
 
     Most checkers take the JetStream context; 02 (core NATS only) takes the connection.
+    In class mode the verdict also goes to the instructor, unless ``report=False``
+    (``edalab progress`` re-checks without reporting).
     """
     try:
         spec = EXERCISES[exercise]
@@ -1041,7 +1043,7 @@ async def check(
     else:
         _record_pass(exercise)
         result = CheckResult(exercise, True, message)
-    return await _report(js, result)
+    return await _report(result) if report else result
 
 
 #: What a check says when the notebook's connection was closed (e.g. by a Run All).
@@ -1051,14 +1053,17 @@ CLOSED = (
 )
 
 
-async def _report(js: JetStreamContext | NATS, result: CheckResult) -> CheckResult:
-    """In class mode, send the verdict to the instructor; say so if that failed."""
+async def _report(result: CheckResult) -> CheckResult:
+    """In class mode, send the verdict to the instructor; say so if that failed.
+
+    It goes over a connection of its own to the class server (the environment's), so a
+    lesson that checks on a server of its own still reports to the class.
+    """
     from edalab.course.classroom import in_class_mode, report_check
 
     if not in_class_mode():
         return result
-    context = js if isinstance(js, JetStreamContext) else js.jetstream()
-    why = await report_check(context, result.exercise, result.passed, result.message)
+    why = await report_check(None, result.exercise, result.passed, result.message)
     if why is None:
         return result
     note = f" (not reported to the instructor: {why})"
