@@ -144,3 +144,16 @@ async def test_progress_remembers_exercises_that_passed_before(own_server, capsy
     )
     row = " ".join(" ".join(line.split()) for line in lines[start:end])  # with its wrapped detail
     assert "passed before" in row and "PRICES has no price" in row
+
+
+async def test_each_student_on_one_machine_has_their_own_record(js, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Passes are recorded per NATS_USER: s02 does not see s01's on a shared machine."""
+    from edalab.course.exercises import check, recorded_passes
+
+    monkeypatch.setenv("EDALAB_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("NATS_USER", "s01")
+    await _last_prices(js)
+    assert (await check("04", js, report=False)).passed
+    assert "04" in recorded_passes()
+    monkeypatch.setenv("NATS_USER", "s02")
+    assert "04" not in recorded_passes()

@@ -196,7 +196,7 @@ state_change(before, await js.stream_info("FRESH"))
 # ## `max_msgs_per_subject`: the last value per key
 #
 # With `max_msgs_per_subject=1`, each subject keeps only its newest message: put the key
-# in the subject (`price.AAPL`) and the stream is a table of current values.
+# in the subject (`quote.AAPL`) and the stream is a table of current values.
 
 # %%
 await fresh_stream(js, "QUOTES", ["quote.*"], max_msgs_per_subject=1)

@@ -30,7 +30,7 @@ from typing import Any
 import nats.errors
 
 from edalab.confidential import mask_url, redact
-from edalab.discovery import running_server
+from edalab.discovery import env_credentials, running_server
 from edalab.errors import EdalabError
 from edalab.processes import pid_alive, stop_pid
 from edalab.server import NatsServer
@@ -50,10 +50,12 @@ and check which exercises pass.
 
   edalab server start      start one server for all notebooks (store kept between runs)
   edalab server status     is the recorded server alive?
+  edalab server stop       stop it (its store is kept)
   edalab server url        print its URL (for NATS_URL=...)
   edalab cluster start     a local 3-node JetStream cluster
   edalab reset --yes       delete the course's streams and buckets
   edalab progress          run the exercise checkers, print a table
+  edalab class init        one NATS account per student, for a whole class
 
 State (pid, URL, store, log) is kept in $EDALAB_STATE_DIR or ~/.local/state/edalab.
 """
@@ -210,7 +212,7 @@ def _course_url(args: argparse.Namespace) -> str:
 
 
 async def _with_js(url: str, work: Callable[[Any], Awaitable[Any]]) -> Any:
-    from edalab.connection import connect, env_credentials
+    from edalab.connection import connect
 
     nc = await connect(url, **env_credentials())  # a student's NATS_USER/NATS_PASSWORD
     try:
@@ -227,7 +229,12 @@ def _reset(args: argparse.Namespace) -> int:
     if not streams and not buckets:
         print(f"nothing of the course's on {mask_url(url)}")
         return 0
-    print(f"on {mask_url(url)} this deletes streams {streams} and key-value buckets {buckets}")
+    who = env_credentials().get("user", "")
+    as_whom = f" as {who}" if who else ""
+    print(
+        f"on {mask_url(url)}{as_whom} this deletes streams {streams} "
+        f"and key-value buckets {buckets}"
+    )
     if not args.yes:
         if not sys.stdin.isatty():
             print("refusing without confirmation: pass --yes", file=sys.stderr)
