@@ -177,14 +177,7 @@ async def test_05_audit_from_sequence_3(js) -> None:  # type: ignore[no-untyped-
     await EventConsumer.create(js, "USERS", "audit")
     wrong = await check("07", js)
     assert not wrong.passed and "by_start_sequence" in wrong.message
-    audit = await EventConsumer.create(
-        js,
-        "USERS",
-        "audit",
-        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-        opt_start_seq=3,
-        recreate=True,
-    )
+    audit = await _audit_from_3(js)
     seqs = []
     async for delivery in audit.events(timeout=0.3):
         seqs.append(delivery.seq)
@@ -199,14 +192,7 @@ async def test_07_right_config_but_redelivered_fails(js) -> None:  # type: ignor
     make = EventFactory()
     await fresh_stream(js, "USERS", ["user.>"])
     await publish_events(js, [make("user.created") for _ in range(5)])
-    audit = await EventConsumer.create(
-        js,
-        "USERS",
-        "audit",
-        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-        opt_start_seq=3,
-        recreate=True,
-    )
+    audit = await _audit_from_3(js)
     untouched = await check("07", js)
     assert not untouched.passed and "3 events to deliver" in untouched.message
     async for delivery in audit.events(timeout=0.3):
@@ -795,4 +781,16 @@ async def test_ex14_overlapping_consumers_fail(js) -> None:  # type: ignore[no-u
     assert not result.passed
     assert "consumers ['ship-0', 'ship-3'] receive" in result.message or (
         "no consumer receives" in result.message
+    )
+
+
+async def _audit_from_3(js):  # type: ignore[no-untyped-def]
+    """Exercise 07's consumer, configured right: durable audit from stream sequence 3."""
+    return await EventConsumer.create(
+        js,
+        "USERS",
+        "audit",
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=3,
+        recreate=True,
     )

@@ -205,17 +205,22 @@ async def ingested(b: Bench, events: list[Event]) -> int:
     return (await ingest_events(b.js, events)).events
 
 
-async def fetch_decode_ack(b: Bench, events: list[Event]) -> int:
-    """nats-py's fetch(256), each event decoded and acked."""
-    sub = await b.js.pull_subscribe("bench.>", durable="raw", stream="BENCH")
+async def _raw_fetch(b: Bench, events: list[Event], durable: str, batch: int) -> int:
+    """nats-py's fetch(batch) until every event came, each decoded and acked."""
+    sub = await b.js.pull_subscribe("bench.>", durable=durable, stream="BENCH")
     got = 0
     while got < len(events):
-        for msg in await sub.fetch(256, timeout=5):
+        for msg in await sub.fetch(batch, timeout=5):
             Event.from_json(msg.data)
             await msg.ack()
             got += 1
     await sub.unsubscribe()
     return got
+
+
+async def fetch_decode_ack(b: Bench, events: list[Event]) -> int:
+    """nats-py's fetch(256), each event decoded and acked."""
+    return await _raw_fetch(b, events, "raw", 256)
 
 
 async def consumer_events(b: Bench, events: list[Event]) -> int:
@@ -233,15 +238,7 @@ async def consumer_events(b: Bench, events: list[Event]) -> int:
 
 async def fetch_ack_each(b: Bench, events: list[Event]) -> int:
     """nats-py's fetch(500), each event decoded and acked."""
-    sub = await b.js.pull_subscribe("bench.>", durable="raw_each", stream="BENCH")
-    got = 0
-    while got < len(events):
-        for msg in await sub.fetch(500, timeout=5):
-            Event.from_json(msg.data)
-            await msg.ack()
-            got += 1
-    await sub.unsubscribe()
-    return got
+    return await _raw_fetch(b, events, "raw_each", 500)
 
 
 async def consumer_batches(b: Bench, events: list[Event]) -> int:
