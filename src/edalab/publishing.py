@@ -169,6 +169,13 @@ class _Outgoing:
         return PublishError(self.subjects[i], reason, event_id=self.events[i].id)
 
 
+#: Publishes between two yields to the event loop in the bulk paths. nats-py's
+#: ``publish`` only appends to a buffer that its flusher task writes out when the loop
+#: runs it: a loop that never yields sends nothing until it waits, so the server sits
+#: idle while Python works, then Python while the server works.
+_YIELD_EVERY = 128
+
+
 def _status(msg: Msg) -> str | None:
     return msg.headers.get("Status") if msg.headers else None
 
@@ -224,6 +231,8 @@ class _AckedPublish:
                     # Down to half the window, not window - 1: publishing then runs on in
                     # bursts without yielding to the loop for every event.
                     await self._settle(self.window // 2)
+                elif not i % _YIELD_EVERY:
+                    await asyncio.sleep(0)  # nats-py's flusher writes what we have so far
             await self._settle(0)
         finally:
             await self.inbox.close()
@@ -446,6 +455,8 @@ class _FastIngest:
                 # Flow control: at most `outstanding` groups of `ack_every` unconfirmed.
                 if not self._may_send():
                     await self._wait(self._may_send)
+                elif not seq % _YIELD_EVERY:
+                    await asyncio.sleep(0)  # nats-py's flusher writes what we have so far
             await self._wait(lambda: self.final is not None)
         finally:
             await self.inbox.close()
