@@ -137,12 +137,15 @@ async def publish_event(
 
 @dataclass(frozen=True)
 class _Outgoing:
-    """The events of one bulk call, ready for the wire: a subject, payload and headers each."""
+    """The events of one bulk call: each one's subject (all checked before anything is sent).
+
+    Payloads and headers are made as each event goes out (:meth:`wire`), not all before
+    the first: the server stores the first events while Python encodes the next.
+    """
 
     events: list[Event]
     subjects: list[str]
-    payloads: list[bytes]
-    headers: list[dict[str, str]]
+    headers: dict[str, str]
 
     @classmethod
     def of(
@@ -156,13 +159,12 @@ class _Outgoing:
             if name not in checked:
                 checked[name] = validate_subject(name)
             subjects.append(checked[name])
-        base = dict(headers or {})
-        return cls(
-            batch,
-            subjects,
-            [e.to_json() for e in batch],
-            [{**base, MSG_ID: e.id} for e in batch],
-        )
+        return cls(batch, subjects, dict(headers or {}))
+
+    def wire(self, i: int) -> tuple[str, bytes, dict[str, str]]:
+        """Event ``i``'s subject, payload and headers (its id as ``Nats-Msg-Id``)."""
+        event = self.events[i]
+        return self.subjects[i], event.to_json(), {**self.headers, MSG_ID: event.id}
 
     def failed(self, i: int, reason: str) -> PublishError:
         """The error naming event ``i``."""
@@ -243,13 +245,9 @@ class _AckedPublish:
 
     async def _send(self, i: int) -> None:
         self.sent_at[i] = self.loop.time()
+        subject, payload, headers = self.out.wire(i)
         try:
-            await self.nc.publish(
-                self.out.subjects[i],
-                self.out.payloads[i],
-                reply=f"{self.prefix}.{i}",
-                headers=self.out.headers[i],
-            )
+            await self.nc.publish(subject, payload, reply=f"{self.prefix}.{i}", headers=headers)
         except (nats.errors.Error, TimeoutError) as err:
             if self.retry_for <= 0 or not _retryable(err):
                 raise _error(err, self.out.subjects[i], self.out.events[i].id) from None
@@ -308,7 +306,7 @@ class _AckedPublish:
                     subject=self.out.subjects[j],
                     timeout=min(self.timeout, 2.0),
                     retry_for=max(0.0, self.give_up - self.loop.time()),
-                    headers={k: v for k, v in self.out.headers[j].items() if k != MSG_ID},
+                    headers=self.out.headers,
                 )
                 self.in_flight -= 1
 
@@ -464,10 +462,9 @@ class _FastIngest:
         return self.final
 
     async def _send(self, i: int, reply: str) -> None:
+        subject, payload, headers = self.out.wire(i)
         try:
-            await self.nc.publish(
-                self.out.subjects[i], self.out.payloads[i], reply=reply, headers=self.out.headers[i]
-            )
+            await self.nc.publish(subject, payload, reply=reply, headers=headers)
         except (nats.errors.Error, TimeoutError) as err:
             if self.retry_for <= 0 or not _retryable(err):
                 raise _error(err, self.out.subjects[i], self.out.events[i].id) from None

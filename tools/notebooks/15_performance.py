@@ -172,16 +172,36 @@ ceiling = {
 ceiling
 
 # %% [markdown]
-# On the machine this course was written on (2 cores shared with other work, load
-# average about 6; best of five, plain asyncio) these were about 168k msgs/s without
-# the header, 119k with it, and 155k received per second (185k, 157k and 201k on
-# uvloop). The Go client, same machine and server build, a few minutes earlier: 163k
-# async publishes with a `PubAck` each and 200k fetched and acked per second
-# (`benchmarks/README.md` says how to run it). The server is not the
+# On the machine this course was written on (2 cores, otherwise quiet; best of three,
+# plain asyncio) these were about 300k msgs/s without the header, 200k with it, and
+# 150–170k received per second. The Go client, same machine and server build, a few
+# minutes earlier: 180–270k async publishes with a `PubAck` each and 230–310k fetched and
+# acked per second (`benchmarks/README.md` says how to run it). The server is not the
 # limit: the Python client's per-message work is (building the header, parsing each
-# reply, a future or callback per acknowledgement), and every extra await, future or
-# JSON decode per message comes off it. A fast path does as little per message as
-# possible: that is all edalab's bulk paths do.
+# message and its headers, a queue and a callback per message received), and every
+# extra await, future or JSON decode per message comes off it. Decoding one `Event` is
+# about 2 µs of pydantic's JSON validation; receiving it, about 5 µs of nats-py. A fast
+# path does as little per message as possible: that is all edalab's bulk paths do.
+#
+# One more thing decides how fast a bulk publish is: *when* the bytes leave. nats-py's
+# `publish` only appends the message to a buffer (`nc.pending_data_size` grows) and asks
+# its flusher task to write it out; that task runs when your coroutine awaits something
+# that really waits. A loop of publishes that never waits sends nothing until it stops:
+
+# %%
+for event in events[:1000]:
+    await nc.publish("perf.event", event.to_json(), headers={"Nats-Msg-Id": event.id})
+buffered = nc.pending_data_size
+await asyncio.sleep(0)  # one turn of the event loop: the flusher writes the buffer
+buffered > 100_000, nc.pending_data_size
+
+# %% [markdown]
+# A thousand events sat in the client while the server had nothing to do; one turn of
+# the loop sent them all. (nats-py writes early only when the buffer passes its
+# `pending_size`, 2 MiB by default.) So edalab's bulk publishers yield to the loop every
+# 128 messages: the server stores the first ones while Python prepares the next, and the
+# two cores work at once instead of taking turns (`ingest_events` went from about 90k to
+# 135k events/s here with that one change).
 #
 # ## edalab's bulk publish: one `PubAck` per event
 #
@@ -313,7 +333,10 @@ info = await worker_b.info()
 # `fetch(n)` + ack against `events()` and `batches()`, with `explicit` and `all` acks.
 # On a busy machine one round can be 30 % off either way (single timings above, too),
 # which is why the suite alternates raw and edalab and keeps each side's best round:
-# read the ratios roughly, and rerun before believing a small difference.
+# read the ratios roughly, and rerun before believing a small difference. Each side
+# runs with the harness's prepared events set aside from Python's garbage collector
+# (`gc.freeze()`, undone after): otherwise every full collection rescans those tens of
+# thousands of objects and bills the side for them (a third off the consume rates here).
 
 # %% tags=["nbval-ignore-output"]
 from edalab.course.bench import run_all, summary
@@ -342,6 +365,8 @@ plt.show()
 #   bounded window (`publish_async_max_pending`); `publish_events` keeps the same
 #   guarantee with less work per event.
 # - Fetch in batches; `fetch(1)` in a loop is the consumer's version of the same mistake.
+# - nats-py writes what you publish only when the loop runs its flusher: a bulk loop
+#   that never waits leaves the server idle. Yield now and then (`await asyncio.sleep(0)`).
 # - Python's ceiling is the client's per-message work. Fast ingest (`ingest_events`,
 #   `allow_batched=True`) and `ack_policy=all` (`batches` + `ack_batch`) cut the replies
 #   per message; each trades something, and the defaults stay per message.
