@@ -27,6 +27,7 @@ reason too.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import json
@@ -333,6 +334,11 @@ class _PullRequests:
         """The next messages (at least one), or ``None``: nothing more wanted, or idle."""
         while not self.idle:
             await self._ask()
+            # One turn of the loop, so nats-py's flusher writes what went out since the
+            # last list (its acks, this pull request) before we read on: taking messages
+            # already here does not wait, and unwritten acks would hold the consumer at
+            # max_ack_pending while we work through them.
+            await asyncio.sleep(0)
             if self.outstanding == 0:
                 return None  # nothing more wanted, nothing in flight
             # The server answers every request by its expiry: a late 408 at worst.
