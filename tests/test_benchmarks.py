@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-from edalab.course.bench import SCENARIOS, Result, read_go_reference, summary
+from edalab.course.bench import SCENARIOS, Result, _timed, read_go_reference, summary
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,6 +47,10 @@ def test_quick_run_writes_json_with_every_scenario_and_a_plot(tmp_path: Path) ->
         "edalab/raw >= 0.95",
         "edalab/Go >= 0.6",
     }
+    assert {t["target"] for t in data["targets"] if t["scenario"] == "batch consume, ack all"} == {
+        "edalab/raw >= 0.95",
+        "edalab/Go >= 0.4",
+    }
     assert len(data["environment"]["load_before"]) == 3
     assert "edalab/Go" in run.stdout and "load average" in run.stdout
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -64,3 +69,17 @@ def test_go_reference_lines_are_read_and_the_table_shows_them() -> None:
     plain.go_per_s = 200_000.0
     table = summary([plain])
     assert "edalab/Go" in table and table.splitlines()[1].endswith("0.50")
+
+
+async def test_each_side_runs_with_the_harness_heap_frozen_and_it_is_undone() -> None:
+    """A side runs with what existed before it frozen out of the collector; after it, nothing is."""
+    seen: list[int] = []
+
+    async def side(bench: object, events: list[object]) -> int:
+        seen.append(gc.get_freeze_count())
+        return len(events)
+
+    before = gc.get_freeze_count()
+    rate = await _timed(side, None, [object()] * 10)  # type: ignore[arg-type]
+    assert seen[0] > 0 and rate > 0
+    assert gc.get_freeze_count() == before == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import re
 import subprocess
 
@@ -118,6 +120,37 @@ async def test_ingest_stores_every_event_once_in_order(js, stream_name, token) -
     again = await ingest_events(js, events[:300])
     assert again.last_seq == 0  # the server stored nothing new in that batch
     assert (await js.stream_info(stream_name)).state.messages == 2000
+
+
+async def _most_sent_between_turns(nc, publish) -> int:  # type: ignore[no-untyped-def]
+    """Run ``publish`` beside a task that notes nats-py's sent-message count at every turn
+    of the loop; the most messages published between two of its turns."""
+    counts: list[int] = []
+    done = False
+
+    async def watch() -> None:
+        while not done:
+            counts.append(nc.stats["out_msgs"])
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(watch())
+    await publish()
+    done = True
+    await watcher
+    counts.append(nc.stats["out_msgs"])
+    return max(b - a for a, b in itertools.pairwise(counts))
+
+
+@_fast_ingest
+async def test_bulk_publishers_let_the_loop_run_while_they_send(nc, js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+    """nats-py writes what was published only when its flusher task runs: the bulk paths
+    yield to the loop every 128 events, whatever their window or flow allows."""
+    await ensure_stream(js, stream_name, [f"{token}.>"], allow_batched=True)
+    make = EventFactory()
+    events = [make(f"{token}.created", {"n": i}) for i in range(3000)]
+    bulk = await _most_sent_between_turns(nc, lambda: publish_events(js, events, window=4096))
+    ingest = await _most_sent_between_turns(nc, lambda: ingest_events(js, events))
+    assert bulk <= 130 and ingest <= 130, (bulk, ingest)  # 128 events and a pull or two
 
 
 @_fast_ingest

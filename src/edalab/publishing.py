@@ -20,6 +20,7 @@ messages, for streams created with ``allow_batched=True`` (notebook ``15_perform
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -53,12 +54,15 @@ MSG_ID = "Nats-Msg-Id"
 SubjectFor = str | Callable[[Event], str] | None
 
 
-def _subject_of(event: Event, subject: SubjectFor) -> str:
-    if subject is None:
-        return validate_subject(event.type)
-    if callable(subject):
-        return validate_subject(subject(event))
+@functools.lru_cache(maxsize=4096)
+def _checked(subject: str) -> str:
+    """``subject`` if it can be published to (a service uses few: each is checked once)."""
     return validate_subject(subject)
+
+
+def _subject_of(event: Event, subject: SubjectFor) -> str:
+    name = event.type if subject is None else subject(event) if callable(subject) else subject
+    return _checked(name) if isinstance(name, str) else validate_subject(name)
 
 
 def _error(err: BaseException, subject: str, event_id: str) -> Exception:
