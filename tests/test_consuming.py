@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from nats.js.api import AckPolicy, DeliverPolicy
 
-from edalab import ConsumerConfigConflict, PermanentError, TransientError
+from edalab import ConsumerConfigConflict, ConsumerError, PermanentError, TransientError
 from edalab.consuming import EventConsumer, ensure_consumer
 from edalab.context import NotAnEdalabJetStream
 from edalab.factories import EventFactory
@@ -233,3 +233,18 @@ async def test_event_consumer_needs_an_edalab_jetstream(nc, stream_name, token) 
     await _stream_with_events(nc.jetstream(), stream_name, token, n=1)
     with pytest.raises(NotAnEdalabJetStream, match=r"edalab\.connect"):
         await EventConsumer.create(JetStreamContext(nc), stream_name, "plain")
+
+
+async def test_a_consumer_deleted_under_a_reader_stops_it_with_its_name(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+    """The server answers open pull requests of a deleted consumer with 409: the reader says so."""
+    await ensure_stream(js, stream_name, [f"{token}.>"])
+    consumer = await EventConsumer.create(js, stream_name, "doomed")
+    reading = asyncio.create_task(anext(consumer.batches(batch=10, timeout=30)))
+
+    async def waiting() -> bool:
+        return (await consumer.info()).num_waiting == 1
+
+    await wait_for(waiting, timeout=5, what="the pull request to reach the server")
+    await js.delete_consumer(stream_name, "doomed")
+    with pytest.raises(ConsumerError, match="consumer 'doomed' was deleted"):
+        await asyncio.wait_for(reading, 5)

@@ -354,27 +354,35 @@ class _PullRequests:
 
     def _sort(self, msgs: deque[Msg]) -> list[Msg]:
         """Messages out of ``msgs``; statuses (heartbeat, 408, 409) update the accounts."""
-        out = []
-        while msgs:
-            msg = msgs.popleft()
+        out: list[Msg] = []
+        append, got = out.append, 0
+        for msg in msgs:
             headers = msg.headers
-            status = headers.get("Status") if headers else None
-            if status is None:
-                out.append(msg)
-                self.outstanding -= 1
-                self.got_since_idle_check += 1
+            if headers is None or "Status" not in headers:
+                append(msg)
+                got += 1
                 continue
-            if status == "100" or headers is None:
+            self._count(got)
+            got = 0
+            status = headers["Status"]
+            if status == "100":
                 continue  # heartbeat
             unfulfilled = headers.get("Nats-Pending-Messages")
             self.outstanding = max(0, self.outstanding - int(unfulfilled)) if unfulfilled else 0
-            if status == "409" and "deleted" in headers.get("Description", ""):
+            # nats-server says "409 Consumer Deleted" (releaseAnyPendingRequests, consumer.go)
+            if status == "409" and "deleted" in headers.get("Description", "").lower():
                 raise ConsumerError(f"consumer {self.consumer.durable!r} was deleted")
             if self.outstanding == 0:
                 if not self.got_since_idle_check:
                     self.idle = True  # a whole request expired empty: idle for `timeout`
                 self.got_since_idle_check = 0
+        msgs.clear()
+        self._count(got)
         return out
+
+    def _count(self, delivered: int) -> None:
+        self.outstanding -= delivered
+        self.got_since_idle_check += delivered
 
 
 def _why(err: EventError) -> tuple[Reason, str]:
