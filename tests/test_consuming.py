@@ -235,7 +235,7 @@ async def test_event_consumer_needs_an_edalab_jetstream(nc, stream_name, token) 
         await EventConsumer.create(JetStreamContext(nc), stream_name, "plain")
 
 
-async def test_a_consumer_deleted_under_a_reader_stops_it_with_its_name(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_a_consumer_deleted_under_a_reader_stops_it(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
     """The server answers open pull requests of a deleted consumer with 409: the reader says so."""
     await ensure_stream(js, stream_name, [f"{token}.>"])
     consumer = await EventConsumer.create(js, stream_name, "doomed")
