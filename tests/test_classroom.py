@@ -366,3 +366,18 @@ async def test_a_pass_stays_a_pass_when_a_later_attempt_fails(room) -> None:  # 
     finally:
         await student.close()
         await teacher.close()
+
+
+def test_credentials_in_the_class_url_reach_no_file(tmp_path: Path) -> None:
+    """Each seat logs in as itself: a password in the URL given is written nowhere."""
+    classroom = Classroom.generate(2, bcrypt_rounds=4)
+    classroom.write(tmp_path, url="nats://admin:instructor-s3cret@class.example:4222")
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(files) == 7  # accounts, server config, Helm values, 3 env files, roster
+    assert not [
+        p for p in files if "instructor-s3cret" in p.read_text() or "admin@" in p.read_text()
+    ]
+    assert (
+        load_env_file(tmp_path / "students" / "s01.env")["NATS_URL"] == "nats://class.example:4222"
+    )
+    assert json.loads((tmp_path / "class.json").read_text())["url"] == "nats://class.example:4222"

@@ -21,7 +21,7 @@ from urllib.parse import SplitResult, unquote, urlsplit
 from edalab.confidential import mask_url
 from edalab.errors import InvalidURLError
 
-__all__ = ["SCHEMES", "probe", "server_address", "server_urls", "url_user"]
+__all__ = ["SCHEMES", "probe", "server_address", "server_urls", "url_user", "without_credentials"]
 
 #: The schemes nats-py connects with.
 SCHEMES = ("nats", "tls", "ws", "wss")
@@ -88,6 +88,21 @@ def url_user(url: str) -> str | None:
     if parts.password is None:
         return "token user"
     return unquote(parts.username)
+
+
+def without_credentials(url: str) -> str:
+    """The URL (or comma-separated URLs), checked, with any user, password or token removed.
+
+    For a URL handed on to others who log in with credentials of their own.
+
+        >>> without_credentials("nats://admin:s3cret@host:4222, host2:4223")
+        'nats://host:4222,nats://host2:4223'
+    """
+    out = []
+    for server in server_urls(url):
+        parts = _split(server)
+        out.append(parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl())
+    return ",".join(out)
 
 
 def probe(url: str, timeout: float = 1.0) -> str | None:

@@ -51,6 +51,7 @@ from nats.js.client import JetStreamContext
 from edalab.confidential import write_private
 from edalab.errors import EdalabError
 from edalab.streams import Table
+from edalab.urls import without_credentials
 
 __all__ = [
     "PROGRESS_STREAM",
@@ -198,7 +199,9 @@ class Classroom:
         """A student's (or the instructor's) credentials, in the NATS CLI's variable names."""
         lines = [
             f"# edalab class credentials for {seat.user}: keep private (mode 0600)",
-            f"NATS_URL={url}",
+            # The seat logs in with its own user and password: a user, password or token in
+            # the URL given (the instructor's, say) must not reach a student's file.
+            f"NATS_URL={without_credentials(url)}",
             f"NATS_USER={seat.user}",
             f"NATS_PASSWORD={seat.password}",
             "EDALAB_CLASS=1",
@@ -227,7 +230,7 @@ class Classroom:
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "students": [s.user for s in self.students],
             "limits": asdict(self.limits),
-            "url": url,
+            "url": without_credentials(url),
         }
         (out / "class.json").write_text(json.dumps(roster, indent=2) + "\n")
         written.append(out / "class.json")

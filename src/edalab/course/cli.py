@@ -165,8 +165,8 @@ def _cluster_start(args: argparse.Namespace) -> int:
     save_cluster_state(nodes)
     print(f"edalab cluster started: {len(nodes)} nodes, meta leader {leader}")
     for node, info in nodes.items():
-        url = mask_url(info["url"])
-        print(f"  {node}: {url} (pid {info['pid']}, monitoring {info['monitor_url']})")
+        shown = f"{mask_url(info['url'])} (pid {info['pid']}, monitoring "
+        print(f"  {node}: {shown}{mask_url(info['monitor_url'])})")
     print("NATS_URL=" + mask_url(",".join(n["url"] for n in nodes.values())))
     return 0
 
