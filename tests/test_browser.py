@@ -100,6 +100,13 @@ def proc_wait(proc: subprocess.Popen[bytes], seconds: float) -> None:
         proc.wait(timeout=seconds)
 
 
+def open_notebook(page: Any, lab: str, name: str) -> None:
+    """Open notebook ``name`` in the JupyterLab at ``lab`` and wait until its kernel is idle."""
+    page.goto(f"{lab}/lab/tree/{name}?token={TOKEN}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+
+
 def run_all_cells(page: Any) -> None:
     """Run > Run All Cells, as a person would; again if the notebook was not ready yet.
 
@@ -129,10 +136,7 @@ def test_start_here_runs_in_jupyterlab(lab: str) -> None:
         browser = launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            page.goto(f"{lab}/lab/tree/00_start_here.ipynb?token={TOKEN}")
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                                   timeout=60_000)  # fmt: skip
+            open_notebook(page, lab, "00_start_here.ipynb")
             run_all_cells(page)
             page.wait_for_selector(".jp-OutputArea-output:has-text('Hello, events!')",
                                    timeout=90_000)  # fmt: skip
@@ -164,10 +168,7 @@ def test_a_student_answers_in_the_answer_cell_and_checks_twice(student_lab: str)
         browser = launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            page.goto(f"{student_lab}/lab/tree/02_subject_naming.ipynb?token={TOKEN}")
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                                   timeout=60_000)  # fmt: skip
+            open_notebook(page, student_lab, "02_subject_naming.ipynb")
             answer = page.locator(".jp-CodeCell:has-text('# YOUR CODE HERE') .cm-content")
             answer.first.wait_for(timeout=60_000)
             assert answer.count() == 1, "the student copy has one answer cell"

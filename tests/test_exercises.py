@@ -265,13 +265,18 @@ class V4Breaking(V3):
     country: str
 
 
-async def test_07_v4_registry(js) -> None:  # type: ignore[no-untyped-def]
-    """v4 must exist, be compatible with v3, and upcast every stored event."""
-    make = EventFactory()
+async def _stored_v3(js) -> SchemaRegistry:  # type: ignore[no-untyped-def]
+    """A USERS stream holding one v3 user.created, and a registry that knows v3."""
     await fresh_stream(js, "USERS", ["user.>"])
-    await publish_event(js, make("user.created", {"user_id": "a"}, version=3))
+    await publish_event(js, EventFactory()("user.created", {"user_id": "a"}, version=3))
     registry = SchemaRegistry()
     registry.register("user.created", 3, V3)
+    return registry
+
+
+async def test_07_v4_registry(js) -> None:  # type: ignore[no-untyped-def]
+    """v4 must exist, be compatible with v3, and upcast every stored event."""
+    registry = await _stored_v3(js)
     assert "add version 4" in (await check("08", js, registry)).message
     registry.register("user.created", 4, V4Breaking)
     registry.upcaster("user.created", 3)(lambda d: {**d, "country": "nl"})
@@ -283,11 +288,7 @@ async def test_07_v4_registry(js) -> None:  # type: ignore[no-untyped-def]
 
 async def test_08_right_model_but_stored_events_do_not_replay(js) -> None:  # type: ignore[no-untyped-def]
     """v4 registered and compatible, but a stored v3 event cannot be upcast: the check says why."""
-    make = EventFactory()
-    await fresh_stream(js, "USERS", ["user.>"])
-    await publish_event(js, make("user.created", {"user_id": "a"}, version=3))
-    registry = SchemaRegistry()
-    registry.register("user.created", 3, V3)
+    registry = await _stored_v3(js)
     registry.register("user.created", 4, V4)
     missing = await check("08", js, registry)
     assert not missing.passed
@@ -539,16 +540,12 @@ async def _paid_shop(js):  # type: ignore[no-untyped-def]
 
     shop = Shop(js)
     shop.payments_bug = False
-    await shop.setup()
-    await shop.start()
-    try:
+    async with shop.running():
         await shop.register_user("u1", "ann@example.com")
         await shop.register_user("u2", "bo@example.com")
         for order, user, cents in (("o1", "u1", 1250), ("o2", "u2", 990), ("o3", "u1", 500)):
             await shop.place_order(order, user, cents)
         await shop.settle()
-    finally:
-        await shop.stop()
     return shop
 
 

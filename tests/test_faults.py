@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from nats.js.api import AckPolicy
+from nats.js.client import JetStreamContext
 from pydantic import BaseModel
 
 from edalab import (
@@ -48,6 +49,18 @@ def report(name: str, **figures: int) -> None:
     print(f"\n[{name}] " + ", ".join(f"{k}={v}" for k, v in figures.items()))
 
 
+async def _kill_9_and_restart(
+    srv: NatsServer, publishing: asyncio.Task[None], js: JetStreamContext, stream: str
+) -> tuple[Counter[str], int]:
+    """SIGKILL the server (no chance to flush or say goodbye), start it again on the same
+    port and store, let the publisher finish; the stored event ids and the duplicates."""
+    srv.kill()
+    await asyncio.to_thread(srv.start)
+    await asyncio.wait_for(publishing, 120)
+    ids = await stored_event_ids(js, stream)
+    return ids, sum(c - 1 for c in ids.values() if c > 1)
+
+
 async def test_kill_9_while_publishing_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     """kill -9 mid-stream, restart on the same store: every acknowledged event is there once."""
     total = 10_000
@@ -70,12 +83,8 @@ async def test_kill_9_while_publishing_loses_and_duplicates_nothing(tmp_path: Pa
 
         task = asyncio.create_task(publisher())
         await asyncio.wait_for(halfway.wait(), 60)
-        srv.kill()  # SIGKILL: no chance to flush or say goodbye
         killed_at = len(acked)
-        await asyncio.to_thread(srv.start)  # same port, same store
-        await asyncio.wait_for(task, 120)
-        ids = await stored_event_ids(js, "FAULT")
-        duplicates = sum(c - 1 for c in ids.values() if c > 1)
+        ids, duplicates = await _kill_9_and_restart(srv, task, js, "FAULT")
         report(
             "kill -9 publisher",
             published=total,
@@ -111,11 +120,8 @@ async def test_kill_9_while_fast_ingesting_loses_and_duplicates_nothing(tmp_path
 
         task = asyncio.create_task(publisher())
         await wait_for(into_second_batch, timeout=60, what="the second batch", interval=0.005)
-        srv.kill()  # SIGKILL while the second batch is on its way
-        await asyncio.to_thread(srv.start)  # same port, same store
-        await asyncio.wait_for(task, 120)
-        ids = await stored_event_ids(js, "FASTFAULT")
-        duplicates = sum(c - 1 for c in ids.values() if c > 1)
+        # SIGKILL while the second batch is on its way
+        ids, duplicates = await _kill_9_and_restart(srv, task, js, "FASTFAULT")
         report(
             "kill -9 fast ingest",
             published=total,

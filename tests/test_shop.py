@@ -12,9 +12,7 @@ async def test_shop_end_to_end(nats_url: str) -> None:
     nc = await connect(nats_url)
     js = nc.jetstream()
     shop = Shop(js)
-    await shop.setup()
-    await shop.start()
-    try:
+    async with shop.running():
         await shop.register_user("u1", "ann@example.com")
         await shop.register_user("u2", "bo@example.com")
         await shop.place_order("o1", "u1", 1250)
@@ -35,8 +33,6 @@ async def test_shop_end_to_end(nats_url: str) -> None:
         await shop.settle()
         assert shop.paid_orders == {"o1", "o2", "o3", "o4"}
         assert await shop.dead.letters() == []
-    finally:
-        await shop.stop()
     assert shop.analytics.revenue == {"u1": 1750, "u2": 990}
     assert sorted(shop.emails) == sorted(
         [
@@ -60,15 +56,11 @@ async def test_unknown_order_version_is_quarantined_not_crashing(nats_url: str) 
     """A v2 order before payments knows v2 is put aside with the reason; others flow."""
     nc = await connect(nats_url)
     shop = Shop(nc.jetstream())
-    await shop.setup()
-    await shop.start()
-    try:
+    async with shop.running():
         await shop.register_user("u1", "ann@example.com")
         await shop.place_order("o1", "u1", 100, currency="USD")
         await shop.place_order("o2", "u1", 200)
         await shop.settle()
-    finally:
-        await shop.stop()
     assert shop.paid_orders == {"o2"}
     [letter] = await shop.dead.wait_for(1)
     assert letter.category == "unknown version"
@@ -87,9 +79,7 @@ async def test_redelivered_orders_publish_no_second_payment(nats_url: str) -> No
     js = nc.jetstream()
     shop = Shop(js)
     shop.payments_bug = False
-    await shop.setup()
-    await shop.start()
-    try:
+    async with shop.running():
         await shop.register_user("u1", "ann@example.com")
         await shop.place_order("o1", "u1", 1250)
         await shop.place_order("o2", "u1", 300)
@@ -100,8 +90,6 @@ async def test_redelivered_orders_publish_no_second_payment(nats_url: str) -> No
         report = await again.run(shop.payments_handler, timeout=0.5, double_ack=True)
         assert report.handled == 2
         await shop.settle()
-    finally:
-        await shop.stop()
     payments = await shop.stored("shop.payment.captured")
     orders = await shop.stored("shop.order.placed")
     assert Counter(p.data["order_id"] for p in payments) == {"o1": 1, "o2": 1}
@@ -135,9 +123,7 @@ async def test_dead_letter_replay_reaches_only_payments(nats_url: str) -> None:
 
     nc = await connect(nats_url)
     shop = Shop(nc.jetstream())
-    await shop.setup()
-    await shop.start()
-    try:
+    async with shop.running():
         await shop.register_user("u1", "ann@example.com")
         await shop.place_order("o2", "u1", 0)
         await shop.settle()
@@ -157,6 +143,4 @@ async def test_dead_letter_replay_reaches_only_payments(nats_url: str) -> None:
         await shop.settle()
         assert deliveries() == {"payments": 4, "analytics": 1}
         assert shop.paid_orders == {"o2"}
-    finally:
-        await shop.stop()
     await nc.close()

@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -377,6 +377,20 @@ class Shop:
             return True
 
         await wait_for(quiet, timeout=timeout, what="every shop service to catch up")
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Shop]:
+        """Set up and start the services; stop them on the way out (tests, scripts).
+
+        async with Shop(js).running() as shop:
+            await shop.place_order("o1", "u1", 1250)
+        """
+        await self.setup()
+        await self.start()
+        try:
+            yield self
+        finally:
+            await self.stop()
 
     async def stop(self) -> None:
         """Stop the service tasks (their durable consumers stay on the server)."""
