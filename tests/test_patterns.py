@@ -8,7 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from edalab.cloudevents import from_binary, from_structured, to_binary, to_structured
+from edalab.cloudevents import (
+    from_binary,
+    from_message,
+    from_structured,
+    to_binary,
+    to_structured,
+)
 from edalab.concurrency import ConcurrencyConflict, aggregate_version, append
 from edalab.course import saga
 from edalab.course.exercises import check
@@ -36,7 +42,8 @@ def _event(**changes: object) -> Event:
 def test_cloudevents_round_trip_structured_and_binary_without_loss() -> None:
     """Every field survives both modes, version and microseconds included."""
     event = _event()
-    assert from_structured(to_structured(event)) == event
+    _, structured = to_structured(event)
+    assert from_structured(structured) == event
     headers, body = to_binary(event)
     assert headers["ce-specversion"] == "1.0"
     assert headers["ce-datacontenttype"] == "application/json"
@@ -46,6 +53,28 @@ def test_cloudevents_round_trip_structured_and_binary_without_loss() -> None:
     odd_headers, odd_body = to_binary(odd)
     assert odd_headers["ce-id"] == "%C3%A9-1" and " " not in odd_headers["ce-source"]
     assert from_binary({k.title(): v for k, v in odd_headers.items()}, odd_body) == odd
+
+
+def test_structured_cloudevents_carry_their_content_type_and_are_read_by_mode() -> None:
+    """Structured mode sends its Content-Type header; a receiver picks the mode by it."""
+    event = _event()
+    headers, body = to_structured(event)
+    assert headers == {"Content-Type": "application/cloudevents+json"}
+    assert from_message(headers, body) == event
+    assert from_message({"content-type": "Application/CloudEvents+JSON"}, body) == event
+    with pytest.raises(EventDecodeError, match="binary CloudEvent"):
+        from_message({}, body)  # no header: a conforming receiver reads binary mode
+    assert from_message(*to_binary(event)) == event
+
+
+def test_binary_cloudevents_accept_double_quoted_header_values() -> None:
+    """Quoted values of older drafts are unquoted (backslash escapes too); bad UTF-8 is refused."""
+    event = _event(source='/shop/"orders" a', id="e-2")
+    headers, body = to_binary(event)
+    quoted = {**headers, "ce-source": '"/shop/\\"orders\\" a"', "ce-id": '"e-2"'}
+    assert from_binary(quoted, body) == event
+    with pytest.raises(EventDecodeError, match=r"ce-id.*UTF-8"):
+        from_binary({**headers, "ce-id": "%C0%A0"}, body)  # overlong encoding of a space
 
 
 def test_cloudevents_need_a_source_and_say_what_is_missing() -> None:
@@ -65,14 +94,25 @@ def test_derived_ids_and_traces_are_stable_and_distinct() -> None:
     """Same cause and kind, same id; another kind or cause, another id; a bad header is an error."""
     assert derived_id("o1", "a.b") == derived_id("o1", "a.b")
     assert len({derived_id("o1", "a.b"), derived_id("o2", "a.b"), derived_id("o1", "a.c")}) == 3
-    root = TraceContext.new(seed="o1")
-    assert TraceContext.new(seed="o1") == root and TraceContext.new() != TraceContext.new()
+    root = TraceContext.new()
+    assert TraceContext.new().trace_id != root.trace_id
     child = root.child("billing")
     assert child.trace_id == root.trace_id and child.parent_id != root.parent_id
     headers = flow_headers(child, correlation_id="o1", causation_id="c1")
     assert TraceContext.from_headers(headers) == child
     with pytest.raises(EventError, match="traceparent"):
         TraceContext.parse("00-" + "0" * 32 + "-" + "1" * 16 + "-01")
+
+
+async def test_trace_and_span_ids_are_random_not_derived() -> None:
+    """The same hop run twice gets two span ids; a trace id is W3C-shaped and never all zeros."""
+    root = TraceContext.new()
+    spans = {root.child("billing").parent_id for _ in range(50)}
+    assert len(spans) == 50
+    traces = {TraceContext.new().trace_id for _ in range(50)}
+    assert len(traces) == 50
+    assert all(len(t) == 32 and set(t) != {"0"} for t in traces)
+    assert TraceContext.parse(root.traceparent) == root
 
 
 async def test_outbox_relay_crash_between_publish_and_mark_stores_each_event_once(
@@ -156,26 +196,39 @@ async def test_the_saga_completes_or_compensates_each_order_once(nc, style: str)
 
 async def test_exercise_16_wants_one_traced_charge_despite_a_redelivery(js) -> None:  # type: ignore[no-untyped-def]
     """A random id per attempt fails (two charges); the derived, traced one passes."""
-    await saga.setup(js)
-    placed = await saga.place_order(js, "ex16", amount_cents=700)
+
+    async def placed_order() -> tuple[Event, dict[str, str]]:
+        await saga.setup(js)
+        placed = await saga.place_order(js, "ex16", amount_cents=700)
+        stored = await js.get_last_msg(saga.STREAM, "order.placed")
+        order_trace = TraceContext.from_headers(stored.headers)  # read, never recomputed
+        assert order_trace is not None
+        cause = derived_id(placed.id, "stock.reserved")
+        trace = order_trace.child("billing")
+        return placed, flow_headers(trace, correlation_id=placed.id, causation_id=cause)
+
+    placed, headers = await placed_order()
     cause = derived_id(placed.id, "stock.reserved")
-    trace = TraceContext.new(seed=placed.id).child("billing")
-    headers = flow_headers(trace, correlation_id=placed.id, causation_id=cause)
     for _ in range(2):  # configuration right (headers), behaviour wrong (fresh ids)
         await publish_event(
             js, Event.create("billing.charged", {"order_id": "ex16"}), headers=headers
         )
     wrong = await check("16", js)
     assert not wrong.passed and "2 billing.charged" in wrong.message
-    await saga.setup(js)
-    placed = await saga.place_order(js, "ex16", amount_cents=700)
+    placed, headers = await placed_order()
     charged = Event.create(
         "billing.charged", {"order_id": "ex16"}, id=derived_id(cause, "billing.charged")
     )
     await publish_event(js, charged, headers={**headers, "Causation-Id": "someone-else"})
     assert "Causation-Id" in (await check("16", js)).message
-    await saga.setup(js)
-    placed = await saga.place_order(js, "ex16", amount_cents=700)
+    _, headers = await placed_order()
+    await publish_event(
+        js,
+        charged,
+        headers=flow_headers(TraceContext.new(), correlation_id=placed.id, causation_id=cause),
+    )
+    assert "traceparent" in (await check("16", js)).message  # a trace of its own
+    _, headers = await placed_order()
     for _ in range(2):
         await publish_event(js, charged, headers=headers)
     assert (await check("16", js)).passed

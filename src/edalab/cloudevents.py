@@ -15,30 +15,42 @@ Event          CloudEvents attribute        note
 =============  ===========================  =====================================
 
 *Structured* mode puts the whole event, attributes and data, in the message body as
-the JSON event format (content type ``application/cloudevents+json``). *Binary* mode
-puts each attribute in a header named ``ce-<attribute>`` (``datacontenttype``
-included, as ``ce-datacontenttype``) and the data alone in the body. The released NATS
-binding (CloudEvents 1.0.2) defines structured mode only; its text predates NATS 2.2
-headers. Binary mode here follows the binding's working draft (1.0.3-wip), as the Go
-SDK's JetStream binding does: ``ce-`` header names, case-insensitive, values
-percent-encoded where they are not plain printable ASCII.
+the JSON event format, and says so with the header ``Content-Type:
+application/cloudevents+json``. *Binary* mode puts each attribute in a header named
+``ce-<attribute>`` (``datacontenttype`` included, as ``ce-datacontenttype``) and the
+data alone in the body. The released NATS binding (CloudEvents 1.0.2) defines
+structured mode only; its text predates NATS 2.2 headers. Here both modes follow the
+binding's working draft (1.0.3-wip), as the Go SDK's JetStream binding does:
+
+- a receiver on NATS 2.2 or later reads a message as *structured* only when its
+  ``Content-Type`` header starts with ``application/cloudevents`` (case-insensitive),
+  and as *binary* otherwise, so :func:`to_structured` returns that header with the
+  body and :func:`from_message` decides by it;
+- ``ce-`` header names are case-insensitive; values are percent-encoded where they are
+  not plain printable ASCII (space, ``"`` and ``%`` included), and a receiver first
+  unquotes a double-quoted value (older drafts allowed them; receivers MUST accept
+  them), then percent-decodes it once, rejecting bytes that are not UTF-8.
 
     >>> from datetime import datetime, timezone
     >>> from edalab.events import Event
     >>> event = Event(id="e1", type="order.placed", data={"order_id": "o1"},
     ...               timestamp=datetime(2026, 1, 2, tzinfo=timezone.utc), source="/shop/orders")
-    >>> from_structured(to_structured(event)) == event
+    >>> headers, body = to_structured(event)
+    >>> headers
+    {'Content-Type': 'application/cloudevents+json'}
+    >>> from_structured(body) == event and from_message(headers, body) == event
     True
     >>> headers, body = to_binary(event)
     >>> headers["ce-type"], headers["ce-datacontenttype"], body
     ('order.placed', 'application/json', b'{"order_id":"o1"}')
-    >>> from_binary(headers, body) == event
+    >>> from_binary(headers, body) == event and from_message(headers, body) == event
     True
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, unquote
@@ -50,7 +62,9 @@ __all__ = [
     "BINARY_PREFIX",
     "STRUCTURED_CONTENT_TYPE",
     "from_binary",
+    "from_message",
     "from_structured",
+    "is_structured",
     "to_binary",
     "to_cloudevent",
     "to_structured",
@@ -58,6 +72,7 @@ __all__ = [
 
 SPEC_VERSION = "1.0"
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
+CONTENT_TYPE = "Content-Type"
 DATA_CONTENT_TYPE = "application/json"
 BINARY_PREFIX = "ce-"
 VERSION_EXTENSION = "dataversion"
@@ -104,9 +119,14 @@ def _event(attributes: Mapping[str, Any], data: Any, where: str) -> Event:
     return Event.from_json(json.dumps(fields).encode(), subject=where)
 
 
-def to_structured(event: Event) -> bytes:
-    """The whole event as CloudEvents' JSON event format (a message body)."""
-    return json.dumps(to_cloudevent(event), separators=(",", ":")).encode()
+def to_structured(event: Event) -> tuple[dict[str, str], bytes]:
+    """The ``Content-Type`` header that marks structured mode, and the event as its body.
+
+    The body is CloudEvents' JSON event format. Publish the header with it: without
+    it, a receiver that follows the NATS binding reads the message as binary mode.
+    """
+    body = json.dumps(to_cloudevent(event), separators=(",", ":")).encode()
+    return {CONTENT_TYPE: STRUCTURED_CONTENT_TYPE}, body
 
 
 def from_structured(body: bytes) -> Event:
@@ -134,10 +154,26 @@ def to_binary(event: Event) -> tuple[dict[str, str], bytes]:
     return headers, json.dumps(data, separators=(",", ":")).encode()
 
 
+_QUOTED_PAIR = re.compile(r"\\(.)")
+
+
+def _header_value(name: str, value: str) -> str:
+    """Unquote a double-quoted value (RFC 7230, 3.2.6), then percent-decode it once."""
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = _QUOTED_PAIR.sub(r"\1", value[1:-1])
+    try:
+        return unquote(value, errors="strict")
+    except UnicodeDecodeError:
+        raise EventDecodeError(
+            f"binary CloudEvent: header {name} percent-decodes to bytes that are not UTF-8"
+        ) from None
+
+
 def from_binary(headers: Mapping[str, str] | None, body: bytes) -> Event:
     """Read a binary-mode CloudEvent from a message's headers and body."""
     attributes = {
-        name.lower()[len(BINARY_PREFIX) :]: unquote(value)
+        name.lower()[len(BINARY_PREFIX) :]: _header_value(name, value)
         for name, value in (headers or {}).items()
         if name.lower().startswith(BINARY_PREFIX)
     }
@@ -153,3 +189,22 @@ def from_binary(headers: Mapping[str, str] | None, body: bytes) -> Event:
             f"binary CloudEvent {attributes.get('id')!r}: data is not JSON ({err})"
         ) from None
     return _event(attributes, data, "binary CloudEvent")
+
+
+def is_structured(headers: Mapping[str, str] | None) -> bool:
+    """Whether a message is in structured mode: its ``Content-Type`` says CloudEvents."""
+    kinds = [v for k, v in (headers or {}).items() if k.lower() == CONTENT_TYPE.lower()]
+    return any(v.strip().lower().startswith("application/cloudevents") for v in kinds)
+
+
+def from_message(headers: Mapping[str, str] | None, body: bytes) -> Event:
+    """Read a CloudEvent in whichever mode it came, as the NATS binding's draft decides it.
+
+    ``Content-Type: application/cloudevents...`` means structured, anything else binary:
+
+        >>> from_message({}, b'{"specversion": "1.0"}')  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        edalab.errors.EventDecodeError: ...binary CloudEvent: specversion is None, not '1.0'
+    """
+    return from_structured(body) if is_structured(headers) else from_binary(headers, body)

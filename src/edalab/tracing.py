@@ -7,13 +7,19 @@
   correlation id (the first event's id) and the id of the event that caused it.
 - **W3C trace context**: a ``traceparent`` header (``00-<trace-id>-<span-id>-<flags>``)
   keeps one trace id from the first publish to the last handler; each hop is a new span.
+  Trace and span ids are **random**, unlike event ids: the W3C spec asks for random
+  trace ids (not computable from business data such as an order id), and a handler
+  that runs twice for one redelivered message made two spans, so it gets two span ids.
+  Read a flow's trace from the headers its messages carry, never recompute it.
 
     >>> cause = "order-7"
     >>> derived_id(cause, "payment.captured") == derived_id(cause, "payment.captured")
     True
-    >>> root = TraceContext.new(seed="order-7")
+    >>> root = TraceContext.new()
     >>> child = root.child("payments")
     >>> child.trace_id == root.trace_id and child.parent_id != root.parent_id
+    True
+    >>> root.child("payments") != child  # the same hop run again: another span
     True
     >>> TraceContext.parse(child.traceparent) == child
     True
@@ -21,7 +27,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 import uuid
@@ -61,10 +66,11 @@ def derived_id(cause_id: str, kind: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{kind}\x00{cause_id}"))
 
 
-def _hex(seed: str | None, salt: str, length: int) -> str:
-    if seed is None:
-        return secrets.token_hex(length // 2)
-    return hashlib.sha256(f"{salt}\x00{seed}".encode()).hexdigest()[:length]
+def _random_hex(length: int) -> str:
+    """``length`` random hex digits, not all zero (the W3C spec forbids an all-zero id)."""
+    while set(value := secrets.token_hex(length // 2)) == {"0"}:
+        pass  # one chance in 2**64 or less
+    return value
 
 
 @dataclass(frozen=True)
@@ -76,13 +82,18 @@ class TraceContext:
     flags: str = "01"
 
     @classmethod
-    def new(cls, *, seed: str | None = None) -> TraceContext:
-        """A new trace (random ids; ``seed`` makes them deterministic for lessons and tests)."""
-        return cls(_hex(seed, "trace", 32), _hex(seed, "span", 16))
+    def new(cls) -> TraceContext:
+        """A new trace: a random trace id and a random span id."""
+        return cls(_random_hex(32), _random_hex(16))
 
     def child(self, name: str) -> TraceContext:
-        """The next hop's span: same trace id, a new span id (deterministic per parent+name)."""
-        return TraceContext(self.trace_id, _hex(f"{self.parent_id}/{name}", "span", 16), self.flags)
+        """The next hop's span: same trace id, a new random span id.
+
+        ``name`` (the hop, e.g. ``"billing"``) documents the call; it does not feed the
+        id, so a redelivered message handled again gets a span of its own.
+        """
+        del name
+        return TraceContext(self.trace_id, _random_hex(16), self.flags)
 
     @property
     def traceparent(self) -> str:
@@ -109,7 +120,7 @@ def flow_headers(
 ) -> dict[str, str]:
     """The headers every event of a flow carries (pass them to ``publish_event``).
 
-    >>> flow_headers(TraceContext.new(seed="o1"), correlation_id="o1")["Correlation-Id"]
+    >>> flow_headers(TraceContext.new(), correlation_id="o1")["Correlation-Id"]
     'o1'
     """
     headers = {TRACEPARENT: trace.traceparent, CORRELATION_ID: correlation_id}

@@ -7,7 +7,8 @@
 # - read a `PubAck` and its stream sequence;
 # - set up a stream so that re-running the cell is safe and changes are never ignored;
 # - publish many events quickly with asynchronous publishes, and see that the number
-#   waiting for an ack is bounded (`publish_async_max_pending`);
+#   waiting for an ack is bounded (`publish_async_max_pending`), the wait for each ack
+#   is not;
 # - let the server drop duplicates with `Nats-Msg-Id`;
 # - recognise the error when no stream captures a subject.
 #
@@ -174,11 +175,24 @@ js3.publish_async_pending()
 await js3.publish_async(silent, b"{}", wait_stall=0.5)
 
 # %% [markdown]
-# Give up on the three (cancelling a future frees its place) and stop listening:
+# `wait_stall` bounds only the wait for a free place. The futures themselves have no
+# timeout: a `PubAck` that never comes (lost with a dropped connection, or never sent)
+# leaves its future pending and its place taken until *you* give up, and
+# `publish_async_completed()` waits for ever. Bound that wait yourself:
 
 # %%
 import asyncio
 
+try:
+    await asyncio.wait_for(js3.publish_async_completed(), timeout=0.5)
+except TimeoutError:
+    gave_up = True
+gave_up, [future.done() for future in stalled], js3.publish_async_pending()
+
+# %% [markdown]
+# Give up on the three (cancelling a future frees its place) and stop listening:
+
+# %%
 for future in stalled:
     future.cancel()
 await asyncio.gather(*stalled, return_exceptions=True)
@@ -222,7 +236,9 @@ await publish_event(js, make("payment.captured", {"order_id": "o-1"}), timeout=1
 # - `ensure_stream`: re-runnable setup that reports changes and refuses silent conflicts.
 # - `Nats-Msg-Id` = event id makes retries safe: duplicates come back with `duplicate=True`.
 # - `js.publish_async` is bounded by `publish_async_max_pending` (4000 unless you set it
-#   on `nc.jetstream(...)`); `publish_events` adds a window and confirms each event.
+#   on `nc.jetstream(...)`), but its futures never time out: bound
+#   `publish_async_completed()` with `asyncio.wait_for`. `publish_events` adds a window
+#   and confirms each event.
 #
 # ## Exercise
 #

@@ -90,9 +90,9 @@ state_change(pager_acked, await js.stream_info("ALERTS"))
 #
 # A **work-queue** stream deletes a message as soon as it is acknowledged, and each
 # message goes to one consumer only. Workers that pull from the **same** consumer share
-# the jobs: each job is done once. That is what STAN's `QueueSubscribe` gave a group of
-# subscribers, now with the jobs stored until done (a STAN channel kept them after
-# delivery too, until its limits removed them).
+# the jobs: each job goes to one worker at a time. That is what STAN's `QueueSubscribe`
+# gave a group of subscribers, now with the jobs stored until done (a STAN channel kept
+# them after delivery too, until its limits removed them).
 
 # %%
 await fresh_stream(js, "JOBS", ["job.>"], retention=RetentionPolicy.WORK_QUEUE)
@@ -113,12 +113,29 @@ for msg in done["a"] + done["b"]:
 state_change(stored, await js.stream_info("JOBS"))
 
 # %% [markdown]
+# One worker at a time is not "done once": a work queue delivers **at least once**. A
+# job whose worker does not acknowledge it within the consumer's `ack_wait` (30 seconds
+# by default) is delivered again, to whichever worker asks next, so a worker that
+# crashed after doing the job but before acking has the job done twice. Notebook 10
+# makes handlers safe for that. Here with `ack_wait=1`, a worker that never acks:
+
+# %%
+from nats.js.api import ConsumerConfig
+
+await fresh_stream(js, "JOBS", ["job.>"], retention=RetentionPolicy.WORK_QUEUE)
+await js.publish("job.resize", b"image-7")
+config = ConsumerConfig(ack_wait=1)
+workers = await js.pull_subscribe("job.>", durable="workers", stream="JOBS", config=config)
+[job] = await workers.fetch(1, timeout=5)  # taken, never acknowledged
+[again] = await workers.fetch(1, timeout=10)  # about one second later
+await again.ack_sync()
+again.data == job.data, again.metadata.num_delivered
+
+# %% [markdown]
 # Because a job must go to exactly one consumer, the server refuses a **second
 # consumer** whose filter overlaps the first one's (here `job.resize` is inside `job.>`):
 
 # %% tags=["raises-exception"]
-from nats.js.api import ConsumerConfig
-
 await js.add_consumer("JOBS", ConsumerConfig(durable_name="resizer", filter_subject="job.resize"))
 
 # %% [markdown]
@@ -261,6 +278,60 @@ except nats.js.errors.ServiceUnavailableError as err:
 refused, state_change(full, await js.stream_info("TICKETS"))
 
 # %% [markdown]
+# Only the limits that count or weigh what is stored refuse: `max_msgs` and `max_bytes`.
+# `max_age` never refuses a publish, `discard=new` or not: it only removes what has grown
+# too old, and so makes room. Two messages fill this stream; the third is refused by
+# `max_msgs`, and once the two have aged out, the same publish is accepted:
+
+# %%
+await fresh_stream(js, "STAMPS", ["stamp"], max_msgs=2, max_age=1.0, discard=DiscardPolicy.NEW)
+for i in range(2):
+    await js.publish("stamp", f"stamp {i}".encode())
+try:
+    await js.publish("stamp", b"stamp 2")
+except nats.js.errors.ServiceUnavailableError as err:
+    refused = err.description
+
+
+async def stamps_aged_out():
+    return (await js.stream_info("STAMPS")).state.messages == 0
+
+
+await wait_for(stamps_aged_out, timeout=10, what="STAMPS to age out its messages")
+refused, (await js.publish("stamp", b"stamp 2")).seq
+
+# %% [markdown]
+# `max_msgs_per_subject` does not refuse under `discard=new` either: the subject's
+# oldest message still goes. Two holders for one seat, and the second one wins:
+
+# %%
+await fresh_stream(js, "SEATS", ["seat.*"], max_msgs_per_subject=1, discard=DiscardPolicy.NEW)
+for holder in (b"ana", b"ben"):
+    await js.publish("seat.12A", holder)
+(await js.get_last_msg("SEATS", "seat.12A")).data, (await js.stream_info("SEATS")).state.messages
+
+# %% [markdown]
+# To refuse per subject, set `discard_new_per_subject=True` as well (it needs
+# `discard=new` and a `max_msgs_per_subject`): now the first holder keeps the seat and
+# the second publish gets an error:
+
+# %%
+await fresh_stream(
+    js,
+    "SEATS",
+    ["seat.*"],
+    max_msgs_per_subject=1,
+    discard=DiscardPolicy.NEW,
+    discard_new_per_subject=True,
+)
+await js.publish("seat.12A", b"ana")
+try:
+    await js.publish("seat.12A", b"ben")
+except nats.js.errors.APIError as err:
+    refused = (err.err_code, err.description)
+refused, (await js.get_last_msg("SEATS", "seat.12A")).data
+
+# %% [markdown]
 # ## Per-message TTL (server 2.11+)
 #
 # A stream with `allow_msg_ttl=True` honours a `Nats-TTL` header on each message: seconds
@@ -333,10 +404,13 @@ config.allow_msg_ttl, config.allow_rollup_hdrs, config.subject_delete_marker_ttl
 #
 # - **Retention** says when a message may go: limits (only by limits), interest (once
 #   every consumer has acknowledged it), work queue (once one consumer has acknowledged
-#   it; overlapping consumers are refused).
+#   it; overlapping consumers are refused). A work queue delivers at least once: a job
+#   not acknowledged within `ack_wait` comes back (notebook 10).
 # - **Limits** `max_msgs`, `max_bytes`, `max_age` and `max_msgs_per_subject` make room by
-#   discarding the oldest messages, or, with `discard=new`, refuse the new one with an
-#   error the publisher sees. `max_msg_size` always refuses.
+#   discarding the oldest messages. With `discard=new`, a full `max_msgs` or `max_bytes`
+#   refuses the new message instead, with an error the publisher sees; `max_age` never
+#   refuses, and `max_msgs_per_subject` still drops the subject's oldest unless
+#   `discard_new_per_subject=True` is set too. `max_msg_size` always refuses.
 # - `max_msgs_per_subject=1` turns a stream into a table of the last value per key.
 # - `allow_msg_ttl` lets each message carry its own `Nats-TTL`; subject delete markers
 #   tell consumers that a subject's last message expired.

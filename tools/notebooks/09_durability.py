@@ -43,6 +43,21 @@ ack = await js.publish("payment.captured", make("payment.captured", {"n": 0}).to
 ack
 
 # %% [markdown]
+# What "stored" means depends on the stream's retention. A limits or work-queue stream
+# keeps the message (until a limit, or the ack of a work-queue job, removes it). An
+# **interest** stream keeps a message only for consumers that want its subject: with
+# none, it answers with a `PubAck` and a sequence, and keeps nothing (notebook 04 showed
+# the same). So a `PubAck` says "the stream accepted this, and stored it if its
+# retention had any reason to":
+
+# %%
+from nats.js.api import RetentionPolicy
+
+await fresh_stream(js, "NOTICES", ["notice.>"], retention=RetentionPolicy.INTEREST)
+notice = await js.publish("notice.sent", b"hello")
+notice.stream, notice.seq, (await js.stream_info("NOTICES")).state.messages
+
+# %% [markdown]
 # On a single server with a file-backed stream, the server has written the message to
 # its file (a `write` to the operating system) before it answers. It has **not**
 # necessarily forced it onto the disk (`fsync`): that happens every `sync_interval`,
@@ -142,9 +157,11 @@ loss_report(events, len(acked), await stored_event_ids(js, "PAYMENTS"))
 #
 # ## Recap
 #
-# - A `PubAck` means the server stored the message in the stream; on one server, it has
-#   been written to the file, and is `fsync`ed within `sync_interval` (two minutes by
-#   default).
+# - A `PubAck` means the stream accepted the message: a limits or work-queue stream
+#   stored it, an interest stream stored it only if some consumer wants its subject
+#   (with none, it acks and keeps nothing), and `duplicate=True` means an earlier copy
+#   was accepted and this one dropped. On one server what was stored has been written to the
+#   file, and is `fsync`ed within `sync_interval` (two minutes by default).
 # - `kill -9` loses nothing acknowledged; an OS crash or power cut can, unless
 #   `sync_interval: always`.
 # - A publisher that did not get its ack retries with the same `Nats-Msg-Id`; the

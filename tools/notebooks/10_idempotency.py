@@ -154,6 +154,20 @@ except nats.js.errors.APIError as err:
 refused.err_code, refused.description
 
 # %% [markdown]
+# "Once" lasts as long as the stream keeps that message. The server checks the header
+# against what it **currently stores** on the subject (its last message there), so `0`
+# means "no message on this subject is stored now". When the message goes (a purge, a
+# message delete, `max_age`, a stream-wide `max_msgs` or `max_bytes`, the TTL of a
+# key-value bucket or of the message itself), the same "first" write succeeds again.
+# Keep such a record for longer than any redelivery or retry can come. A purge of the
+# subject:
+
+# %%
+await js.purge_stream("PAYMENTS", subject="payment.charged.pay-0003")
+reopened = await js.publish("payment.charged.pay-0003", b"900", headers=only_once)
+reopened.seq > first.seq
+
+# %% [markdown]
 # A key-value bucket is a stream with one subject per key, and `kv.create(key, value)`
 # is that very publish: nats-py sends it with `Nats-Expected-Last-Subject-Sequence: 0`
 # and turns the refusal into `KeyWrongLastSequenceError` (for a key that was deleted,
@@ -215,6 +229,8 @@ at_a.event.id == at_b.event.id, len(await kv.history(at_a.event.id))
 #   mark, and when two workers hold the same message.
 # - A conditional write makes the effect and its mark one atomic step:
 #   `Nats-Expected-Last-Subject-Sequence: 0`, key-value `create`, `ProcessedIds.record`.
+#   It holds while the stream keeps the record: after a purge, a delete or an expiry,
+#   the same write succeeds again.
 #
 # ## Exercise
 #

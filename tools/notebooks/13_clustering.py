@@ -5,8 +5,9 @@
 #
 # - run a three-node JetStream cluster on one machine;
 # - create a replicated (R3) stream and find which server leads it;
-# - know what an R3 acknowledgement promises: a majority holds the write, in memory or
-#   the operating system's page cache, not necessarily on disk;
+# - know what an R3 acknowledgement promises: a majority has the write in its Raft log,
+#   in the operating system's page cache, not necessarily on disk; the stream's own
+#   files may still be in the server's memory;
 # - kill the leader while publishing, and watch a new leader take over with nothing lost
 #   or duplicated;
 # - restart the killed node and see it catch up.
@@ -61,11 +62,16 @@ sorted([leader, *[r.name for r in info.cluster.replicas]])
 # ## What the acknowledgement promises
 #
 # The leader acknowledges a publish once a **quorum** of the replicas (two of three) has
-# stored it. *Stored* means written to each node's files, which first lands in the
-# operating system's page cache: as notebook 09 explained for one server, JetStream
-# leaves the flush to disk to the operating system and forces one (`fsync`) at the
-# latest every `sync_interval`, two minutes by default. Each node's JetStream settings
-# (its `/jsz` monitoring endpoint) say so, in seconds:
+# it in the stream's **Raft log**: each node appends the entry to its log file before it
+# answers the leader, and the leader answers the publisher once the entry is committed
+# and applied. Appending is a `write` to the operating system, so it first lands in the
+# page cache. The stream's own message files come second: on a replicated stream the
+# server keeps new messages in its memory and writes them out in the background (a
+# one-replica stream writes them before the ack, as in notebook 09), because the Raft
+# log can rebuild them after a crash. Neither is forced to disk (`fsync`) before the ack:
+# JetStream leaves that to the operating system and forces one at the latest every
+# `sync_interval`, two minutes by default. Each node's JetStream settings (its `/jsz`
+# monitoring endpoint) say so, in seconds:
 
 # %%
 {
@@ -78,6 +84,25 @@ sorted([leader, *[r.name for r in info.cluster.replicas]])
 
 # %%
 [cluster.jsz(node)["config"].get("sync_always", False) for node in sorted(cluster.running_nodes())]
+
+# %% [markdown]
+# The Raft log is a directory of its own in each node's store, named after the stream's
+# Raft group. A publish's bytes are in the log files of at least two nodes by the time
+# its ack arrives (a small stream `WHERE` keeps `ORDERS` clean for later):
+
+# %%
+await ensure_stream(js, "WHERE", ["where"], num_replicas=3)
+marker = b"where-does-this-write-live"
+await js.publish("where", marker)
+group = (await js.stream_info("WHERE")).cluster.raft_group
+
+
+def in_raft_log(node):
+    log = cluster.servers[node].store_dir / "jetstream" / "$SYS" / "_js_" / group
+    return any(marker in block.read_bytes() for block in log.rglob("*.blk"))
+
+
+sum(in_raft_log(node) for node in cluster.running_nodes()) >= 2
 
 # %% [markdown]
 # So replication protects against a node's *process* dying, or one machine failing: the
@@ -196,8 +221,9 @@ sorted(cluster.running_nodes())
 #
 # - JetStream clusters are `nats-server`s routed together; a meta leader manages the
 #   JetStream API, and each replicated stream has its own leader.
-# - An R3 acknowledgement means two of three replicas hold the write, in memory or page
-#   cache: with the default `sync_interval` (two minutes) it may not be on any disk yet.
+# - An R3 acknowledgement means two of three replicas hold the write in their Raft log,
+#   in the page cache (the stream's own files may still be in the server's memory): with
+#   the default `sync_interval` (two minutes) it may not be on any disk yet.
 #   Jepsen (NATS 2.12.1, 2025) lost acknowledged writes to coordinated power failures and
 #   to an OS crash combined with other faults; `sync_interval: always` closes that window
 #   at a cost in throughput.

@@ -20,6 +20,7 @@
 # not checked by the test suite; the shapes of the results are what to look at.
 
 # %%
+import asyncio
 import time
 
 from edalab import connect, ensure_server, fresh_stream, publish_events
@@ -60,7 +61,10 @@ rate(1000, started)
 # `js.publish_async` sends without waiting and returns a future for the `PubAck`. It is
 # already bounded: a semaphore of `publish_async_max_pending` (default 4000) slots; when
 # all are taken the next call waits for an ack (or raises `TooManyStalledMsgsError`
-# after `wait_stall` seconds). A context with a limit of 64:
+# after `wait_stall` seconds). The futures have no timeout of their own (notebook 03): a
+# `PubAck` that never comes holds its slot until you cancel the future, and
+# `publish_async_completed()` would wait for ever, so bound it with `asyncio.wait_for`.
+# A context with a limit of 64:
 
 # %%
 js64 = nc.jetstream(publish_async_max_pending=64)
@@ -70,7 +74,7 @@ for event in events:
     headers = {"Nats-Msg-Id": event.id}
     futures.append(await js64.publish_async("perf.event", event.to_json(), headers=headers))
     most_pending = max(most_pending, js64.publish_async_pending())
-await js64.publish_async_completed()
+await asyncio.wait_for(js64.publish_async_completed(), timeout=60)
 async_rate = rate(len(events), started)
 most_pending <= 64, len({f.result().seq for f in futures})
 

@@ -247,6 +247,26 @@ caused_by_previous = [
 fig = draw_trace(hops)
 
 # %% [markdown]
+# Trace ids and span ids are **random**, unlike event ids. They do a different job: an
+# event id names a fact, so a redelivered cause must give the same derived id; a span
+# names one run of a handler, so a handler that runs twice for a redelivery made two
+# spans, and the trace shows both. The W3C Trace Context spec also asks for random trace
+# ids: one computed from an order id would be guessable from business data. So a
+# service never recomputes a trace; it reads it from the message's `traceparent`, as
+# `saga.emit` does. Two runs of billing for the same `stock.reserved`:
+
+# %%
+reserved = TraceContext(hops[1].trace_id, hops[1].span_id)  # stock.reserved's span
+first_run, second_run = reserved.child("billing"), reserved.child("billing")
+charged_id = derived_id(hops[1].event_id, "billing.charged")
+(
+    first_run.trace_id == second_run.trace_id == reserved.trace_id,
+    first_run.parent_id != second_run.parent_id,
+    [len(part) for part in first_run.traceparent.split("-")],
+    charged_id == derived_id(hops[1].event_id, "billing.charged"),
+)
+
+# %% [markdown]
 # A redelivered `stock.reserved` makes billing publish `billing.charged` again: same
 # cause, same derived id, so the stream keeps one (inside the duplicate window). The
 # handler did run twice: any effect outside the stream (charging a card) needs its own
@@ -403,12 +423,13 @@ await js.delete_key_value("order-status")
 # CloudEvents standardises the envelope every event system reinvents; `Event` maps onto
 # it one to one (`time` is the timestamp, optional in CloudEvents but not in our
 # envelope; `version` travels as the extension `dataversion`; CloudEvents requires a
-# `source`). *Structured* mode puts the whole event in the body:
+# `source`). *Structured* mode puts the whole event in the body, and says so in a
+# header, `Content-Type: application/cloudevents+json`:
 
 # %%
 from datetime import UTC, datetime
 
-from edalab.cloudevents import from_binary, from_structured, to_binary, to_structured
+from edalab.cloudevents import from_binary, from_message, from_structured, to_binary, to_structured
 
 event = Event(
     id="e-1",
@@ -417,23 +438,37 @@ event = Event(
     source="/shop/orders",
     timestamp=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
 )
-json.loads(to_structured(event))
+structured_headers, structured_body = to_structured(event)
+structured_headers, json.loads(structured_body)
 
 # %% [markdown]
 # *Binary* mode puts each attribute in a `ce-` header (`datacontenttype` too) and only
 # the data in the body. The released NATS binding (1.0.2) defines structured mode only,
-# in text that predates NATS headers; binary mode follows the binding's working draft, as
-# the Go SDK's JetStream binding does. Both round-trip through the stream without loss:
+# in text that predates NATS headers. Its working draft adds binary mode, as the Go
+# SDK's JetStream binding does, and tells a receiver how to tell the two apart: a
+# message whose `Content-Type` starts with `application/cloudevents` is structured,
+# **any other is binary**. A structured event published without that header would be
+# misread. Both go through the stream, and `from_message` reads each by its header:
 
 # %%
 headers, body = to_binary(event)
 await js.publish("order.placed", body, headers=headers)
-raw = await js.get_last_msg("ORDERS", "order.placed")
+as_binary = await js.get_last_msg("ORDERS", "order.placed")
+await js.publish("order.placed", structured_body, headers=structured_headers)
+as_structured = await js.get_last_msg("ORDERS", "order.placed")
 (
     sorted(headers),
-    from_binary(raw.headers, raw.data) == event,
-    from_structured(to_structured(event)) == event,
+    from_binary(as_binary.headers, as_binary.data) == event,
+    from_structured(as_structured.data) == event,
+    [from_message(m.headers, m.data) == event for m in (as_binary, as_structured)],
 )
+
+# %% [markdown]
+# A receiver also unquotes a double-quoted header value before it percent-decodes it:
+# older drafts allowed `ce-id: "e-1"`, and the draft says receivers must still accept it:
+
+# %%
+from_binary({**headers, "ce-id": '"e-1"'}, body) == event
 
 # %% [markdown]
 # ## Recap
@@ -451,10 +486,10 @@ raw = await js.get_last_msg("ORDERS", "order.placed")
 # ## Exercise
 #
 # The cell below places order `ex16` (`placed`), names the id of the `stock.reserved`
-# event that stock would derive from it (`reserved_id`) and the order's trace
-# (`order_trace`). Write billing's handler, `async def on_reserved(cause_id)`, which
-# publishes `billing.charged` for the order, and call it **twice** with `reserved_id`
-# (a redelivery). The stream must store `billing.charged` for `ex16` **once**, with the
+# event that stock would derive from it (`reserved_id`) and the order's trace, read from
+# its stored `traceparent` (`order_trace`). Write billing's handler,
+# `async def on_reserved(cause_id)`, which publishes `billing.charged` for the order,
+# and call it **twice** with `reserved_id` (a redelivery). The stream must store `billing.charged` for `ex16` **once**, with the
 # flow's `Correlation-Id` (the order event's id), a `Causation-Id` naming the
 # `stock.reserved` event, and a `traceparent` in the order's trace (hint: `derived_id`,
 # `flow_headers` from `edalab.tracing`, `order_trace.child(...)`). Then run the check.
@@ -463,7 +498,7 @@ raw = await js.get_last_msg("ORDERS", "order.placed")
 await saga.setup(js)
 placed = await saga.place_order(js, "ex16", amount_cents=700)
 reserved_id = derived_id(placed.id, "stock.reserved")
-order_trace = TraceContext.new(seed=placed.id)
+order_trace = TraceContext.from_headers((await js.get_last_msg("ORDERS", "order.placed")).headers)
 
 # %% tags=["solution"]
 from edalab.tracing import flow_headers

@@ -149,7 +149,7 @@ await manual.unsubscribe()
 # | `stan.StartAtTime(t)` / `StartAtTimeDelta(d)` | `deliver_policy=by_start_time`, `opt_start_time=t` | |
 # | `sub.Close()` | `await sub.unsubscribe()` | the durable stays |
 # | `sub.Unsubscribe()` (durable) | `await js.delete_consumer(stream, name)` | the position is gone |
-# | `sc.QueueSubscribe(subj, group, cb)` | several clients pulling one durable | |
+# | `sc.QueueSubscribe(subj, group, cb)` | several clients pulling one durable | or a push durable with `queue=` |
 #
 # ## Trap 1: the default start position
 #
@@ -192,9 +192,50 @@ len(await worker_b.fetch(1, timeout=2))
 #
 # STAN refused a second connection with the same client id, and a durable belonged to
 # one client id. In JetStream a connection has no identity of that kind; the durable
-# consumer *is* the identity, and any number of connections may bind to it (that is how
-# workers share the load, as above). Two processes that were kept apart by their client
-# ids must now use different consumer names.
+# consumer *is* the identity. Any number of connections may share a **pull** durable
+# (that is how workers share the load, as above) or a **push** durable created with a
+# deliver group (`queue=`, STAN's `QueueSubscribe`). A plain push durable takes one
+# subscriber at a time: once the server marks it bound, nats-py refuses a second one,
+# from any connection:
+
+# %%
+import nats.js.errors
+
+from edalab.waiting import wait_for
+
+audit = await js.subscribe("events", durable="audit", stream="MIGRATION")
+
+
+async def audit_bound():
+    return (await js.consumer_info("MIGRATION", "audit")).push_bound
+
+
+await wait_for(audit_bound, timeout=10, what="the server to mark 'audit' bound")
+other = await connect(server)
+try:
+    await other.jetstream().subscribe("events", durable="audit", stream="MIGRATION")
+except nats.js.errors.Error as err:
+    refused = str(err)
+refused
+
+# %% [markdown]
+# With a deliver group, both connections bind and share the messages:
+
+# %%
+group = [
+    await conn.jetstream().subscribe("events", queue="auditors", durable="auditors")
+    for conn in (nc, other)
+]
+(await js.consumer_info("MIGRATION", "auditors")).config.deliver_group, len(group)
+
+# %%
+for sub in (audit, *group):
+    await sub.unsubscribe()
+await other.close()
+
+# %% [markdown]
+# Two processes that were kept apart by their client ids must now use different
+# consumer names.
 #
 # ## Trap 4: `Close` versus `Unsubscribe`
 #
@@ -207,8 +248,6 @@ await reader.close()  # like STAN's Close(): the position stays
 (await js.consumer_info("MIGRATION", "reader")).ack_floor.stream_seq
 
 # %%
-import nats.js.errors
-
 await js.delete_consumer("MIGRATION", "reader")  # like STAN's Unsubscribe(): gone
 try:
     await js.consumer_info("MIGRATION", "reader")
@@ -223,6 +262,8 @@ except nats.js.errors.NotFoundError:
 # - Start options map to deliver policies; mind that the default changed from new to all.
 # - `max_ack_pending` bounds a whole consumer; `unsubscribe` keeps a durable, deleting it
 #   is explicit.
+# - Many connections share a pull durable or a push durable with a deliver group; a
+#   plain push durable binds one subscriber.
 #
 # ## Exercise
 #

@@ -118,14 +118,14 @@ async def place_order(
         id=f"order-{order_id}",
         source="/shop/orders",
     )
-    trace = TraceContext.new(seed=event.id)
+    trace = TraceContext.new()
     await publish_event(js, event, headers=flow_headers(trace, correlation_id=event.id))
     return event
 
 
 async def emit(js: JetStreamContext, cause: Delivery, kind: str, data: dict[str, Any]) -> Event:
     """Publish the event of ``kind`` caused by ``cause``: derived id, same trace, causation."""
-    parent = TraceContext.from_headers(cause.msg.headers) or TraceContext.new(seed=cause.event.id)
+    parent = TraceContext.from_headers(cause.msg.headers) or TraceContext.new()
     event = Event.create(kind, data, id=derived_id(cause.event.id, kind), source="/shop")
     correlation = (cause.msg.headers or {}).get(CORRELATION_ID, cause.event.id)
     headers = flow_headers(
