@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -42,7 +43,7 @@ from edalab.state import (
     save_cluster_state,
     state_dir,
 )
-from edalab.urls import probe
+from edalab.urls import probe, server_address
 
 DESCRIPTION = """\
 Run the course's NATS server (or a local cluster), reset what the course created,
@@ -62,19 +63,28 @@ State (pid, URL, store, log) is kept in $EDALAB_STATE_DIR or ~/.local/state/edal
 
 
 def _server_start(args: argparse.Namespace) -> int:
+    config = _extra_config(args)
+    klass = _class_dir(args)
+    digest = hashlib.sha256(config.encode()).hexdigest() if config else ""
     state = read_state()
     if state is not None and state.alive():
+        if digest and state.config_sha256 != digest:
+            raise EdalabError(_not_the_class(state, args.config))
         print(f"edalab server already running: {mask_url(state.url)} (pid {state.pid})")
-        return 0
+        return _class_ready(klass, state.url)
     store = Path(args.store) if args.store else state_dir() / "store"
+    host, port = "127.0.0.1", args.port
+    if klass is not None:  # where the class's env files send students
+        host, port = _class_address(klass, args.port)
     srv = NatsServer(
-        port=args.port,
+        port=port,
+        host=host,
         store_dir=store,
         run_dir=state_dir(),
         name="edalab",
         detach=True,
         sync_interval=args.sync_interval,
-        config=_extra_config(args),
+        config=config,
     )
     srv.start()
     pid = srv.release()
@@ -85,10 +95,12 @@ def _server_start(args: argparse.Namespace) -> int:
         store_dir=str(store),
         log_file=str(srv.log_file),
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        config_file=str(Path(args.config).resolve()) if config else "",
+        config_sha256=digest,
     ).save()
     print(f"edalab server started: {mask_url(srv.url)} (pid {pid}, store {store})")
     print(f"monitoring: {srv.monitor_url}   log: {srv.log_file}")
-    return 0
+    return _class_ready(klass, srv.url)
 
 
 def _extra_config(args: argparse.Namespace) -> str:
@@ -100,6 +112,49 @@ def _extra_config(args: argparse.Namespace) -> str:
         return Path(path).read_text()
     except OSError as err:
         raise EdalabError(f"cannot read --config {path}: {err.strerror or err}") from None
+
+
+def _class_dir(args: argparse.Namespace) -> Path | None:
+    """The class directory when ``--config`` is a class's file (``class.json`` beside it)."""
+    path = getattr(args, "config", None)
+    if path and (Path(path).parent / "class.json").is_file():
+        return Path(path).parent
+    return None
+
+
+def _class_address(klass: Path, port: int) -> tuple[str, int]:
+    """Where a class server listens: the class URL's port, on every interface unless the
+    class URL is this machine's loopback."""
+    from edalab.course.classroom import roster
+
+    info = roster(klass)
+    host = str(info.get("host", "127.0.0.1"))
+    loopback = host in ("localhost", "::1") or host.startswith("127.")
+    return ("127.0.0.1" if loopback else "0.0.0.0"), port or int(info.get("port", 4222))
+
+
+def _not_the_class(state: ServerState, config: str) -> str:
+    """Why a running server cannot serve as the class's (students could not log in)."""
+    had = f"with {state.config_file}" if state.config_file else "without any accounts"
+    return (
+        f"an edalab server is already running at {mask_url(state.url)} (pid {state.pid}), "
+        f"started {had}, not with {config}: the class's students could not log in to it. "
+        "Stop it with `edalab server stop`, then run this command again"
+    )
+
+
+def _class_ready(klass: Path | None, url: str) -> int:
+    """For a class server: create the instructor's progress stream, say where to look."""
+    if klass is None:
+        return 0
+    from edalab.course.classroom import ensure_progress_stream, load_env_file, roster
+
+    env = load_env_file(klass / "instructor.env")
+    creds = {"user": env["NATS_USER"], "password": env["NATS_PASSWORD"]}
+    asyncio.run(_with_js(url, ensure_progress_stream, **creds))
+    print(f"class {klass}/: students connect to {mask_url(str(roster(klass)['url']))}")
+    print(f"their reports are kept from now on; watch: edalab class progress --dir {klass}")
+    return 0
 
 
 def _server_status(args: argparse.Namespace) -> int:
@@ -211,10 +266,11 @@ def _course_url(args: argparse.Namespace) -> str:
     )
 
 
-async def _with_js(url: str, work: Callable[[Any], Awaitable[Any]]) -> Any:
+async def _with_js(url: str, work: Callable[[Any], Awaitable[Any]], **creds: Any) -> Any:
     from edalab.connection import connect
 
-    nc = await connect(url, **env_credentials())  # a student's NATS_USER/NATS_PASSWORD
+    # By default a student's NATS_USER/NATS_PASSWORD, from the environment.
+    nc = await connect(url, **(creds or env_credentials()))
     try:
         return await work(nc.jetstream())
     finally:
@@ -326,12 +382,15 @@ def _class_init(args: argparse.Namespace) -> int:
     room = Classroom.generate(args.students)
     room.write(out, url=args.url)
     print(f"class of {args.students} written to {out}/ (credentials are mode 0600):")
+    port = server_address(args.url.split(",")[0])[1]
+    print(f"students connect to {mask_url(args.url)} (port {port} recorded in {out}/class.json)")
     print(f"  accounts.conf      the accounts: edalab server start --config {out}/accounts.conf")
     print("  nats-server.conf   for Docker Compose: docker compose --profile class up -d")
     print(f"  helm-values.yaml   for Helm: helm install class nats/nats -f {out}/helm-values.yaml")
     print(f"  students/*.env     hand one to each student: set -a; . {out}/students/s01.env")
-    print(f"  instructor.env     yours: run `edalab class progress --dir {out} --serve 8080`")
-    print("                     before students check: it creates the stream reports go to")
+    print(f"  instructor.env     yours: `edalab class progress --dir {out} --serve 8080`")
+    print("                     (Docker, Helm: run it once before students check; it creates")
+    print("                     the stream their reports go to, as `server start` does)")
     return 0
 
 

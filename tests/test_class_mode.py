@@ -1,0 +1,199 @@
+"""A class that cannot silently split: one server on the class's port, no private fallback,
+and an instructor's stream that stores the course's reports only."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import nats.js.errors
+import pytest
+
+from edalab.connection import connect
+from edalab.course.classroom import (
+    PROGRESS_STREAM,
+    Classroom,
+    ensure_progress_stream,
+    load_env_file,
+    report_subjects,
+)
+from edalab.course.cli import main as cli
+from edalab.errors import ServerError, ServerUnreachableError
+from edalab.server import NatsServer, free_port
+
+
+def _creds(path: Path) -> dict[str, str]:
+    env = load_env_file(path)
+    return {"user": env["NATS_USER"], "password": env["NATS_PASSWORD"]}
+
+
+@pytest.fixture
+def machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """A fresh machine: its own state directory, no NATS_URL; its edalab server stopped after."""
+    monkeypatch.delenv("NATS_URL", raising=False)
+    for key in ("EDALAB_CLASS", "NATS_USER", "NATS_PASSWORD", "NATS_CREDS"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("EDALAB_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+    cli(["server", "stop"])
+
+
+def test_class_init_records_the_class_url_and_port(machine: Path) -> None:
+    """class.json says where students connect: the URL, its host and its port."""
+    assert cli(["class", "init", "--students", "2", "--url", "nats://class.example:4333"]) == 0
+    roster = json.loads((machine / "class" / "class.json").read_text())
+    assert (roster["url"], roster["host"], roster["port"]) == (
+        "nats://class.example:4333",
+        "class.example",
+        4333,
+    )
+
+
+def test_server_start_with_the_class_accounts_listens_on_the_class_port(
+    machine: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`server start --config class/accounts.conf` serves the URL the students' files name,
+    and the instructor's stream is there before the first student checks."""
+    port = free_port()
+    cli(["class", "init", "--students", "2", "--url", f"nats://127.0.0.1:{port}"])
+    assert cli(["server", "start", "--config", "class/accounts.conf"]) == 0
+    assert f"nats://127.0.0.1:{port}" in capsys.readouterr().out
+    student = load_env_file(machine / "class" / "students" / "s01.env")
+
+    async def work() -> int:
+        nc = await connect(student["NATS_URL"], **_creds(machine / "class/students/s01.env"))
+        try:
+            await nc.jetstream().publish("class.report.03.fail", b"{}", timeout=2)
+        finally:
+            await nc.close()
+        teacher = await connect(student["NATS_URL"], **_creds(machine / "class/instructor.env"))
+        try:
+            return (await teacher.jetstream().stream_info(PROGRESS_STREAM)).state.messages
+        finally:
+            await teacher.close()
+
+    assert asyncio.run(work()) == 1
+
+
+def test_server_start_refuses_a_running_server_without_the_class_accounts(
+    machine: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A server started before without the accounts is not silently reused for the class."""
+    cli(["class", "init", "--students", "2", "--url", f"nats://127.0.0.1:{free_port()}"])
+    assert cli(["server", "start"]) == 0
+    capsys.readouterr()
+    assert cli(["server", "start", "--config", "class/accounts.conf"]) == 2
+    err = capsys.readouterr().err
+    assert "already running" in err and "without any accounts" in err
+    assert "edalab server stop" in err
+    assert cli(["server", "stop"]) == 0
+    assert cli(["server", "start", "--config", "class/accounts.conf"]) == 0
+    assert cli(["server", "start", "--config", "class/accounts.conf"]) == 0  # the same: reused
+    assert "already running" in capsys.readouterr().out
+
+
+def _unreachable_class(monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"nats://127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv("EDALAB_CLASS", "1")
+    monkeypatch.setenv("NATS_URL", url)
+    monkeypatch.setenv("NATS_USER", "s07")
+    monkeypatch.setenv("NATS_PASSWORD", "pw")
+    return url
+
+
+def test_class_mode_with_the_class_server_down_is_an_error_not_a_private_server(
+    machine: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EDALAB_CLASS=1 and an unreachable NATS_URL: ensure_server() names the URL and the
+    instructor, even with an edalab server of this machine's running, and starts nothing."""
+    from edalab.discovery import ensure_server, local_servers
+
+    assert cli(["server", "start"]) == 0  # a private server this machine ran earlier
+    url = _unreachable_class(monkeypatch)
+    with pytest.raises(ServerUnreachableError) as err:
+        ensure_server()
+    assert url in str(err.value) and "ask your instructor" in str(err.value)
+    assert local_servers.embedded is None
+
+
+def test_server_ensure_exits_non_zero_in_class_mode_when_the_class_server_is_down(
+    machine: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`edalab server ensure` (what `make lab` runs first) fails instead of starting a server."""
+    url = _unreachable_class(monkeypatch)
+    assert cli(["server", "ensure"]) == 2
+    err = capsys.readouterr().err
+    assert url in err and "instructor" in err
+    assert not (machine / "state" / "server.json").exists()
+
+
+def test_class_mode_without_nats_url_says_to_load_the_env_file(
+    machine: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EDALAB_CLASS=1 with no NATS_URL: the error says to load the class env file."""
+    from edalab.discovery import ensure_server
+
+    monkeypatch.setenv("EDALAB_CLASS", "1")
+    with pytest.raises(ServerError, match=r"NATS_URL is not set.*env file"):
+        ensure_server()
+
+
+@pytest.fixture(scope="module")
+def classroom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NatsServer, Path]]:
+    """A class of two on one server, with the instructor's stream."""
+    out = tmp_path_factory.mktemp("class")
+    room = Classroom.generate(2, bcrypt_rounds=4)
+    with NatsServer(name="edalab-class-mode-test", config=room.accounts_conf()) as srv:
+        room.write(out, url=srv.url)
+
+        async def setup() -> None:
+            nc = await connect(srv.url, **_creds(out / "instructor.env"))
+            await ensure_progress_stream(nc.jetstream())
+            await nc.close()
+
+        asyncio.run(setup())
+        yield srv, out
+
+
+async def test_a_student_cannot_fill_the_instructors_stream_with_junk(classroom) -> None:  # type: ignore[no-untyped-def]
+    """Only the course's exercises and verdicts are stored; junk subjects and huge bodies not."""
+    srv, out = classroom
+    student = await connect(srv.url, **_creds(out / "students" / "s01.env"))
+    teacher = await connect(srv.url, **_creds(out / "instructor.env"))
+    try:
+        sjs, tjs = student.jetstream(), teacher.jetstream()
+        before = (await tjs.stream_info(PROGRESS_STREAM)).state.messages
+        for junk in ("class.report.junk.pass", "class.report.03.whatever", "class.report.99.pass"):
+            with pytest.raises(nats.js.errors.NoStreamResponseError):
+                await sjs.publish(junk, b"{}", timeout=2)
+        with pytest.raises(nats.js.errors.APIError):  # a report is small; this is not one
+            await sjs.publish("class.report.03.fail", b"x" * 100_000, timeout=2)
+        assert (await tjs.stream_info(PROGRESS_STREAM)).state.messages == before
+        await sjs.publish("class.report.03.fail", b"{}", timeout=2)
+        await sjs.publish("class.report.03.hint", b'{"tier": 1}', timeout=2)
+        info = await tjs.stream_info(PROGRESS_STREAM, subjects_filter=">")
+        assert info.state.messages == before + 2
+        assert set(info.state.subjects or {}) <= {
+            f"class.report.s01.03.{v}" for v in ("pass", "fail", "hint")
+        } | {f"class.report.s02.03.{v}" for v in ("pass", "fail", "hint")}
+    finally:
+        await student.close()
+        await teacher.close()
+
+
+async def test_an_older_wide_open_progress_stream_is_narrowed(classroom) -> None:  # type: ignore[no-untyped-def]
+    """A CLASS_PROGRESS made with `class.report.*.*.*` is brought to the course's subjects."""
+    srv, out = classroom
+    teacher = await connect(srv.url, **_creds(out / "instructor.env"))
+    try:
+        js = teacher.jetstream()
+        info = await js.stream_info(PROGRESS_STREAM)
+        info.config.subjects = ["class.report.*.*.*"]
+        await js.update_stream(info.config)
+        await ensure_progress_stream(js)
+        assert (await js.stream_info(PROGRESS_STREAM)).config.subjects == report_subjects()
+    finally:
+        await teacher.close()
