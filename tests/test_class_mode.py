@@ -197,3 +197,36 @@ async def test_an_older_wide_open_progress_stream_is_narrowed(classroom) -> None
         assert (await js.stream_info(PROGRESS_STREAM)).config.subjects == report_subjects()
     finally:
         await teacher.close()
+
+
+async def test_hints_reach_the_instructors_view_like_checks(  # type: ignore[no-untyped-def]
+    classroom, monkeypatch, tmp_path
+) -> None:
+    """hint() in class mode reports its tier, then the solution; the page's JSON shows both,
+    and the check cells stay as they were."""
+    from edalab.course import hint
+    from edalab.course.classroom import ClassWatcher
+    from edalab.server import wait_for
+
+    srv, out = classroom
+    monkeypatch.setenv("EDALAB_STATE_DIR", str(tmp_path))
+    teacher = await connect(srv.url, **_creds(out / "instructor.env"))
+    watcher = ClassWatcher(teacher.jetstream(), ["s01", "s02"], ["05"])
+    await watcher.start()
+    for key, value in load_env_file(out / "students" / "s02.env").items():
+        monkeypatch.setenv(key, value)  # what `set -a; . s02.env` does
+    try:
+        hint("05")
+        shown = hint("05")
+        assert "not reported" not in repr(shown)
+
+        async def second() -> bool:
+            return watcher.progress().hint("s02", "05") == "2"
+
+        await wait_for(second, timeout=5, what="s02's second hint in the instructor's view")
+        page = watcher.progress().as_json()
+        assert page["hints"]["s02/05"] == "2" and page["cells"]["s02/05"] == "-"
+        assert "05:2" in str(watcher.progress().table())
+    finally:
+        await watcher.stop()
+        await teacher.close()
