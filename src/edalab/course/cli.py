@@ -304,10 +304,12 @@ def _reset(args: argparse.Namespace) -> int:
 
 
 def _progress(args: argparse.Namespace) -> int:
-    from edalab.course.workshop import progress
+    from edalab.course.workshop import progress, progress_legend
 
     table = asyncio.run(_with_js(_course_url(args), progress))
     print(table)
+    print()
+    print(progress_legend())
     return 0
 
 

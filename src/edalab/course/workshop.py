@@ -24,7 +24,15 @@ from edalab.course.exercises import EXERCISES, CheckResult, check, recorded_pass
 from edalab.course.manifest import course_buckets, course_streams
 from edalab.streams import Table
 
-__all__ = ["COURSE_BUCKETS", "COURSE_STREAMS", "progress", "reset", "student_copy"]
+__all__ = [
+    "COURSE_BUCKETS",
+    "COURSE_STREAMS",
+    "PROGRESS_STATES",
+    "progress",
+    "progress_legend",
+    "reset",
+    "student_copy",
+]
 
 #: Streams the notebooks create (consumers go with their stream), from the manifest.
 COURSE_STREAMS = course_streams()
@@ -60,28 +68,58 @@ async def reset(js: JetStreamContext) -> list[str]:
 PROGRESS_WIDTH = 100
 
 
+#: What each state of ``edalab progress`` means (printed under its table).
+PROGRESS_STATES = {
+    "passed": "the check passes on this server now",
+    "passed before": "a check passed on this machine earlier; a later lesson has changed "
+    "the server since. Nothing to do",
+    "in notebook": "the check needs what only its notebook has (a handler, a log): run the "
+    "exercise's check cell there",
+    "not yet": "the check does not pass: the detail says what it saw and what to do",
+}
+
+
+def progress_legend(width: int = PROGRESS_WIDTH) -> str:
+    """The lines under ``edalab progress``'s table: what each state means.
+
+    >>> progress_legend().splitlines()[1].split("  ")[0]
+    'passed'
+    """
+    column = max(map(len, PROGRESS_STATES)) + 2
+    lines = ["states:"]
+    for state, meaning in PROGRESS_STATES.items():
+        wrapped = textwrap.wrap(meaning, width - column)
+        lines.append(f"{state:<{column}}{wrapped[0]}")
+        lines += [" " * column + line for line in wrapped[1:]]
+    return "\n".join(lines)
+
+
 async def progress(js: JetStreamContext, *, width: int = PROGRESS_WIDTH) -> Table:
     """Run every checker that needs only the server; a table of exercise, state, detail.
 
-    An exercise that fails now but passed a check earlier on this machine (a later
-    notebook recreated its stream, say) shows as ``passed before``. The detail wraps
-    onto continuation rows so that no line is wider than ``width``.
+    Every exercise of the course is a row (from ``EXERCISES``, so from the manifest).
+    An exercise that passed a check earlier on this machine shows as ``passed before``
+    when it does not pass now (a later notebook recreated its stream, say), with nothing
+    to do. The detail wraps onto continuation rows so that no line is wider than ``width``.
     """
     earlier = recorded_passes()
     rows = []
     for key, spec in EXERCISES.items():
+        before = f"passed on {earlier.get(key)}; nothing to do"
         if spec.needs:  # the learner's objects (a handler, a log): only the notebook has them
-            state = "passed before" if key in earlier else "in notebook"
+            if key in earlier:
+                rows.append([key, spec.notebook, "passed before", before])
+                continue
             needs = ", ".join(spec.needs)
-            detail = f"run the last cell of {spec.notebook}: the check needs its {needs}"
-            rows.append([key, spec.notebook, state, detail])
+            detail = f"run the check cell of {spec.notebook}: the check needs its {needs}"
+            rows.append([key, spec.notebook, "in notebook", detail])
             continue
         result: CheckResult = await check(key, js, report=False)
         if result:
-            rows.append([key, spec.notebook, "pass", result.message])
+            rows.append([key, spec.notebook, "passed", result.message])
         elif key in earlier:
-            detail = f"passed on {earlier[key]}; the server has changed since: {result.message}"
-            rows.append([key, spec.notebook, "passed before", detail])
+            changed = " (the server has changed since: a later lesson reuses what it reads)"
+            rows.append([key, spec.notebook, "passed before", before + changed])
         else:
             rows.append([key, spec.notebook, "not yet", result.message])
     return _wrapped(Table(["exercise", "notebook", "state", "detail"], rows), width)
