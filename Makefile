@@ -113,9 +113,11 @@ notebooks-test: $(NBVAL_STAMP)
 notebooks: install
 	$(NB_ENV) $(BIN)/python tools/build_notebooks.py $(NB)
 
-## make student: copies without solutions, exercise outputs cleared, in dist/student/
-student: install
-	$(BIN)/python tools/make_student.py dist/student
+## make student: copies without solutions, exercise outputs cleared, in dist/student/;
+## the learner's install is enough, and a copy holding answers is kept (make student FORCE=1
+## writes over it)
+student: learner
+	$(LEARNER)/bin/python tools/make_student.py dist/student $(if $(FORCE),--force,)
 
 ## make book: the static course book from the committed notebooks, in dist/book/
 book: book-install

@@ -178,3 +178,32 @@ async def test_each_student_on_one_machine_has_their_own_record(js, monkeypatch,
     assert "04" in recorded_passes()
     monkeypatch.setenv("NATS_USER", "s02")
     assert "04" not in recorded_passes()
+
+
+def test_make_student_needs_only_the_learners_set() -> None:
+    """`make student` installs and runs with the learner's venv, never the developers' `.[dev]`."""
+    plan = subprocess.run(
+        ["make", "-n", "-B", "student"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert ".venv-learner/bin/python tools/make_student.py dist/student" in plan
+    assert ".[dev]" not in plan and ".venv/bin/" not in plan
+
+
+def test_make_student_keeps_a_copy_that_holds_answers(tmp_path: Path) -> None:
+    """A second run writes over untouched copies, but keeps (and names) one with an answer."""
+    tool = [sys.executable, str(ROOT / "tools" / "make_student.py"), str(tmp_path)]
+    subprocess.run(tool, check=True, capture_output=True)
+    mine = tmp_path / "04_stream_policies.ipynb"
+    nb = json.loads(mine.read_text())
+    answer = next(c for c in nb["cells"] if "".join(c["source"]).startswith("# YOUR CODE HERE"))
+    answer["source"] = "await fresh_stream(js, 'PRICES', ['price.*'])\n"
+    mine.write_text(json.dumps(nb))
+    untouched = tmp_path / "03_publishing.ipynb"
+    untouched.write_text(untouched.read_text().replace('"outputs": []', '"outputs": [ ]', 1))
+    again = subprocess.run(tool, check=True, capture_output=True, text=True).stdout
+    assert "kept 04_stream_policies.ipynb: it holds your work (an answer in cell" in again
+    assert "--force" in again
+    assert "fresh_stream(js, 'PRICES', ['price.*'])" in mine.read_text()  # the answer stays
+    assert '"outputs": [ ]' not in untouched.read_text()  # no work there: written again
+    forced = subprocess.run([*tool, "--force"], check=True, capture_output=True, text=True)
+    assert "kept" not in forced.stdout and "PRICES', ['price.*'])" not in mine.read_text()

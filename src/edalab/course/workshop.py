@@ -15,6 +15,7 @@ import contextlib
 import copy
 import re
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import nats.js.errors
@@ -32,6 +33,8 @@ __all__ = [
     "progress_legend",
     "reset",
     "student_copy",
+    "student_work",
+    "write_student_copies",
 ]
 
 #: Streams the notebooks create (consumers go with their stream), from the manifest.
@@ -191,3 +194,67 @@ def student_copy(notebook: dict[str, Any]) -> dict[str, Any]:
         cells.append(cell)
     out["cells"] = cells
     return out
+
+
+def _sources(notebook: dict[str, Any]) -> dict[str, str]:
+    """Cell id -> source of a notebook's cells that have an id."""
+    return {
+        str(c["id"]): "".join(c.get("source", "")) for c in notebook.get("cells", []) if "id" in c
+    }
+
+
+def student_work(existing: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
+    """What a learner wrote in ``existing``, a student copy, compared with a ``fresh`` one.
+
+    An answer cell no longer holding just the prompt, an edited cell, a cell added: each
+    is work that writing the fresh copy over it would lose. Outputs do not count.
+
+        >>> fresh = {"cells": [{"id": "a", "cell_type": "code", "source": ANSWER_PROMPT}]}
+        >>> student_work(fresh, fresh)
+        []
+        >>> mine = {"cells": [{"id": "a", "cell_type": "code", "source": "x = 1"},
+        ...                   {"id": "n", "cell_type": "markdown", "source": "my notes"}]}
+        >>> student_work(mine, fresh)
+        ['an answer in cell 1', 'a cell added (cell 2)']
+    """
+    known = _sources(fresh)
+    work = []
+    for number, cell in enumerate(existing.get("cells", []), start=1):
+        source = "".join(cell.get("source", ""))
+        original = known.get(str(cell.get("id")))
+        if original is None:
+            if source.strip():
+                work.append(f"a cell added (cell {number})")
+        elif source.strip() != original.strip():
+            prompt = original.strip() == ANSWER_PROMPT
+            work.append(f"an answer in cell {number}" if prompt else f"cell {number} edited")
+    return work
+
+
+def write_student_copies(
+    notebooks: list[Path], target: Path, *, force: bool = False
+) -> tuple[list[Path], dict[Path, list[str]]]:
+    """Write a student copy of each notebook into ``target``; never over a learner's work.
+
+    Returns the copies written and, for each copy left alone, what it holds
+    (:func:`student_work`). ``force=True`` writes over them too.
+    """
+    import json
+
+    target.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    kept: dict[Path, list[str]] = {}
+    for path in notebooks:
+        copy = student_copy(json.loads(path.read_text()))
+        out = target / path.name
+        if out.exists() and not force:
+            try:
+                work = student_work(json.loads(out.read_text()), copy)
+            except ValueError:  # not a notebook any more: someone's file all the same
+                work = ["a file that is not a notebook"]
+            if work:
+                kept[out] = work
+                continue
+        out.write_text(json.dumps(copy, indent=1, ensure_ascii=False) + "\n")
+        written.append(out)
+    return written, kept
