@@ -1,13 +1,8 @@
 """The ``edalab`` command: the course's NATS server and the exercises, from a terminal.
 
-    edalab server start [--store DIR] [--port N]   start one server for all notebooks
-    edalab server ensure                           NATS_URL if reachable, else start/reuse
-    edalab server status                           is the recorded server alive?
-    edalab server stop                             stop it
-    edalab server url                              print its URL (for NATS_URL=...)
-    edalab cluster start [--nodes 3] | status | stop   a local JetStream cluster
-    edalab reset [--yes] [--url URL]               delete what the course created
-    edalab progress [--url URL]                    which exercises pass
+``edalab --help`` lists every command with its one-line summary; both come from
+:data:`COMMANDS`, the one place a command is described (each command's own ``--help``
+starts with the same line).
 
 The state file (pid, URL, store directory, log file) lives in
 ``$EDALAB_STATE_DIR`` or ``~/.local/state/edalab``. Every URL the command prints has
@@ -45,21 +40,36 @@ from edalab.state import (
 )
 from edalab.urls import probe, server_address
 
-DESCRIPTION = """\
-Run the course's NATS server (or a local cluster), reset what the course created,
-and check which exercises pass.
+#: Every command and its one-line summary: ``edalab --help`` and each ``--help`` read this.
+COMMANDS = {
+    "server": "manage the shared nats-server",
+    "server start": "one server for all notebooks (--config class/accounts.conf: the class's)",
+    "server ensure": "NATS_URL if it answers (in class mode, only it), else start or reuse one",
+    "server status": "is the recorded server alive?",
+    "server stop": "stop the recorded server (its store is kept)",
+    "server url": "print the server's URL (for NATS_URL=...)",
+    "cluster": "manage a local JetStream cluster",
+    "cluster start": "start N routed nodes; ready once a leader is elected",
+    "cluster status": "which nodes are alive",
+    "cluster stop": "stop every node",
+    "reset": "delete the course's streams, consumers and buckets",
+    "progress": "run the exercise checkers: a table, and what its states mean",
+    "class": "one server for a whole class: accounts, progress",
+    "class init": "write accounts, credentials and deployment values for a class",
+    "class progress": "students x exercises (and hints), from their reports",
+}
 
-  edalab server start      start one server for all notebooks (store kept between runs)
-  edalab server status     is the recorded server alive?
-  edalab server stop       stop it (its store is kept)
-  edalab server url        print its URL (for NATS_URL=...)
-  edalab cluster start     a local 3-node JetStream cluster
-  edalab reset --yes       delete the course's streams and buckets
-  edalab progress          run the exercise checkers, print a table
-  edalab class init        one NATS account per student, for a whole class
 
-State (pid, URL, store, log) is kept in $EDALAB_STATE_DIR or ~/.local/state/edalab.
-"""
+def _overview() -> str:
+    """The command list of ``edalab --help``: every command that runs something."""
+    leaves = [c for c in COMMANDS if not any(o.startswith(c + " ") for o in COMMANDS)]
+    width = max(len(f"edalab {c}") for c in leaves) + 2
+    lines = [f"  {'edalab ' + c:<{width}}{COMMANDS[c]}" for c in leaves]
+    return (
+        "Run the course's NATS server (or a local cluster), reset what the course created,\n"
+        "check which exercises pass, and run a class.\n\n" + "\n".join(lines) + "\n\n"
+        "State (pid, URL, store, log) is kept in $EDALAB_STATE_DIR or ~/.local/state/edalab.\n"
+    )
 
 
 def _server_start(args: argparse.Namespace) -> int:
@@ -315,11 +325,13 @@ def _progress(args: argparse.Namespace) -> int:
 
 def _command(
     group: argparse._SubParsersAction[argparse.ArgumentParser],
-    name: str,
-    summary: str,
+    path: str,
     func: Callable[[argparse.Namespace], int] | None = None,
 ) -> argparse.ArgumentParser:
-    """A subcommand whose ``--help`` starts with its one-line summary (plain text)."""
+    """The subcommand ``path`` (``"server start"``), its summary from :data:`COMMANDS`;
+    its ``--help`` starts with that summary (plain text)."""
+    summary = COMMANDS[path]
+    name = path.split()[-1]
     parser = group.add_parser(name, help=summary, description=summary[:1].upper() + summary[1:])
     if func is not None:
         parser.set_defaults(func=func)
@@ -336,42 +348,29 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``edalab`` command (its help is plain text)."""
     parser = argparse.ArgumentParser(
-        prog="edalab", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="edalab", description=_overview(), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
-    server = _command(sub, "server", "manage the shared nats-server")
+    server = _command(sub, "server")
     ssub = server.add_subparsers(dest="action", required=True, metavar="action")
-    _server_options(
-        _command(
-            ssub, "start", "start a server with JetStream (reused by notebooks)", _server_start
-        )
-    )
-    _server_options(
-        _command(
-            ssub,
-            "ensure",
-            "use a reachable NATS_URL, else a running edalab server, else start one",
-            _server_ensure,
-        )
-    )
-    _command(ssub, "status", "is the recorded server alive?", _server_status)
-    _command(ssub, "stop", "stop the recorded server", _server_stop)
-    _command(ssub, "url", "print the server's URL", _server_url)
+    _server_options(_command(ssub, "server start", _server_start))
+    _server_options(_command(ssub, "server ensure", _server_ensure))
+    _command(ssub, "server status", _server_status)
+    _command(ssub, "server stop", _server_stop)
+    _command(ssub, "server url", _server_url)
 
-    cluster = _command(sub, "cluster", "manage a local JetStream cluster")
+    cluster = _command(sub, "cluster")
     csub = cluster.add_subparsers(dest="action", required=True, metavar="action")
-    cstart = _command(
-        csub, "start", "start N routed nodes; ready once a leader is elected", _cluster_start
-    )
+    cstart = _command(csub, "cluster start", _cluster_start)
     cstart.add_argument("--nodes", type=int, default=3, help="how many nodes (default: 3)")
     cstart.add_argument("--config", help="extra configuration for every node (class accounts)")
-    _command(csub, "status", "which nodes are alive", _cluster_status)
-    _command(csub, "stop", "stop every node", _cluster_stop)
+    _command(csub, "cluster status", _cluster_status)
+    _command(csub, "cluster stop", _cluster_stop)
 
-    reset = _command(sub, "reset", "delete the course's streams, consumers and buckets", _reset)
+    reset = _command(sub, "reset", _reset)
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     reset.add_argument("--url", help="server to reset (default: NATS_URL or the edalab server)")
-    prog = _command(sub, "progress", "run the exercise checkers, print a table", _progress)
+    prog = _command(sub, "progress", _progress)
     prog.add_argument("--url", help="server to check (default: NATS_URL or the edalab server)")
     _add_class_commands(sub)
     return parser
@@ -455,13 +454,13 @@ async def _settle(watcher: Any) -> None:
 
 
 def _add_class_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    klass = _command(sub, "class", "one server for a whole class: accounts, progress")
+    klass = _command(sub, "class")
     ksub = klass.add_subparsers(dest="action", required=True, metavar="action")
-    init = _command(ksub, "init", "write accounts, credentials and deployment values", _class_init)
+    init = _command(ksub, "class init", _class_init)
     init.add_argument("--students", type=int, required=True, help="how many students")
     init.add_argument("--out", default="class", help="directory to write (default: class/)")
     init.add_argument("--url", default="nats://127.0.0.1:4222", help="the URL students connect to")
-    kprog = _command(ksub, "progress", "students x exercises, from their reports", _class_progress)
+    kprog = _command(ksub, "class progress", _class_progress)
     kprog.add_argument("--dir", default="class", help="the class directory (default: class/)")
     kprog.add_argument("--url", help="server (default: NATS_URL, else the class's URL)")
     kprog.add_argument("--watch", action="store_true", help="redraw on every new report")
