@@ -230,3 +230,14 @@ async def test_hints_reach_the_instructors_view_like_checks(  # type: ignore[no-
     finally:
         await watcher.stop()
         await teacher.close()
+
+
+def test_a_class_server_for_other_machines_listens_on_every_interface(tmp_path: Path) -> None:
+    """A class URL naming this machine's loopback keeps the server on loopback; any other
+    host (the students' machines connect from elsewhere) makes it listen on every interface."""
+    from edalab.course.cli import _class_address
+
+    for url, host in [("nats://127.0.0.1:4333", "127.0.0.1"), ("nats://class.lan:4444", "0.0.0.0")]:
+        Classroom.generate(1, bcrypt_rounds=4).write(tmp_path / host, url=url)
+        assert _class_address(tmp_path / host, 0) == (host, int(url.rsplit(":", 1)[1]))
+    assert _class_address(tmp_path / "0.0.0.0", 5000) == ("0.0.0.0", 5000)  # --port wins
