@@ -241,3 +241,10 @@ def test_a_class_server_for_other_machines_listens_on_every_interface(tmp_path: 
         Classroom.generate(1, bcrypt_rounds=4).write(tmp_path / host, url=url)
         assert _class_address(tmp_path / host, 0) == (host, int(url.rsplit(":", 1)[1]))
     assert _class_address(tmp_path / "0.0.0.0", 5000) == ("0.0.0.0", 5000)  # --port wins
+
+
+def test_notebook_tests_ignore_a_class_env_file_in_the_shell() -> None:
+    """`make test` runs notebooks on their own servers even from a student's shell."""
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    nb_env = next(line for line in makefile.splitlines() if line.startswith("NB_ENV :="))
+    assert "-u NATS_URL" in nb_env and "-u EDALAB_CLASS" in nb_env
