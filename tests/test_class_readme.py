@@ -33,6 +33,30 @@ def class_steps() -> tuple[list[str], list[str]]:
     return commands(blocks[0]), commands(blocks[1])
 
 
+def _normal(line: str) -> list[str]:
+    """A README command line as the class section writes it: comment dropped, the learner
+    venv's prefix dropped (the section activates it), `...; make lab` split in two."""
+    line = line.split("  #")[0].strip().replace(".venv-learner/bin/", "")
+    head, lab, _ = line.partition("; make lab")
+    return [head, "make lab"] if lab else [line]
+
+
+def test_class_commands_shown_elsewhere_in_the_readme_are_the_class_sections() -> None:
+    """A quick start that shows the class steps shows the same commands the test below runs."""
+    readme = (ROOT / "README.md").read_text()
+    before, section = readme.split("## Class mode", 1)
+    elsewhere = before + "\n## " + section.split("\n## ", 1)[1] if "\n## " in section else before
+    instructor, student = class_steps()
+    shown = [
+        command
+        for line in elsewhere.splitlines()
+        for command in _normal(line)
+        if command.startswith(("edalab class ", "edalab server start --config", "set -a; . class/"))
+    ]
+    for command in shown:
+        assert command in instructor + student, f"README shows {command!r}; its class steps differ"
+
+
 def lab_first_step() -> str:
     """What `make lab` runs before JupyterLab (the Makefile's recipe, venv prefix dropped)."""
     recipe = (ROOT / "Makefile").read_text().split("\nlab: ", 1)[1].splitlines()[1]
