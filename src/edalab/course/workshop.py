@@ -226,8 +226,8 @@ def student_work(existing: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
             if source.strip():
                 work.append(f"a cell added (cell {number})")
         elif source.strip() != original.strip():
-            prompt = original.strip() == ANSWER_PROMPT
-            work.append(f"an answer in cell {number}" if prompt else f"cell {number} edited")
+            answer = ANSWER_PROMPT in original  # an answer cell (after any placeholder lines)
+            work.append(f"an answer in cell {number}" if answer else f"cell {number} edited")
     return work
 
 
