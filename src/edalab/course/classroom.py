@@ -345,7 +345,8 @@ def report_subjects() -> list[str]:
     """
     from edalab.course.exercises import EXERCISES
 
-    return [f"{REPORT_PREFIX}.*.{ex}.{verdict}" for ex in EXERCISES for verdict in VERDICTS]
+    keys = sorted(EXERCISES)
+    return [f"{REPORT_PREFIX}.*.{ex}.{verdict}" for ex in keys for verdict in VERDICTS]
 
 
 async def ensure_progress_stream(js: JetStreamContext) -> None:

@@ -415,7 +415,7 @@ def _class_progress(args: argparse.Namespace) -> int:
     async def watch() -> int:
         nc = await connect(url, **creds)
         try:
-            watcher = ClassWatcher(nc.jetstream(), students, list(EXERCISES))
+            watcher = ClassWatcher(nc.jetstream(), students, sorted(EXERCISES))
             await watcher.start()
             await nc.flush()
             if args.serve is None and not args.watch:

@@ -107,7 +107,8 @@ async def progress(js: JetStreamContext, *, width: int = PROGRESS_WIDTH) -> Tabl
     """
     earlier = recorded_passes()
     rows = []
-    for key, spec in EXERCISES.items():
+    for key in sorted(EXERCISES):  # course order, whichever order they were registered in
+        spec = EXERCISES[key]
         before = f"passed on {earlier.get(key)}; nothing to do"
         if spec.needs:  # the learner's objects (a handler, a log): only the notebook has them
             if key in earlier:
