@@ -248,3 +248,23 @@ def test_notebook_tests_ignore_a_class_env_file_in_the_shell() -> None:
     makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
     nb_env = next(line for line in makefile.splitlines() if line.startswith("NB_ENV :="))
     assert "-u NATS_URL" in nb_env and "-u EDALAB_CLASS" in nb_env
+
+
+async def test_a_report_the_stream_does_not_take_says_whom_to_ask(classroom) -> None:  # type: ignore[no-untyped-def]
+    """A stream made by an older course (no exercise 05 yet): the report says what to run."""
+    from edalab.course.classroom import report_check
+
+    srv, out = classroom
+    teacher = await connect(srv.url, **_creds(out / "instructor.env"))
+    student = await connect(srv.url, **_creds(out / "students" / "s01.env"))
+    try:
+        js = teacher.jetstream()
+        info = await js.stream_info(PROGRESS_STREAM)
+        info.config.subjects = [s for s in report_subjects() if ".05." not in s]
+        await js.update_stream(info.config)
+        why = await report_check(student.jetstream(), "05", True, "ok")
+        assert why is not None and "edalab class progress" in why and "instructor" in why
+    finally:
+        await ensure_progress_stream(teacher.jetstream())
+        await student.close()
+        await teacher.close()

@@ -329,7 +329,10 @@ async def _send(
         finally:
             await nc.close()
     except nats.js.errors.NoStreamResponseError:
-        return "the instructor's progress view is not running yet (`edalab class progress`)"
+        return (
+            "the class's progress stream does not take this report yet: ask your instructor "
+            "to run `edalab class progress` (it creates the stream, or adds new exercises)"
+        )
     except Exception as err:  # the check's verdict stands; the learner is told
         return f"{type(err).__name__}: {err}".rstrip(": ")
     return None
