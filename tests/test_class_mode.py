@@ -268,3 +268,40 @@ async def test_a_report_the_stream_does_not_take_says_whom_to_ask(classroom) -> 
         await ensure_progress_stream(teacher.jetstream())
         await student.close()
         await teacher.close()
+
+
+def test_the_instructors_page_shows_the_hints_each_student_needed(tmp_path: Path) -> None:
+    """The page's script (run by Node with a stub document) writes 'hint 2' and 'solution'
+    into the cells the JSON names, and nothing into the others."""
+    import re
+    import shutil
+    import subprocess
+
+    from edalab.course.classroom import PAGE, ClassProgress
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js is not installed")
+    progress = ClassProgress(
+        ["s01", "s02"],
+        ["05", "06"],
+        {("s01", "05"): {"passed": True, "message": "ok"}},
+        {("s01", "05"): {"tier": 2}, ("s02", "06"): {"tier": 3, "solution": True}},
+    )
+    data = json.dumps({**progress.as_json(), "reports": 3})
+    script = re.search(r"<script>(.*)</script>", PAGE, re.S)
+    assert script is not None
+    stub = (
+        "const els = {};\n"
+        "globalThis.document = {getElementById: id => (els[id] ??= {innerHTML: ''})};\n"
+        f"globalThis.fetch = async () => ({{json: async () => ({data})}});\n"
+        "globalThis.setInterval = () => 0;\n"
+        + script.group(1).replace("refresh(); setInterval(refresh, 1000);", "")
+        + "\nrefresh().then(() => console.log(els.progress.innerHTML));\n"
+    )
+    (tmp_path / "page.js").write_text(stub)
+    html = subprocess.run([node, str(tmp_path / "page.js")], capture_output=True, text=True)
+    assert html.returncode == 0, html.stderr
+    cells = dict(re.findall(r'data-cell="([^"]+)">(.*?)</td>', html.stdout))
+    assert cells["s01/05"].startswith("pass") and "hint 2" in cells["s01/05"]
+    assert "solution" in cells["s02/06"] and "hint" not in cells["s01/06"]
