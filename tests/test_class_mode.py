@@ -305,3 +305,13 @@ def test_the_instructors_page_shows_the_hints_each_student_needed(tmp_path: Path
     cells = dict(re.findall(r'data-cell="([^"]+)">(.*?)</td>', html.stdout))
     assert cells["s01/05"].startswith("pass") and "hint 2" in cells["s01/05"]
     assert "solution" in cells["s02/06"] and "hint" not in cells["s01/06"]
+
+
+def test_a_local_cluster_refuses_the_class_it_could_not_serve(
+    machine: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`cluster start --config class/accounts.conf` would listen where no student looks: refused."""
+    cli(["class", "init", "--students", "2", "--url", "nats://127.0.0.1:4333"])
+    assert cli(["cluster", "start", "--config", "class/accounts.conf"]) == 2
+    err = capsys.readouterr().err
+    assert "nats://127.0.0.1:4333" in err and "edalab server start --config" in err

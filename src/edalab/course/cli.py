@@ -217,6 +217,16 @@ def _server_url(args: argparse.Namespace) -> int:
 def _cluster_start(args: argparse.Namespace) -> int:
     from edalab.cluster import NatsCluster
 
+    klass = _class_dir(args)
+    if klass is not None:
+        from edalab.course.classroom import roster
+
+        raise EdalabError(
+            f"a local cluster listens on loopback ports of its own, not at the class's URL "
+            f"{mask_url(str(roster(klass)['url']))}: students could not reach it. Serve the "
+            f"class with `edalab server start --config {args.config}`, or run a real cluster "
+            "(Helm, with the class's helm-values.yaml)"
+        )
     recorded = read_cluster_state()
     if recorded and all(pid_alive(n["pid"]) for n in recorded.values()):
         urls = ",".join(n["url"] for n in recorded.values())
