@@ -39,6 +39,7 @@ def machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     monkeypatch.chdir(tmp_path)
     yield tmp_path
     cli(["server", "stop"])
+    cli(["cluster", "stop"])  # none should run; should one (a regression), stop it
 
 
 def test_class_init_records_the_class_url_and_port(machine: Path) -> None:
