@@ -162,7 +162,7 @@ def _class_ready(klass: Path | None, url: str) -> int:
     env = load_env_file(klass / "instructor.env")
     creds = {"user": env["NATS_USER"], "password": env["NATS_PASSWORD"]}
     asyncio.run(_with_js(url, ensure_progress_stream, **creds))
-    print(f"class {klass}/: students connect to {mask_url(str(roster(klass)['url']))}")
+    print(f"the class in {klass}/: students connect to {mask_url(str(roster(klass)['url']))}")
     print(f"their reports are kept from now on; watch: edalab class progress --dir {klass}")
     return 0
 
