@@ -21,8 +21,9 @@ BOOK_STAMP    := $(BOOKENV)/.edalab-installed
 # make lab NOTEBOOKS=dist/student opens the student copies (make student) instead.
 NOTEBOOKS ?= notebooks
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
-# Notebook tests run each kernel with its own embedded server, whatever the shell has set.
-NB_ENV := env -u NATS_URL EDALAB_STATE_DIR=$(CURDIR)/.state/nbtest
+# Notebook tests run each kernel with its own embedded server, whatever the shell has set
+# (a class env file too).
+NB_ENV := env -u NATS_URL -u EDALAB_CLASS EDALAB_STATE_DIR=$(CURDIR)/.state/nbtest
 # The learner venv has no pytest plugins but nbval: tests/nbval.ini replaces the
 # developers' pytest settings, and edalab's own fixture plugin stays off.
 NBVAL  := -c tests/nbval.ini --rootdir=. -p no:edalab \
@@ -113,9 +114,11 @@ notebooks-test: $(NBVAL_STAMP)
 notebooks: install
 	$(NB_ENV) $(BIN)/python tools/build_notebooks.py $(NB)
 
-## make student: copies without solutions, exercise outputs cleared, in dist/student/
-student: install
-	$(BIN)/python tools/make_student.py dist/student
+## make student: copies without solutions, exercise outputs cleared, in dist/student/;
+## the learner's install is enough, and a copy holding answers is kept (make student FORCE=1
+## writes over it)
+student: learner
+	$(LEARNER)/bin/python tools/make_student.py dist/student $(if $(FORCE),--force,)
 
 ## make book: the static course book from the committed notebooks, in dist/book/
 book: book-install

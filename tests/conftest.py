@@ -21,6 +21,7 @@ def pytest_configure(config: pytest.Config) -> None:
     import tempfile
 
     os.environ.setdefault("EDALAB_STATE_DIR", tempfile.mkdtemp(prefix="edalab-test-state-"))
+    os.environ.pop("EDALAB_CLASS", None)  # a student's shell: the tests bring their own servers
     manager = config.pluginmanager
     if not manager.has_plugin("edalab") and not manager.has_plugin("edalab.testing"):
         manager.import_plugin("edalab.testing")

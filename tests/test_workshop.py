@@ -11,6 +11,7 @@ import pytest
 
 from edalab import EventConsumer, ProcessedIds, connect, fresh_stream
 from edalab.course.cli import main as cli
+from edalab.course.exercises import EXERCISES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,13 +64,18 @@ async def test_progress_prints_a_table_of_exercises(own_server, capsys) -> None:
     assert await asyncio_cli(["progress", "--url", own_server.url]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["exercise", "notebook", "state", "detail"]
-    rows = [line for line in lines[2:] if not line.startswith(" ")]  # not continuation rows
+    table = lines[: lines.index("")]  # the legend follows a blank line
+    rows = [line for line in table[2:] if not line.startswith(" ")]  # not continuation rows
     states = {line.split()[0]: line.split()[2] for line in rows}
     assert max(len(line) for line in lines) <= 100
-    assert states["04"] == "pass"
+    assert states["04"] == "passed"
     assert states["05"] == "not"  # "not yet"
     assert states["12"] == "in"  # "in notebook": it needs the auditor's credentials
-    assert "run the last cell of 12_security" in " ".join(lines)
+    assert "run the check cell of 12_security" in " ".join(lines)
+    assert [line.split()[0] for line in rows] == sorted(EXERCISES)  # each exercise, in order
+    legend = lines[lines.index("states:") :]
+    for state in ("passed", "passed before", "in notebook", "not yet"):
+        assert any(line.startswith(state + "  ") for line in legend), state
 
 
 async def _last_prices(js) -> None:  # type: ignore[no-untyped-def]
@@ -137,13 +143,28 @@ async def test_progress_remembers_exercises_that_passed_before(own_server, capsy
     await fresh_stream(js, "PRICES", ["price.*"])  # a later lesson (or attempt) starts over
     await nc.close()
     assert await asyncio_cli(["progress", "--url", own_server.url]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("04"))
+    row = _row(capsys.readouterr().out.splitlines(), "04")
+    assert "passed before" in row and "nothing to do" in row
+    assert "PRICES has no price" not in row  # no instruction to redo what passed
+
+
+async def test_progress_asks_nothing_of_a_notebook_exercise_that_passed(own_server, capsys) -> None:  # type: ignore[no-untyped-def]
+    """An exercise checked in its notebook (06 needs the log) that passed says nothing to do."""
+    from edalab.course.exercises import _record_pass
+
+    _record_pass("06")
+    assert await asyncio_cli(["progress", "--url", own_server.url]) == 0
+    row = _row(capsys.readouterr().out.splitlines(), "06")
+    assert "passed before" in row and "nothing to do" in row and "run" not in row
+
+
+def _row(lines: list[str], key: str) -> str:
+    """Exercise ``key``'s row of the progress table, with its wrapped detail joined."""
+    start = next(i for i, line in enumerate(lines) if line.startswith(key))
     end = next(
         i for i in range(start + 1, len(lines) + 1) if i == len(lines) or lines[i][:1] != " "
     )
-    row = " ".join(" ".join(line.split()) for line in lines[start:end])  # with its wrapped detail
-    assert "passed before" in row and "PRICES has no price" in row
+    return " ".join(" ".join(line.split()) for line in lines[start:end])
 
 
 async def test_each_student_on_one_machine_has_their_own_record(js, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -157,3 +178,52 @@ async def test_each_student_on_one_machine_has_their_own_record(js, monkeypatch,
     assert "04" in recorded_passes()
     monkeypatch.setenv("NATS_USER", "s02")
     assert "04" not in recorded_passes()
+
+
+def test_make_student_needs_only_the_learners_set() -> None:
+    """`make student` installs and runs with the learner's venv, never the developers' `.[dev]`."""
+    plan = subprocess.run(
+        ["make", "-n", "-B", "student"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert ".venv-learner/bin/python tools/make_student.py dist/student" in plan
+    assert ".[dev]" not in plan and ".venv/bin/" not in plan
+
+
+def test_make_student_keeps_a_copy_that_holds_answers(tmp_path: Path) -> None:
+    """A second run writes over untouched copies, but keeps (and names) one with an answer."""
+    tool = [sys.executable, str(ROOT / "tools" / "make_student.py"), str(tmp_path)]
+    subprocess.run(tool, check=True, capture_output=True)
+    mine = tmp_path / "04_stream_policies.ipynb"
+    nb = json.loads(mine.read_text())
+    answer = next(c for c in nb["cells"] if "# YOUR CODE HERE" in "".join(c["source"]))
+    answer["source"] = "await fresh_stream(js, 'PRICES', ['price.*'])\n"
+    mine.write_text(json.dumps(nb))
+    untouched = tmp_path / "03_publishing.ipynb"
+    untouched.write_text(untouched.read_text().replace('"outputs": []', '"outputs": [ ]', 1))
+    again = subprocess.run(tool, check=True, capture_output=True, text=True).stdout
+    assert "kept 04_stream_policies.ipynb: it holds your work (an answer in cell" in again
+    assert "--force" in again
+    assert "fresh_stream(js, 'PRICES', ['price.*'])" in mine.read_text()  # the answer stays
+    assert '"outputs": [ ]' not in untouched.read_text()  # no work there: written again
+    forced = subprocess.run([*tool, "--force"], check=True, capture_output=True, text=True)
+    assert "kept" not in forced.stdout and "PRICES', ['price.*'])" not in mine.read_text()
+
+
+async def test_progress_shows_an_exercise_added_later_in_course_order(  # type: ignore[no-untyped-def]
+    own_server, monkeypatch
+) -> None:
+    """A checker registered after the others (00, say) appears, first, with no other change."""
+    from edalab.course.exercises import Exercise
+    from edalab.course.workshop import progress
+
+    async def greeted(js) -> str:  # type: ignore[no-untyped-def]
+        return "greeted"
+
+    monkeypatch.setitem(EXERCISES, "00", Exercise("00", "00_start_here", "say hello", greeted))
+    nc = await connect(own_server.url)
+    try:
+        table = await progress(nc.jetstream())
+    finally:
+        await nc.close()
+    keys = [row[0] for row in table.rows if row[0]]
+    assert keys == sorted(EXERCISES) and table.rows[0][:3] == ["00", "00_start_here", "passed"]

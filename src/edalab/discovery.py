@@ -2,7 +2,10 @@
 
 :func:`ensure_server` is what notebooks call (notebook ``00_start_here``): it uses
 ``NATS_URL`` when set and reachable, else the server started by ``edalab server
-start``, else starts one that lives as long as the kernel. :func:`lesson_server` gives
+start``, else starts one that lives as long as the kernel. In class mode
+(``EDALAB_CLASS=1``, set by a student's class env file) only ``NATS_URL`` will do: a
+class server that does not answer is an error saying whom to ask, never a private
+server that would hide the student's work from the class. :func:`lesson_server` gives
 a lesson a server of its own (to restart or crash it, notebooks ``07`` and ``09``).
 
 The servers this Python process started are held by :data:`local_servers`, one
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from edalab.confidential import mask_url
-from edalab.errors import InvalidURLError
+from edalab.errors import InvalidURLError, ServerError, ServerUnreachableError
 from edalab.server import NatsServer
 from edalab.state import read_state
 from edalab.urls import probe
@@ -32,6 +35,7 @@ from edalab.urls import probe
 __all__ = [
     "LocalServers",
     "ServerHandle",
+    "class_mode",
     "ensure_server",
     "env_credentials",
     "lesson_server",
@@ -86,13 +90,53 @@ def env_credentials(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     return {}
 
 
+def class_mode(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether this is a student's process in class mode (``EDALAB_CLASS=1``).
+
+    >>> class_mode({"EDALAB_CLASS": "1"}), class_mode({"EDALAB_CLASS": "0"}), class_mode({})
+    (True, False, False)
+    """
+    env = os.environ if environ is None else environ
+    return env.get("EDALAB_CLASS", "") not in ("", "0")
+
+
+#: What a student in class mode is told when the class server does not answer.
+ASK_INSTRUCTOR = (
+    "you are in class mode (EDALAB_CLASS=1, from your class env file): ask your instructor "
+    "whether the class server is running and whether {url} is its address. No private "
+    "server was started: your checks would not reach the class (unset EDALAB_CLASS to "
+    "work alone)"
+)
+
+
+def _class_server(env_url: str | None) -> ServerHandle:
+    """Class mode: ``NATS_URL`` answers, or an error naming it and whom to ask."""
+    if not env_url:
+        raise ServerError(
+            "class mode (EDALAB_CLASS=1) but NATS_URL is not set: load your class env file "
+            "(`set -a; . sNN.env; set +a`) in the shell that starts JupyterLab, or ask your "
+            "instructor for it"
+        )
+    try:
+        why = probe(env_url.split(",")[0])
+    except InvalidURLError as err:
+        why = err.reason
+    if why is not None:
+        advice = ASK_INSTRUCTOR.format(url=mask_url(env_url))
+        raise ServerUnreachableError(env_url, f"{why}; {advice}")
+    return ServerHandle(env_url, "NATS_URL")
+
+
 def running_server(*, quiet: bool = False) -> ServerHandle | None:
     """A server that is already there: a reachable ``$NATS_URL``, else a live ``edalab server``.
 
     Never starts one. An unreachable (or malformed) ``NATS_URL`` is reported on stderr,
-    with any password masked, unless ``quiet``.
+    with any password masked, unless ``quiet``. In class mode (:func:`class_mode`) it is
+    an error instead (:class:`~edalab.errors.ServerUnreachableError`), with no fallback.
     """
     env_url = os.environ.get("NATS_URL")
+    if class_mode():
+        return _class_server(env_url)
     if env_url:
         try:
             why = probe(env_url.split(",")[0])
@@ -166,6 +210,9 @@ def ensure_server(*, quiet: bool = False) -> ServerHandle:
     2. the server recorded by ``edalab server start``, if it is still alive;
     3. an embedded server started now, stopped when the Python process exits
        (calling again returns the same one).
+
+    In class mode only the first: an unreachable class server raises
+    :class:`~edalab.errors.ServerUnreachableError` naming its URL and whom to ask.
     """
     found = running_server(quiet=quiet)
     if found is not None:

@@ -51,6 +51,9 @@ class ServerState:
     store_dir: str
     log_file: str
     started_at: str
+    #: ``--config`` the server was started with (a class's accounts.conf), and its digest.
+    config_file: str = ""
+    config_sha256: str = ""
 
     @property
     def path(self) -> Path:

@@ -9,10 +9,13 @@ everything else here reads it.
     >>> LESSONS[0].notebook
     '00_start_here'
 
-In a notebook: ``from edalab.course import check`` then ``await check("03", js)``.
+In a notebook: ``from edalab.course import check, hint`` then ``await check("03", js)``;
+``hint("03")`` gives the next of three hints, ``hint("03", solution=True)`` the worked
+solution once you have tried.
 """
 
 from edalab.course.exercises import CheckResult, check
+from edalab.course.hints import Hint, hint
 from edalab.course.manifest import LESSONS, Lesson, course_map, lesson
 
-__all__ = ["LESSONS", "CheckResult", "Lesson", "check", "course_map", "lesson"]
+__all__ = ["LESSONS", "CheckResult", "Hint", "Lesson", "check", "course_map", "hint", "lesson"]

@@ -17,12 +17,14 @@
 - ``instructor.env`` (0600) and ``class.json`` (the roster and limits; no secrets).
 
 Progress reports cross accounts through a *service import*: a student publishes
-``class.report.<exercise>.<pass|fail>``; the import maps it to
-``class.report.<student>.<exercise>.<pass|fail>`` in the instructor's account, where the
+``class.report.<exercise>.<pass|fail|hint>``; the import maps it to
+``class.report.<student>.<exercise>.<verdict>`` in the instructor's account, where the
 ``CLASS_PROGRESS`` stream keeps the last of each and answers with a ``PubAck`` (so a
 report is acknowledged, never silently lost). A pass stays a pass: a later failing
 attempt is a separate subject. A student cannot report for someone else: their account
-imports only their own subjects.
+imports only their own subjects. The stream captures the course's exercises and
+verdicts only (:func:`report_subjects`): anything else a student publishes there is
+stored nowhere, so nobody can fill the instructor's stream with junk.
 
     >>> room = Classroom.generate(students=2, bcrypt_rounds=4)
     >>> [s.user for s in room.students]
@@ -34,9 +36,7 @@ imports only their own subjects.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -44,14 +44,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import nats.errors
 import nats.js.errors
-from nats.js.api import StorageType, StreamConfig
+from nats.js.api import StorageType
 from nats.js.client import JetStreamContext
 
 from edalab.confidential import write_private
 from edalab.errors import EdalabError
-from edalab.streams import Table
-from edalab.urls import without_credentials
+from edalab.streams import Table, ensure_stream
+from edalab.urls import server_address, without_credentials
 
 __all__ = [
     "PROGRESS_STREAM",
@@ -64,10 +65,16 @@ __all__ = [
     "load_env_file",
     "read_progress",
     "report_check",
+    "report_hint",
+    "report_subjects",
 ]
 
 #: The instructor's stream of progress reports (last report per student and exercise).
 PROGRESS_STREAM = "CLASS_PROGRESS"
+#: What a report says: a check passed, a check failed, a hint (or the solution) was shown.
+VERDICTS = ("pass", "fail", "hint")
+#: The largest report the stream stores (a report is a few hundred bytes of JSON).
+MAX_REPORT_BYTES = 4096
 #: A student publishes ``class.report.<exercise>``; the instructor sees ``...<student>.<ex>``.
 REPORT_PREFIX = "class.report"
 INSTRUCTOR = "INSTRUCTOR"
@@ -226,11 +233,15 @@ class Classroom:
         for name, text in files.items():
             write_private(out / name, text)
             written.append(out / name)
+        host, port = server_address(url.split(",")[0])
         roster = {
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "students": [s.user for s in self.students],
             "limits": asdict(self.limits),
             "url": without_credentials(url),
+            # `edalab server start --config <dir>/accounts.conf` listens where students look.
+            "host": host,
+            "port": port,
         }
         (out / "class.json").write_text(json.dumps(roster, indent=2) + "\n")
         written.append(out / "class.json")
@@ -258,7 +269,9 @@ def load_env_file(path: Path | str) -> dict[str, str]:
 
 def in_class_mode() -> bool:
     """Whether this process is a student's in class mode (``EDALAB_CLASS=1``)."""
-    return os.environ.get("EDALAB_CLASS", "") not in ("", "0")
+    from edalab.discovery import class_mode
+
+    return class_mode()
 
 
 async def report_check(
@@ -277,15 +290,33 @@ async def report_check(
     names (``NATS_URL`` and the student's credentials): a notebook whose check ran on a
     lesson server of its own still reports to the class.
     """
-    body = json.dumps(
-        {
-            "exercise": exercise,
-            "passed": passed,
-            "message": message[:300],
-            "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-    ).encode()
-    subject = f"{REPORT_PREFIX}.{exercise}.{'pass' if passed else 'fail'}"
+    body = {"exercise": exercise, "passed": passed, "message": message[:300]}
+    return await _send(js, exercise, "pass" if passed else "fail", body, timeout)
+
+
+async def report_hint(
+    exercise: str, tier: int, *, solution: bool = False, timeout: float = 2.0
+) -> str | None:
+    """Report that a student was shown hint ``tier`` (or the solution) of ``exercise``.
+
+    Like :func:`report_check` with ``js=None``: ``None`` when the instructor's stream
+    acknowledged it, else why not. The stream keeps the last hint report per student
+    and exercise, so it says how far each student needed to go.
+    """
+    body = {"exercise": exercise, "tier": tier, "solution": solution}
+    return await _send(None, exercise, "hint", body, timeout)
+
+
+async def _send(
+    js: JetStreamContext | None,
+    exercise: str,
+    verdict: str,
+    fields: dict[str, Any],
+    timeout: float,
+) -> str | None:
+    at = datetime.now(UTC).isoformat(timespec="seconds")
+    body = json.dumps({**fields, "at": at}).encode()
+    subject = f"{REPORT_PREFIX}.{exercise}.{verdict}"
     try:
         if js is not None:
             await js.publish(subject, body, timeout=timeout)
@@ -298,34 +329,56 @@ async def report_check(
         finally:
             await nc.close()
     except nats.js.errors.NoStreamResponseError:
-        return "the instructor's progress view is not running yet (`edalab class progress`)"
+        return (
+            "the class's progress stream does not take this report yet: ask your instructor "
+            "to run `edalab class progress` (it creates the stream, or adds new exercises)"
+        )
     except Exception as err:  # the check's verdict stands; the learner is told
         return f"{type(err).__name__}: {err}".rstrip(": ")
     return None
 
 
+def report_subjects() -> list[str]:
+    """What ``CLASS_PROGRESS`` captures: every student, the course's exercises and verdicts.
+
+    >>> "class.report.*.03.pass" in report_subjects()
+    True
+    >>> any("junk" in s for s in report_subjects())
+    False
+    """
+    from edalab.course.exercises import EXERCISES
+
+    keys = sorted(EXERCISES)
+    return [f"{REPORT_PREFIX}.*.{ex}.{verdict}" for ex in keys for verdict in VERDICTS]
+
+
 async def ensure_progress_stream(js: JetStreamContext) -> None:
-    """The instructor's stream of reports: the last one per student and exercise."""
-    config = StreamConfig(
-        name=PROGRESS_STREAM,
-        subjects=[f"{REPORT_PREFIX}.*.*.*"],
-        max_msgs_per_subject=1,
-        storage=StorageType.FILE,
-    )
+    """Create ``CLASS_PROGRESS`` (the last report per student, exercise and verdict), or
+    bring one made before (by an older course, say) to the course's subjects."""
     try:
-        await js.add_stream(config)
-    except Exception as err:  # already there (same config): fine
-        if "already in use" not in str(err):
-            raise EdalabError(f"cannot create {PROGRESS_STREAM}: {err}") from err
+        await ensure_stream(
+            js,
+            PROGRESS_STREAM,
+            report_subjects(),
+            max_msgs_per_subject=1,
+            max_msg_size=MAX_REPORT_BYTES,
+            storage=StorageType.FILE,
+        )
+    except (EdalabError, nats.errors.Error) as err:
+        raise EdalabError(f"cannot set up {PROGRESS_STREAM}: {err}") from err
 
 
 @dataclass
 class ClassProgress:
-    """Students x exercises: the last report of each (``None`` where none came yet)."""
+    """Students x exercises: the last report of each (``None`` where none came yet).
+
+    ``hints`` holds the last hint report per student and exercise (how far they went).
+    """
 
     students: list[str]
     exercises: list[str]
     cells: dict[tuple[str, str], dict[str, Any]]
+    hints: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def state(self, student: str, exercise: str) -> str:
         """``pass``, ``fail`` or ``-`` (no report yet)."""
@@ -334,13 +387,22 @@ class ClassProgress:
             return "-"
         return "pass" if report.get("passed") else "fail"
 
+    def hint(self, student: str, exercise: str) -> str:
+        """How much help a student was shown: ``""``, ``"1"``..``"3"`` or ``"solution"``."""
+        report = self.hints.get((student, exercise))
+        if report is None:
+            return ""
+        return "solution" if report.get("solution") else str(report.get("tier", ""))
+
     def table(self) -> Table:
-        """A text table: one row per student, one column per exercise."""
+        """A text table: one row per student, one column per exercise, then their hints."""
         rows = []
         for student in self.students:
             states = [self.state(student, ex) for ex in self.exercises]
-            rows.append([student, *states, str(states.count("pass"))])
-        return Table(["student", *self.exercises, "passed"], rows)
+            helped = [(ex, self.hint(student, ex)) for ex in self.exercises]
+            shown = " ".join(f"{ex}:{'S' if h == 'solution' else h}" for ex, h in helped if h)
+            rows.append([student, *states, str(states.count("pass")), shown or "-"])
+        return Table(["student", *self.exercises, "passed", "hints"], rows)
 
     def as_json(self) -> dict[str, Any]:
         """What the instructor's web page reads."""
@@ -349,27 +411,42 @@ class ClassProgress:
             "exercises": self.exercises,
             "cells": {f"{s}/{e}": self.state(s, e) for s in self.students for e in self.exercises},
             "messages": {f"{s}/{e}": r.get("message", "") for (s, e), r in self.cells.items()},
+            "hints": {f"{s}/{e}": self.hint(s, e) for (s, e) in self.hints},
         }
+
+
+Cells = dict[tuple[str, str], dict[str, Any]]
+
+
+def _fold(cells: Cells, hints: Cells, subject: str, data: bytes | None) -> None:
+    """Fold one stored report (``class.report.<student>.<exercise>.<verdict>``) in."""
+    student, exercise, verdict = subject.split(".")[2:5]
+    try:
+        report = json.loads(data or b"{}")
+    except ValueError:
+        report = None
+    if verdict == "hint":
+        if isinstance(report, dict):
+            hints[(student, exercise)] = report
+        return
+    _keep(cells, student, exercise, report)
 
 
 async def read_progress(
     js: JetStreamContext, students: list[str], exercises: list[str], *, timeout: float = 5.0
 ) -> ClassProgress:
     """Read the last report of every student and exercise from ``CLASS_PROGRESS``."""
-    cells: dict[tuple[str, str], dict[str, Any]] = {}
+    cells: Cells = {}
+    hints: Cells = {}
     info = await js.stream_info(PROGRESS_STREAM, subjects_filter=f"{REPORT_PREFIX}.>")
     for subject in sorted(info.state.subjects or {}):
-        student, exercise, _ = subject.split(".")[2:5]
         msg = await asyncio.wait_for(js.get_last_msg(PROGRESS_STREAM, subject), timeout)
-        with contextlib.suppress(ValueError):
-            _keep(cells, student, exercise, json.loads(msg.data or b"{}"))
+        _fold(cells, hints, subject, msg.data)
     seen = sorted({e for _, e in cells} - set(exercises))
-    return ClassProgress(students, exercises + seen, cells)
+    return ClassProgress(students, exercises + seen, cells, hints)
 
 
-def _keep(
-    cells: dict[tuple[str, str], dict[str, Any]], student: str, exercise: str, report: Any
-) -> None:
+def _keep(cells: Cells, student: str, exercise: str, report: Any) -> None:
     """Record a report; a pass is never replaced by a later failure."""
     if not isinstance(report, dict):
         report = {"passed": False, "message": "an unreadable report"}
@@ -404,7 +481,8 @@ class ClassWatcher:
         self.js = js
         self.students = list(students)
         self.exercises = list(exercises)
-        self.cells: dict[tuple[str, str], dict[str, Any]] = {}
+        self.cells: Cells = {}
+        self.hints: Cells = {}
         self.reports = 0
         self.changed = asyncio.Event()
         self._sub: Any = None
@@ -417,12 +495,7 @@ class ClassWatcher:
         )
 
     async def _apply(self, msg: Any) -> None:
-        student, exercise, _ = msg.subject.split(".")[2:5]
-        try:
-            report = json.loads(msg.data or b"{}")
-        except ValueError:
-            report = {"passed": False, "message": "an unreadable report"}
-        _keep(self.cells, student, exercise, report)
+        _fold(self.cells, self.hints, msg.subject, msg.data)
         self.reports += 1
         self.changed.set()
 
@@ -435,7 +508,9 @@ class ClassWatcher:
     def progress(self) -> ClassProgress:
         """The table as it stands now."""
         seen = sorted({e for _, e in self.cells} - set(self.exercises))
-        return ClassProgress(self.students, self.exercises + seen, dict(self.cells))
+        return ClassProgress(
+            self.students, self.exercises + seen, dict(self.cells), dict(self.hints)
+        )
 
 
 PAGE = """<!doctype html>
@@ -463,7 +538,10 @@ async function refresh() {
       if (st === "pass") passed++;
       const cls = st === "pass" ? "pass" : st === "fail" ? "fail" : "none";
       const tip = (p.messages[`${s}/${e}`] || "").replace(/"/g, "&quot;");
-      row += `<td class="${cls}" title="${tip}" data-cell="${s}/${e}">${st}</td>`;
+      const h = p.hints[`${s}/${e}`] || "";
+      const said = h === "solution" ? "solution" : "hint " + h;
+      const help = h ? `<br><small data-hint="${s}/${e}">${said}</small>` : "";
+      row += `<td class="${cls}" title="${tip}" data-cell="${s}/${e}">${st}${help}</td>`;
     }
     html += row + `<td data-passed="${s}">${passed}</td></tr>`;
   }

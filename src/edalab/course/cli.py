@@ -1,13 +1,8 @@
 """The ``edalab`` command: the course's NATS server and the exercises, from a terminal.
 
-    edalab server start [--store DIR] [--port N]   start one server for all notebooks
-    edalab server ensure                           NATS_URL if reachable, else start/reuse
-    edalab server status                           is the recorded server alive?
-    edalab server stop                             stop it
-    edalab server url                              print its URL (for NATS_URL=...)
-    edalab cluster start [--nodes 3] | status | stop   a local JetStream cluster
-    edalab reset [--yes] [--url URL]               delete what the course created
-    edalab progress [--url URL]                    which exercises pass
+``edalab --help`` lists every command with its one-line summary; both come from
+:data:`COMMANDS`, the one place a command is described (each command's own ``--help``
+starts with the same line).
 
 The state file (pid, URL, store directory, log file) lives in
 ``$EDALAB_STATE_DIR`` or ``~/.local/state/edalab``. Every URL the command prints has
@@ -20,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -42,39 +38,63 @@ from edalab.state import (
     save_cluster_state,
     state_dir,
 )
-from edalab.urls import probe
+from edalab.urls import probe, server_address
 
-DESCRIPTION = """\
-Run the course's NATS server (or a local cluster), reset what the course created,
-and check which exercises pass.
+#: Every command and its one-line summary: ``edalab --help`` and each ``--help`` read this.
+COMMANDS = {
+    "server": "manage the shared nats-server",
+    "server start": "one server for all notebooks (--config class/accounts.conf: the class's)",
+    "server ensure": "NATS_URL if it answers (in class mode, only it), else start or reuse one",
+    "server status": "is the recorded server alive?",
+    "server stop": "stop the recorded server (its store is kept)",
+    "server url": "print the server's URL (for NATS_URL=...)",
+    "cluster": "manage a local JetStream cluster",
+    "cluster start": "start N routed nodes; ready once a leader is elected",
+    "cluster status": "which nodes are alive",
+    "cluster stop": "stop every node",
+    "reset": "delete the course's streams, consumers and buckets",
+    "progress": "run the exercise checkers: a table, and what its states mean",
+    "class": "one server for a whole class: accounts, progress",
+    "class init": "write accounts, credentials and deployment values for a class",
+    "class progress": "students x exercises (and hints), from their reports",
+}
 
-  edalab server start      start one server for all notebooks (store kept between runs)
-  edalab server status     is the recorded server alive?
-  edalab server stop       stop it (its store is kept)
-  edalab server url        print its URL (for NATS_URL=...)
-  edalab cluster start     a local 3-node JetStream cluster
-  edalab reset --yes       delete the course's streams and buckets
-  edalab progress          run the exercise checkers, print a table
-  edalab class init        one NATS account per student, for a whole class
 
-State (pid, URL, store, log) is kept in $EDALAB_STATE_DIR or ~/.local/state/edalab.
-"""
+def _overview() -> str:
+    """The command list of ``edalab --help``: every command that runs something."""
+    leaves = [c for c in COMMANDS if not any(o.startswith(c + " ") for o in COMMANDS)]
+    width = max(len(f"edalab {c}") for c in leaves) + 2
+    lines = [f"  {'edalab ' + c:<{width}}{COMMANDS[c]}" for c in leaves]
+    return (
+        "Run the course's NATS server (or a local cluster), reset what the course created,\n"
+        "check which exercises pass, and run a class.\n\n" + "\n".join(lines) + "\n\n"
+        "State (pid, URL, store, log) is kept in $EDALAB_STATE_DIR or ~/.local/state/edalab.\n"
+    )
 
 
 def _server_start(args: argparse.Namespace) -> int:
+    config = _extra_config(args)
+    klass = _class_dir(args)
+    digest = hashlib.sha256(config.encode()).hexdigest() if config else ""
     state = read_state()
     if state is not None and state.alive():
+        if digest and state.config_sha256 != digest:
+            raise EdalabError(_not_the_class(state, args.config))
         print(f"edalab server already running: {mask_url(state.url)} (pid {state.pid})")
-        return 0
+        return _class_ready(klass, state.url)
     store = Path(args.store) if args.store else state_dir() / "store"
+    host, port = "127.0.0.1", args.port
+    if klass is not None:  # where the class's env files send students
+        host, port = _class_address(klass, args.port)
     srv = NatsServer(
-        port=args.port,
+        port=port,
+        host=host,
         store_dir=store,
         run_dir=state_dir(),
         name="edalab",
         detach=True,
         sync_interval=args.sync_interval,
-        config=_extra_config(args),
+        config=config,
     )
     srv.start()
     pid = srv.release()
@@ -85,10 +105,12 @@ def _server_start(args: argparse.Namespace) -> int:
         store_dir=str(store),
         log_file=str(srv.log_file),
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        config_file=str(Path(args.config).resolve()) if config else "",
+        config_sha256=digest,
     ).save()
     print(f"edalab server started: {mask_url(srv.url)} (pid {pid}, store {store})")
     print(f"monitoring: {srv.monitor_url}   log: {srv.log_file}")
-    return 0
+    return _class_ready(klass, srv.url)
 
 
 def _extra_config(args: argparse.Namespace) -> str:
@@ -100,6 +122,49 @@ def _extra_config(args: argparse.Namespace) -> str:
         return Path(path).read_text()
     except OSError as err:
         raise EdalabError(f"cannot read --config {path}: {err.strerror or err}") from None
+
+
+def _class_dir(args: argparse.Namespace) -> Path | None:
+    """The class directory when ``--config`` is a class's file (``class.json`` beside it)."""
+    path = getattr(args, "config", None)
+    if path and (Path(path).parent / "class.json").is_file():
+        return Path(path).parent
+    return None
+
+
+def _class_address(klass: Path, port: int) -> tuple[str, int]:
+    """Where a class server listens: the class URL's port, on every interface unless the
+    class URL is this machine's loopback."""
+    from edalab.course.classroom import roster
+
+    info = roster(klass)
+    host = str(info.get("host", "127.0.0.1"))
+    loopback = host in ("localhost", "::1") or host.startswith("127.")
+    return ("127.0.0.1" if loopback else "0.0.0.0"), port or int(info.get("port", 4222))
+
+
+def _not_the_class(state: ServerState, config: str) -> str:
+    """Why a running server cannot serve as the class's (students could not log in)."""
+    had = f"with {state.config_file}" if state.config_file else "without any accounts"
+    return (
+        f"an edalab server is already running at {mask_url(state.url)} (pid {state.pid}), "
+        f"started {had}, not with {config}: the class's students could not log in to it. "
+        "Stop it with `edalab server stop`, then run this command again"
+    )
+
+
+def _class_ready(klass: Path | None, url: str) -> int:
+    """For a class server: create the instructor's progress stream, say where to look."""
+    if klass is None:
+        return 0
+    from edalab.course.classroom import ensure_progress_stream, load_env_file, roster
+
+    env = load_env_file(klass / "instructor.env")
+    creds = {"user": env["NATS_USER"], "password": env["NATS_PASSWORD"]}
+    asyncio.run(_with_js(url, ensure_progress_stream, **creds))
+    print(f"the class in {klass}/: students connect to {mask_url(str(roster(klass)['url']))}")
+    print(f"their reports are kept from now on; watch: edalab class progress --dir {klass}")
+    return 0
 
 
 def _server_status(args: argparse.Namespace) -> int:
@@ -152,6 +217,16 @@ def _server_url(args: argparse.Namespace) -> int:
 def _cluster_start(args: argparse.Namespace) -> int:
     from edalab.cluster import NatsCluster
 
+    klass = _class_dir(args)
+    if klass is not None:
+        from edalab.course.classroom import roster
+
+        raise EdalabError(
+            f"a local cluster listens on loopback ports of its own, not at the class's URL "
+            f"{mask_url(str(roster(klass)['url']))}: students could not reach it. Serve the "
+            f"class with `edalab server start --config {args.config}`, or run a real cluster "
+            "(Helm, with the class's helm-values.yaml)"
+        )
     recorded = read_cluster_state()
     if recorded and all(pid_alive(n["pid"]) for n in recorded.values()):
         urls = ",".join(n["url"] for n in recorded.values())
@@ -211,10 +286,11 @@ def _course_url(args: argparse.Namespace) -> str:
     )
 
 
-async def _with_js(url: str, work: Callable[[Any], Awaitable[Any]]) -> Any:
+async def _with_js(url: str, work: Callable[[Any], Awaitable[Any]], **creds: Any) -> Any:
     from edalab.connection import connect
 
-    nc = await connect(url, **env_credentials())  # a student's NATS_USER/NATS_PASSWORD
+    # By default a student's NATS_USER/NATS_PASSWORD, from the environment.
+    nc = await connect(url, **(creds or env_credentials()))
     try:
         return await work(nc.jetstream())
     finally:
@@ -248,20 +324,24 @@ def _reset(args: argparse.Namespace) -> int:
 
 
 def _progress(args: argparse.Namespace) -> int:
-    from edalab.course.workshop import progress
+    from edalab.course.workshop import progress, progress_legend
 
     table = asyncio.run(_with_js(_course_url(args), progress))
     print(table)
+    print()
+    print(progress_legend())
     return 0
 
 
 def _command(
     group: argparse._SubParsersAction[argparse.ArgumentParser],
-    name: str,
-    summary: str,
+    path: str,
     func: Callable[[argparse.Namespace], int] | None = None,
 ) -> argparse.ArgumentParser:
-    """A subcommand whose ``--help`` starts with its one-line summary (plain text)."""
+    """The subcommand ``path`` (``"server start"``), its summary from :data:`COMMANDS`;
+    its ``--help`` starts with that summary (plain text)."""
+    summary = COMMANDS[path]
+    name = path.split()[-1]
     parser = group.add_parser(name, help=summary, description=summary[:1].upper() + summary[1:])
     if func is not None:
         parser.set_defaults(func=func)
@@ -278,42 +358,29 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``edalab`` command (its help is plain text)."""
     parser = argparse.ArgumentParser(
-        prog="edalab", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="edalab", description=_overview(), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
-    server = _command(sub, "server", "manage the shared nats-server")
+    server = _command(sub, "server")
     ssub = server.add_subparsers(dest="action", required=True, metavar="action")
-    _server_options(
-        _command(
-            ssub, "start", "start a server with JetStream (reused by notebooks)", _server_start
-        )
-    )
-    _server_options(
-        _command(
-            ssub,
-            "ensure",
-            "use a reachable NATS_URL, else a running edalab server, else start one",
-            _server_ensure,
-        )
-    )
-    _command(ssub, "status", "is the recorded server alive?", _server_status)
-    _command(ssub, "stop", "stop the recorded server", _server_stop)
-    _command(ssub, "url", "print the server's URL", _server_url)
+    _server_options(_command(ssub, "server start", _server_start))
+    _server_options(_command(ssub, "server ensure", _server_ensure))
+    _command(ssub, "server status", _server_status)
+    _command(ssub, "server stop", _server_stop)
+    _command(ssub, "server url", _server_url)
 
-    cluster = _command(sub, "cluster", "manage a local JetStream cluster")
+    cluster = _command(sub, "cluster")
     csub = cluster.add_subparsers(dest="action", required=True, metavar="action")
-    cstart = _command(
-        csub, "start", "start N routed nodes; ready once a leader is elected", _cluster_start
-    )
+    cstart = _command(csub, "cluster start", _cluster_start)
     cstart.add_argument("--nodes", type=int, default=3, help="how many nodes (default: 3)")
     cstart.add_argument("--config", help="extra configuration for every node (class accounts)")
-    _command(csub, "status", "which nodes are alive", _cluster_status)
-    _command(csub, "stop", "stop every node", _cluster_stop)
+    _command(csub, "cluster status", _cluster_status)
+    _command(csub, "cluster stop", _cluster_stop)
 
-    reset = _command(sub, "reset", "delete the course's streams, consumers and buckets", _reset)
+    reset = _command(sub, "reset", _reset)
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     reset.add_argument("--url", help="server to reset (default: NATS_URL or the edalab server)")
-    prog = _command(sub, "progress", "run the exercise checkers, print a table", _progress)
+    prog = _command(sub, "progress", _progress)
     prog.add_argument("--url", help="server to check (default: NATS_URL or the edalab server)")
     _add_class_commands(sub)
     return parser
@@ -326,12 +393,15 @@ def _class_init(args: argparse.Namespace) -> int:
     room = Classroom.generate(args.students)
     room.write(out, url=args.url)
     print(f"class of {args.students} written to {out}/ (credentials are mode 0600):")
+    port = server_address(args.url.split(",")[0])[1]
+    print(f"students connect to {mask_url(args.url)} (port {port} recorded in {out}/class.json)")
     print(f"  accounts.conf      the accounts: edalab server start --config {out}/accounts.conf")
     print("  nats-server.conf   for Docker Compose: docker compose --profile class up -d")
     print(f"  helm-values.yaml   for Helm: helm install class nats/nats -f {out}/helm-values.yaml")
     print(f"  students/*.env     hand one to each student: set -a; . {out}/students/s01.env")
-    print(f"  instructor.env     yours: run `edalab class progress --dir {out} --serve 8080`")
-    print("                     before students check: it creates the stream reports go to")
+    print(f"  instructor.env     yours: `edalab class progress --dir {out} --serve 8080`")
+    print("                     (Docker, Helm: run it once before students check; it creates")
+    print("                     the stream their reports go to, as `server start` does)")
     return 0
 
 
@@ -355,7 +425,7 @@ def _class_progress(args: argparse.Namespace) -> int:
     async def watch() -> int:
         nc = await connect(url, **creds)
         try:
-            watcher = ClassWatcher(nc.jetstream(), students, list(EXERCISES))
+            watcher = ClassWatcher(nc.jetstream(), students, sorted(EXERCISES))
             await watcher.start()
             await nc.flush()
             if args.serve is None and not args.watch:
@@ -394,13 +464,13 @@ async def _settle(watcher: Any) -> None:
 
 
 def _add_class_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    klass = _command(sub, "class", "one server for a whole class: accounts, progress")
+    klass = _command(sub, "class")
     ksub = klass.add_subparsers(dest="action", required=True, metavar="action")
-    init = _command(ksub, "init", "write accounts, credentials and deployment values", _class_init)
+    init = _command(ksub, "class init", _class_init)
     init.add_argument("--students", type=int, required=True, help="how many students")
     init.add_argument("--out", default="class", help="directory to write (default: class/)")
     init.add_argument("--url", default="nats://127.0.0.1:4222", help="the URL students connect to")
-    kprog = _command(ksub, "progress", "students x exercises, from their reports", _class_progress)
+    kprog = _command(ksub, "class progress", _class_progress)
     kprog.add_argument("--dir", default="class", help="the class directory (default: class/)")
     kprog.add_argument("--url", help="server (default: NATS_URL, else the class's URL)")
     kprog.add_argument("--watch", action="store_true", help="redraw on every new report")

@@ -1043,7 +1043,12 @@ async def check(
     else:
         _record_pass(exercise)
         result = CheckResult(exercise, True, message)
-    return await _report(result) if report else result
+    if not report:  # a re-check (`edalab progress`): not an attempt, nothing to report
+        return result
+    from edalab.course.hints import note_check
+
+    note_check(exercise, result.passed)  # an attempt after a hint opens the solution
+    return await _report(result)
 
 
 #: What a check says when the notebook's connection was closed (e.g. by a Run All).

@@ -15,6 +15,7 @@ import contextlib
 import copy
 import re
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import nats.js.errors
@@ -24,7 +25,17 @@ from edalab.course.exercises import EXERCISES, CheckResult, check, recorded_pass
 from edalab.course.manifest import course_buckets, course_streams
 from edalab.streams import Table
 
-__all__ = ["COURSE_BUCKETS", "COURSE_STREAMS", "progress", "reset", "student_copy"]
+__all__ = [
+    "COURSE_BUCKETS",
+    "COURSE_STREAMS",
+    "PROGRESS_STATES",
+    "progress",
+    "progress_legend",
+    "reset",
+    "student_copy",
+    "student_work",
+    "write_student_copies",
+]
 
 #: Streams the notebooks create (consumers go with their stream), from the manifest.
 COURSE_STREAMS = course_streams()
@@ -60,28 +71,59 @@ async def reset(js: JetStreamContext) -> list[str]:
 PROGRESS_WIDTH = 100
 
 
+#: What each state of ``edalab progress`` means (printed under its table).
+PROGRESS_STATES = {
+    "passed": "the check passes on this server now",
+    "passed before": "a check passed on this machine earlier; a later lesson has changed "
+    "the server since. Nothing to do",
+    "in notebook": "the check needs what only its notebook has (a handler, a log): run the "
+    "exercise's check cell there",
+    "not yet": "the check does not pass: the detail says what it saw and what to do",
+}
+
+
+def progress_legend(width: int = PROGRESS_WIDTH) -> str:
+    """The lines under ``edalab progress``'s table: what each state means.
+
+    >>> progress_legend().splitlines()[1].split("  ")[0]
+    'passed'
+    """
+    column = max(map(len, PROGRESS_STATES)) + 2
+    lines = ["states:"]
+    for state, meaning in PROGRESS_STATES.items():
+        wrapped = textwrap.wrap(meaning, width - column)
+        lines.append(f"{state:<{column}}{wrapped[0]}")
+        lines += [" " * column + line for line in wrapped[1:]]
+    return "\n".join(lines)
+
+
 async def progress(js: JetStreamContext, *, width: int = PROGRESS_WIDTH) -> Table:
     """Run every checker that needs only the server; a table of exercise, state, detail.
 
-    An exercise that fails now but passed a check earlier on this machine (a later
-    notebook recreated its stream, say) shows as ``passed before``. The detail wraps
-    onto continuation rows so that no line is wider than ``width``.
+    Every exercise of the course is a row (from ``EXERCISES``, so from the manifest).
+    An exercise that passed a check earlier on this machine shows as ``passed before``
+    when it does not pass now (a later notebook recreated its stream, say), with nothing
+    to do. The detail wraps onto continuation rows so that no line is wider than ``width``.
     """
     earlier = recorded_passes()
     rows = []
-    for key, spec in EXERCISES.items():
+    for key in sorted(EXERCISES):  # course order, whichever order they were registered in
+        spec = EXERCISES[key]
+        before = f"passed on {earlier.get(key)}; nothing to do"
         if spec.needs:  # the learner's objects (a handler, a log): only the notebook has them
-            state = "passed before" if key in earlier else "in notebook"
+            if key in earlier:
+                rows.append([key, spec.notebook, "passed before", before])
+                continue
             needs = ", ".join(spec.needs)
-            detail = f"run the last cell of {spec.notebook}: the check needs its {needs}"
-            rows.append([key, spec.notebook, state, detail])
+            detail = f"run the check cell of {spec.notebook}: the check needs its {needs}"
+            rows.append([key, spec.notebook, "in notebook", detail])
             continue
         result: CheckResult = await check(key, js, report=False)
         if result:
-            rows.append([key, spec.notebook, "pass", result.message])
+            rows.append([key, spec.notebook, "passed", result.message])
         elif key in earlier:
-            detail = f"passed on {earlier[key]}; the server has changed since: {result.message}"
-            rows.append([key, spec.notebook, "passed before", detail])
+            changed = " (the server has changed since: a later lesson reuses what it reads)"
+            rows.append([key, spec.notebook, "passed before", before + changed])
         else:
             rows.append([key, spec.notebook, "not yet", result.message])
     return _wrapped(Table(["exercise", "notebook", "state", "detail"], rows), width)
@@ -153,3 +195,67 @@ def student_copy(notebook: dict[str, Any]) -> dict[str, Any]:
         cells.append(cell)
     out["cells"] = cells
     return out
+
+
+def _sources(notebook: dict[str, Any]) -> dict[str, str]:
+    """Cell id -> source of a notebook's cells that have an id."""
+    return {
+        str(c["id"]): "".join(c.get("source", "")) for c in notebook.get("cells", []) if "id" in c
+    }
+
+
+def student_work(existing: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
+    """What a learner wrote in ``existing``, a student copy, compared with a ``fresh`` one.
+
+    An answer cell no longer holding just the prompt, an edited cell, a cell added: each
+    is work that writing the fresh copy over it would lose. Outputs do not count.
+
+        >>> fresh = {"cells": [{"id": "a", "cell_type": "code", "source": ANSWER_PROMPT}]}
+        >>> student_work(fresh, fresh)
+        []
+        >>> mine = {"cells": [{"id": "a", "cell_type": "code", "source": "x = 1"},
+        ...                   {"id": "n", "cell_type": "markdown", "source": "my notes"}]}
+        >>> student_work(mine, fresh)
+        ['an answer in cell 1', 'a cell added (cell 2)']
+    """
+    known = _sources(fresh)
+    work = []
+    for number, cell in enumerate(existing.get("cells", []), start=1):
+        source = "".join(cell.get("source", ""))
+        original = known.get(str(cell.get("id")))
+        if original is None:
+            if source.strip():
+                work.append(f"a cell added (cell {number})")
+        elif source.strip() != original.strip():
+            answer = ANSWER_PROMPT in original  # an answer cell (after any placeholder lines)
+            work.append(f"an answer in cell {number}" if answer else f"cell {number} edited")
+    return work
+
+
+def write_student_copies(
+    notebooks: list[Path], target: Path, *, force: bool = False
+) -> tuple[list[Path], dict[Path, list[str]]]:
+    """Write a student copy of each notebook into ``target``; never over a learner's work.
+
+    Returns the copies written and, for each copy left alone, what it holds
+    (:func:`student_work`). ``force=True`` writes over them too.
+    """
+    import json
+
+    target.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    kept: dict[Path, list[str]] = {}
+    for path in notebooks:
+        copy = student_copy(json.loads(path.read_text()))
+        out = target / path.name
+        if out.exists() and not force:
+            try:
+                work = student_work(json.loads(out.read_text()), copy)
+            except ValueError:  # not a notebook any more: someone's file all the same
+                work = ["a file that is not a notebook"]
+            if work:
+                kept[out] = work
+                continue
+        out.write_text(json.dumps(copy, indent=1, ensure_ascii=False) + "\n")
+        written.append(out)
+    return written, kept
