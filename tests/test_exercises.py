@@ -419,8 +419,11 @@ async def test_11_fix_published_to_the_original_subject_fails(js) -> None:  # ty
     assert not result.passed and "audit too" in result.message
 
 
-async def _check_12_with(auditor, password: str = "pw"):  # type: ignore[no-untyped-def]
-    """Run checker 12 against a fresh server whose users are an admin and ``auditor``."""
+async def _check_12_with(auditor, password: str = "pw", *, state: list | None = None):  # type: ignore[no-untyped-def]
+    """Run checker 12 against a fresh server whose users are an admin and ``auditor``.
+
+    With ``state``, append what SHOP looked like after the check: its messages and consumers.
+    """
     from edalab import (
         NatsServer,
         User,
@@ -436,7 +439,15 @@ async def _check_12_with(auditor, password: str = "pw"):  # type: ignore[no-unty
         ajs = nc.jetstream()
         await ensure_stream(ajs, "SHOP", ["order.>", "payment.>"])
         await ensure_consumer(ajs, "SHOP", "audit", filter_subject="order.>")
+        for subject in ("order.placed", "payment.captured", "order.placed"):
+            await ajs.publish(subject, b"{}")
         result = await check("12", ajs, url=srv.url, user="auditor", password=password)
+        if state is not None:
+            info = await ajs.stream_info("SHOP")
+            names = sorted(c.name for c in await ajs.consumers_info("SHOP"))
+            state.append(
+                (info.state.messages, names, [s.config.name for s in await ajs.streams_info()])
+            )
         await nc.close()
     return result
 
@@ -465,8 +476,109 @@ async def test_12_auditor_with_the_whole_api_fails() -> None:
         publish=["$JS.API.>", "$JS.ACK.>"],
         subscribe=["_INBOX_auditor.>"],
     )
-    result = await _check_12_with(wide)
-    assert not result.passed and "may delete streams" in result.message
+    state: list = []  # type: ignore[type-arg]
+    result = await _check_12_with(wide, state=state)
+    assert not result.passed
+    assert "delete streams ($JS.API.STREAM.DELETE.SHOP)" in result.message, result.message
+    assert "and 14 more kinds of change" in result.message
+    assert state == [(3, ["audit"], ["SHOP"])], "probing the whole API must change nothing"
+
+
+async def test_12_purge_and_consumer_create_grants_fail_and_change_nothing() -> None:
+    """The auditor of issue 18, also granted purge and consumer creation, fails naming both;
+    the check's own probes purged nothing and created nothing."""
+    from edalab import User, consumer_permissions
+
+    over = User(
+        "auditor",
+        password="pw",
+        publish=[
+            *consumer_permissions("SHOP", "audit"),
+            "$JS.API.STREAM.PURGE.>",
+            "$JS.API.CONSUMER.CREATE.>",
+        ],
+        subscribe=["_INBOX_auditor.>"],
+    )
+    state: list = []  # type: ignore[type-arg]
+    result = await _check_12_with(over, state=state)
+    assert not result.passed
+    assert "may purge streams ($JS.API.STREAM.PURGE.SHOP)" in result.message, result.message
+    assert "create consumers ($JS.API.CONSUMER.CREATE.SHOP)" in result.message
+    assert "delete streams" not in result.message  # only what was granted is named
+    assert "permissions violation was expected" in result.message
+    assert state == [(3, ["audit"], ["SHOP"])], "the probes must purge and create nothing"
+
+
+async def test_12_grants_on_the_real_names_only_fail() -> None:
+    """Grants naming SHOP and audit exactly (no wildcard) are found too: delete the stream,
+    delete the auditor's own consumer, delete a message; the stream survives the probes."""
+    from edalab import User, consumer_permissions
+
+    exact = User(
+        "auditor",
+        password="pw",
+        publish=[
+            *consumer_permissions("SHOP", "audit"),
+            "$JS.API.STREAM.DELETE.SHOP",
+            "$JS.API.CONSUMER.DELETE.SHOP.audit",
+            "$JS.API.STREAM.MSG.DELETE.SHOP",
+        ],
+        subscribe=["_INBOX_auditor.>"],
+    )
+    state: list = []  # type: ignore[type-arg]
+    result = await _check_12_with(exact, state=state)
+    assert not result.passed
+    for named in (
+        "delete streams ($JS.API.STREAM.DELETE.SHOP)",
+        "delete stream messages ($JS.API.STREAM.MSG.DELETE.SHOP)",
+        "delete consumers ($JS.API.CONSUMER.DELETE.SHOP.audit)",
+    ):
+        assert named in result.message, result.message
+    assert state == [(3, ["audit"], ["SHOP"])]
+
+
+async def test_12_other_consumers_acks_and_publishing_fail() -> None:
+    """Acks for every consumer ($JS.ACK.>) and a publish grant on payments each fail,
+    saying what the server accepted."""
+    from edalab import User
+
+    acks = User(
+        "auditor",
+        password="pw",
+        publish=["$JS.API.CONSUMER.MSG.NEXT.SHOP.audit", "$JS.ACK.>"],
+        subscribe=["_INBOX_auditor.>"],
+    )
+    result = await _check_12_with(acks)
+    assert not result.passed and "may ack for other consumers ($JS.ACK.SHOP.probe-" in (
+        result.message
+    ), result.message
+    payer = User(
+        "auditor",
+        password="pw",
+        publish=["$JS.API.CONSUMER.MSG.NEXT.SHOP.audit", "$JS.ACK.SHOP.audit.>", "payment.>"],
+        subscribe=["_INBOX_auditor.>"],
+    )
+    state: list = []  # type: ignore[type-arg]
+    result = await _check_12_with(payer, state=state)
+    assert not result.passed and "may publish to payment.probe (not refused" in result.message
+    assert state == [(3, ["audit"], ["SHOP"])], "the probe publish must not be stored"
+
+
+async def test_12_hand_written_least_privilege_passes() -> None:
+    """Written out by hand, without jetstream_user and without the info subject: passes, and
+    the check leaves SHOP as it was (its probe event deleted)."""
+    from edalab import User
+
+    auditor = User(
+        "auditor",
+        password="pw",
+        publish=["$JS.API.CONSUMER.MSG.NEXT.SHOP.audit", "$JS.ACK.SHOP.audit.>"],
+        subscribe=["_INBOX_auditor.>"],
+    )
+    state: list = []  # type: ignore[type-arg]
+    result = await _check_12_with(auditor, state=state)
+    assert result.passed, result.message
+    assert state == [(3, ["audit"], ["SHOP"])]
 
 
 async def test_12_fetch_allowed_but_ack_refused_fails() -> None:
@@ -496,7 +608,7 @@ async def test_12_shared_inbox_fails() -> None:
         subscribe=["_INBOX_auditor.>", "_INBOX.>"],
     )
     result = await _check_12_with(shared)
-    assert not result.passed and "may subscribe to _INBOX.>" in result.message
+    assert not result.passed and "may subscribe to _INBOX." in result.message
 
 
 async def test_13_r3_audit_stream(js) -> None:  # type: ignore[no-untyped-def]

@@ -22,7 +22,6 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -676,6 +675,83 @@ def _concrete(pattern: str) -> str:
     return ".".join("probe" if t in ("*", ">") else t for t in pattern.split("."))
 
 
+#: Every JetStream request that changes a stream or a consumer, by what it does: the
+#: ``JSApi...T`` subjects of nats-server's server/jetstream_api.go (RESET is consumer.go's),
+#: plus fetches from and acks for consumers not the user's. ``{s}`` a stream, ``{c}`` a
+#: consumer. (``$JS.API.ACCOUNT.``, ``META.`` and ``SERVER.`` requests are served only in
+#: the system account, so a user of the learner's account cannot use them anyway.)
+_JS_CHANGES = (
+    ("create streams", "$JS.API.STREAM.CREATE.{s}"),
+    ("update streams", "$JS.API.STREAM.UPDATE.{s}"),
+    ("delete streams", "$JS.API.STREAM.DELETE.{s}"),
+    ("purge streams", "$JS.API.STREAM.PURGE.{s}"),
+    ("delete stream messages", "$JS.API.STREAM.MSG.DELETE.{s}"),
+    ("snapshot streams", "$JS.API.STREAM.SNAPSHOT.{s}"),
+    ("restore streams", "$JS.API.STREAM.RESTORE.{s}"),
+    ("remove stream peers", "$JS.API.STREAM.PEER.REMOVE.{s}"),
+    ("evacuate stream peers", "$JS.API.STREAM.PEER.EVACUATE.{s}"),
+    ("cancel stream moves", "$JS.API.STREAM.CANCEL_MOVE.{s}"),
+    ("make stream leaders step down", "$JS.API.STREAM.LEADER.STEPDOWN.{s}"),
+    ("create consumers", "$JS.API.CONSUMER.CREATE.{s}"),
+    ("create consumers", "$JS.API.CONSUMER.CREATE.{s}.{c}.probe"),
+    ("create consumers", "$JS.API.CONSUMER.DURABLE.CREATE.{s}.{c}"),
+    ("delete consumers", "$JS.API.CONSUMER.DELETE.{s}.{c}"),
+    ("pause consumers", "$JS.API.CONSUMER.PAUSE.{s}.{c}"),
+    ("unpin consumers", "$JS.API.CONSUMER.UNPIN.{s}.{c}"),
+    ("reset consumers", "$JS.API.CONSUMER.RESET.{s}.{c}"),
+    ("make consumer leaders step down", "$JS.API.CONSUMER.LEADER.STEPDOWN.{s}.{c}"),
+    ("fetch from other consumers", "$JS.API.CONSUMER.MSG.NEXT.{s}.{other}"),
+    ("ack for other consumers", "$JS.ACK.{s}.{other}.1.1.1.0.0"),
+)
+#: Sent with every probe. A JetStream API request carrying a level the server does not
+#: have is answered with an error before anything is done (errorOnRequiredApiLevel,
+#: server/jetstream_versioning.go, nats-server >= 2.12); a publish naming another stream
+#: is not stored (Nats-Expected-Stream, server/stream.go). Without a reply subject, the
+#: fetch and reset handlers ignore the request (server/consumer.go).
+_HARMLESS = {"Nats-Required-Api-Level": "1000000", "Nats-Expected-Stream": "EDALAB-NO-STREAM"}
+
+
+def _change_probes(nc: NATS, stream: str, consumer: str, token: str) -> dict[str, str]:
+    """``{subject: what}`` for every JetStream change, on the real names and made-up ones.
+
+    The real stream and consumer are probed only on servers that honour
+    Nats-Required-Api-Level (2.12+); made-up names catch wildcard grants everywhere.
+    """
+    version = nc.connected_server_version
+    names = [(f"EDALAB_PROBE_{token}", f"probe-{token}"), (stream, f"probe-{token}")]
+    if (version.major, version.minor) >= (2, 12):
+        names.append((stream, consumer))
+    out: dict[str, str] = {}
+    for s, c in reversed(names):  # the learner's own names first: they read best
+        for what, template in _JS_CHANGES:
+            if "{other}" in template:
+                out.setdefault(template.format(s=s, other=f"probe-{token}"), what)
+            else:
+                out.setdefault(template.format(s=s, c=c), what)
+    return out
+
+
+async def _allowed(nc: NATS, subjects: list[str], op: str) -> list[str]:
+    """Those of ``subjects`` the server did not refuse (it answers a refusal with -ERR)."""
+    from edalab.connection import connection_log
+
+    log = connection_log(nc)
+    since = len(log.errors) if log else 0
+    subs = []
+    for subject in subjects:
+        if op == "publish":
+            await nc.publish(subject, b"", headers=_HARMLESS)
+        else:
+            subs.append(await nc.subscribe(subject))
+    for _ in range(2):  # -ERR comes before the PONG; the second lets error_cb's task run
+        await nc.flush(timeout=2)
+    for sub in subs:
+        with contextlib.suppress(nats.errors.Error):
+            await sub.unsubscribe()
+    refused = {s.lower() for o, s in (log.denials(since) if log else []) if o == op}
+    return [s for s in subjects if s.lower() not in refused]
+
+
 async def _check_12(
     js: JetStreamContext,
     *,
@@ -685,19 +761,24 @@ async def _check_12(
     stream: str = "SHOP",
     consumer: str = "audit",
 ) -> str:
-    from edalab.connection import connect, publish_checked, subscribe_checked
+    import secrets
+
+    from edalab.connection import connect, subscribe_checked
     from edalab.errors import AuthenticationError, PermissionDenied
     from edalab.security import inbox_prefix, permission_checked
 
     _require(bool(url and user), "pass the server and credentials: check('12', js, url=...)")
     info = await _consumer(js, stream, consumer)
+    streams = [s.config for s in await js.streams_info()]
     filters = consumer_filters(info.config) or list(
         (await _stream(js, stream)).config.subjects or []
     )
     probe = _concrete(filters[0])
     # Something for the auditor to read: a probe event on a subject its consumer delivers.
     try:
-        await js.publish(probe, Event.create(probe, {"probe": "exercise 12"}).to_json(), timeout=2)
+        probe_ack = await js.publish(
+            probe, Event.create(probe, {"probe": "exercise 12"}).to_json(), timeout=2
+        )
     except (nats.errors.Error, TimeoutError):
         raise _NotYet(
             f"could not publish a probe on {probe} with the js you passed: pass the admin's "
@@ -737,38 +818,46 @@ async def _check_12(
                 f"refused its ack ({denied}): the message will be redelivered forever; allow "
                 f"$JS.ACK.{stream}.{consumer}.>"
             ) from None
-        probes: list[tuple[str, Callable[[], Awaitable[bool]]]] = [
-            ("delete streams", partial(ujs.delete_stream, "EDALAB_PROBE")),
-            ("delete consumers", partial(ujs.delete_consumer, stream, "edalab-probe")),
-        ]
-        for what, call in probes:
-            # Probes on things that do not exist: an answer (even "not found") means allowed.
-            try:
-                async with permission_checked(nc):
-                    await call()
-            except PermissionDenied:
-                continue
-            except nats.js.errors.NotFoundError:
-                pass
-            raise _NotYet(
-                f"{user} may {what}: the server answered its request instead of refusing it; "
-                "grant only its consumer's subjects, never $JS.API.>"
-            )
-        with contextlib.suppress(PermissionDenied):
-            await publish_checked(nc, probe, b"{}")
-            raise _NotYet(f"{user} may publish to {probe}; an auditor publishes nothing")
-        for other in ("_INBOX.>", "_INBOX_orders.>"):
-            with contextlib.suppress(PermissionDenied):
-                await subscribe_checked(nc, other)
-                raise _NotYet(
-                    f"{user} may subscribe to {other}: it could read other users' replies; "
-                    f"allow only {prefix}.>"
-                )
+        token = secrets.token_hex(4)
+        changes = _change_probes(nc, stream, consumer, token)
+        allowed: dict[str, str] = {}
+        for subject in await _allowed(nc, list(changes), "publish"):
+            allowed.setdefault(changes[subject], subject)
+        named = [f"{what} ({subject})" for what, subject in allowed.items()]
+        if len(named) > 6:
+            named[5:] = [f"and {len(named) - 5} more kinds of change"]
+        _require(
+            not allowed,
+            f"{user} may "
+            + ", ".join(named)
+            + ": the server accepted these requests where a permissions violation was "
+            f"expected (the check sent them so that they changed nothing); grant only "
+            f"{stream}/{consumer}'s fetch and ack subjects, never $JS.API.> or a class of it",
+        )
+        subjects = [_concrete(s) for cfg in streams for s in cfg.subjects or []]
+        subjects.append(f"edalab.probe.{token}")
+        sent = await _allowed(nc, [*subjects, f"_INBOX.{token}"], "publish")
+        _require(
+            not sent,
+            f"{user} may publish to {', '.join(sent)} (not refused by the server; expected "
+            "a permissions violation): an auditor publishes nothing but its fetches and acks",
+        )
+        inboxes = [f"_INBOX.{token}", f"_INBOX_orders.{token}"]
+        read = await _allowed(nc, [*inboxes, *subjects], "subscribe")
+        _require(
+            not read,
+            f"{user} may subscribe to {', '.join(read)} (not refused by the server; expected "
+            f"a permissions violation): it could read other users' replies or messages; "
+            f"allow only {prefix}.>",
+        )
     finally:
         await nc.close()
+        with contextlib.suppress(nats.errors.Error):  # leave SHOP as the learner had it
+            await js.delete_msg(stream, probe_ack.seq)
     return (
-        f"{user} fetched and acked on {stream}/{consumer}, and was refused everything else "
-        "(stream and consumer deletion, publishing, other inboxes)"
+        f"{user} fetched and acked on {stream}/{consumer}, and was refused all "
+        f"{len(dict(_JS_CHANGES))} kinds of stream and consumer change, publishing, and other "
+        "inboxes and subjects"
     )
 
 
