@@ -834,16 +834,25 @@ async def test_ex04_refusing_updates_is_not_last_value(js) -> None:  # type: ign
     assert not result.passed and "refused an update" in result.message
 
 
-async def _shipments(js, partitions: int, *, ack: bool = True) -> None:  # type: ignore[no-untyped-def]
-    dest = f"shipment.{{{{partition({partitions},1)}}}}.{{{{wildcard(1)}}}}"
+async def _shipments(  # type: ignore[no-untyped-def]
+    js,
+    partitions: int = 4,
+    *,
+    ack: bool = True,
+    dest: str = "",
+    keys: tuple[str, ...] = ("s1", "s2", "s3", "s4", "s5", "s6"),
+    filters: tuple[str, ...] = ("shipment.0.*", "shipment.1.*", "shipment.2.*", "shipment.3.*"),
+) -> None:
+    """SHIPMENTS partitioned by ``dest``, ``keys`` published, ship-N on ``filters[N]``."""
+    dest = dest or f"shipment.{{{{partition({partitions},1)}}}}.{{{{wildcard(1)}}}}"
     transform = SubjectTransform(src="shipment.*", dest=dest)
     await fresh_stream(js, "SHIPMENTS", ["shipment.*"], subject_transform=transform)
-    for key in ("s1", "s2", "s3", "s4", "s5", "s6"):
+    for key in keys:
         await js.publish(f"shipment.{key}", b"{}")
-    for p in range(4):
+    for p, subject in enumerate(filters):
         config = ConsumerConfig(max_ack_pending=1)
         sub = await js.pull_subscribe(
-            f"shipment.{p}.*", durable=f"ship-{p}", stream="SHIPMENTS", config=config
+            subject, durable=f"ship-{p}", stream="SHIPMENTS", config=config
         )
         while ack and (await sub.consumer_info()).num_pending:
             [msg] = await sub.fetch(1, timeout=5)
@@ -859,6 +868,56 @@ async def test_ex14_four_partitions_pass_twice(js) -> None:  # type: ignore[no-u
     assert second.passed, second.message
 
 
+async def test_ex14_keys_leaving_a_partition_empty_pass(js) -> None:  # type: ignore[no-untyped-def]
+    """The learner's keys s1, s2, s5, s6 all hash to partitions 0 and 1: ship-2 and ship-3
+    have nothing to acknowledge, and the partitioning is still right."""
+    await _shipments(js, keys=("s1", "s2", "s5", "s6"))
+    info = await js.consumer_info("SHIPMENTS", "ship-2")
+    assert info.delivered.stream_seq == 0, "s1, s2, s5, s6 must leave partition 2 empty"
+    result = await check("14", js)
+    assert result.passed, result.message
+    assert (await js.stream_info("SHIPMENTS")).state.messages == 4, "probes must be deleted"
+
+
+async def test_ex14_transforms_written_differently_pass(js) -> None:  # type: ignore[no-untyped-def]
+    """The server reads [pP]artition with spaces (server/subject_transform.go), and
+    partition(4) hashes the whole subject: both partition by key, and both pass."""
+    for dest in (
+        "shipment.{{Partition(4,1)}}.{{wildcard(1)}}",
+        "shipment.{{ partition(4) }}.{{ Wildcard(1) }}",
+    ):
+        await _shipments(js, dest=dest)
+        result = await check("14", js)
+        assert result.passed, (dest, result.message)
+
+
+async def test_ex14_three_partitions_for_four_consumers_fail(js) -> None:  # type: ignore[no-untyped-def]
+    """partition(3,1) with four consumers: ship-3 never gets a key, and the check shows where
+    the probes were stored."""
+    await _shipments(js, 3)
+    result = await check("14", js)
+    assert not result.passed
+    assert "none of the 8 probe keys reached ship-3" in result.message, result.message
+    assert "stored as shipment.0.<key>, shipment.1.<key>, shipment.2.<key>" in result.message
+
+
+async def test_ex14_random_partition_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """{{random(4)}} spreads shipments over four partitions but not by key: the same key
+    lands on two subjects, and the check names them."""
+    await _shipments(js, dest="shipment.{{random(4)}}.{{wildcard(1)}}")
+    result = await check("14", js)
+    assert not result.passed
+    assert "the same key was stored on different subjects" in result.message, result.message
+
+
+async def test_ex14_consumers_on_the_whole_stream_fail(js) -> None:  # type: ignore[no-untyped-def]
+    """Partitioned right, but every consumer reads shipment.*.*: each key reaches four."""
+    await _shipments(js, filters=("shipment.*.*",) * 4)
+    result = await check("14", js)
+    assert not result.passed
+    assert "4 consumers ['ship-0', 'ship-1', 'ship-2', 'ship-3'] receive" in result.message
+
+
 async def test_ex14_unprocessed_partitions_fail(js) -> None:  # type: ignore[no-untyped-def]
     """The right stream and consumers, but nothing processed: the check says what is left."""
     await _shipments(js, 4, ack=False)
@@ -871,6 +930,8 @@ async def test_ex14_unpartitioned_stream_fails(js) -> None:  # type: ignore[no-u
     await fresh_stream(js, "SHIPMENTS", ["shipment.*"])
     result = await check("14", js)
     assert not result.passed and "partition(4,1)" in result.message
+    assert "stored shipment.edalab-probe-00 unchanged" in result.message
+    assert (await js.stream_info("SHIPMENTS")).state.messages == 0
 
 
 async def test_ex14_overlapping_consumers_fail(js) -> None:  # type: ignore[no-untyped-def]
