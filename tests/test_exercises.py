@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy, DiscardPolicy, SubjectTransform
 from pydantic import BaseModel
@@ -678,6 +680,11 @@ def _award_handler(js, *, derived: bool):  # type: ignore[no-untyped-def]
 
 
 async def _run_loyalty(js, handler) -> None:  # type: ignore[no-untyped-def]
+    """Run shop-loyalty over the whole stream, from the start (a consumer made anew)."""
+    import nats.js.errors
+
+    with contextlib.suppress(nats.js.errors.NotFoundError):
+        await js.delete_consumer("SHOP", "shop-loyalty")
     loyalty = await EventConsumer.create(
         js, "SHOP", "shop-loyalty", filter_subject="shop.payment.captured", recreate=True
     )
@@ -704,9 +711,115 @@ async def test_17_random_award_ids_fail_on_redelivery(js) -> None:  # type: igno
     await _paid_shop(js)
     award = _award_handler(js, derived=False)
     await _run_loyalty(js, award)
+    before = await _shop_state(js)
     result = await check("17", js, handler=award)
     assert not result.passed
-    assert "3 payment(s) now have more than one award" in result.message, result.message
+    assert "your handler published an award with id" in result.message, result.message
+    assert "expected the same id" in result.message
+    assert await _shop_state(js) == before, "the check deletes the copies it caused"
+
+
+async def _forget_message_ids(js) -> None:  # type: ignore[no-untyped-def]
+    """Make SHOP forget every Nats-Msg-Id it has seen, as 120 s later would, without waiting
+    120 s: shrink its duplicate window to the server's minimum, 0.1 s (an update runs the
+    purge at once, server/stream.go), and wait until a marker published after everything
+    else is stored again; ids leave the window in the order they came."""
+    from edalab import Event
+    from edalab.waiting import wait_for
+
+    config = (await js.stream_info("SHOP")).config
+    config.duplicate_window = 0.1
+    await js.update_stream(config)
+    marker = Event.create("shop.test.marker", {}, id="window-marker")
+    await publish_event(js, marker)
+
+    async def forgotten() -> bool:
+        return not (await publish_event(js, marker)).duplicate
+
+    await wait_for(forgotten, timeout=10, what="SHOP to forget the marker's Nats-Msg-Id")
+    await js.purge_stream("SHOP", subject="shop.test.marker")
+
+
+async def _shop_state(js):  # type: ignore[no-untyped-def]
+    """How many awards SHOP holds, and its consumers: what a check must leave as it was."""
+    from edalab.course.shop import Shop
+
+    awards = await Shop(js).stored("shop.points.awarded")
+    return len(awards), sorted(c.name for c in await js.consumers_info("SHOP"))
+
+
+async def test_17_right_answer_passes_after_the_duplicate_window(js) -> None:  # type: ignore[no-untyped-def]
+    """The solution's handler, checked after SHOP forgot its message ids (as 120 s after the
+    run would): passes, stores no second award, and a second check passes too."""
+    await _paid_shop(js)
+    award = _award_handler(js, derived=True)
+    await _run_loyalty(js, award)
+    before = await _shop_state(js)
+    assert before[0] == 3
+    await _forget_message_ids(js)
+    first = await check("17", js, handler=award)
+    assert first.passed, first.message
+    assert await _shop_state(js) == before, "the check must leave SHOP as it was"
+    await _forget_message_ids(js)
+    second = await check("17", js, handler=award)
+    assert second.passed, second.message
+    assert await _shop_state(js) == before
+
+
+async def test_17_raw_publish_with_uuid5_ids_passes(js) -> None:  # type: ignore[no-untyped-def]
+    """Written differently from the solution: a (event, delivery) handler, derived_id's UUIDv5
+    and a raw js.publish with its own Nats-Msg-Id header."""
+    from edalab import Event
+    from edalab.course.shop import PaymentCaptured, PointsAwarded
+    from edalab.tracing import derived_id
+
+    await _paid_shop(js)
+
+    async def award(event, delivery) -> None:  # type: ignore[no-untyped-def]
+        pay = event.payload(PaymentCaptured)
+        points = PointsAwarded(
+            user_id=pay.user_id, payment_id=event.id, points=pay.amount_cents // 100
+        )
+        awarded = Event.create("shop.points.awarded", points, id=derived_id(event.id, "points"))
+        await js.publish(awarded.type, awarded.to_json(), headers={"Nats-Msg-Id": awarded.id})
+
+    await _run_loyalty(js, award)
+    result = await check("17", js, handler=award)
+    assert result.passed, result.message
+
+
+async def test_17_in_memory_guard_with_fresh_ids_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """A handler that skips payments it remembers in memory, with random award ids: one award
+    each so far, but on redelivery it publishes nothing, and the check says so."""
+    seen: set[str] = set()
+    random_ids = _award_handler(js, derived=False)
+
+    async def award(event) -> None:  # type: ignore[no-untyped-def]
+        if event.id not in seen:
+            seen.add(event.id)
+            await random_ids(event)
+
+    await _paid_shop(js)
+    await _run_loyalty(js, award)
+    result = await check("17", js, handler=award)
+    assert not result.passed
+    assert "your handler published no shop.points.awarded; expected the award again" in (
+        result.message
+    ), result.message
+
+
+async def test_17_learner_run_twice_beyond_the_window_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """Loyalty run again after SHOP forgot the ids: two awards with the same id per payment;
+    the check names the window, not the id derivation."""
+    await _paid_shop(js)
+    award = _award_handler(js, derived=True)
+    await _run_loyalty(js, award)
+    await _forget_message_ids(js)
+    await _run_loyalty(js, award)
+    result = await check("17", js, handler=award)
+    assert not result.passed
+    assert "has 2 awards, all with id points-for-" in result.message, result.message
+    assert "duplicate window" in result.message
 
 
 async def test_13_translated_subscription(js) -> None:  # type: ignore[no-untyped-def]
