@@ -329,6 +329,47 @@ async def test_09_ledger_each_entry_once_with_its_msg_id(js) -> None:  # type: i
     assert result.passed, result.message
 
 
+async def test_09_memory_storage_and_new_ids_on_resend_fail(js) -> None:  # type: ignore[no-untyped-def]
+    """Two mistakes learners make: a memory stream (lost in a crash), and a resend that makes
+    the events anew (new ids, so Nats-Msg-Id drops nothing); each message says what it saw."""
+    from nats.js.api import StorageType
+
+    make = EventFactory(prefix="led-")
+    entries = [make("ledger.entry", {"n": i}) for i in range(200)]
+    await fresh_stream(js, "LEDGER", ["ledger.>"], storage=StorageType.MEMORY)
+    await publish_events(js, entries)
+    memory = await check("09", js)
+    assert not memory.passed
+    assert "LEDGER uses memory storage; expected file storage" in memory.message
+    await fresh_stream(js, "LEDGER", ["ledger.>"])
+    await publish_events(js, entries[:100])
+    again = EventFactory(prefix="new-")
+    await publish_events(js, [again("ledger.entry", {"n": i}) for i in range(200)])
+    renamed = await check("09", js)
+    assert not renamed.passed
+    assert "ledger entry n=0 is stored under 2 event ids (100 entries like it)" in renamed.message
+    assert "resend the same Event objects" in renamed.message
+
+
+async def test_09_raw_publishes_with_msg_id_pass(js) -> None:  # type: ignore[no-untyped-def]
+    """Written differently: the stream made with add_stream and explicit file storage, and
+    raw js.publish with the Nats-Msg-Id header, every entry sent twice."""
+    import nats.js.errors
+    from nats.js.api import StorageType, StreamConfig
+
+    make = EventFactory(prefix="raw-")
+    entries = [make("ledger.entry", {"n": i}) for i in range(200)]
+    with contextlib.suppress(nats.js.errors.NotFoundError):
+        await js.delete_stream("LEDGER")
+    await js.add_stream(
+        StreamConfig(name="LEDGER", subjects=["ledger.>"], storage=StorageType.FILE)
+    )
+    for event in entries + entries:
+        await js.publish(event.type, event.to_json(), headers={"Nats-Msg-Id": event.id})
+    result = await check("09", js)
+    assert result.passed, result.message
+
+
 async def test_10_charge_once_across_racing_workers(js) -> None:  # type: ignore[no-untyped-def]
     """A put (bucket right, behaviour wrong) and an in-memory guard fail; record() passes."""
     import asyncio
