@@ -462,6 +462,82 @@ async def test_11_fix_published_to_the_original_subject_fails(js) -> None:  # ty
     assert not result.passed and "audit too" in result.message
 
 
+async def _three_letters(js):  # type: ignore[no-untyped-def]
+    """Lesson 11's state before its exercise: a negative amount rejected by payments, and a
+    message that is not an event, terminated by payments and by audit."""
+    from edalab import DeadLetters, PermanentError
+
+    dead = DeadLetters(js)
+    await dead.setup(fresh=True)
+    await fresh_stream(js, "PAYMENTS", ["payment.>"])
+    await publish_events(js, [EventFactory()("payment.captured", {"amount_cents": -1})])
+    await js.publish("payment.captured", b"\x00 not an event")
+
+    async def book(event):  # type: ignore[no-untyped-def]
+        if event.data["amount_cents"] < 0:
+            raise PermanentError("negative")
+
+    async def record(event):  # type: ignore[no-untyped-def]
+        pass
+
+    for name, handler in (("payments", book), ("audit", record)):
+        consumer = await EventConsumer.create(js, "PAYMENTS", name)
+        await consumer.run(handler, timeout=0.3)
+    await dead.wait_for(3)
+    return dead, book
+
+
+async def test_11_replayed_unfixed_or_all_discarded_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """Two learners' mistakes: replaying the negative amount unfixed (payments rejects it
+    again) and discarding every letter; each message says what it found and expected."""
+    from edalab import Reason
+
+    dead, book = await _three_letters(js)
+    for letter in await dead.letters(stream="PAYMENTS"):
+        if letter.category is Reason.UNDECODABLE:
+            await dead.discard(letter)
+        else:
+            await dead.replay(letter)  # not fixed
+    await (await dead.replays("PAYMENTS", "payments")).run(book, timeout=0.3)
+    await dead.wait_for(1)
+    unfixed = await check("11", js)
+    assert not unfixed.passed
+    assert "1 dead letters remain (consumer, reason)" in unfixed.message, unfixed.message
+    assert "expected none" in unfixed.message
+    dead, _ = await _three_letters(js)
+    for letter in await dead.letters(stream="PAYMENTS"):
+        await dead.discard(letter)
+    gave_up = await check("11", js)
+    assert not gave_up.passed
+    assert "holds no replay with amount_cents 100; expected one for payments" in gave_up.message
+
+
+async def test_11_fix_by_editing_the_json_passes(js) -> None:  # type: ignore[no-untyped-def]
+    """Written differently: letters chosen by reason over all streams, the payload fixed by
+    editing its JSON, the replay read by a reader with a handler of its own."""
+    import json
+
+    from edalab import Reason
+
+    dead, _ = await _three_letters(js)
+    for letter in await dead.letters():
+        if letter.category is not Reason.UNDECODABLE:
+            payload = json.loads((await dead.original(letter)).data)
+            payload["data"]["amount_cents"] = 100
+            await dead.replay(letter, data=json.dumps(payload).encode())
+        else:
+            await dead.discard(letter)
+    booked = []
+
+    async def book_fixed(event):  # type: ignore[no-untyped-def]
+        booked.append(event.data["amount_cents"])
+
+    await (await dead.replays("PAYMENTS", "payments")).run(book_fixed, timeout=0.3)
+    assert booked == [100]
+    result = await check("11", js)
+    assert result.passed, result.message
+
+
 async def _check_12_with(auditor, password: str = "pw", *, state: list | None = None):  # type: ignore[no-untyped-def]
     """Run checker 12 against a fresh server whose users are an admin and ``auditor``.
 
@@ -657,17 +733,24 @@ async def test_12_shared_inbox_fails() -> None:
 async def test_13_r3_audit_stream(js) -> None:  # type: ignore[no-untyped-def]
     """R1 fails; R3 with a follower still down fails (configuration right, behaviour not);
     events stored twice fail; R3, 200 distinct events, every follower current, passes."""
-    from edalab import connect, ensure_stream
+    from nats.js.api import StreamConfig
+
+    from edalab import connect
     from edalab.cluster import NatsCluster, stream_leader, wait_until_current
 
     await fresh_stream(js, "AUDIT", ["audit.>"])
-    assert "1 replica" in (await check("13", js)).message
+    single = (await check("13", js)).message
+    assert "AUDIT has 1 replica(s); expected 3" in single, single
     with NatsCluster(3) as cluster:
         nc = await connect(cluster.urls, max_reconnect_attempts=-1)
         cjs = nc.jetstream()
-        await ensure_stream(cjs, "AUDIT", ["audit.>"], num_replicas=3)
+        # Written differently from the solution: the raw nats-py call, not ensure_stream.
+        await cjs.add_stream(StreamConfig(name="AUDIT", subjects=["audit.>"], num_replicas=3))
         make = EventFactory()
         await publish_events(cjs, [make("audit.note") for _ in range(100)])
+        await wait_until_current(cjs, "AUDIT", timeout=60)
+        half = await check("13", cjs)  # forgot the 100 published while a follower is down
+        assert not half.passed and "AUDIT holds 100 messages; expected 200" in half.message
         leader = await stream_leader(cjs, "AUDIT")
         follower = next(n for n in cluster.running_nodes() if n != leader)
         cluster.kill(follower)

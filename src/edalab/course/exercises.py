@@ -649,8 +649,9 @@ async def _check_11(js: JetStreamContext) -> str:
     left = await dead.letters(stream="PAYMENTS") + await dead.letters(consumer=reader)
     _require(
         not left,
-        f"{len(left)} dead letters remain: {[(d.consumer, str(d.category)) for d in left]}; "
-        "discard the undecodable ones, replay the other",
+        f"{len(left)} dead letters remain (consumer, reason): "
+        f"{[(d.consumer, str(d.category)) for d in left]}; expected none: discard the "
+        "undecodable ones, replay the negative amount with data=... (amount_cents 100)",
     )
     fixed_in_payments = [
         seq
@@ -668,15 +669,24 @@ async def _check_11(js: JetStreamContext) -> str:
             raw.data or b""
         ).replace(b" ", b""):
             replays.append((seq, raw.subject))
-    _require(bool(replays), "no replay with amount_cents 100: replay the rejected letter")
+    _require(
+        bool(replays),
+        f"{dead.stream} holds no replay with amount_cents 100; expected one for payments: "
+        "replay the rejected letter with dead.replay(letter, data=<the event, fixed>)",
+    )
     target = dead.replay_subject("PAYMENTS", "payments")
     others = [subject for _, subject in replays if subject != target]
-    _require(not others, f"the fixed payment was replayed to {others}, not only to payments")
+    _require(
+        not others,
+        f"the fixed payment was replayed on {others}; expected only {target} (payments' "
+        "replay subject): replay the letter of the payments consumer, not another's",
+    )
     info = await _settled(js, dead.stream, reader)
     _require(
         _floor(info) >= max(seq for seq, _ in replays) and not info.num_ack_pending,
         f"payments' replay reader {reader!r} has not handled the replay (pending "
-        f"{info.num_pending}, unacknowledged {info.num_ack_pending}): run it with the handler",
+        f"{info.num_pending}, unacknowledged {info.num_ack_pending}, acknowledged up to "
+        f"{_floor(info)}); expected it acknowledged: run it with the handler",
     )
     return "no dead letters left; the fixed payment reached payments, and no other consumer"
 
@@ -874,14 +884,21 @@ async def _check_12(
 
 async def _check_13(js: JetStreamContext) -> str:
     info = await _stream(js, "AUDIT")
-    _require(info.config.num_replicas == 3, f"AUDIT has {info.config.num_replicas} replica(s)")
+    _require(
+        info.config.num_replicas == 3,
+        f"AUDIT has {info.config.num_replicas} replica(s); expected 3: create it in the "
+        "cluster with num_replicas=3",
+    )
     cluster = info.cluster
     leader = cluster.leader if cluster else None
-    _require(bool(leader), "AUDIT has no leader right now: is a majority of its nodes running?")
+    _require(
+        bool(leader),
+        "AUDIT has no leader right now; expected one: is a majority of its nodes running?",
+    )
     replicas = (cluster.replicas if cluster else None) or []
     _require(
         len(replicas) == 2,
-        f"AUDIT's leader {leader} reports {len(replicas)} follower(s), not 2",
+        f"AUDIT's leader {leader} reports {len(replicas)} follower(s); expected 2",
     )
     behind = [
         f"{r.name} ({'offline' if r.offline else f'lag {r.lag or 0}'})"
@@ -893,12 +910,17 @@ async def _check_13(js: JetStreamContext) -> str:
         f"not every replica of AUDIT has caught up: {', '.join(behind)}; restart the "
         "stopped follower and wait_until_current(js, 'AUDIT')",
     )
-    _require(info.state.messages == 200, f"AUDIT holds {info.state.messages} messages, not 200")
+    _require(
+        info.state.messages == 200,
+        f"AUDIT holds {info.state.messages} messages; expected 200: 100 before stopping a "
+        "follower and 100 while it is down",
+    )
     ids = [event.id for event in await _events(js, info)]
     _require(
         len(set(ids)) == 200,
-        f"AUDIT's 200 messages hold only {len(set(ids))} distinct event ids: some events "
-        "were stored twice; publish with Nats-Msg-Id (publish_events does) and retry with it",
+        f"AUDIT's 200 messages hold only {len(set(ids))} distinct event ids; expected 200: "
+        "some events were stored twice; publish with Nats-Msg-Id (publish_events does) and "
+        "retry with it",
     )
     return "AUDIT is replicated three times, every follower current, with 200 distinct events"
 
