@@ -772,6 +772,93 @@ async def test_13_r3_audit_stream(js) -> None:  # type: ignore[no-untyped-def]
         await nc.close()
 
 
+async def _ex16(js):  # type: ignore[no-untyped-def]
+    """Lesson 16's exercise cell: ORDERS, order ex16 placed, its reserved id and its trace."""
+    from edalab import TraceContext
+    from edalab.course import saga
+    from edalab.tracing import derived_id
+
+    await saga.setup(js)
+    placed = await saga.place_order(js, "ex16", amount_cents=700)
+    trace = TraceContext.from_headers((await js.get_msg("ORDERS", 1)).headers)
+    return placed, derived_id(placed.id, "stock.reserved"), trace
+
+
+def _on_reserved(js, placed, trace, *, event_id=None, flow=True):  # type: ignore[no-untyped-def]
+    """The solution's handler, charging in ``trace``; ``event_id(cause)`` replaces the
+    derived id, and ``flow=False`` leaves the flow headers out."""
+    from edalab import Event
+    from edalab.tracing import derived_id, flow_headers
+
+    async def on_reserved(cause_id):  # type: ignore[no-untyped-def]
+        ident = event_id(cause_id) if event_id else derived_id(cause_id, "billing.charged")
+        event = Event.create("billing.charged", {"order_id": "ex16"}, id=ident)
+        headers = flow_headers(
+            trace.child("billing"), correlation_id=placed.id, causation_id=cause_id
+        )
+        await publish_event(js, event, headers=headers if flow else None)
+
+    return on_reserved
+
+
+async def test_16_fresh_ids_missing_headers_or_new_trace_fail(js) -> None:  # type: ignore[no-untyped-def]
+    """Three mistakes: a new id per call (stored twice), no flow headers, a trace of its own;
+    each message names what the stream holds and what was expected."""
+    from edalab import TraceContext
+
+    placed, reserved_id, trace = await _ex16(js)
+    fresh = _on_reserved(js, placed, trace, event_id=lambda cause: None)
+    for _ in range(2):
+        await fresh(reserved_id)
+    twice = await check("16", js)
+    assert not twice.passed
+    assert "ORDERS holds 2 billing.charged events for ex16" in twice.message
+    assert "expected one" in twice.message
+
+    placed, reserved_id, trace = await _ex16(js)
+    await _on_reserved(js, placed, trace, flow=False)(reserved_id)
+    bare = await check("16", js)
+    assert not bare.passed
+    assert f"Causation-Id is None; expected '{reserved_id}'" in bare.message, bare.message
+
+    placed, reserved_id, trace = await _ex16(js)
+    await _on_reserved(js, placed, TraceContext.new())(reserved_id)
+    apart = await check("16", js)
+    assert not apart.passed
+    assert f"expected one in the order's trace, '{trace.trace_id}'" in apart.message
+    await js.publish("billing.junk", b"not an event")
+    junk = await check("16", js)  # one line, not a traceback
+    assert not junk.passed and "ORDERS message 3: " in junk.message, junk.message
+
+
+async def test_16_hand_made_headers_and_raw_publish_pass(js) -> None:  # type: ignore[no-untyped-def]
+    """Written differently: headers as a dict by hand, a random span id, and a raw
+    js.publish with Nats-Msg-Id, called twice."""
+    import secrets
+
+    from edalab import Event
+    from edalab.tracing import derived_id
+
+    placed, reserved_id, trace = await _ex16(js)
+
+    async def on_reserved(cause_id):  # type: ignore[no-untyped-def]
+        charged = Event.create(
+            "billing.charged", {"order_id": "ex16"}, id=derived_id(cause_id, "billing.charged")
+        )
+        headers = {
+            "Nats-Msg-Id": charged.id,
+            "traceparent": f"00-{trace.trace_id}-{secrets.token_hex(8)}-01",
+            "Correlation-Id": placed.id,
+            "Causation-Id": cause_id,
+        }
+        await js.publish(charged.type, charged.to_json(), headers=headers)
+
+    await on_reserved(reserved_id)
+    await on_reserved(reserved_id)
+    result = await check("16", js)
+    assert result.passed, result.message
+
+
 async def _paid_shop(js):  # type: ignore[no-untyped-def]
     """A capstone shop with two users and three paid orders, services stopped."""
     from edalab.course.shop import Shop
