@@ -1033,8 +1033,9 @@ async def test_17_learner_run_twice_beyond_the_window_fails(js) -> None:  # type
     assert "duplicate window" in result.message
 
 
-async def test_13_translated_subscription(js) -> None:  # type: ignore[no-untyped-def]
-    """Forgetting MaxInflight fails; the full translation, drained, passes."""
+async def test_18_translated_subscription(js) -> None:  # type: ignore[no-untyped-def]
+    """Forgetting MaxInflight fails; the full translation as a pull consumer (written
+    differently from the solution's callback), drained, passes."""
     from edalab import Event, publish_event
 
     await fresh_stream(js, "MIGRATION", ["events"])
@@ -1042,7 +1043,8 @@ async def test_13_translated_subscription(js) -> None:  # type: ignore[no-untype
         await publish_event(js, Event.create("user.created", "{}", id=f"m{i}"), subject="events")
     opts = {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": 2, "ack_wait": 10}
     await EventConsumer.create(js, "MIGRATION", "billing", **opts)
-    assert "max_ack_pending=5" in (await check("18", js)).message
+    forgot = (await check("18", js)).message
+    assert "billing has max_ack_pending=1000; expected 5" in forgot, forgot
     billing = await EventConsumer.create(
         js, "MIGRATION", "billing", max_ack_pending=5, recreate=True, **opts
     )
@@ -1050,6 +1052,20 @@ async def test_13_translated_subscription(js) -> None:  # type: ignore[no-untype
         await delivery.ack(sync=True)
     result = await check("18", js)
     assert result.passed and "2..3, each delivered once" in result.message
+
+
+async def test_18_go_durations_and_deliver_all_fail(js) -> None:  # type: ignore[no-untyped-def]
+    """AckWait copied as Go's milliseconds, and StartAtSequence(2) left out (deliver all):
+    each fails, naming the value it found and the one expected."""
+    await fresh_stream(js, "MIGRATION", ["events"])
+    opts = {"max_ack_pending": 5, "recreate": True}
+    start = {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": 2}
+    await EventConsumer.create(js, "MIGRATION", "billing", ack_wait=10_000, **start, **opts)
+    millis = (await check("18", js)).message
+    assert "billing has ack_wait=10000.0 s; expected 10" in millis, millis
+    await EventConsumer.create(js, "MIGRATION", "billing", ack_wait=10, **opts)
+    everything = (await check("18", js)).message
+    assert "billing has deliver_policy=all, opt_start_seq=None; expected" in everything, everything
 
 
 async def _stan_translation(js, cb):  # type: ignore[no-untyped-def]

@@ -1142,16 +1142,25 @@ async def _check_18(js: JetStreamContext) -> str:
     stream = await _stream(js, "MIGRATION")
     info = await _settled(js, "MIGRATION", "billing")
     cfg = info.config
+    policy = getattr(cfg.deliver_policy, "value", cfg.deliver_policy)
     _require(
         cfg.deliver_policy == DeliverPolicy.BY_START_SEQUENCE and cfg.opt_start_seq == 2,
-        "StartAtSequence(2) is deliver_policy=by_start_sequence with opt_start_seq=2",
-    )
-    _require(cfg.ack_wait == 10, f"AckWait(10s) is ack_wait=10, not {cfg.ack_wait}")
-    _require(
-        cfg.max_ack_pending == 5, f"MaxInflight(5) is max_ack_pending=5, not {cfg.max_ack_pending}"
+        f"billing has deliver_policy={policy}, opt_start_seq={cfg.opt_start_seq}; expected "
+        "by_start_sequence and 2: that is StartAtSequence(2)",
     )
     _require(
-        str(getattr(cfg.ack_policy, "value", cfg.ack_policy)) == "explicit", "use explicit acks"
+        cfg.ack_wait == 10,
+        f"billing has ack_wait={cfg.ack_wait} s; expected 10: AckWait(10*time.Second) "
+        "(nats-py takes seconds)",
+    )
+    _require(
+        cfg.max_ack_pending == 5,
+        f"billing has max_ack_pending={cfg.max_ack_pending}; expected 5: that is MaxInflight(5)",
+    )
+    acks = str(getattr(cfg.ack_policy, "value", cfg.ack_policy))
+    _require(
+        acks == "explicit",
+        f"billing has ack_policy={acks}; expected explicit: SetManualAckMode acks each message",
     )
     _require(
         info.num_ack_pending == 0,
