@@ -641,6 +641,10 @@ async def _check_10(js: JetStreamContext, charge: Any = None) -> str:
 
 
 async def _check_11(js: JetStreamContext) -> str:
+    """No letters left, the fix replayed to payments only and acked by its reader.
+
+    Timing: the reader's plain acks are given 2 s to land (``_settled``).
+    """
     from edalab.deadletters import DeadLetters
 
     dead = DeadLetters(js)
@@ -782,6 +786,11 @@ async def _check_12(
     stream: str = "SHOP",
     consumer: str = "audit",
 ) -> str:
+    """Log in as the auditor: it must fetch and ack, and the server must refuse the rest.
+
+    Every probe is judged by the server's answer to it (a permissions violation, or
+    not); none can change anything (``_HARMLESS``). Timing: each step waits at most 2 s.
+    """
     import secrets
 
     from edalab.connection import connect, subscribe_checked
@@ -986,6 +995,12 @@ async def _redeliver_17(
 
 
 async def _check_17(js: JetStreamContext, handler: Any = None) -> str:
+    """One award per payment stored, and the same award id published on a redelivery.
+
+    The verdict does not depend on SHOP's duplicate window: the ids are compared, and
+    whatever the redelivery stored is deleted. Timing: shop-loyalty's acks are given
+    2 s to land; the redelivery ends after every payment or 5 s without one.
+    """
     _require(handler is not None, "pass your handler: await check('17', js, handler=award)")
     info = await _stream(js, "SHOP")
     events = await _events(js, info)
@@ -1091,6 +1106,10 @@ def _routed(where: dict[str, str], filters: dict[str, list[str]]) -> dict[str, l
 
 
 async def _check_14(js: JetStreamContext) -> str:
+    """Where the server stores the check's own keys decides, not the transform's text.
+
+    Timing: each consumer's plain acks are given 2 s to land (``_settled``).
+    """
     await _stream(js, "SHIPMENTS")
     where = await _stored_as(js)
     moved = {k: sorted(v) for k, v in where.items() if len(v) > 1}
@@ -1139,6 +1158,10 @@ async def _check_14(js: JetStreamContext) -> str:
 
 
 async def _check_18(js: JetStreamContext) -> str:
+    """billing is the STAN subscription translated, and delivered each message once.
+
+    Timing: the callback's plain acks are given 2 s to land (``_settled``).
+    """
     stream = await _stream(js, "MIGRATION")
     info = await _settled(js, "MIGRATION", "billing")
     cfg = info.config
