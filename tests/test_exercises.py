@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy, DiscardPolicy, SubjectTransform
 from pydantic import BaseModel
@@ -327,6 +329,47 @@ async def test_09_ledger_each_entry_once_with_its_msg_id(js) -> None:  # type: i
     assert result.passed, result.message
 
 
+async def test_09_memory_storage_and_new_ids_on_resend_fail(js) -> None:  # type: ignore[no-untyped-def]
+    """Two mistakes learners make: a memory stream (lost in a crash), and a resend that makes
+    the events anew (new ids, so Nats-Msg-Id drops nothing); each message says what it saw."""
+    from nats.js.api import StorageType
+
+    make = EventFactory(prefix="led-")
+    entries = [make("ledger.entry", {"n": i}) for i in range(200)]
+    await fresh_stream(js, "LEDGER", ["ledger.>"], storage=StorageType.MEMORY)
+    await publish_events(js, entries)
+    memory = await check("09", js)
+    assert not memory.passed
+    assert "LEDGER uses memory storage; expected file storage" in memory.message
+    await fresh_stream(js, "LEDGER", ["ledger.>"])
+    await publish_events(js, entries[:100])
+    again = EventFactory(prefix="new-")
+    await publish_events(js, [again("ledger.entry", {"n": i}) for i in range(200)])
+    renamed = await check("09", js)
+    assert not renamed.passed
+    assert "ledger entry n=0 is stored under 2 event ids (100 entries like it)" in renamed.message
+    assert "resend the same Event objects" in renamed.message
+
+
+async def test_09_raw_publishes_with_msg_id_pass(js) -> None:  # type: ignore[no-untyped-def]
+    """Written differently: the stream made with add_stream and explicit file storage, and
+    raw js.publish with the Nats-Msg-Id header, every entry sent twice."""
+    import nats.js.errors
+    from nats.js.api import StorageType, StreamConfig
+
+    make = EventFactory(prefix="raw-")
+    entries = [make("ledger.entry", {"n": i}) for i in range(200)]
+    with contextlib.suppress(nats.js.errors.NotFoundError):
+        await js.delete_stream("LEDGER")
+    await js.add_stream(
+        StreamConfig(name="LEDGER", subjects=["ledger.>"], storage=StorageType.FILE)
+    )
+    for event in entries + entries:
+        await js.publish(event.type, event.to_json(), headers={"Nats-Msg-Id": event.id})
+    result = await check("09", js)
+    assert result.passed, result.message
+
+
 async def test_10_charge_once_across_racing_workers(js) -> None:  # type: ignore[no-untyped-def]
     """A put (bucket right, behaviour wrong) and an in-memory guard fail; record() passes."""
     import asyncio
@@ -419,8 +462,87 @@ async def test_11_fix_published_to_the_original_subject_fails(js) -> None:  # ty
     assert not result.passed and "audit too" in result.message
 
 
-async def _check_12_with(auditor, password: str = "pw"):  # type: ignore[no-untyped-def]
-    """Run checker 12 against a fresh server whose users are an admin and ``auditor``."""
+async def _three_letters(js):  # type: ignore[no-untyped-def]
+    """Lesson 11's state before its exercise: a negative amount rejected by payments, and a
+    message that is not an event, terminated by payments and by audit."""
+    from edalab import DeadLetters, PermanentError
+
+    dead = DeadLetters(js)
+    await dead.setup(fresh=True)
+    await fresh_stream(js, "PAYMENTS", ["payment.>"])
+    await publish_events(js, [EventFactory()("payment.captured", {"amount_cents": -1})])
+    await js.publish("payment.captured", b"\x00 not an event")
+
+    async def book(event):  # type: ignore[no-untyped-def]
+        if event.data["amount_cents"] < 0:
+            raise PermanentError("negative")
+
+    async def record(event):  # type: ignore[no-untyped-def]
+        pass
+
+    for name, handler in (("payments", book), ("audit", record)):
+        consumer = await EventConsumer.create(js, "PAYMENTS", name)
+        await consumer.run(handler, timeout=0.3)
+    await dead.wait_for(3)
+    return dead, book
+
+
+async def test_11_replayed_unfixed_or_all_discarded_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """Two learners' mistakes: replaying the negative amount unfixed (payments rejects it
+    again) and discarding every letter; each message says what it found and expected."""
+    from edalab import Reason
+
+    dead, book = await _three_letters(js)
+    for letter in await dead.letters(stream="PAYMENTS"):
+        if letter.category is Reason.UNDECODABLE:
+            await dead.discard(letter)
+        else:
+            await dead.replay(letter)  # not fixed
+    await (await dead.replays("PAYMENTS", "payments")).run(book, timeout=0.3)
+    await dead.wait_for(1)
+    unfixed = await check("11", js)
+    assert not unfixed.passed
+    assert "1 dead letters remain (consumer, reason)" in unfixed.message, unfixed.message
+    assert "expected none" in unfixed.message
+    dead, _ = await _three_letters(js)
+    for letter in await dead.letters(stream="PAYMENTS"):
+        await dead.discard(letter)
+    gave_up = await check("11", js)
+    assert not gave_up.passed
+    assert "holds no replay with amount_cents 100; expected one for payments" in gave_up.message
+
+
+async def test_11_fix_by_editing_the_json_passes(js) -> None:  # type: ignore[no-untyped-def]
+    """Written differently: letters chosen by reason over all streams, the payload fixed by
+    editing its JSON, the replay read by a reader with a handler of its own."""
+    import json
+
+    from edalab import Reason
+
+    dead, _ = await _three_letters(js)
+    for letter in await dead.letters():
+        if letter.category is not Reason.UNDECODABLE:
+            payload = json.loads((await dead.original(letter)).data)
+            payload["data"]["amount_cents"] = 100
+            await dead.replay(letter, data=json.dumps(payload).encode())
+        else:
+            await dead.discard(letter)
+    booked = []
+
+    async def book_fixed(event):  # type: ignore[no-untyped-def]
+        booked.append(event.data["amount_cents"])
+
+    await (await dead.replays("PAYMENTS", "payments")).run(book_fixed, timeout=0.3)
+    assert booked == [100]
+    result = await check("11", js)
+    assert result.passed, result.message
+
+
+async def _check_12_with(auditor, password: str = "pw", *, state: list | None = None):  # type: ignore[no-untyped-def]
+    """Run checker 12 against a fresh server whose users are an admin and ``auditor``.
+
+    With ``state``, append what SHOP looked like after the check: its messages and consumers.
+    """
     from edalab import (
         NatsServer,
         User,
@@ -436,7 +558,15 @@ async def _check_12_with(auditor, password: str = "pw"):  # type: ignore[no-unty
         ajs = nc.jetstream()
         await ensure_stream(ajs, "SHOP", ["order.>", "payment.>"])
         await ensure_consumer(ajs, "SHOP", "audit", filter_subject="order.>")
+        for subject in ("order.placed", "payment.captured", "order.placed"):
+            await ajs.publish(subject, b"{}")
         result = await check("12", ajs, url=srv.url, user="auditor", password=password)
+        if state is not None:
+            info = await ajs.stream_info("SHOP")
+            names = sorted(c.name for c in await ajs.consumers_info("SHOP"))
+            state.append(
+                (info.state.messages, names, [s.config.name for s in await ajs.streams_info()])
+            )
         await nc.close()
     return result
 
@@ -465,8 +595,109 @@ async def test_12_auditor_with_the_whole_api_fails() -> None:
         publish=["$JS.API.>", "$JS.ACK.>"],
         subscribe=["_INBOX_auditor.>"],
     )
-    result = await _check_12_with(wide)
-    assert not result.passed and "may delete streams" in result.message
+    state: list = []  # type: ignore[type-arg]
+    result = await _check_12_with(wide, state=state)
+    assert not result.passed
+    assert "delete streams ($JS.API.STREAM.DELETE.SHOP)" in result.message, result.message
+    assert "and 14 more kinds of change" in result.message
+    assert state == [(3, ["audit"], ["SHOP"])], "probing the whole API must change nothing"
+
+
+async def test_12_purge_and_consumer_create_grants_fail_and_change_nothing() -> None:
+    """The auditor of issue 18, also granted purge and consumer creation, fails naming both;
+    the check's own probes purged nothing and created nothing."""
+    from edalab import User, consumer_permissions
+
+    over = User(
+        "auditor",
+        password="pw",
+        publish=[
+            *consumer_permissions("SHOP", "audit"),
+            "$JS.API.STREAM.PURGE.>",
+            "$JS.API.CONSUMER.CREATE.>",
+        ],
+        subscribe=["_INBOX_auditor.>"],
+    )
+    state: list = []  # type: ignore[type-arg]
+    result = await _check_12_with(over, state=state)
+    assert not result.passed
+    assert "may purge streams ($JS.API.STREAM.PURGE.SHOP)" in result.message, result.message
+    assert "create consumers ($JS.API.CONSUMER.CREATE.SHOP)" in result.message
+    assert "delete streams" not in result.message  # only what was granted is named
+    assert "permissions violation was expected" in result.message
+    assert state == [(3, ["audit"], ["SHOP"])], "the probes must purge and create nothing"
+
+
+async def test_12_grants_on_the_real_names_only_fail() -> None:
+    """Grants naming SHOP and audit exactly (no wildcard) are found too: delete the stream,
+    delete the auditor's own consumer, delete a message; the stream survives the probes."""
+    from edalab import User, consumer_permissions
+
+    exact = User(
+        "auditor",
+        password="pw",
+        publish=[
+            *consumer_permissions("SHOP", "audit"),
+            "$JS.API.STREAM.DELETE.SHOP",
+            "$JS.API.CONSUMER.DELETE.SHOP.audit",
+            "$JS.API.STREAM.MSG.DELETE.SHOP",
+        ],
+        subscribe=["_INBOX_auditor.>"],
+    )
+    state: list = []  # type: ignore[type-arg]
+    result = await _check_12_with(exact, state=state)
+    assert not result.passed
+    for named in (
+        "delete streams ($JS.API.STREAM.DELETE.SHOP)",
+        "delete stream messages ($JS.API.STREAM.MSG.DELETE.SHOP)",
+        "delete consumers ($JS.API.CONSUMER.DELETE.SHOP.audit)",
+    ):
+        assert named in result.message, result.message
+    assert state == [(3, ["audit"], ["SHOP"])]
+
+
+async def test_12_other_consumers_acks_and_publishing_fail() -> None:
+    """Acks for every consumer ($JS.ACK.>) and a publish grant on payments each fail,
+    saying what the server accepted."""
+    from edalab import User
+
+    acks = User(
+        "auditor",
+        password="pw",
+        publish=["$JS.API.CONSUMER.MSG.NEXT.SHOP.audit", "$JS.ACK.>"],
+        subscribe=["_INBOX_auditor.>"],
+    )
+    result = await _check_12_with(acks)
+    assert not result.passed and "may ack for other consumers ($JS.ACK.SHOP.probe-" in (
+        result.message
+    ), result.message
+    payer = User(
+        "auditor",
+        password="pw",
+        publish=["$JS.API.CONSUMER.MSG.NEXT.SHOP.audit", "$JS.ACK.SHOP.audit.>", "payment.>"],
+        subscribe=["_INBOX_auditor.>"],
+    )
+    state: list = []  # type: ignore[type-arg]
+    result = await _check_12_with(payer, state=state)
+    assert not result.passed and "may publish to payment.probe (not refused" in result.message
+    assert state == [(3, ["audit"], ["SHOP"])], "the probe publish must not be stored"
+
+
+async def test_12_hand_written_least_privilege_passes() -> None:
+    """Written out by hand, without jetstream_user and without the info subject: passes, and
+    the check leaves SHOP as it was (its probe event deleted)."""
+    from edalab import User
+
+    auditor = User(
+        "auditor",
+        password="pw",
+        publish=["$JS.API.CONSUMER.MSG.NEXT.SHOP.audit", "$JS.ACK.SHOP.audit.>"],
+        subscribe=["_INBOX_auditor.>"],
+    )
+    state: list = []  # type: ignore[type-arg]
+    result = await _check_12_with(auditor, state=state)
+    assert result.passed, result.message
+    assert state == [(3, ["audit"], ["SHOP"])]
 
 
 async def test_12_fetch_allowed_but_ack_refused_fails() -> None:
@@ -496,23 +727,30 @@ async def test_12_shared_inbox_fails() -> None:
         subscribe=["_INBOX_auditor.>", "_INBOX.>"],
     )
     result = await _check_12_with(shared)
-    assert not result.passed and "may subscribe to _INBOX.>" in result.message
+    assert not result.passed and "may subscribe to _INBOX." in result.message
 
 
 async def test_13_r3_audit_stream(js) -> None:  # type: ignore[no-untyped-def]
     """R1 fails; R3 with a follower still down fails (configuration right, behaviour not);
     events stored twice fail; R3, 200 distinct events, every follower current, passes."""
-    from edalab import connect, ensure_stream
+    from nats.js.api import StreamConfig
+
+    from edalab import connect
     from edalab.cluster import NatsCluster, stream_leader, wait_until_current
 
     await fresh_stream(js, "AUDIT", ["audit.>"])
-    assert "1 replica" in (await check("13", js)).message
+    single = (await check("13", js)).message
+    assert "AUDIT has 1 replica(s); expected 3" in single, single
     with NatsCluster(3) as cluster:
         nc = await connect(cluster.urls, max_reconnect_attempts=-1)
         cjs = nc.jetstream()
-        await ensure_stream(cjs, "AUDIT", ["audit.>"], num_replicas=3)
+        # Written differently from the solution: the raw nats-py call, not ensure_stream.
+        await cjs.add_stream(StreamConfig(name="AUDIT", subjects=["audit.>"], num_replicas=3))
         make = EventFactory()
         await publish_events(cjs, [make("audit.note") for _ in range(100)])
+        await wait_until_current(cjs, "AUDIT", timeout=60)
+        half = await check("13", cjs)  # forgot the 100 published while a follower is down
+        assert not half.passed and "AUDIT holds 100 messages; expected 200" in half.message
         leader = await stream_leader(cjs, "AUDIT")
         follower = next(n for n in cluster.running_nodes() if n != leader)
         cluster.kill(follower)
@@ -532,6 +770,93 @@ async def test_13_r3_audit_stream(js) -> None:  # type: ignore[no-untyped-def]
         dup = await check("13", cjs)
         assert not dup.passed and "100 distinct event ids" in dup.message, dup.message
         await nc.close()
+
+
+async def _ex16(js):  # type: ignore[no-untyped-def]
+    """Lesson 16's exercise cell: ORDERS, order ex16 placed, its reserved id and its trace."""
+    from edalab import TraceContext
+    from edalab.course import saga
+    from edalab.tracing import derived_id
+
+    await saga.setup(js)
+    placed = await saga.place_order(js, "ex16", amount_cents=700)
+    trace = TraceContext.from_headers((await js.get_msg("ORDERS", 1)).headers)
+    return placed, derived_id(placed.id, "stock.reserved"), trace
+
+
+def _on_reserved(js, placed, trace, *, event_id=None, flow=True):  # type: ignore[no-untyped-def]
+    """The solution's handler, charging in ``trace``; ``event_id(cause)`` replaces the
+    derived id, and ``flow=False`` leaves the flow headers out."""
+    from edalab import Event
+    from edalab.tracing import derived_id, flow_headers
+
+    async def on_reserved(cause_id):  # type: ignore[no-untyped-def]
+        ident = event_id(cause_id) if event_id else derived_id(cause_id, "billing.charged")
+        event = Event.create("billing.charged", {"order_id": "ex16"}, id=ident)
+        headers = flow_headers(
+            trace.child("billing"), correlation_id=placed.id, causation_id=cause_id
+        )
+        await publish_event(js, event, headers=headers if flow else None)
+
+    return on_reserved
+
+
+async def test_16_fresh_ids_missing_headers_or_new_trace_fail(js) -> None:  # type: ignore[no-untyped-def]
+    """Three mistakes: a new id per call (stored twice), no flow headers, a trace of its own;
+    each message names what the stream holds and what was expected."""
+    from edalab import TraceContext
+
+    placed, reserved_id, trace = await _ex16(js)
+    fresh = _on_reserved(js, placed, trace, event_id=lambda cause: None)
+    for _ in range(2):
+        await fresh(reserved_id)
+    twice = await check("16", js)
+    assert not twice.passed
+    assert "ORDERS holds 2 billing.charged events for ex16" in twice.message
+    assert "expected one" in twice.message
+
+    placed, reserved_id, trace = await _ex16(js)
+    await _on_reserved(js, placed, trace, flow=False)(reserved_id)
+    bare = await check("16", js)
+    assert not bare.passed
+    assert f"Causation-Id is None; expected '{reserved_id}'" in bare.message, bare.message
+
+    placed, reserved_id, trace = await _ex16(js)
+    await _on_reserved(js, placed, TraceContext.new())(reserved_id)
+    apart = await check("16", js)
+    assert not apart.passed
+    assert f"expected one in the order's trace, '{trace.trace_id}'" in apart.message
+    await js.publish("billing.junk", b"not an event")
+    junk = await check("16", js)  # one line, not a traceback
+    assert not junk.passed and "ORDERS message 3: " in junk.message, junk.message
+
+
+async def test_16_hand_made_headers_and_raw_publish_pass(js) -> None:  # type: ignore[no-untyped-def]
+    """Written differently: headers as a dict by hand, a random span id, and a raw
+    js.publish with Nats-Msg-Id, called twice."""
+    import secrets
+
+    from edalab import Event
+    from edalab.tracing import derived_id
+
+    placed, reserved_id, trace = await _ex16(js)
+
+    async def on_reserved(cause_id):  # type: ignore[no-untyped-def]
+        charged = Event.create(
+            "billing.charged", {"order_id": "ex16"}, id=derived_id(cause_id, "billing.charged")
+        )
+        headers = {
+            "Nats-Msg-Id": charged.id,
+            "traceparent": f"00-{trace.trace_id}-{secrets.token_hex(8)}-01",
+            "Correlation-Id": placed.id,
+            "Causation-Id": cause_id,
+        }
+        await js.publish(charged.type, charged.to_json(), headers=headers)
+
+    await on_reserved(reserved_id)
+    await on_reserved(reserved_id)
+    result = await check("16", js)
+    assert result.passed, result.message
 
 
 async def _paid_shop(js):  # type: ignore[no-untyped-def]
@@ -566,6 +891,11 @@ def _award_handler(js, *, derived: bool):  # type: ignore[no-untyped-def]
 
 
 async def _run_loyalty(js, handler) -> None:  # type: ignore[no-untyped-def]
+    """Run shop-loyalty over the whole stream, from the start (a consumer made anew)."""
+    import nats.js.errors
+
+    with contextlib.suppress(nats.js.errors.NotFoundError):
+        await js.delete_consumer("SHOP", "shop-loyalty")
     loyalty = await EventConsumer.create(
         js, "SHOP", "shop-loyalty", filter_subject="shop.payment.captured", recreate=True
     )
@@ -592,13 +922,120 @@ async def test_17_random_award_ids_fail_on_redelivery(js) -> None:  # type: igno
     await _paid_shop(js)
     award = _award_handler(js, derived=False)
     await _run_loyalty(js, award)
+    before = await _shop_state(js)
     result = await check("17", js, handler=award)
     assert not result.passed
-    assert "3 payment(s) now have more than one award" in result.message, result.message
+    assert "your handler published an award with id" in result.message, result.message
+    assert "expected the same id" in result.message
+    assert await _shop_state(js) == before, "the check deletes the copies it caused"
 
 
-async def test_13_translated_subscription(js) -> None:  # type: ignore[no-untyped-def]
-    """Forgetting MaxInflight fails; the full translation, drained, passes."""
+async def _forget_message_ids(js) -> None:  # type: ignore[no-untyped-def]
+    """Make SHOP forget every Nats-Msg-Id it has seen, as 120 s later would, without waiting
+    120 s: shrink its duplicate window to the server's minimum, 0.1 s (an update runs the
+    purge at once, server/stream.go), and wait until a marker published after everything
+    else is stored again; ids leave the window in the order they came."""
+    from edalab import Event
+    from edalab.waiting import wait_for
+
+    config = (await js.stream_info("SHOP")).config
+    config.duplicate_window = 0.1
+    await js.update_stream(config)
+    marker = Event.create("shop.test.marker", {}, id="window-marker")
+    await publish_event(js, marker)
+
+    async def forgotten() -> bool:
+        return not (await publish_event(js, marker)).duplicate
+
+    await wait_for(forgotten, timeout=10, what="SHOP to forget the marker's Nats-Msg-Id")
+    await js.purge_stream("SHOP", subject="shop.test.marker")
+
+
+async def _shop_state(js):  # type: ignore[no-untyped-def]
+    """How many awards SHOP holds, and its consumers: what a check must leave as it was."""
+    from edalab.course.shop import Shop
+
+    awards = await Shop(js).stored("shop.points.awarded")
+    return len(awards), sorted(c.name for c in await js.consumers_info("SHOP"))
+
+
+async def test_17_right_answer_passes_after_the_duplicate_window(js) -> None:  # type: ignore[no-untyped-def]
+    """The solution's handler, checked after SHOP forgot its message ids (as 120 s after the
+    run would): passes, stores no second award, and a second check passes too."""
+    await _paid_shop(js)
+    award = _award_handler(js, derived=True)
+    await _run_loyalty(js, award)
+    before = await _shop_state(js)
+    assert before[0] == 3
+    await _forget_message_ids(js)
+    first = await check("17", js, handler=award)
+    assert first.passed, first.message
+    assert await _shop_state(js) == before, "the check must leave SHOP as it was"
+    await _forget_message_ids(js)
+    second = await check("17", js, handler=award)
+    assert second.passed, second.message
+    assert await _shop_state(js) == before
+
+
+async def test_17_raw_publish_with_uuid5_ids_passes(js) -> None:  # type: ignore[no-untyped-def]
+    """Written differently from the solution: a (event, delivery) handler, derived_id's UUIDv5
+    and a raw js.publish with its own Nats-Msg-Id header."""
+    from edalab import Event
+    from edalab.course.shop import PaymentCaptured, PointsAwarded
+    from edalab.tracing import derived_id
+
+    await _paid_shop(js)
+
+    async def award(event, delivery) -> None:  # type: ignore[no-untyped-def]
+        pay = event.payload(PaymentCaptured)
+        points = PointsAwarded(
+            user_id=pay.user_id, payment_id=event.id, points=pay.amount_cents // 100
+        )
+        awarded = Event.create("shop.points.awarded", points, id=derived_id(event.id, "points"))
+        await js.publish(awarded.type, awarded.to_json(), headers={"Nats-Msg-Id": awarded.id})
+
+    await _run_loyalty(js, award)
+    result = await check("17", js, handler=award)
+    assert result.passed, result.message
+
+
+async def test_17_in_memory_guard_with_fresh_ids_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """A handler that skips payments it remembers in memory, with random award ids: one award
+    each so far, but on redelivery it publishes nothing, and the check says so."""
+    seen: set[str] = set()
+    random_ids = _award_handler(js, derived=False)
+
+    async def award(event) -> None:  # type: ignore[no-untyped-def]
+        if event.id not in seen:
+            seen.add(event.id)
+            await random_ids(event)
+
+    await _paid_shop(js)
+    await _run_loyalty(js, award)
+    result = await check("17", js, handler=award)
+    assert not result.passed
+    assert "your handler published no shop.points.awarded; expected the award again" in (
+        result.message
+    ), result.message
+
+
+async def test_17_learner_run_twice_beyond_the_window_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """Loyalty run again after SHOP forgot the ids: two awards with the same id per payment;
+    the check names the window, not the id derivation."""
+    await _paid_shop(js)
+    award = _award_handler(js, derived=True)
+    await _run_loyalty(js, award)
+    await _forget_message_ids(js)
+    await _run_loyalty(js, award)
+    result = await check("17", js, handler=award)
+    assert not result.passed
+    assert "has 2 awards, all with id points-for-" in result.message, result.message
+    assert "duplicate window" in result.message
+
+
+async def test_18_translated_subscription(js) -> None:  # type: ignore[no-untyped-def]
+    """Forgetting MaxInflight fails; the full translation as a pull consumer (written
+    differently from the solution's callback), drained, passes."""
     from edalab import Event, publish_event
 
     await fresh_stream(js, "MIGRATION", ["events"])
@@ -606,7 +1043,8 @@ async def test_13_translated_subscription(js) -> None:  # type: ignore[no-untype
         await publish_event(js, Event.create("user.created", "{}", id=f"m{i}"), subject="events")
     opts = {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": 2, "ack_wait": 10}
     await EventConsumer.create(js, "MIGRATION", "billing", **opts)
-    assert "max_ack_pending=5" in (await check("18", js)).message
+    forgot = (await check("18", js)).message
+    assert "billing has max_ack_pending=1000; expected 5" in forgot, forgot
     billing = await EventConsumer.create(
         js, "MIGRATION", "billing", max_ack_pending=5, recreate=True, **opts
     )
@@ -614,6 +1052,20 @@ async def test_13_translated_subscription(js) -> None:  # type: ignore[no-untype
         await delivery.ack(sync=True)
     result = await check("18", js)
     assert result.passed and "2..3, each delivered once" in result.message
+
+
+async def test_18_go_durations_and_deliver_all_fail(js) -> None:  # type: ignore[no-untyped-def]
+    """AckWait copied as Go's milliseconds, and StartAtSequence(2) left out (deliver all):
+    each fails, naming the value it found and the one expected."""
+    await fresh_stream(js, "MIGRATION", ["events"])
+    opts = {"max_ack_pending": 5, "recreate": True}
+    start = {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": 2}
+    await EventConsumer.create(js, "MIGRATION", "billing", ack_wait=10_000, **start, **opts)
+    millis = (await check("18", js)).message
+    assert "billing has ack_wait=10000.0 s; expected 10" in millis, millis
+    await EventConsumer.create(js, "MIGRATION", "billing", ack_wait=10, **opts)
+    everything = (await check("18", js)).message
+    assert "billing has deliver_policy=all, opt_start_seq=None; expected" in everything, everything
 
 
 async def _stan_translation(js, cb):  # type: ignore[no-untyped-def]
@@ -722,16 +1174,25 @@ async def test_ex04_refusing_updates_is_not_last_value(js) -> None:  # type: ign
     assert not result.passed and "refused an update" in result.message
 
 
-async def _shipments(js, partitions: int, *, ack: bool = True) -> None:  # type: ignore[no-untyped-def]
-    dest = f"shipment.{{{{partition({partitions},1)}}}}.{{{{wildcard(1)}}}}"
+async def _shipments(  # type: ignore[no-untyped-def]
+    js,
+    partitions: int = 4,
+    *,
+    ack: bool = True,
+    dest: str = "",
+    keys: tuple[str, ...] = ("s1", "s2", "s3", "s4", "s5", "s6"),
+    filters: tuple[str, ...] = ("shipment.0.*", "shipment.1.*", "shipment.2.*", "shipment.3.*"),
+) -> None:
+    """SHIPMENTS partitioned by ``dest``, ``keys`` published, ship-N on ``filters[N]``."""
+    dest = dest or f"shipment.{{{{partition({partitions},1)}}}}.{{{{wildcard(1)}}}}"
     transform = SubjectTransform(src="shipment.*", dest=dest)
     await fresh_stream(js, "SHIPMENTS", ["shipment.*"], subject_transform=transform)
-    for key in ("s1", "s2", "s3", "s4", "s5", "s6"):
+    for key in keys:
         await js.publish(f"shipment.{key}", b"{}")
-    for p in range(4):
+    for p, subject in enumerate(filters):
         config = ConsumerConfig(max_ack_pending=1)
         sub = await js.pull_subscribe(
-            f"shipment.{p}.*", durable=f"ship-{p}", stream="SHIPMENTS", config=config
+            subject, durable=f"ship-{p}", stream="SHIPMENTS", config=config
         )
         while ack and (await sub.consumer_info()).num_pending:
             [msg] = await sub.fetch(1, timeout=5)
@@ -747,6 +1208,56 @@ async def test_ex14_four_partitions_pass_twice(js) -> None:  # type: ignore[no-u
     assert second.passed, second.message
 
 
+async def test_ex14_keys_leaving_a_partition_empty_pass(js) -> None:  # type: ignore[no-untyped-def]
+    """The learner's keys s1, s2, s5, s6 all hash to partitions 0 and 1: ship-2 and ship-3
+    have nothing to acknowledge, and the partitioning is still right."""
+    await _shipments(js, keys=("s1", "s2", "s5", "s6"))
+    info = await js.consumer_info("SHIPMENTS", "ship-2")
+    assert info.delivered.stream_seq == 0, "s1, s2, s5, s6 must leave partition 2 empty"
+    result = await check("14", js)
+    assert result.passed, result.message
+    assert (await js.stream_info("SHIPMENTS")).state.messages == 4, "probes must be deleted"
+
+
+async def test_ex14_transforms_written_differently_pass(js) -> None:  # type: ignore[no-untyped-def]
+    """The server reads [pP]artition with spaces (server/subject_transform.go), and
+    partition(4) hashes the whole subject: both partition by key, and both pass."""
+    for dest in (
+        "shipment.{{Partition(4,1)}}.{{wildcard(1)}}",
+        "shipment.{{ partition(4) }}.{{ Wildcard(1) }}",
+    ):
+        await _shipments(js, dest=dest)
+        result = await check("14", js)
+        assert result.passed, (dest, result.message)
+
+
+async def test_ex14_three_partitions_for_four_consumers_fail(js) -> None:  # type: ignore[no-untyped-def]
+    """partition(3,1) with four consumers: ship-3 never gets a key, and the check shows where
+    the probes were stored."""
+    await _shipments(js, 3)
+    result = await check("14", js)
+    assert not result.passed
+    assert "none of the 8 probe keys reached ship-3" in result.message, result.message
+    assert "stored as shipment.0.<key>, shipment.1.<key>, shipment.2.<key>" in result.message
+
+
+async def test_ex14_random_partition_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """{{random(4)}} spreads shipments over four partitions but not by key: the same key
+    lands on two subjects, and the check names them."""
+    await _shipments(js, dest="shipment.{{random(4)}}.{{wildcard(1)}}")
+    result = await check("14", js)
+    assert not result.passed
+    assert "the same key was stored on different subjects" in result.message, result.message
+
+
+async def test_ex14_consumers_on_the_whole_stream_fail(js) -> None:  # type: ignore[no-untyped-def]
+    """Partitioned right, but every consumer reads shipment.*.*: each key reaches four."""
+    await _shipments(js, filters=("shipment.*.*",) * 4)
+    result = await check("14", js)
+    assert not result.passed
+    assert "4 consumers ['ship-0', 'ship-1', 'ship-2', 'ship-3'] receive" in result.message
+
+
 async def test_ex14_unprocessed_partitions_fail(js) -> None:  # type: ignore[no-untyped-def]
     """The right stream and consumers, but nothing processed: the check says what is left."""
     await _shipments(js, 4, ack=False)
@@ -759,6 +1270,8 @@ async def test_ex14_unpartitioned_stream_fails(js) -> None:  # type: ignore[no-u
     await fresh_stream(js, "SHIPMENTS", ["shipment.*"])
     result = await check("14", js)
     assert not result.passed and "partition(4,1)" in result.message
+    assert "stored shipment.edalab-probe-00 unchanged" in result.message
+    assert (await js.stream_info("SHIPMENTS")).state.messages == 0
 
 
 async def test_ex14_overlapping_consumers_fail(js) -> None:  # type: ignore[no-untyped-def]

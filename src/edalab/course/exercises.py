@@ -22,7 +22,6 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -546,36 +545,47 @@ async def _check_09(js: JetStreamContext) -> str:
     from edalab.publishing import MSG_ID
 
     info = await _stream(js, "LEDGER")
+    storage = str(getattr(info.config.storage, "value", info.config.storage))
     _require(
-        str(getattr(info.config.storage, "value", info.config.storage)) == "file",
-        "LEDGER must use file storage to survive a server crash",
+        storage == "file",
+        f"LEDGER uses {storage} storage; expected file storage, which survives a server "
+        "crash: create it with storage='file' (fresh_stream's default)",
     )
     ids: dict[str, int] = {}
-    numbers: set[int] = set()
+    by_n: dict[int, set[str]] = {}
     async for seq, raw in stream_messages(js, "LEDGER"):
         try:
             event = Event.from_json(raw.data or b"", subject=raw.subject, sequence=seq)
         except EdalabError as err:
             raise _NotYet(f"LEDGER message {seq} is not an event: {err}") from None
+        msg_id = (raw.headers or {}).get(MSG_ID)
         _require(
-            (raw.headers or {}).get(MSG_ID) == event.id,
-            f"LEDGER message {seq} has no Nats-Msg-Id equal to its event id: a retry of it "
-            "would be stored again (publish_events sets it)",
+            msg_id == event.id,
+            f"LEDGER message {seq} (event {event.id}) carries Nats-Msg-Id {msg_id!r}; expected "
+            "its event id, so that a retry of it is dropped (publish_events sets it)",
         )
         ids[event.id] = ids.get(event.id, 0) + 1
         if isinstance(event.data, dict) and isinstance(event.data.get("n"), int):
-            numbers.add(event.data["n"])
+            by_n.setdefault(event.data["n"], set()).add(event.id)
     twice = sorted(i for i, n in ids.items() if n > 1)
     _require(
         not twice,
-        f"LEDGER stores {len(twice)} events more than once (e.g. {twice[0] if twice else ''}): "
-        "retry with the same Nats-Msg-Id, inside the stream's duplicate window",
+        f"LEDGER stores {len(twice)} events more than once (e.g. {twice[0] if twice else ''} "
+        f"{ids[twice[0]] if twice else 0} times); expected each once: retry with the same "
+        "Nats-Msg-Id, inside the stream's duplicate window",
     )
-    missing = sorted(set(range(200)) - numbers)
+    renamed = sorted(n for n, names in by_n.items() if len(names) > 1)
+    _require(
+        not renamed,
+        f"ledger entry n={renamed[0] if renamed else ''} is stored under "
+        f"{len(by_n[renamed[0]]) if renamed else 0} event ids ({len(renamed)} entries like "
+        "it); expected one: resend the same Event objects, not new ones made again",
+    )
+    missing = sorted(set(range(200)) - set(by_n))
     _require(
         not missing,
-        f"LEDGER holds {len(ids)} of the 200 ledger entries; missing n={missing[:5]}...: "
-        "send everything not acknowledged again after the restart",
+        f"LEDGER holds {len(by_n)} of the 200 ledger entries; missing n={missing[:5]}...; "
+        "expected all 200: send everything not acknowledged again after the restart",
     )
     _require(len(ids) == 200, f"LEDGER holds {len(ids)} events; expected exactly the 200 entries")
     return "LEDGER holds each of the 200 entries exactly once, each with its Nats-Msg-Id"
@@ -631,6 +641,10 @@ async def _check_10(js: JetStreamContext, charge: Any = None) -> str:
 
 
 async def _check_11(js: JetStreamContext) -> str:
+    """No letters left, the fix replayed to payments only and acked by its reader.
+
+    Timing: the reader's plain acks are given 2 s to land (``_settled``).
+    """
     from edalab.deadletters import DeadLetters
 
     dead = DeadLetters(js)
@@ -639,8 +653,9 @@ async def _check_11(js: JetStreamContext) -> str:
     left = await dead.letters(stream="PAYMENTS") + await dead.letters(consumer=reader)
     _require(
         not left,
-        f"{len(left)} dead letters remain: {[(d.consumer, str(d.category)) for d in left]}; "
-        "discard the undecodable ones, replay the other",
+        f"{len(left)} dead letters remain (consumer, reason): "
+        f"{[(d.consumer, str(d.category)) for d in left]}; expected none: discard the "
+        "undecodable ones, replay the negative amount with data=... (amount_cents 100)",
     )
     fixed_in_payments = [
         seq
@@ -658,15 +673,24 @@ async def _check_11(js: JetStreamContext) -> str:
             raw.data or b""
         ).replace(b" ", b""):
             replays.append((seq, raw.subject))
-    _require(bool(replays), "no replay with amount_cents 100: replay the rejected letter")
+    _require(
+        bool(replays),
+        f"{dead.stream} holds no replay with amount_cents 100; expected one for payments: "
+        "replay the rejected letter with dead.replay(letter, data=<the event, fixed>)",
+    )
     target = dead.replay_subject("PAYMENTS", "payments")
     others = [subject for _, subject in replays if subject != target]
-    _require(not others, f"the fixed payment was replayed to {others}, not only to payments")
+    _require(
+        not others,
+        f"the fixed payment was replayed on {others}; expected only {target} (payments' "
+        "replay subject): replay the letter of the payments consumer, not another's",
+    )
     info = await _settled(js, dead.stream, reader)
     _require(
         _floor(info) >= max(seq for seq, _ in replays) and not info.num_ack_pending,
         f"payments' replay reader {reader!r} has not handled the replay (pending "
-        f"{info.num_pending}, unacknowledged {info.num_ack_pending}): run it with the handler",
+        f"{info.num_pending}, unacknowledged {info.num_ack_pending}, acknowledged up to "
+        f"{_floor(info)}); expected it acknowledged: run it with the handler",
     )
     return "no dead letters left; the fixed payment reached payments, and no other consumer"
 
@@ -674,6 +698,86 @@ async def _check_11(js: JetStreamContext) -> str:
 def _concrete(pattern: str) -> str:
     """A subject that ``pattern`` matches (wildcards filled with ``probe``)."""
     return ".".join("probe" if t in ("*", ">") else t for t in pattern.split("."))
+
+
+#: Every JetStream request that changes a stream or a consumer, by what it does: the
+#: ``JSApi...T`` subjects of nats-server's server/jetstream_api.go (RESET is consumer.go's),
+#: plus fetches from and acks for consumers not the user's. ``{s}`` a stream, ``{c}`` a
+#: consumer. (``$JS.API.ACCOUNT.``, ``META.`` and ``SERVER.`` requests are served only in
+#: the system account, so a user of the learner's account cannot use them anyway.)
+_JS_CHANGES = (
+    ("create streams", "$JS.API.STREAM.CREATE.{s}"),
+    ("update streams", "$JS.API.STREAM.UPDATE.{s}"),
+    ("delete streams", "$JS.API.STREAM.DELETE.{s}"),
+    ("purge streams", "$JS.API.STREAM.PURGE.{s}"),
+    ("delete stream messages", "$JS.API.STREAM.MSG.DELETE.{s}"),
+    ("snapshot streams", "$JS.API.STREAM.SNAPSHOT.{s}"),
+    ("restore streams", "$JS.API.STREAM.RESTORE.{s}"),
+    ("remove stream peers", "$JS.API.STREAM.PEER.REMOVE.{s}"),
+    ("evacuate stream peers", "$JS.API.STREAM.PEER.EVACUATE.{s}"),
+    ("cancel stream moves", "$JS.API.STREAM.CANCEL_MOVE.{s}"),
+    ("make stream leaders step down", "$JS.API.STREAM.LEADER.STEPDOWN.{s}"),
+    ("create consumers", "$JS.API.CONSUMER.CREATE.{s}"),
+    ("create consumers", "$JS.API.CONSUMER.CREATE.{s}.{c}.probe"),
+    ("create consumers", "$JS.API.CONSUMER.DURABLE.CREATE.{s}.{c}"),
+    ("delete consumers", "$JS.API.CONSUMER.DELETE.{s}.{c}"),
+    ("pause consumers", "$JS.API.CONSUMER.PAUSE.{s}.{c}"),
+    ("unpin consumers", "$JS.API.CONSUMER.UNPIN.{s}.{c}"),
+    ("reset consumers", "$JS.API.CONSUMER.RESET.{s}.{c}"),
+    ("make consumer leaders step down", "$JS.API.CONSUMER.LEADER.STEPDOWN.{s}.{c}"),
+    ("fetch from other consumers", "$JS.API.CONSUMER.MSG.NEXT.{s}.{other}"),
+    ("ack for other consumers", "$JS.ACK.{s}.{other}.1.1.1.0.0"),
+)
+#: Sent with every probe. A JetStream API request carrying a level the server does not
+#: have is answered with an error before anything is done (errorOnRequiredApiLevel,
+#: server/jetstream_versioning.go, nats-server >= 2.12); a publish naming another stream
+#: is not stored (Nats-Expected-Stream, server/stream.go). Without a reply subject, the
+#: fetch and reset handlers ignore the request (server/consumer.go).
+_HARMLESS = {"Nats-Required-Api-Level": "1000000", "Nats-Expected-Stream": "EDALAB-NO-STREAM"}
+
+
+def _change_probes(nc: NATS, stream: str, consumer: str, token: str) -> dict[str, str]:
+    """``{subject: what}`` for every JetStream change, on the real names and made-up ones.
+
+    The real stream and consumer are probed only on servers that honour
+    Nats-Required-Api-Level (2.12+); made-up names catch wildcard grants everywhere.
+    """
+    version = nc.connected_server_version
+    names = [(f"EDALAB_PROBE_{token}", f"probe-{token}"), (stream, f"probe-{token}")]
+    if (version.major, version.minor) >= (2, 12):
+        names.append((stream, consumer))
+    out: dict[str, str] = {}
+    for s, c in reversed(names):  # the learner's own names first: they read best
+        for what, template in _JS_CHANGES:
+            if "{other}" in template:
+                out.setdefault(template.format(s=s, other=f"probe-{token}"), what)
+            else:
+                out.setdefault(template.format(s=s, c=c), what)
+    return out
+
+
+async def _allowed(nc: NATS, subjects: list[str], op: str) -> list[str]:
+    """Those of ``subjects`` the server did not refuse (it answers a refusal with -ERR)."""
+    from edalab.connection import connection_log
+
+    log = connection_log(nc)
+    since = len(log.errors) if log else 0
+    subs = []
+    for subject in subjects:
+        if op == "publish":
+            await nc.publish(subject, b"", headers=_HARMLESS)
+        else:
+            subs.append(await nc.subscribe(subject))
+    try:  # -ERR comes before the PONG; a second round trip lets error_cb's task run
+        for _ in range(2):
+            await nc.flush(timeout=5)
+    except nats.errors.TimeoutError:
+        raise _NotYet("the server did not answer a round trip within 5 s: try again") from None
+    for sub in subs:
+        with contextlib.suppress(nats.errors.Error):
+            await sub.unsubscribe()
+    refused = {s.lower() for o, s in (log.denials(since) if log else []) if o == op}
+    return [s for s in subjects if s.lower() not in refused]
 
 
 async def _check_12(
@@ -685,19 +789,29 @@ async def _check_12(
     stream: str = "SHOP",
     consumer: str = "audit",
 ) -> str:
-    from edalab.connection import connect, publish_checked, subscribe_checked
+    """Log in as the auditor: it must fetch and ack, and the server must refuse the rest.
+
+    Every probe is judged by the server's answer to it (a permissions violation, or
+    not); none can change anything (``_HARMLESS``). Timing: each step waits at most 5 s.
+    """
+    import secrets
+
+    from edalab.connection import connect, subscribe_checked
     from edalab.errors import AuthenticationError, PermissionDenied
     from edalab.security import inbox_prefix, permission_checked
 
     _require(bool(url and user), "pass the server and credentials: check('12', js, url=...)")
     info = await _consumer(js, stream, consumer)
+    streams = [s.config for s in await js.streams_info()]
     filters = consumer_filters(info.config) or list(
         (await _stream(js, stream)).config.subjects or []
     )
     probe = _concrete(filters[0])
     # Something for the auditor to read: a probe event on a subject its consumer delivers.
     try:
-        await js.publish(probe, Event.create(probe, {"probe": "exercise 12"}).to_json(), timeout=2)
+        probe_ack = await js.publish(
+            probe, Event.create(probe, {"probe": "exercise 12"}).to_json(), timeout=5
+        )
     except (nats.errors.Error, TimeoutError):
         raise _NotYet(
             f"could not publish a probe on {probe} with the js you passed: pass the admin's "
@@ -720,7 +834,7 @@ async def _check_12(
         sub = await ujs.pull_subscribe_bind(consumer, stream)
         try:
             async with permission_checked(nc, stream, consumer):
-                [msg] = await sub.fetch(1, timeout=2)
+                [msg] = await sub.fetch(1, timeout=5)
         except PermissionDenied as denied:
             raise _NotYet(f"{user} could not fetch from {stream}/{consumer}: {denied}") from None
         except nats.errors.TimeoutError:
@@ -730,58 +844,73 @@ async def _check_12(
             ) from None
         try:
             async with permission_checked(nc, stream, consumer):
-                await msg.ack_sync(timeout=2)
+                await msg.ack_sync(timeout=5)
         except PermissionDenied as denied:
             raise _NotYet(
                 f"{user} fetched stream message {msg.metadata.sequence.stream} but the server "
                 f"refused its ack ({denied}): the message will be redelivered forever; allow "
                 f"$JS.ACK.{stream}.{consumer}.>"
             ) from None
-        probes: list[tuple[str, Callable[[], Awaitable[bool]]]] = [
-            ("delete streams", partial(ujs.delete_stream, "EDALAB_PROBE")),
-            ("delete consumers", partial(ujs.delete_consumer, stream, "edalab-probe")),
-        ]
-        for what, call in probes:
-            # Probes on things that do not exist: an answer (even "not found") means allowed.
-            try:
-                async with permission_checked(nc):
-                    await call()
-            except PermissionDenied:
-                continue
-            except nats.js.errors.NotFoundError:
-                pass
-            raise _NotYet(
-                f"{user} may {what}: the server answered its request instead of refusing it; "
-                "grant only its consumer's subjects, never $JS.API.>"
-            )
-        with contextlib.suppress(PermissionDenied):
-            await publish_checked(nc, probe, b"{}")
-            raise _NotYet(f"{user} may publish to {probe}; an auditor publishes nothing")
-        for other in ("_INBOX.>", "_INBOX_orders.>"):
-            with contextlib.suppress(PermissionDenied):
-                await subscribe_checked(nc, other)
-                raise _NotYet(
-                    f"{user} may subscribe to {other}: it could read other users' replies; "
-                    f"allow only {prefix}.>"
-                )
+        token = secrets.token_hex(4)
+        changes = _change_probes(nc, stream, consumer, token)
+        allowed: dict[str, str] = {}
+        for subject in await _allowed(nc, list(changes), "publish"):
+            allowed.setdefault(changes[subject], subject)
+        named = [f"{what} ({subject})" for what, subject in allowed.items()]
+        if len(named) > 6:
+            named[5:] = [f"and {len(named) - 5} more kinds of change"]
+        _require(
+            not allowed,
+            f"{user} may "
+            + ", ".join(named)
+            + ": the server accepted these requests where a permissions violation was "
+            f"expected (the check sent them so that they changed nothing); grant only "
+            f"{stream}/{consumer}'s fetch and ack subjects, never $JS.API.> or a class of it",
+        )
+        subjects = [_concrete(s) for cfg in streams for s in cfg.subjects or []]
+        subjects.append(f"edalab.probe.{token}")
+        sent = await _allowed(nc, [*subjects, f"_INBOX.{token}"], "publish")
+        _require(
+            not sent,
+            f"{user} may publish to {', '.join(sent)} (not refused by the server; expected "
+            "a permissions violation): an auditor publishes nothing but its fetches and acks",
+        )
+        inboxes = [f"_INBOX.{token}", f"_INBOX_orders.{token}"]
+        read = await _allowed(nc, [*inboxes, *subjects], "subscribe")
+        _require(
+            not read,
+            f"{user} may subscribe to {', '.join(read)} (not refused by the server; expected "
+            f"a permissions violation): it could read other users' replies or messages; "
+            f"allow only {prefix}.>",
+        )
     finally:
         await nc.close()
+        with contextlib.suppress(nats.errors.Error):  # leave SHOP as the learner had it
+            await js.delete_msg(stream, probe_ack.seq)
     return (
-        f"{user} fetched and acked on {stream}/{consumer}, and was refused everything else "
-        "(stream and consumer deletion, publishing, other inboxes)"
+        f"{user} fetched and acked on {stream}/{consumer}, and was refused all "
+        f"{len(dict(_JS_CHANGES))} kinds of stream and consumer change, publishing, and other "
+        "inboxes and subjects"
     )
 
 
 async def _check_13(js: JetStreamContext) -> str:
     info = await _stream(js, "AUDIT")
-    _require(info.config.num_replicas == 3, f"AUDIT has {info.config.num_replicas} replica(s)")
+    _require(
+        info.config.num_replicas == 3,
+        f"AUDIT has {info.config.num_replicas} replica(s); expected 3: create it in the "
+        "cluster with num_replicas=3",
+    )
     cluster = info.cluster
     leader = cluster.leader if cluster else None
-    _require(bool(leader), "AUDIT has no leader right now: is a majority of its nodes running?")
+    _require(
+        bool(leader),
+        "AUDIT has no leader right now; expected one: is a majority of its nodes running?",
+    )
     replicas = (cluster.replicas if cluster else None) or []
     _require(
         len(replicas) == 2,
-        f"AUDIT's leader {leader} reports {len(replicas)} follower(s), not 2",
+        f"AUDIT's leader {leader} reports {len(replicas)} follower(s); expected 2",
     )
     behind = [
         f"{r.name} ({'offline' if r.offline else f'lag {r.lag or 0}'})"
@@ -793,150 +922,271 @@ async def _check_13(js: JetStreamContext) -> str:
         f"not every replica of AUDIT has caught up: {', '.join(behind)}; restart the "
         "stopped follower and wait_until_current(js, 'AUDIT')",
     )
-    _require(info.state.messages == 200, f"AUDIT holds {info.state.messages} messages, not 200")
+    _require(
+        info.state.messages == 200,
+        f"AUDIT holds {info.state.messages} messages; expected 200: 100 before stopping a "
+        "follower and 100 while it is down",
+    )
     ids = [event.id for event in await _events(js, info)]
     _require(
         len(set(ids)) == 200,
-        f"AUDIT's 200 messages hold only {len(set(ids))} distinct event ids: some events "
-        "were stored twice; publish with Nats-Msg-Id (publish_events does) and retry with it",
+        f"AUDIT's 200 messages hold only {len(set(ids))} distinct event ids; expected 200: "
+        "some events were stored twice; publish with Nats-Msg-Id (publish_events does) and "
+        "retry with it",
     )
     return "AUDIT is replicated three times, every follower current, with 200 distinct events"
 
 
-async def _check_17(js: JetStreamContext, handler: Any = None) -> str:
-    from edalab.consuming import EventConsumer
+_AWARD = "shop.points.awarded"
 
+
+def _awards(events: list[Event]) -> dict[str, list[Event]]:
+    """``{payment id: its shop.points.awarded events}``."""
+    out: dict[str, list[Event]] = {}
+    for event in events:
+        if event.type == _AWARD and isinstance(event.data, dict):
+            out.setdefault(str(event.data.get("payment_id")), []).append(event)
+    return out
+
+
+async def _redeliver_17(
+    js: JetStreamContext, handler: Any, payments: list[Event]
+) -> tuple[Any, dict[str, list[Event]]]:
+    """Deliver every payment to ``handler`` once more; what it published, read on the wire.
+
+    The awards are read from a core subscription, so a copy the stream dropped as a
+    duplicate is seen too; whatever the redelivery stored is deleted again afterwards
+    (after the duplicate window a copy is stored), so the learner's SHOP is left as it was.
+    """
+    from edalab.consuming import EventConsumer
+    from edalab.context import NotAnEdalabJetStream, connection_of
+
+    try:
+        nc = connection_of(js)
+    except NotAnEdalabJetStream as err:
+        raise _NotYet(str(err)) from None
+    info = await _stream(js, "SHOP")
+    wire = [await nc.subscribe(subject) for subject in info.config.subjects or ["shop.>"]]
+    await nc.flush()
+    with contextlib.suppress(nats.js.errors.NotFoundError):  # left by an interrupted check
+        await js.delete_consumer("SHOP", "edalab-check-17")
+    again = await EventConsumer.create(
+        js, "SHOP", "edalab-check-17", filter_subject="shop.payment.captured"
+    )
+    try:  # max_events ends the run at once; 5 s of silence (a loaded machine) ends it too
+        report = await again.run(handler, timeout=5.0, max_events=len(payments), double_ack=True)
+    finally:
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await js.delete_consumer("SHOP", "edalab-check-17")
+        await nc.flush()  # the server sent our copies before this round trip's PONG
+        seen: list[Event] = []
+        for sub in wire:
+            with contextlib.suppress(nats.errors.TimeoutError):
+                while True:
+                    msg = await sub.next_msg(timeout=0.05)
+                    with contextlib.suppress(EdalabError):
+                        seen.append(Event.from_json(msg.data, subject=msg.subject))
+            await sub.unsubscribe()
+        ours = {e.id for e in seen if e.type == _AWARD}
+        after = (await js.stream_info("SHOP")).state.last_seq
+        for seq in range(info.state.last_seq + 1, after + 1):
+            with contextlib.suppress(nats.errors.Error):
+                raw = await js.get_msg("SHOP", seq)
+                if Event.from_json(raw.data or b"", subject=raw.subject).id in ours:
+                    await js.delete_msg("SHOP", seq)
+    return report, _awards(seen)
+
+
+async def _check_17(js: JetStreamContext, handler: Any = None) -> str:
+    """One award per payment stored, and the same award id published on a redelivery.
+
+    The verdict does not depend on SHOP's duplicate window: the ids are compared, and
+    whatever the redelivery stored is deleted. Timing: shop-loyalty's acks are given
+    2 s to land; the redelivery ends after every payment or 5 s without one.
+    """
     _require(handler is not None, "pass your handler: await check('17', js, handler=award)")
     info = await _stream(js, "SHOP")
     events = await _events(js, info)
     payments = [e for e in events if e.type == "shop.payment.captured"]
     _require(bool(payments), "SHOP holds no shop.payment.captured: run the capstone first")
     _drained(await _settled(js, "SHOP", "shop-loyalty"))
-
-    def awards(events: list[Event]) -> dict[str, list[Event]]:
-        out: dict[str, list[Event]] = {p.id: [] for p in payments}
-        for event in events:
-            if event.type == "shop.points.awarded" and isinstance(event.data, dict):
-                out.setdefault(str(event.data.get("payment_id")), []).append(event)
-        return out
-
+    stored = _awards(events)
     for pay in payments:
-        given = awards(events)[pay.id]
+        given = stored.get(pay.id, [])
         _require(
             bool(given),
-            f"payment {pay.id} (order {pay.data.get('order_id')}) has no shop.points.awarded "
+            f"payment {pay.id} (order {pay.data.get('order_id')}) has no {_AWARD} "
             "with its payment_id: did shop-loyalty run over the whole stream?",
         )
         want = int(pay.data.get("amount_cents", 0)) // 100
         got = [a.data.get("points") for a in given]
         _require(all(p == want for p in got), f"payment {pay.id} is worth {want} points, not {got}")
-    # The behaviour that matters: every payment delivered to the handler once more.
-    again = await EventConsumer.create(
-        js, "SHOP", "edalab-check-17", filter_subject="shop.payment.captured", recreate=True
-    )
-    try:
-        report = await again.run(handler, timeout=0.5, double_ack=True)
-    finally:
-        with contextlib.suppress(nats.js.errors.NotFoundError):
-            await js.delete_consumer("SHOP", "edalab-check-17")
+        ids = sorted({a.id for a in given})
+        _require(
+            len(ids) == 1,
+            f"payment {pay.id} has {len(given)} awards with different ids {ids}; expected one: "
+            "a redelivery made a new award; derive the award's id from the payment's id",
+        )
+        _require(
+            len(given) == 1,
+            f"payment {pay.id} has {len(given)} awards, all with id {ids[0]}; expected one: "
+            "they were stored further apart than "
+            "SHOP's duplicate window, beyond which Nats-Msg-Id drops nothing (lesson 10). "
+            "Rebuild the shop, then run shop-loyalty once",
+        )
+    report, published = await _redeliver_17(js, handler, payments)
     _require(
         report.handled == len(payments) and not report.errors,
-        f"your handler failed on a redelivered payment: {report.errors[:1]}",
+        f"the checker delivered {len(payments)} payments to your handler again; it handled "
+        f"{report.handled}, with errors {report.errors[:1]}; expected each handled without error",
     )
-    after = awards(await _events(js, await _stream(js, "SHOP")))
-    twice = {pid: len(given) for pid, given in after.items() if len(given) > 1}
-    _require(
-        not twice,
-        f"the checker delivered each payment to your handler again and {len(twice)} payment(s) "
-        f"now have more than one award (e.g. {next(iter(twice.items()), '')}): derive the "
-        "award's id from the payment's id, so that Nats-Msg-Id drops the copy",
+    for pay in payments:
+        award_id = stored[pay.id][0].id
+        ids = sorted({a.id for a in published.get(pay.id, [])})
+        _require(
+            bool(ids),
+            f"delivered payment {pay.id} again, your handler published no {_AWARD}; expected "
+            f"the award again with its id {award_id}, which Nats-Msg-Id drops as a duplicate "
+            "(a handler that skips what it remembers in memory awards again after a restart)",
+        )
+        _require(
+            ids == [award_id],
+            f"delivered payment {pay.id} again, your handler published an award with id "
+            f"{', '.join(i for i in ids if i != award_id)}; the one stored has id {award_id}; "
+            "expected the same id: derive it from the payment's id, so that Nats-Msg-Id drops "
+            "the copy (the checker deleted the copies it caused)",
+        )
+    return (
+        f"each of the {len(payments)} payments is awarded once, and delivered again it "
+        "published an award with the same id (the checker left SHOP as it was)"
     )
-    return f"each of the {len(payments)} payments is awarded once, even when delivered again"
 
 
 _SHIP_PARTITIONS = 4
-_SHIP_PROBES = ("probe-a", "probe-b", "probe-c", "probe-d", "probe-e", "probe-f")
+#: The check's own shipment keys. Under the server's FNV-1a hash (getHashPartition,
+#: server/subject_transform.go) two of them fall in each of 4 partitions, whether the key
+#: alone ({{partition(4,1)}}) or the whole subject ({{partition(4)}}) is hashed.
+_SHIP_PROBES = tuple(f"edalab-probe-{i:02d}" for i in range(8))
+_SHIP_HINT = "map shipment.* to shipment.{{partition(4,1)}}.{{wildcard(1)}}"
 
 
-async def _probe_partitions(js: JetStreamContext, filters: dict[str, str]) -> str:
-    """Publish probe shipments; each key must land in the partition of exactly one consumer."""
-    owners: dict[str, set[str]] = {}
-    stored: list[str] = []
+async def _stored_as(js: JetStreamContext) -> dict[str, set[str]]:
+    """Publish each probe key twice; where SHIPMENTS stored it (the probes are deleted again)."""
+    where: dict[str, set[str]] = {}
+    seqs: list[int] = []
     try:
         for key in _SHIP_PROBES + _SHIP_PROBES:
-            ack = await js.publish(f"shipment.{key}", b"{}", stream="SHIPMENTS")
-            subject = (await js.get_msg("SHIPMENTS", ack.seq)).subject or ""
-            stored.append(subject)
-            mine = [name for name, f in filters.items() if matches(f, subject)]
-            _require(
-                len(mine) == 1,
-                f"shipment.{key} was stored as {subject}, which "
-                + (f"{len(mine)} consumers {mine} receive" if mine else "no consumer receives")
-                + ": give each consumer its own partition",
-            )
-            owners.setdefault(key, set()).update(mine)
+            ack = await js.publish(f"shipment.{key}", b"{}", stream="SHIPMENTS", timeout=5)
+            seqs.append(ack.seq)
+            stored = (await js.get_msg("SHIPMENTS", ack.seq)).subject or ""
+            where.setdefault(key, set()).add(stored)
+    except nats.errors.NoRespondersError:
+        raise _NotYet(
+            f"no stream stores shipment.{_SHIP_PROBES[0]}: give SHIPMENTS the subjects shipment.*"
+        ) from None
     except nats.js.errors.APIError as err:
         raise _NotYet(f"SHIPMENTS refused a shipment ({err.description})") from None
     finally:
-        for subject in dict.fromkeys(stored):
+        for seq in seqs:  # the learner's stream keeps only the learner's shipments
             with contextlib.suppress(nats.errors.Error):
-                await js.purge_stream("SHIPMENTS", subject=subject)
-    _require(
-        all(len(v) == 1 for v in owners.values()),
-        "the same key went to different consumers: partition on the key's token",
-    )
-    used = set().union(*owners.values())
-    _require(
-        len(used) > 1,
-        f"all {len(_SHIP_PROBES)} probe keys went to {sorted(used)}: use "
-        "{{partition(4,1)}} in the subject transform's destination",
-    )
-    return f"{len(_SHIP_PROBES)} probe keys spread over {len(used)} partitions, each key in one"
+                await js.delete_msg("SHIPMENTS", seq)
+    return where
+
+
+def _routed(where: dict[str, str], filters: dict[str, list[str]]) -> dict[str, list[str]]:
+    """``{consumer: probe keys it receives}``; fails if a key reaches no consumer or two."""
+    got: dict[str, list[str]] = {name: [] for name in filters}
+    for key, subject in where.items():
+        mine = [n for n, fs in filters.items() if any(matches(f, subject) for f in fs)]
+        _require(
+            len(mine) == 1,
+            f"shipment.{key} was stored as {subject}, which "
+            + (f"{len(mine)} consumers {mine} receive" if mine else "no consumer receives")
+            + f"; expected exactly one: give each ship-N one partition, {_SHIP_HINT}",
+        )
+        got[mine[0]].append(key)
+    return got
 
 
 async def _check_14(js: JetStreamContext) -> str:
-    info = await _stream(js, "SHIPMENTS")
-    transform = info.config.subject_transform
-    dest = transform.dest if transform else ""
+    """Where the server stores the check's own keys decides, not the transform's text.
+
+    Timing: each consumer's plain acks are given 2 s to land (``_settled``).
+    """
+    await _stream(js, "SHIPMENTS")
+    where = await _stored_as(js)
+    moved = {k: sorted(v) for k, v in where.items() if len(v) > 1}
     _require(
-        f"partition({_SHIP_PARTITIONS}," in dest.replace(" ", ""),
-        f"SHIPMENTS's subject transform destination is {dest!r}: map shipment.* to "
-        "shipment.{{partition(4,1)}}.{{wildcard(1)}}",
+        not moved,
+        "the same key was stored on different subjects "
+        + ", ".join(f"shipment.{k} as {' and '.join(v)}" for k, v in list(moved.items())[:2])
+        + f"; expected one partition per key, always the same: {_SHIP_HINT}",
     )
-    filters: dict[str, str] = {}
+    stored = {key: subjects.pop() for key, subjects in where.items()}
+    same = [k for k, subject in stored.items() if subject == f"shipment.{k}"]
+    _require(
+        not same,
+        f"SHIPMENTS stored shipment.{same[0] if same else ''} unchanged; expected "
+        f"shipment.<partition>.<key>: {_SHIP_HINT} (the stream's subject_transform)",
+    )
+    filters: dict[str, list[str]] = {}
+    acked = 0
     for p in range(_SHIP_PARTITIONS):
         consumer = await _settled(js, "SHIPMENTS", f"ship-{p}")
         _require(
             consumer.config.max_ack_pending == 1,
-            f"ship-{p} has max_ack_pending={consumer.config.max_ack_pending}: use 1, so that "
-            "each partition is processed in order",
+            f"ship-{p} has max_ack_pending={consumer.config.max_ack_pending}; expected 1, so "
+            "that each partition is processed in order",
         )
-        mine = consumer_filters(consumer.config)
-        _require(len(mine) == 1, f"ship-{p} filters {mine}: give it its partition only")
         _drained(consumer)
-        _require(_floor(consumer) > 0, f"ship-{p} has not acknowledged any shipment yet")
-        filters[f"ship-{p}"] = mine[0]
-    return await _probe_partitions(js, filters)
-
-
-_SHIP_PARTITIONS = 4
-_SHIP_PROBES = ("probe-a", "probe-b", "probe-c", "probe-d", "probe-e", "probe-f")
+        acked += _floor(consumer)
+        filters[f"ship-{p}"] = consumer_filters(consumer.config) or [">"]
+    _require(
+        acked > 0,
+        "none of ship-0..ship-3 has acknowledged a shipment yet: publish a few shipments "
+        "and let each consumer process its partition",
+    )
+    got = _routed(stored, filters)
+    idle = [name for name, keys in got.items() if not keys]
+    _require(
+        not idle,
+        f"none of the {len(_SHIP_PROBES)} probe keys reached {', '.join(idle)}; they were "
+        f"stored as {', '.join(sorted({s.replace(k, '<key>') for k, s in stored.items()}))}; "
+        f"expected 4 partitions, one consumer each: {_SHIP_HINT}",
+    )
+    return (
+        f"{len(_SHIP_PROBES)} probe keys, each published twice, stayed in one partition "
+        "each and reached exactly one of the 4 consumers; every consumer got some"
+    )
 
 
 async def _check_18(js: JetStreamContext) -> str:
+    """billing is the STAN subscription translated, and delivered each message once.
+
+    Timing: the callback's plain acks are given 2 s to land (``_settled``).
+    """
     stream = await _stream(js, "MIGRATION")
     info = await _settled(js, "MIGRATION", "billing")
     cfg = info.config
+    policy = getattr(cfg.deliver_policy, "value", cfg.deliver_policy)
     _require(
         cfg.deliver_policy == DeliverPolicy.BY_START_SEQUENCE and cfg.opt_start_seq == 2,
-        "StartAtSequence(2) is deliver_policy=by_start_sequence with opt_start_seq=2",
-    )
-    _require(cfg.ack_wait == 10, f"AckWait(10s) is ack_wait=10, not {cfg.ack_wait}")
-    _require(
-        cfg.max_ack_pending == 5, f"MaxInflight(5) is max_ack_pending=5, not {cfg.max_ack_pending}"
+        f"billing has deliver_policy={policy}, opt_start_seq={cfg.opt_start_seq}; expected "
+        "by_start_sequence and 2: that is StartAtSequence(2)",
     )
     _require(
-        str(getattr(cfg.ack_policy, "value", cfg.ack_policy)) == "explicit", "use explicit acks"
+        cfg.ack_wait == 10,
+        f"billing has ack_wait={cfg.ack_wait} s; expected 10: AckWait(10*time.Second) "
+        "(nats-py takes seconds)",
+    )
+    _require(
+        cfg.max_ack_pending == 5,
+        f"billing has max_ack_pending={cfg.max_ack_pending}; expected 5: that is MaxInflight(5)",
+    )
+    acks = str(getattr(cfg.ack_policy, "value", cfg.ack_policy))
+    _require(
+        acks == "explicit",
+        f"billing has ack_policy={acks}; expected explicit: SetManualAckMode acks each message",
     )
     _require(
         info.num_ack_pending == 0,
@@ -956,29 +1206,42 @@ async def _check_16(js: JetStreamContext) -> str:
     want_id = derived_id(cause, "billing.charged")
     trace_ids, charged = set(), []
     async for seq, raw in stream_messages(js, "ORDERS"):
-        event = Event.from_json(raw.data or b"", subject=raw.subject, sequence=seq)
-        if event.id == placed_id:
-            trace = TraceContext.from_headers(raw.headers)
-            trace_ids.add(trace.trace_id if trace else "")
+        try:
+            event = Event.from_json(raw.data or b"", subject=raw.subject, sequence=seq)
+            if event.id == placed_id:
+                trace = TraceContext.from_headers(raw.headers)
+                trace_ids.add(trace.trace_id if trace else "")
+        except EdalabError as err:
+            raise _NotYet(f"ORDERS message {seq}: {err}") from None
         if event.type == "billing.charged" and (event.data or {}).get("order_id") == "ex16":
             charged.append((event, raw.headers or {}))
     _require(bool(trace_ids), "no order.placed for ex16 in ORDERS: run the exercise's first cell")
-    _require(bool(charged), "no billing.charged for order ex16 in ORDERS yet")
+    _require(
+        bool(charged),
+        "ORDERS holds no billing.charged for order ex16; expected one: call "
+        "on_reserved(reserved_id), twice",
+    )
     _require(
         len(charged) == 1,
         f"ORDERS holds {len(charged)} billing.charged events for ex16 (ids "
-        f"{sorted(e.id for e, _ in charged)}): a redelivery made a new event; derive its id "
-        "from the cause with derived_id(cause_id, 'billing.charged')",
+        f"{sorted(e.id for e, _ in charged)}); expected one: a redelivery made a new event; "
+        "derive its id from the cause with derived_id(cause_id, 'billing.charged')",
     )
     event, headers = charged[0]
-    _require(event.id == want_id, f"billing.charged has id {event.id!r}; derive it from the cause")
+    _require(
+        event.id == want_id,
+        f"billing.charged has id {event.id!r}; expected {want_id!r}, derived from the cause "
+        "with derived_id(cause_id, 'billing.charged'), which any redelivery derives again",
+    )
     _require(
         headers.get(CAUSATION_ID) == cause,
-        f"Causation-Id is {headers.get(CAUSATION_ID)!r}; it names the stock.reserved event",
+        f"Causation-Id is {headers.get(CAUSATION_ID)!r}; expected {cause!r}, the id of the "
+        "stock.reserved event that caused the charge (flow_headers(..., causation_id=...))",
     )
     _require(
         headers.get(CORRELATION_ID) == placed_id,
-        f"Correlation-Id is {headers.get(CORRELATION_ID)!r}; it is the flow's first event id",
+        f"Correlation-Id is {headers.get(CORRELATION_ID)!r}; expected {placed_id!r}, the id "
+        "of the flow's first event, order.placed (flow_headers(..., correlation_id=...))",
     )
     try:
         trace = TraceContext.from_headers(headers)
@@ -986,7 +1249,8 @@ async def _check_16(js: JetStreamContext) -> str:
         raise _NotYet(str(err)) from None
     _require(
         trace is not None and trace.trace_id in trace_ids,
-        "billing.charged's traceparent is not in the order's trace: use its trace context",
+        f"billing.charged's traceparent is {headers.get('traceparent')!r}; expected one in "
+        f"the order's trace, {sorted(trace_ids)[0]!r}: use order_trace.child(...)",
     )
     return "one billing.charged for ex16 despite the redelivery, caused, correlated and traced"
 
