@@ -173,7 +173,7 @@ ceiling
 
 # %% [markdown]
 # On the machine this course was written on (2 cores, otherwise quiet; best of three,
-# in this notebook's kernel) these were about 210k msgs/s without the header, 160–170k
+# in this notebook's kernel) these were about 210k msgs/s without the header, 155k–170k
 # with it, and 150k–190k received per second, varying from run to run (the output above
 # is one run). The Go client, same machine and server build, the
 # same hour: 180–240k async publishes with a `PubAck` each and 230–300k fetched and
