@@ -27,9 +27,10 @@
 #
 # > **From NATS Streaming.** Nothing here needs more than the seed tutorial's ideas
 # > (events, subjects, durable subscribers, acks, replay), plus what JetStream adds:
-# > streams that capture many subjects through wildcards, server-side consumers that
-# > workers share, `max_deliver` with its advisories (dead letters), and headers such as
-# > `Nats-Msg-Id` for deduplication. Versioned schemas are this course's convention.
+# > streams that capture many subjects through wildcards, pull consumers that any
+# > number of workers share, `max_deliver` with its advisories (dead letters), and
+# > headers such as `Nats-Msg-Id` for deduplication. Versioned schemas are this
+# > course's convention.
 
 # %%
 from edalab import connect, ensure_server
