@@ -561,10 +561,11 @@ class EventConsumer:
         ``on_transient`` chooses how a transient failure is retried:
 
         - ``"nak"`` (the default): nak with the delay above; the server redelivers after
-          that delay, whatever the consumer's ``ack_wait`` or ``backoff`` say;
+          that delay, or, on a consumer with a ``backoff``, after
+          ``delay + backoff[n-1] - backoff[0]`` for the n-th redelivery;
         - ``"let_expire"``: send nothing, so the message comes back when its ack timer
           runs out: after ``ack_wait``, or after the consumer's next ``backoff`` step
-          (the server applies ``backoff`` only to an expired ack timer, never to a nak).
+          (a plain nak, without a delay, ignores ``backoff``).
           A :class:`~edalab.errors.TransientError` that names its own ``delay`` is still
           nak'ed with it. Give ``timeout`` more than the longest step, or the run stops
           before the message comes back. Notebook ``06_acks_and_redelivery`` shows both.

@@ -261,8 +261,10 @@ await narrow.unsubscribe()
 # A worker fetches in a loop for as long as it runs. With `heartbeat` set, nats-py
 # tells the two quiet cases apart: `FetchTimeoutError` (heartbeats came, the server is
 # there and had nothing) and its parent `nats.errors.TimeoutError` (no answer at all:
-# connection or server trouble, worth logging and counting). Each handled message is
-# acked; the loop reports through a queue, never by printing:
+# connection or server trouble, or a request the server dropped without a word because
+# the consumer already had `max_waiting` requests waiting and this one asked for
+# heartbeats; worth logging and counting). Each handled message is acked; the loop
+# reports through a queue, never by printing:
 
 # %%
 import nats
@@ -398,7 +400,8 @@ await stream_chart(js, "ORDERS", *names)
 # - JetStream consumers read stored messages; push delivers, pull waits to be asked.
 # - The stream's subjects say what is stored; a consumer's filters what it reads.
 # - A pull request gets messages, 100 heartbeats while idle, 408 when it expires, 409
-#   when refused; nats-py's `fetch` turns all three into a timeout.
+#   when refused; nats-py's `fetch` skips heartbeats and treats 404, 408 and 409 as
+#   "no messages": you see a timeout (or an empty list).
 # - `EventConsumer.events()` iterates decoded events; `run(handler)` acks on success.
 # - Each consumer has an ack floor, a delivered position and pending counts on the server.
 #

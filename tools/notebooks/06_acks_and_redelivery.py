@@ -170,7 +170,7 @@ deliveries
 
 # %% [markdown]
 # (nats-py raises its own `nats.errors.TimeoutError`, a subclass of the built-in
-# `TimeoutError`, when a fetch gets nothing.) Notebook 09 catches the server's
+# `TimeoutError`, when a fetch gets nothing.) Notebook 11 catches the server's
 # advisory for such messages into a dead-letter stream.
 #
 # ## `backoff`: growing delays when the ack timer runs out
@@ -311,7 +311,9 @@ await consumer_table(js, "TASKS", "worker")
 # %% [markdown]
 # ## The helper and `backoff`
 #
-# By default a transient failure is nak'ed, so a consumer's `backoff` never applies.
+# By default a transient failure is nak'ed after `retry_delay` (one second), and on a
+# consumer with a `backoff` such a `nak` mixes the two as shown above: the *n*-th retry
+# comes after `retry_delay + backoff[n-1] - backoff[0]`.
 # With `on_transient="let_expire"` the helper sends nothing: the message comes back when
 # its ack timer runs out, on the backoff's schedule. The `DeliveryLog` listens as the
 # run's `observer`. Give `timeout` more than the longest step, or the run stops before
@@ -341,7 +343,8 @@ helped.table(expected=[0.2, 0.6])
 # - `nak()` redelivers at once, `nak(delay)` after the delay; `in_progress` buys time,
 #   `term` gives up for good.
 # - `max_deliver` bounds retries. `backoff` spaces the redeliveries of messages left
-#   unanswered; it does not apply to a `nak`.
+#   unanswered; a plain `nak()` ignores it, and `nak(delay)` on a backoff consumer
+#   mixes the two.
 # - `EventConsumer.run` acks only after success and records every message it gives up
 #   on; `on_transient="let_expire"` lets the consumer's `backoff` time the retries.
 #

@@ -131,7 +131,7 @@ mailer = await js.pull_subscribe_bind("mailer", "USERS")
 # |---|---|---|
 # | `all` (JetStream's default) | `DeliverAllAvailable()` | the first message |
 # | `last` | `StartWithLastReceived()` | the last message |
-# | `new` | none: STAN's *default* was new-only | messages published after creation |
+# | `new` | `StartAt(pb.StartPosition_NewOnly)`, also STAN's default | messages published after creation |
 # | `by_start_sequence` | `StartAtSequence(n)` | sequence n |
 # | `by_start_time` | `StartAtTime(t)` / `StartAtTimeDelta(d)` | the first message at or after t |
 # | `last_per_subject` | none | the last message of each subject (needs a filter) |

@@ -8,11 +8,15 @@
 #   or `always`, on each write;
 # - kill -9 the server in the middle of a stream of publishes and lose nothing that was
 #   acknowledged;
-# - retry a publish with the same `Nats-Msg-Id`, so that a retry is never stored twice.
+# - retry a publish with the same `Nats-Msg-Id`, so that a retry within the stream's
+#   duplicate window is never stored twice.
 #
 # > **From NATS Streaming.** The seed tutorial promised that events are never lost, even
 # > when services go down: STAN stored messages and the publisher waited for an ack.
-# > JetStream does the same; this notebook checks the promise with a real crash.
+# > JetStream does the same, with one difference in what the ack means: STAN's default
+# > store was memory, but its file store `fsync`ed before acking (`file_sync`, on by
+# > default), while JetStream acks after a `write` and `fsync`s every two minutes by
+# > default. This notebook checks the promise with a real crash.
 #
 # This lesson kills its server, so it starts one of its own (file storage, default
 # settings).
@@ -72,12 +76,14 @@ config["sync_interval"] / 1e9, config.get("sync_always", False)
 # So:
 #
 # - a *process* crash (even `kill -9`) loses nothing acknowledged: the data is in the
-#   operating system's cache, which reaches the disk anyway (Jepsen found a server bug
-#   that broke this in 2.10.22, fixed in 2.10.23);
+#   operating system's cache, which reaches the disk anyway (Jepsen found a clustering
+#   bug in 2.10.20 to 2.10.22 that could delete a replicated stream after process
+#   crashes; 2.10.23 fixed it);
 # - an *operating-system* crash or a power cut can lose what was acknowledged since the
 #   last `fsync`, up to two minutes of it. The NATS documentation says so for a single
-#   server; Jepsen's 2025 analysis of NATS 2.12.1 lost acknowledged writes to power
-#   failures and OS crashes even in a replicated cluster.
+#   server; Jepsen's 2025 analysis of NATS 2.12.1 lost acknowledged writes in a
+#   replicated cluster too, after coordinated power failures, or after an OS crash on a
+#   single node combined with network delays or process pauses.
 #
 # `sync_interval: always` makes the server `fsync` on every write, before it
 # acknowledges: slower, and safe against power loss. A server started so:
@@ -111,8 +117,14 @@ first.seq, retry.seq, retry.duplicate
 # %% [markdown]
 # `publish_events(js, events, retry_for=...)` does this for you: each event's id is its
 # `Nats-Msg-Id`, and an event whose ack does not come is sent again until `retry_for`
-# seconds have passed.
-#
+# seconds have passed. Keep `retry_for` well below the stream's duplicate window: a
+# retry that comes after it is stored a second time. The window is two minutes unless
+# the stream sets `duplicate_window`, or has a shorter `max_age`; in seconds:
+
+# %%
+(await js.stream_info("PAYMENTS")).config.duplicate_window
+
+# %% [markdown]
 # ## Kill the server while publishing
 #
 # A publisher sends 3,000 payment events in chunks. After the first thousand are
@@ -150,10 +162,10 @@ from edalab.consuming import loss_report, stored_event_ids
 loss_report(events, len(acked), await stored_event_ids(js, "PAYMENTS"))
 
 # %% [markdown]
-# Some publishes were in flight when the server died: a few were stored but their
-# acknowledgement was lost, others never arrived. Retrying with the same `Nats-Msg-Id`
-# covers both: the server stores the missing ones and answers `duplicate` for the
-# others. Nothing acknowledged was lost: the process died, the operating system did not.
+# Some publishes may have been in flight when the server died: some may have been
+# stored with their acknowledgement lost, others may never have arrived. Retrying with
+# the same `Nats-Msg-Id` covers both: the server stores the missing ones and answers
+# `duplicate` for the others. Nothing acknowledged was lost: the process died, the operating system did not.
 #
 # ## Recap
 #

@@ -12,8 +12,9 @@
 #
 # > **From NATS Streaming.** STAN redelivered an unacknowledged message until it was
 # > acknowledged, with no limit on the attempts: to give up on a poison message, a
-# > subscriber acknowledged it. JetStream bounds the attempts with `max_deliver` and
-# > tells you when a consumer gives up.
+# > subscriber acknowledged it. JetStream by default does the same (`max_deliver` is
+# > -1, unlimited); set `max_deliver` and it bounds the attempts and tells you when a
+# > consumer gives up.
 #
 # Two consumers read the `PAYMENTS` stream: `payments` books each payment,
 # `audit` records every event.
@@ -100,6 +101,13 @@ payments = await EventConsumer.create(
 )
 audit = await EventConsumer.create(js, "PAYMENTS", "audit", filter_subject="payment.>")
 await payments.run(book, batch=1, timeout=0.5, retry_delay=0)
+
+# %% [markdown]
+# `audit` sets no `max_deliver`, so the server keeps the default, -1: it would redeliver
+# an unacknowledged message without end, and never publish a `MAX_DELIVERIES` advisory.
+
+# %%
+(await js.consumer_info("PAYMENTS", "audit")).config.max_deliver
 
 # %% [markdown]
 # The negative amount was terminated first. Here is the server's advisory, as it

@@ -271,7 +271,8 @@ await subscribe_checked(nc_billing, "_INBOX_orders.>")
 # %% [markdown]
 # ## Recap
 #
-# - Users authenticate by password, token or nkey (the server stores only public keys).
+# - Users authenticate by password, token, nkey, TLS certificate or JWT; with nkeys the
+#   server stores only public keys.
 # - Permissions are allow/deny lists of subjects, for publish and subscribe. JetStream's
 #   operations are subjects too: `$JS.API.>` lets a user delete or purge any stream.
 # - Least privilege: a publisher gets its subjects and its inbox; a pull consumer gets

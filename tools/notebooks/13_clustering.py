@@ -230,9 +230,11 @@ sorted(cluster.running_nodes())
 # - A publish needs a majority of the replicas: with two of three nodes down, it is not
 #   acknowledged.
 # - R3 tolerates the loss of one node: a new leader is elected, and publishers that
-#   retry with the same `Nats-Msg-Id` lose nothing and duplicate nothing.
+#   retry with the same `Nats-Msg-Id` lose nothing and duplicate nothing, as long as
+#   their retries fall within the stream's duplicate window (two minutes by default).
 # - A restarted node catches up from the others.
-# - `docker compose --profile cluster up` starts the same three nodes with Docker.
+# - `docker compose --profile cluster up -d n1 n2 n3` starts the same three nodes with
+#   Docker.
 #
 # ## Exercise
 #

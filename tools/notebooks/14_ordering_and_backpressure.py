@@ -14,7 +14,9 @@
 #
 # > **From NATS Streaming.** STAN delivered a channel in order to a subscriber with
 # > `MaxInflight(1)`; with more in flight, or a queue group, order was lost the same way
-# > it is here. JetStream's `max_ack_pending` is STAN's `MaxInflight`.
+# > it is here. JetStream's `max_ack_pending` plays the role of STAN's `MaxInflight`,
+# > but for the whole consumer, shared by all its workers, where STAN counted it for
+# > each subscriber (each member of a queue group).
 #
 # This lesson runs its own server, so that it can read the server's monitoring endpoint.
 

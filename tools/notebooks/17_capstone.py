@@ -22,12 +22,15 @@
 # | users | | `shop.user.registered` |
 # | orders | `shop.payment.captured` | `shop.order.placed` |
 # | payments | `shop.order.placed` | `shop.payment.captured` |
-# | email | `shop.user.registered`, `shop.payment.captured` | (e-mails, once each) |
+# | email | `shop.user.registered`, `shop.payment.captured` | (e-mails, one per event, repeats rare) |
 # | analytics | `shop.>` | (a read model: revenue per user) |
 #
 # > **From NATS Streaming.** Nothing here needs more than the seed tutorial's ideas
-# > (events, subjects, durable subscribers, acks), plus what JetStream adds: streams
-# > shared by many consumers, dead letters, versioned schemas and replay.
+# > (events, subjects, durable subscribers, acks, replay), plus what JetStream adds:
+# > streams that capture many subjects through wildcards, pull consumers that any
+# > number of workers share, `max_deliver` with its advisories (dead letters), and
+# > headers such as `Nats-Msg-Id` for deduplication. Versioned schemas are this
+# > course's convention.
 
 # %%
 from edalab import connect, ensure_server
@@ -66,7 +69,10 @@ show(Shop.payments_handler)
 show(Shop.orders_handler)
 
 # %% [markdown]
-# E-mail sends each e-mail once per event id (`ProcessedIds.once`, notebook 10):
+# E-mail sends an e-mail for an event id only if the id is not yet marked, then marks
+# it (`ProcessedIds.once`, notebook 10): a redelivery sends nothing more, though a crash
+# between sending and marking, or two workers holding the same message, can still send
+# one twice (rare, not impossible):
 
 # %%
 show(Shop.email_handler)

@@ -240,8 +240,9 @@ await other.close()
 # ## Trap 4: `Close` versus `Unsubscribe`
 #
 # In STAN, `Unsubscribe()` on a durable subscription deleted its position, while
-# `Close()` kept it. In JetStream, unsubscribing a client never deletes a durable;
-# deleting the consumer is an explicit call:
+# `Close()` kept it. In nats-py, unsubscribing never deletes a durable (Go's legacy
+# `js.Subscribe` differs: `Unsubscribe()` or `Drain()` deletes a durable that the
+# subscribe call created itself). Deleting the consumer is an explicit call:
 
 # %%
 await reader.close()  # like STAN's Close(): the position stays
@@ -260,8 +261,8 @@ except nats.js.errors.NotFoundError:
 # - Cluster and client ids disappear; server URLs and consumer names replace them.
 # - Channels become streams (explicit), subscriptions become consumers (server-side state).
 # - Start options map to deliver policies; mind that the default changed from new to all.
-# - `max_ack_pending` bounds a whole consumer; `unsubscribe` keeps a durable, deleting it
-#   is explicit.
+# - `max_ack_pending` bounds a whole consumer; nats-py's `unsubscribe` keeps a durable,
+#   deleting it is explicit.
 # - Many connections share a pull durable or a push durable with a deliver group; a
 #   plain push durable binds one subscriber.
 #
