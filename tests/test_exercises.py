@@ -14,10 +14,74 @@ from edalab import (
     publish_event,
     publish_events,
 )
+from edalab.course import exercises
 from edalab.course.charts.redelivery import DeliveryLog
-from edalab.course.exercises import EXERCISES, check
+from edalab.course.exercises import EXERCISES, Exercise, check
 from edalab.course.manifest import LESSONS
 from edalab.factories import EventFactory
+
+#: check()'s own answer to an unforeseen error, kept before the fixture below replaces it.
+_ONE_LINE = exercises._unexpected
+
+
+@pytest.fixture(autouse=True)
+def _unforeseen_errors_raise(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In these tests a checker that trips on an error it did not foresee fails loudly:
+    the cases here are known, so each must get its own answer, not the safety net's."""
+
+    def reraise(exercise: str, err: Exception) -> None:
+        raise err
+
+    monkeypatch.setattr(exercises, "_unexpected", reraise)
+
+
+def _all_of_says(*conditions: tuple[bool, str], stop: str = "") -> str:
+    """What ``_all_of`` reports for ``conditions`` (then a ``_require`` failing on ``stop``)."""
+    try:
+        with exercises._all_of() as want:
+            for ok, hint in conditions:
+                want(ok, hint)
+            if stop:
+                exercises._require(False, stop)
+                want(False, "not reached")
+    except exercises._NotYet as said:
+        return str(said)
+    return ""
+
+
+def test_all_of_reports_every_failing_condition() -> None:
+    """Independent conditions are all reported, numbered, in one line; one alone is as is."""
+    config = (False, "max_deliver is 3; set 4"), (True, "never shown")
+    backoff = (False, "backoff is []; give three delays")
+    assert _all_of_says(*config, backoff) == (
+        "2 things to fix: (1) max_deliver is 3; set 4; (2) backoff is []; give three delays"
+    )
+    assert _all_of_says((True, "never shown"), backoff) == "backoff is []; give three delays"
+    assert _all_of_says((True, "never shown")) == ""
+
+
+def test_all_of_joins_a_condition_that_stops_the_block() -> None:
+    """A _require failing inside the block ends it, and its hint joins those collected."""
+    assert _all_of_says((False, "a"), stop="b") == "2 things to fix: (1) a; (2) b"
+    assert _all_of_says((True, "a"), stop="b") == "b"
+
+
+async def test_unforeseen_nats_error_is_one_line(js, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A nats-py error no checker foresaw becomes one "not yet" line naming it, no traceback."""
+    import nats.js.errors
+
+    async def trips(js):  # type: ignore[no-untyped-def]
+        raise nats.js.errors.NoStreamResponseError
+
+    monkeypatch.setattr(exercises, "_unexpected", _ONE_LINE)
+    spec = EXERCISES["05"]
+    monkeypatch.setitem(EXERCISES, "05", Exercise("05", spec.notebook, spec.task, trips))
+    result = await check("05", js)
+    assert not result.passed and "\n" not in result.message
+    assert result.message.startswith(
+        "the check stopped at an error it did not expect (NoStreamResponseError: nats: no "
+        "response from stream)"
+    ), result.message
 
 
 async def test_03_dedup_needs_a_dropped_resend(js) -> None:  # type: ignore[no-untyped-def]

@@ -19,7 +19,7 @@ import inspect
 import itertools
 import json
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -122,6 +122,46 @@ def _floor(info: ConsumerInfo) -> int:
 def _require(condition: bool, hint: str) -> None:
     if not condition:
         raise _NotYet(hint)
+
+
+class _Wants:
+    """Conditions checked together; each failing one's hint is kept (see :func:`_all_of`)."""
+
+    def __init__(self) -> None:
+        self.failed: list[str] = []
+
+    def __call__(self, condition: bool, hint: str) -> bool:
+        if not condition:
+            self.failed.append(hint)
+        return condition
+
+
+@contextlib.contextmanager
+def _all_of() -> Iterator[_Wants]:
+    """Check independent conditions and report every one that fails, not only the first::
+
+        with _all_of() as want:
+            want(cfg.max_deliver == 4, f"max_deliver is {cfg.max_deliver}; set 4")
+            want(len(backoff) == 3, f"backoff is {backoff}; give three delays")
+
+    When the block ends, one :class:`_NotYet` names all the failing conditions, numbered.
+    A ``_NotYet`` raised inside the block (a condition the rest of it depends on, say
+    through :func:`_require`) ends the block and joins the hints collected so far.
+    """
+    wants = _Wants()
+    try:
+        yield wants
+    except _NotYet as stop:
+        wants.failed.append(str(stop))
+    _require(not wants.failed, _joined(wants.failed))
+
+
+def _joined(hints: list[str]) -> str:
+    """One line for several failing conditions: ``2 things to fix: (1) ...; (2) ...``."""
+    if len(hints) == 1:
+        return hints[0]
+    numbered = "; ".join(f"({i}) {hint}" for i, hint in enumerate(hints, 1))
+    return f"{len(hints)} things to fix: {numbered}"
 
 
 async def _settled(js: JetStreamContext, stream: str, name: str) -> ConsumerInfo:
@@ -1040,10 +1080,29 @@ async def check(
     except nats.errors.ConnectionClosedError:
         # Nothing to report either: say it in one line, with the way back.
         return CheckResult(exercise, False, CLOSED)
+    except (nats.errors.Error, EdalabError, TimeoutError) as err:
+        result = _unexpected(exercise, err)
     else:
         _record_pass(exercise)
         result = CheckResult(exercise, True, message)
     return await _report(result) if report else result
+
+
+def _unexpected(exercise: str, err: Exception) -> CheckResult:
+    """The one-line answer to an error no checker foresaw (a nats-py error, a timeout).
+
+    A learner sees what went wrong and what to try, never a traceback. The test suite
+    replaces this function with one that raises, so that a checker tripping on a case
+    the tests know is a failing test, not a quiet "not yet".
+    """
+    said = " ".join(str(err).split()) or "no details"
+    return CheckResult(
+        exercise,
+        False,
+        f"the check stopped at an error it did not expect ({type(err).__name__}: {said}): "
+        "run the exercise's cells again from the top and check again; if it repeats, "
+        "show this line to your instructor",
+    )
 
 
 #: What a check says when the notebook's connection was closed (e.g. by a Run All).
