@@ -271,10 +271,32 @@ async def test_07_right_config_but_redelivered_fails(js) -> None:  # type: ignor
 
 
 async def test_02_patterns_right(nc) -> None:  # type: ignore[no-untyped-def]
-    """The two patterns the mailer needs receive exactly the wanted probes, once each."""
+    """The two patterns the mailer needs receive exactly the wanted probes, once each,
+    also written the other way round as a tuple."""
     result = await check("02", nc, ["user.*.updated", "user.deleted"])
     assert result.passed, result.message
-    assert "exactly the 4" in result.message
+    assert "exactly the 5 the mailer wants" in result.message
+    assert "user.<part>.updated for a part named at random" in result.message
+    swapped = await check("02", nc, ("user.deleted", "user.*.updated"))
+    assert swapped.passed, swapped.message
+
+
+async def test_02_listing_the_known_parts_fails(nc) -> None:  # type: ignore[no-untyped-def]
+    """Listing exactly the parts the exercise names is not a wildcard design: a part drawn
+    at random for each check is missing, and the message says what arrived and why."""
+    import re
+
+    listed = ["user.profile.updated", "user.email.updated", "user.address.updated", "user.deleted"]
+    made_up = []
+    for _ in range(2):
+        result = await check("02", nc, listed)
+        assert not result.passed
+        assert "the server delivered: user.profile.updated, user.email.updated" in result.message
+        found = re.search(r"missing (user\.[a-z]{8}\.updated) \(a '\*' token", result.message)
+        assert found, result.message
+        assert f"{found[1]} is a part this check made up just now" in result.message
+        made_up.append(found[1])
+    assert made_up[0] != made_up[1], "each check draws a new part"
 
 
 async def test_02_patterns_wrong(nc) -> None:  # type: ignore[no-untyped-def]

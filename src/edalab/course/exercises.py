@@ -18,6 +18,8 @@ import contextlib
 import inspect
 import itertools
 import json
+import secrets
+import string
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -448,7 +450,8 @@ async def _check_07(js: JetStreamContext) -> str:
     return "audit delivered " + _delivered_once(info, 3, stream.state.last_seq)
 
 
-#: Exercise 02's probes: subject -> whether the mailer wants it (user.<part>.updated, user.deleted).
+#: Exercise 02's fixed probes: subject -> whether the mailer wants it (user.<part>.updated,
+#: user.deleted). Each check adds a user.<part>.updated with a part drawn at random.
 _PROBES_02: dict[str, bool] = {
     "user.profile.updated": True,
     "user.email.updated": True,
@@ -520,18 +523,25 @@ async def _check_02(nc: Any, patterns: Any = None) -> str:
             validate_subject(p, wildcards=True)
         except SubjectError as err:
             raise _NotYet(f"{p!r} is not a subject you can subscribe to: {err.reason}") from None
-    got = await _deliveries(nc, list(patterns), list(_PROBES_02))
-    missing = [s for s, wanted in _PROBES_02.items() if wanted and not got[s]]
-    extra = [s for s, wanted in _PROBES_02.items() if not wanted and got[s]]
-    twice = [s for s in _PROBES_02 if got[s] > 1]
+    # A part nobody has named yet, new at each check: only a wildcard design receives it.
+    unnamed = f"user.{''.join(secrets.choice(string.ascii_lowercase) for _ in range(8))}.updated"
+    probes = {**_PROBES_02, unnamed: True}
+    got = await _deliveries(nc, list(patterns), list(probes))
+    missing = [s for s, wanted in probes.items() if wanted and not got[s]]
+    extra = [s for s, wanted in probes.items() if not wanted and got[s]]
+    twice = [s for s in probes if got[s] > 1]
     if missing or extra or twice:
         arrived = ", ".join(f"{s}{' x' + str(got[s]) if got[s] > 1 else ''}" for s in got)
         seen = f"subscribed to {list(patterns)}, the server delivered: {arrived or 'nothing'}"
         hints = []
         if missing:
+            made_up = (
+                f"; {unnamed} is a part this check made up just now, as a future producer would"
+            )
+            new_part = made_up if unnamed in missing else ""
             hints.append(
                 f"missing {', '.join(missing)} (a '*' token matches any one field, so "
-                "you need not list them)"
+                f"you need not list them{new_part})"
             )
         if extra:
             hints.append(
@@ -546,8 +556,9 @@ async def _check_02(nc: Any, patterns: Any = None) -> str:
         raise _NotYet(f"{seen}. {'; '.join(hints)}")
     wanted = [s for s, w in _PROBES_02.items() if w]
     return (
-        f"of {len(_PROBES_02)} probe subjects the server delivered exactly the "
-        f"{len(wanted)} the mailer wants, once each: {', '.join(wanted)}"
+        f"of {len(probes)} probe subjects the server delivered exactly the "
+        f"{len(wanted) + 1} the mailer wants, once each: {', '.join(wanted)}, and "
+        "user.<part>.updated for a part named at random"
     )
 
 
