@@ -808,6 +808,59 @@ async def test_ex04_refusing_updates_is_not_last_value(js) -> None:  # type: ign
     assert not result.passed and "refused an update" in result.message
 
 
+async def test_ex04_listed_symbols_fail_in_one_line(js) -> None:  # type: ignore[no-untyped-def]
+    """A stream on the three symbols listed (not price.*) would store no new symbol: one
+    line says what it captures and what to capture, where the probe used to hit no stream."""
+    await fresh_stream(
+        js, "PRICES", ["price.AAPL", "price.MSFT", "price.NVDA"], max_msgs_per_subject=1
+    )
+    for symbol in ("AAPL", "MSFT", "NVDA") * 2:
+        await js.publish(f"price.{symbol}", b"1")
+    result = await check("04", js)
+    assert not result.passed
+    assert result.message.startswith(
+        "stream PRICES captures ['price.AAPL', 'price.MSFT', 'price.NVDA'], so a price for a "
+        "new symbol such as price.CHECK"
+    ), result.message
+    assert "capture price.* (one token, any symbol)" in result.message
+
+
+async def test_ex04_a_total_limit_reports_each_failing_condition(js) -> None:  # type: ignore[no-untyped-def]
+    """max_msgs=3 (a limit on the whole stream, not per symbol) loses AAPL and keeps two
+    NVDA prices: both observations are reported, with what to set."""
+    await _prices(js, 2, max_msgs=3)
+    result = await check("04", js)
+    assert not result.passed
+    assert result.message == (
+        "2 things to fix: (1) PRICES has no price for ['AAPL']: publish on price.<symbol>; "
+        "(2) PRICES keeps several prices per symbol {'price.NVDA': 2}: keep only the latest "
+        "(max_msgs_per_subject=1)"
+    )
+
+
+async def test_ex04_raw_add_stream_on_a_wider_filter_passes(js) -> None:  # type: ignore[no-untyped-def]
+    """Written differently from the solution (raw add_stream on price.>, prices in rounds,
+    checked twice): passes, and the checker's probes leave nothing behind."""
+    import contextlib
+
+    import nats.js.errors
+
+    with contextlib.suppress(nats.js.errors.NotFoundError):
+        await js.delete_stream("PRICES")
+    await js.add_stream(name="PRICES", subjects=["price.>"], max_msgs_per_subject=1)
+    for price in (10, 11, 12):
+        for symbol in ("NVDA", "AAPL", "MSFT"):
+            await js.publish(f"price.{symbol}", str(price).encode())
+    for _ in range(2):
+        result = await check("04", js)
+        assert result.passed, result.message
+        assert result.message == (
+            "PRICES keeps one price per symbol, older prices were replaced, and a symbol of "
+            "the check's own kept only its update"
+        )
+    assert (await js.stream_info("PRICES")).state.messages == 3
+
+
 async def _shipments(js, partitions: int, *, ack: bool = True) -> None:  # type: ignore[no-untyped-def]
     dest = f"shipment.{{{{partition({partitions},1)}}}}.{{{{wildcard(1)}}}}"
     transform = SubjectTransform(src="shipment.*", dest=dest)
