@@ -414,7 +414,8 @@ async def test_09_ledger_each_entry_once_with_its_msg_id(js) -> None:  # type: i
 
 
 async def test_10_charge_once_across_racing_workers(js) -> None:  # type: ignore[no-untyped-def]
-    """A put (bucket right, behaviour wrong) and an in-memory guard fail; record() passes."""
+    """A put (bucket right, behaviour wrong) and an in-memory guard fail, each naming every
+    step it failed; a handler that raises fails; record() passes."""
     import asyncio
 
     from edalab import ProcessedIds
@@ -430,7 +431,12 @@ async def test_10_charge_once_across_racing_workers(js) -> None:  # type: ignore
         await charges.kv.put(event.id, b"1")
 
     wrong = await check("10", js, put)
-    assert not wrong.passed and "3 times" in wrong.message
+    assert not wrong.passed and wrong.message.startswith("3 things to fix: (1) two racing")
+    assert "and one redelivery charged 'check10-" in wrong.message and "3 times" in wrong.message
+    assert "(2) an event another process had charged was charged again (2 writes)" in (
+        wrong.message
+    )
+    assert "(3) when another process charges between your check and your write" in wrong.message
     done: set[str] = set()
 
     async def in_memory(event) -> None:  # type: ignore[no-untyped-def]
@@ -446,6 +452,63 @@ async def test_10_charge_once_across_racing_workers(js) -> None:  # type: ignore
 
     assert "return normally" in (await check("10", js, raises)).message
     result = await check("10", js, record)
+    assert result.passed, result.message
+
+
+async def test_10_a_lock_in_this_process_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """Check-then-put under an asyncio.Lock survives the in-process race, but not another
+    process charging between its check and its write: the checker shows that deterministically."""
+    import asyncio
+
+    import nats.js.errors
+
+    from edalab import ProcessedIds
+
+    charges = await ProcessedIds.open(js, "charges", history=5, fresh=True)
+    lock = asyncio.Lock()
+
+    async def locked(event) -> None:  # type: ignore[no-untyped-def]
+        async with lock:
+            try:
+                await charges.kv.get(event.id)
+            except nats.js.errors.KeyNotFoundError:
+                await charges.kv.put(event.id, str(event.data["amount_cents"]).encode())
+
+    for _ in range(3):  # the same verdict every time: nothing here is timing
+        result = await check("10", js, locked)
+        assert not result.passed
+        assert result.message.startswith(
+            "when another process charges between your check and your write, yours is charged "
+            "again: the checker charged 'check10-"
+        ), result.message
+        assert (
+            "(with no condition: no Nats-Expected-Last-Subject-Sequence header) under that id, "
+            "and the server stored it as charge number 2"
+        ) in result.message
+        assert "kv.create (or ProcessedIds.record), which the server refuses" in result.message
+
+
+async def test_10_create_written_differently_passes(js) -> None:  # type: ignore[no-untyped-def]
+    """Written differently from the solution (kv.create on the raw bucket, a refused create
+    caught as KeyWrongLastSequenceError, an asyncio.Lock too): passes."""
+    import asyncio
+    import contextlib
+
+    import nats.js.errors
+
+    with contextlib.suppress(nats.js.errors.NotFoundError):
+        await js.delete_key_value("charges")
+    kv = await js.create_key_value(bucket="charges", history=5)
+    lock = asyncio.Lock()
+
+    async def charge(event) -> None:  # type: ignore[no-untyped-def]
+        async with lock:
+            try:
+                await kv.create(event.id, str(event.data["amount_cents"]).encode())
+            except nats.js.errors.KeyWrongLastSequenceError:
+                return
+
+    result = await check("10", js, charge)
     assert result.passed, result.message
 
 
