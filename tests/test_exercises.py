@@ -387,6 +387,62 @@ async def test_08_right_model_but_stored_events_do_not_replay(js) -> None:  # ty
     assert "\n" not in invalid.message
 
 
+async def test_08_v3_model_registered_as_v4_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """ "Version 4" with version 3's model and an identity upcaster is compatible and replays,
+    but has no new field: the check names the fields it found and the one to add."""
+    registry = await _stored_v3(js)
+    registry.register("user.created", 4, V3)
+    registry.upcaster("user.created", 3)(lambda data: data)
+    result = await check("08", js, registry)
+    assert not result.passed
+    assert result.message == (
+        "version 4's model adds no field to version 3's (user_id): declare the new field, "
+        "country: str = 'unknown'"
+    )
+    forgot = SchemaRegistry()  # the same mistake, and no upcaster: both are reported
+    forgot.register("user.created", 3, V3)
+    forgot.register("user.created", 4, V3)
+    both = await check("08", js, forgot)
+    assert both.message.startswith("2 things to fix: (1) version 4's model adds no field")
+    assert "(2) sequence 1 (version 3) does not replay as version 4" in both.message
+
+
+class V4Optional(V3):
+    country: str | None = None
+
+
+async def test_08_old_events_without_a_country_fail(js) -> None:  # type: ignore[no-untyped-def]
+    """country optional as None (like v3's email) and an identity upcaster: old events come
+    out with no country, and the check shows the value it observed and the default to use."""
+    registry = await _stored_v3(js)
+    registry.register("user.created", 4, V4Optional)
+    registry.upcaster("user.created", 3)(lambda data: data)
+    result = await check("08", js, registry)
+    assert not result.passed
+    assert result.message == (
+        "sequence 1 (version 3) came out as version 4 with country None: an old event does "
+        "not know its country, so give it the exercise's default, country: str = 'unknown'"
+    )
+
+
+async def test_08_right_answer_written_differently_passes(js) -> None:  # type: ignore[no-untyped-def]
+    """A v4 model written out in full with Field(default=...), a dict-union upcaster, and a
+    newer v5 event in the stream that the check leaves aside: passes."""
+    from pydantic import Field
+
+    class UserV4(BaseModel):
+        user_id: str
+        country: str = Field(default="unknown", description="ISO code once known")
+
+    registry = await _stored_v3(js)
+    await publish_event(js, EventFactory(prefix="v5-")("user.created", {"id": "b"}, version=5))
+    registry.register("user.created", 4, UserV4)
+    registry.upcaster("user.created", 3)(lambda data: data | {"country": "unknown"})
+    result = await check("08", js, registry)
+    assert result.passed, result.message
+    assert result.message == "all 1 known-version user.created events replay as version 4"
+
+
 async def test_unknown_exercise_is_an_error(js) -> None:  # type: ignore[no-untyped-def]
     """A typo in the exercise key is reported with the known keys."""
     with pytest.raises(ValueError, match="known: 02"):
