@@ -125,6 +125,58 @@ async def test_03_right_window_but_resend_stored_fails(js) -> None:  # type: ign
     assert not (await check("03", js, ["not an ack"])).passed
 
 
+async def test_03_window_in_minutes_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """duplicate_window=5 (minutes meant, seconds given): the resend was still dropped, and
+    the check names the window it found and the one asked for."""
+    make = EventFactory()
+    orders = [make("order.placed") for _ in range(3)]
+    await fresh_stream(js, "ORDERS", ["order.>"], duplicate_window=5)
+    acks = await publish_events(js, orders)
+    acks.append(await publish_event(js, orders[0]))
+    assert acks[-1].duplicate
+    result = await check("03", js, acks)
+    assert result.message == "the duplicate window is 5s; set it to 300 seconds"
+
+
+async def test_03_default_window_and_a_new_event_fail_together(js) -> None:  # type: ignore[no-untyped-def]
+    """Default window, and the "resend" made again with make() (a new id, so it is stored):
+    both are reported, the stored publishes by their sequences."""
+    make = EventFactory()
+    await fresh_stream(js, "ORDERS", ["order.>"])
+    acks = await publish_events(js, [make("order.placed") for _ in range(3)])
+    acks.append(await publish_event(js, make("order.placed")))
+    result = await check("03", js, acks)
+    assert result.message.startswith(
+        "2 things to fix: (1) the duplicate window is 120s; set it to 300 seconds; (2) none "
+        "of your 4 PubAcks says duplicate=True: the server stored every publish (sequences "
+        "1, 2, 3, 4)"
+    ), result.message
+    assert "again with the same Nats-Msg-Id" in result.message
+
+
+async def test_03_raw_publishes_with_msg_id_pass(js) -> None:  # type: ignore[no-untyped-def]
+    """Written differently from the solution (raw add_stream and js.publish with a
+    Nats-Msg-Id header, the resend in the middle): passes."""
+    import contextlib
+
+    import nats.js.errors
+
+    make = EventFactory(prefix="raw-")
+    orders = [make("order.placed") for _ in range(3)]
+    with contextlib.suppress(nats.js.errors.NotFoundError):
+        await js.delete_stream("ORDERS")
+    await js.add_stream(name="ORDERS", subjects=["order.>"], duplicate_window=300)
+
+    async def send(event):  # type: ignore[no-untyped-def]
+        return await js.publish(event.type, event.to_json(), headers={"Nats-Msg-Id": event.id})
+
+    acks = [await send(orders[0]), await send(orders[1]), await send(orders[0])]
+    acks.append(await send(orders[2]))
+    result = await check("03", js, acks)
+    assert result.passed, result.message
+    assert "the resend of raw-0001 was answered duplicate=True with sequence 1" in result.message
+
+
 async def test_05_billing_must_deliver_and_ack(js) -> None:  # type: ignore[no-untyped-def]
     """billing right in config fails until it delivered and acknowledged every order.placed."""
     make = EventFactory(prefix="t05-")
@@ -166,6 +218,65 @@ async def test_05_billing_wrong_filter(js) -> None:  # type: ignore[no-untyped-d
     assert not result.passed and "order.*" in result.message
 
 
+async def test_05_half_delivered_and_unacked_reports_both(js) -> None:  # type: ignore[no-untyped-def]
+    """One of two order.placed fetched and never acked: what is undelivered and what is
+    unacknowledged are both reported, with what the server counted."""
+    make = EventFactory(prefix="t05b-")
+    await fresh_stream(js, "ORDERS", ["order.>"])
+    await publish_events(js, [make("order.placed"), make("order.shipped"), make("order.placed")])
+    billing = await EventConsumer.create(js, "ORDERS", "billing", filter_subject="order.placed")
+    assert [d.seq for d in await billing.fetch(1, timeout=1)] == [1]
+    result = await check("05", js)
+    assert result.message == (
+        "2 things to fix: (1) billing has delivered up to sequence 1 and acknowledged up to "
+        "0; 1 order.placed events (up to sequence 3) were never delivered: process them all; "
+        "(2) billing has delivered up to sequence 1 and acknowledged up to 0; 1 delivered "
+        "events are not acknowledged: ack each one (run acks when the handler returns)"
+    )
+
+
+async def test_05_deliver_new_skips_the_stored_orders(js) -> None:  # type: ignore[no-untyped-def]
+    """billing created with deliver policy new, after the orders: it has nothing to deliver,
+    and the check says why instead of asking to run a handler that has nothing to do."""
+    make = EventFactory(prefix="t05c-")
+    await fresh_stream(js, "ORDERS", ["order.>"])
+    await publish_events(js, [make("order.placed"), make("order.placed")])
+    billing = await EventConsumer.create(
+        js, "ORDERS", "billing", filter_subject="order.placed", deliver_policy=DeliverPolicy.NEW
+    )
+
+    async def ok(event):  # type: ignore[no-untyped-def]
+        return None
+
+    await billing.run(ok, timeout=0.3)
+    result = await check("05", js)
+    assert result.message == (
+        "ORDERS holds 2 order.placed events, and billing has none to deliver: its deliver "
+        "policy new starts after them; create billing with the default deliver policy all"
+    )
+
+
+async def test_05_raw_pull_subscription_passes(js) -> None:  # type: ignore[no-untyped-def]
+    """Written differently from the solution (raw pull_subscribe, fetch in batches, ack_sync
+    each): passes."""
+    import nats.errors
+
+    make = EventFactory(prefix="t05d-")
+    await fresh_stream(js, "ORDERS", ["order.>"])
+    await publish_events(js, [make("order.placed"), make("order.shipped"), make("order.placed")])
+    sub = await js.pull_subscribe("order.placed", durable="billing", stream="ORDERS")
+    while True:
+        try:
+            msgs = await sub.fetch(5, timeout=0.5)
+        except nats.errors.TimeoutError:
+            break
+        for msg in msgs:
+            await msg.ack_sync()
+    result = await check("05", js)
+    assert result.passed, result.message
+    assert "all 2 order.placed events (up to sequence 3) in 2 deliveries" in result.message
+
+
 async def _careful(js):  # type: ignore[no-untyped-def]
     """TASKS with one task and a fresh consumer careful configured as the exercise asks."""
     await fresh_stream(js, "TASKS", ["task.>"])
@@ -205,21 +316,72 @@ async def test_06_without_log_or_redeliveries_fails(js) -> None:  # type: ignore
     assert not wrong.passed and "all four deliveries" in wrong.message
 
 
-async def test_06_right_config_but_naks_fails(js) -> None:  # type: ignore[no-untyped-def]
-    """Backoff configured, but the handler's naks set the timing: the check shows the gap."""
+async def test_06_right_config_but_default_naks_fail(js) -> None:  # type: ignore[no-untyped-def]
+    """Backoff configured, but run without on_transient='let_expire': each failure is nak'ed
+    after run()'s retry_delay (1 s), far outside every backoff step, and each gap is shown."""
     careful = await _careful(js)
     log = DeliveryLog()
-
-    async def nak_soon(event, delivery):  # type: ignore[no-untyped-def]
-        if delivery.num_delivered < 4:
-            raise TransientError("not yet", delay=0.05)
-
-    await careful.run(nak_soon, timeout=2, observer=log.observe)
+    await careful.run(_fail_three_times, timeout=2.5, observer=log.observe)
     assert [r.delivery for r in log.records] == [1, 2, 3, 4]
     wrong = await check("06", js, log)
     assert not wrong.passed
-    assert "after delivery 1; your backoff says 0.2 s" in wrong.message
+    assert wrong.message.startswith("sequence 1: delivery 2 came 1."), wrong.message
+    assert "after delivery 1, where your backoff says 0.2 s (accepted 0.11..0.5 s)" in (
+        wrong.message
+    )
+    assert "; sequence 1: delivery 3 came" in wrong.message
+    assert "where your backoff says 0.8 s (accepted 0.59..1.25 s). A nak sets" in wrong.message
     assert "on_transient='let_expire'" in wrong.message
+
+
+async def test_06_right_config_but_plain_naks_fail(js) -> None:  # type: ignore[no-untyped-def]
+    """A handler asking for a retry at once (a plain nak) is back in milliseconds, not after
+    the backoff: the check says so, whatever the machine's load."""
+    careful = await _careful(js)
+    log = DeliveryLog()
+
+    async def nak_now(event, delivery):  # type: ignore[no-untyped-def]
+        if delivery.num_delivered < 4:
+            raise TransientError("not yet", delay=0)
+
+    await careful.run(nak_now, timeout=2, observer=log.observe)
+    assert [r.delivery for r in log.records] == [1, 2, 3, 4]
+    wrong = await check("06", js, log)
+    assert not wrong.passed
+    assert "sequence 1: delivery 2 came 0.0" in wrong.message, wrong.message
+    assert "A nak sets its own delay (and plain nak none)" in wrong.message
+
+
+async def test_06_wrong_configuration_reports_every_setting(js) -> None:  # type: ignore[no-untyped-def]
+    """max_deliver=3 with two delays (the learner counted retries, not deliveries): both
+    settings are named in one answer, with what to set."""
+    await fresh_stream(js, "TASKS", ["task.>"])
+    await EventConsumer.create(
+        js, "TASKS", "careful", max_deliver=3, backoff=[0.2, 0.4], recreate=True
+    )
+    wrong = await check("06", js, DeliveryLog())
+    assert wrong.message == (
+        "2 things to fix: (1) max_deliver is 3; set 4; (2) backoff is [0.2, 0.4]; give three delays"
+    )
+
+
+async def test_06_raw_pull_consumer_left_to_expire_passes(js) -> None:  # type: ignore[no-untyped-def]
+    """Written differently from the solution (raw pull_subscribe, a ConsumerConfig with
+    other delays, log.record on each message, unacked messages left to expire): passes."""
+    await fresh_stream(js, "TASKS", ["task.>"])
+    await publish_events(js, [EventFactory()("task.created")])
+    config = ConsumerConfig(max_deliver=4, backoff=[0.15, 0.3, 0.6])
+    sub = await js.pull_subscribe("task.>", durable="careful", stream="TASKS", config=config)
+    log = DeliveryLog()
+    while True:
+        [msg] = await sub.fetch(1, timeout=5)
+        log.record(msg)
+        if msg.metadata.num_delivered == 4:
+            await msg.ack_sync()
+            break
+    result = await check("06", js, log)
+    assert result.passed, result.message
+    assert "after 0.15, 0.3, 0.6 s" in result.message
 
 
 async def test_06_stale_log_fails(js) -> None:  # type: ignore[no-untyped-def]
@@ -268,6 +430,49 @@ async def test_07_right_config_but_redelivered_fails(js) -> None:  # type: ignor
     assert not wrong.passed
     assert "made 4 deliveries for the 3 events 3..5" in wrong.message
     assert "recreate=True" in wrong.message
+
+
+async def test_07_off_by_one_start_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """audit from sequence 2 (counted from 0, or one too early): the start it found and
+    the one asked for."""
+    make = EventFactory()
+    await fresh_stream(js, "USERS", ["user.>"])
+    await publish_events(js, [make("user.created") for _ in range(5)])
+    await EventConsumer.create(
+        js, "USERS", "audit", deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=2
+    )
+    result = await check("07", js)
+    assert result.message == "audit starts at sequence 2; use opt_start_seq=3"
+
+
+async def test_07_replay_from_the_start_reports_policy_and_start(js) -> None:  # type: ignore[no-untyped-def]
+    """A durable replaying everything: both the policy and the missing start are named."""
+    make = EventFactory()
+    await fresh_stream(js, "USERS", ["user.>"])
+    await publish_events(js, [make("user.created") for _ in range(5)])
+    await EventConsumer.create(js, "USERS", "audit")
+    result = await check("07", js)
+    assert result.message == (
+        "2 things to fix: (1) audit's deliver policy is all; use by_start_sequence; (2) "
+        "audit starts at sequence (none); use opt_start_seq=3"
+    )
+
+
+async def test_07_raw_consumer_from_sequence_3_passes(js) -> None:  # type: ignore[no-untyped-def]
+    """Written differently from the solution (raw pull_subscribe with a ConsumerConfig,
+    one batch, acks without waiting for the server): passes once the acks land."""
+    make = EventFactory()
+    await fresh_stream(js, "USERS", ["user.>"])
+    await publish_events(js, [make("user.created") for _ in range(5)])
+    config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=3)
+    sub = await js.pull_subscribe("user.>", durable="audit", stream="USERS", config=config)
+    msgs = await sub.fetch(10, timeout=0.5)
+    assert [m.metadata.sequence.stream for m in msgs] == [3, 4, 5]
+    for msg in msgs:
+        await msg.ack()
+    result = await check("07", js)
+    assert result.passed, result.message
+    assert "sequences 3..5, each delivered once and acknowledged" in result.message
 
 
 async def test_02_patterns_right(nc) -> None:  # type: ignore[no-untyped-def]
