@@ -610,6 +610,10 @@ async def test_08_v3_model_registered_as_v4_fails(js) -> None:  # type: ignore[n
     both = await check("08", js, forgot)
     assert both.message.startswith("2 things to fix: (1) version 4's model adds no field")
     assert "(2) sequence 1 (version 3) does not replay as version 4" in both.message
+    fresh = SchemaRegistry()  # a new registry with only the new version
+    fresh.register("user.created", 4, V4)
+    lost = await check("08", js, fresh)
+    assert lost.message.startswith("user.created versions are [4], without version 3"), lost
 
 
 class V4Optional(V3):

@@ -613,6 +613,11 @@ async def _check_08(js: JetStreamContext, registry: Any = None) -> str:
     assert isinstance(registry, SchemaRegistry)
     versions = registry.versions("user.created")
     _require(versions[-1:] == [4], f"user.created versions are {versions}; add version 4")
+    _require(
+        3 in versions,
+        f"user.created versions are {versions}, without version 3 to compare version 4 "
+        "with: run the lesson's registry cells again, then add version 4 to that registry",
+    )
     v3, v4 = registry.model("user.created", 3), registry.model("user.created", 4)
     await _stream(js, "USERS")
     count = 0
