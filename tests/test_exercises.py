@@ -652,6 +652,17 @@ async def test_08_right_answer_written_differently_passes(js) -> None:  # type: 
     assert result.message == "all 1 known-version user.created events replay as version 4"
 
 
+async def test_08_a_message_that_is_no_event_is_one_line(js) -> None:  # type: ignore[no-untyped-def]
+    """Something published to USERS by hand (not an event) is named by its sequence."""
+    registry = await _stored_v3(js)
+    registry.register("user.created", 4, V4)
+    registry.upcaster("user.created", 3)(lambda data: data)
+    await js.publish("user.created", b"hello")
+    result = await check("08", js, registry)
+    assert result.message.startswith("USERS message 2 is not an event: "), result.message
+    assert "\n" not in result.message
+
+
 async def test_unknown_exercise_is_an_error(js) -> None:  # type: ignore[no-untyped-def]
     """A typo in the exercise key is reported with the known keys."""
     with pytest.raises(ValueError, match="known: 02"):
