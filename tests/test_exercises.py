@@ -363,6 +363,12 @@ async def test_06_wrong_configuration_reports_every_setting(js) -> None:  # type
     assert wrong.message == (
         "2 things to fix: (1) max_deliver is 3; set 4; (2) backoff is [0.2, 0.4]; give three delays"
     )
+    await js.delete_consumer("TASKS", "careful")
+    await js.add_consumer("TASKS", durable_name="careful")  # no backoff at all
+    bare = await check("06", js, DeliveryLog())
+    assert bare.message == (
+        "2 things to fix: (1) max_deliver is -1; set 4; (2) backoff is []; give three delays"
+    )
 
 
 async def test_06_raw_pull_consumer_left_to_expire_passes(js) -> None:  # type: ignore[no-untyped-def]

@@ -406,7 +406,10 @@ async def _check_06(js: JetStreamContext, log: Any = None) -> str:
     with _all_of() as want:
         want(info.config.max_deliver == 4, f"max_deliver is {info.config.max_deliver}; set 4")
         want(len(backoff) == 3, f"backoff is {backoff}; give three delays")
-        want(min(backoff, default=0) >= 0.1, f"backoff is {backoff}; make each delay >= 0.1 s")
+        want(
+            not backoff or min(backoff) >= 0.1,
+            f"backoff is {backoff}; make each delay at least 0.1 s",
+        )
     _drained(info)
     mine = [r for r in log.records if (r.stream, r.consumer) == ("TASKS", "careful")]
     _require(
