@@ -464,6 +464,20 @@ async def test_07_replay_from_the_start_reports_policy_and_start(js) -> None:  #
     )
 
 
+async def test_07_fetched_but_not_acked_reports_both(js) -> None:  # type: ignore[no-untyped-def]
+    """audit right, one event fetched and never acked, two never fetched: both counts."""
+    make = EventFactory()
+    await fresh_stream(js, "USERS", ["user.>"])
+    await publish_events(js, [make("user.created") for _ in range(5)])
+    audit = await _audit_from_3(js)
+    assert [d.seq for d in await audit.fetch(1, timeout=1)] == [3]
+    result = await check("07", js)
+    assert result.message == (
+        "2 things to fix: (1) consumer 'audit' still has 2 events to deliver: process them "
+        "all; (2) consumer 'audit' has 1 unacknowledged events: ack them"
+    )
+
+
 async def test_07_raw_consumer_from_sequence_3_passes(js) -> None:  # type: ignore[no-untyped-def]
     """Written differently from the solution (raw pull_subscribe with a ConsumerConfig,
     one batch, acks without waiting for the server): passes once the acks land."""

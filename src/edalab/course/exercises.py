@@ -184,14 +184,16 @@ async def _settled(js: JetStreamContext, stream: str, name: str) -> ConsumerInfo
 
 
 def _drained(info: ConsumerInfo) -> None:
-    _require(
-        info.num_pending == 0,
-        f"consumer {info.name!r} still has {info.num_pending} events to deliver: process them all",
-    )
-    _require(
-        info.num_ack_pending == 0,
-        f"consumer {info.name!r} has {info.num_ack_pending} unacknowledged events: ack them",
-    )
+    with _all_of() as want:
+        want(
+            info.num_pending == 0,
+            f"consumer {info.name!r} still has {info.num_pending} events to deliver: process "
+            "them all",
+        )
+        want(
+            info.num_ack_pending == 0,
+            f"consumer {info.name!r} has {info.num_ack_pending} unacknowledged events: ack them",
+        )
 
 
 def _ack_fields(ack: Any) -> tuple[str, int, bool]:
