@@ -791,7 +791,11 @@ async def _check_10(js: JetStreamContext, charge: Any = None) -> str:
 
 
 async def _replayed(js: JetStreamContext, msg: RawStreamMsg, old: str, new: str) -> bool:
-    """Send a stored KV write again with ``old`` renamed ``new``; whether the server stored it."""
+    """Send a stored KV write again with ``old`` renamed ``new``; whether the server stored it.
+
+    The stored message carries the headers it was published with: the server strips none
+    of the ``Nats-Expected-*`` ones (server/stream.go), so a ``create`` is sent again as one.
+    """
     headers = {k: v.replace(old, new) for k, v in (msg.headers or {}).items()}
     try:
         await js.publish((msg.subject or "").replace(old, new), msg.data or b"", headers=headers)
