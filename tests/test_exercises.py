@@ -16,10 +16,74 @@ from edalab import (
     publish_event,
     publish_events,
 )
+from edalab.course import exercises
 from edalab.course.charts.redelivery import DeliveryLog
-from edalab.course.exercises import EXERCISES, check
+from edalab.course.exercises import EXERCISES, Exercise, check
 from edalab.course.manifest import LESSONS
 from edalab.factories import EventFactory
+
+#: check()'s own answer to an unforeseen error, kept before the fixture below replaces it.
+_ONE_LINE = exercises._unexpected
+
+
+@pytest.fixture(autouse=True)
+def _unforeseen_errors_raise(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In these tests a checker that trips on an error it did not foresee fails loudly:
+    the cases here are known, so each must get its own answer, not the safety net's."""
+
+    def reraise(exercise: str, err: Exception) -> None:
+        raise err
+
+    monkeypatch.setattr(exercises, "_unexpected", reraise)
+
+
+def _all_of_says(*conditions: tuple[bool, str], stop: str = "") -> str:
+    """What ``_all_of`` reports for ``conditions`` (then a ``_require`` failing on ``stop``)."""
+    try:
+        with exercises._all_of() as want:
+            for ok, hint in conditions:
+                want(ok, hint)
+            if stop:
+                exercises._require(False, stop)
+                want(False, "not reached")
+    except exercises._NotYet as said:
+        return str(said)
+    return ""
+
+
+def test_all_of_reports_every_failing_condition() -> None:
+    """Independent conditions are all reported, numbered, in one line; one alone is as is."""
+    config = (False, "max_deliver is 3; set 4"), (True, "never shown")
+    backoff = (False, "backoff is []; give three delays")
+    assert _all_of_says(*config, backoff) == (
+        "2 things to fix: (1) max_deliver is 3; set 4; (2) backoff is []; give three delays"
+    )
+    assert _all_of_says((True, "never shown"), backoff) == "backoff is []; give three delays"
+    assert _all_of_says((True, "never shown")) == ""
+
+
+def test_all_of_joins_a_condition_that_stops_the_block() -> None:
+    """A _require failing inside the block ends it, and its hint joins those collected."""
+    assert _all_of_says((False, "a"), stop="b") == "2 things to fix: (1) a; (2) b"
+    assert _all_of_says((True, "a"), stop="b") == "b"
+
+
+async def test_unforeseen_nats_error_is_one_line(js, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A nats-py error no checker foresaw becomes one "not yet" line naming it, no traceback."""
+    import nats.js.errors
+
+    async def trips(js):  # type: ignore[no-untyped-def]
+        raise nats.js.errors.NoStreamResponseError
+
+    monkeypatch.setattr(exercises, "_unexpected", _ONE_LINE)
+    spec = EXERCISES["05"]
+    monkeypatch.setitem(EXERCISES, "05", Exercise("05", spec.notebook, spec.task, trips))
+    result = await check("05", js)
+    assert not result.passed and "\n" not in result.message
+    assert result.message.startswith(
+        "the check stopped at an error it did not expect (NoStreamResponseError: nats: no "
+        "response from stream)"
+    ), result.message
 
 
 async def test_03_dedup_needs_a_dropped_resend(js) -> None:  # type: ignore[no-untyped-def]
@@ -63,6 +127,58 @@ async def test_03_right_window_but_resend_stored_fails(js) -> None:  # type: ign
     assert not (await check("03", js, ["not an ack"])).passed
 
 
+async def test_03_window_in_minutes_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """duplicate_window=5 (minutes meant, seconds given): the resend was still dropped, and
+    the check names the window it found and the one asked for."""
+    make = EventFactory()
+    orders = [make("order.placed") for _ in range(3)]
+    await fresh_stream(js, "ORDERS", ["order.>"], duplicate_window=5)
+    acks = await publish_events(js, orders)
+    acks.append(await publish_event(js, orders[0]))
+    assert acks[-1].duplicate
+    result = await check("03", js, acks)
+    assert result.message == "the duplicate window is 5s; set it to 300 seconds"
+
+
+async def test_03_default_window_and_a_new_event_fail_together(js) -> None:  # type: ignore[no-untyped-def]
+    """Default window, and the "resend" made again with make() (a new id, so it is stored):
+    both are reported, the stored publishes by their sequences."""
+    make = EventFactory()
+    await fresh_stream(js, "ORDERS", ["order.>"])
+    acks = await publish_events(js, [make("order.placed") for _ in range(3)])
+    acks.append(await publish_event(js, make("order.placed")))
+    result = await check("03", js, acks)
+    assert result.message.startswith(
+        "2 things to fix: (1) the duplicate window is 120s; set it to 300 seconds; (2) none "
+        "of your 4 PubAcks says duplicate=True: the server stored every publish (sequences "
+        "1, 2, 3, 4)"
+    ), result.message
+    assert "again with the same Nats-Msg-Id" in result.message
+
+
+async def test_03_raw_publishes_with_msg_id_pass(js) -> None:  # type: ignore[no-untyped-def]
+    """Written differently from the solution (raw add_stream and js.publish with a
+    Nats-Msg-Id header, the resend in the middle): passes."""
+    import contextlib
+
+    import nats.js.errors
+
+    make = EventFactory(prefix="raw-")
+    orders = [make("order.placed") for _ in range(3)]
+    with contextlib.suppress(nats.js.errors.NotFoundError):
+        await js.delete_stream("ORDERS")
+    await js.add_stream(name="ORDERS", subjects=["order.>"], duplicate_window=300)
+
+    async def send(event):  # type: ignore[no-untyped-def]
+        return await js.publish(event.type, event.to_json(), headers={"Nats-Msg-Id": event.id})
+
+    acks = [await send(orders[0]), await send(orders[1]), await send(orders[0])]
+    acks.append(await send(orders[2]))
+    result = await check("03", js, acks)
+    assert result.passed, result.message
+    assert "the resend of raw-0001 was answered duplicate=True with sequence 1" in result.message
+
+
 async def test_05_billing_must_deliver_and_ack(js) -> None:  # type: ignore[no-untyped-def]
     """billing right in config fails until it delivered and acknowledged every order.placed."""
     make = EventFactory(prefix="t05-")
@@ -104,6 +220,65 @@ async def test_05_billing_wrong_filter(js) -> None:  # type: ignore[no-untyped-d
     assert not result.passed and "order.*" in result.message
 
 
+async def test_05_half_delivered_and_unacked_reports_both(js) -> None:  # type: ignore[no-untyped-def]
+    """One of two order.placed fetched and never acked: what is undelivered and what is
+    unacknowledged are both reported, with what the server counted."""
+    make = EventFactory(prefix="t05b-")
+    await fresh_stream(js, "ORDERS", ["order.>"])
+    await publish_events(js, [make("order.placed"), make("order.shipped"), make("order.placed")])
+    billing = await EventConsumer.create(js, "ORDERS", "billing", filter_subject="order.placed")
+    assert [d.seq for d in await billing.fetch(1, timeout=1)] == [1]
+    result = await check("05", js)
+    assert result.message == (
+        "2 things to fix: (1) billing has delivered up to sequence 1 and acknowledged up to "
+        "0; 1 order.placed events (up to sequence 3) were never delivered: process them all; "
+        "(2) billing has delivered up to sequence 1 and acknowledged up to 0; 1 delivered "
+        "events are not acknowledged: ack each one (run acks when the handler returns)"
+    )
+
+
+async def test_05_deliver_new_skips_the_stored_orders(js) -> None:  # type: ignore[no-untyped-def]
+    """billing created with deliver policy new, after the orders: it has nothing to deliver,
+    and the check says why instead of asking to run a handler that has nothing to do."""
+    make = EventFactory(prefix="t05c-")
+    await fresh_stream(js, "ORDERS", ["order.>"])
+    await publish_events(js, [make("order.placed"), make("order.placed")])
+    billing = await EventConsumer.create(
+        js, "ORDERS", "billing", filter_subject="order.placed", deliver_policy=DeliverPolicy.NEW
+    )
+
+    async def ok(event):  # type: ignore[no-untyped-def]
+        return None
+
+    await billing.run(ok, timeout=0.3)
+    result = await check("05", js)
+    assert result.message == (
+        "ORDERS holds 2 order.placed events, and billing has none to deliver: its deliver "
+        "policy new starts after them; create billing with the default deliver policy all"
+    )
+
+
+async def test_05_raw_pull_subscription_passes(js) -> None:  # type: ignore[no-untyped-def]
+    """Written differently from the solution (raw pull_subscribe, fetch in batches, ack_sync
+    each): passes."""
+    import nats.errors
+
+    make = EventFactory(prefix="t05d-")
+    await fresh_stream(js, "ORDERS", ["order.>"])
+    await publish_events(js, [make("order.placed"), make("order.shipped"), make("order.placed")])
+    sub = await js.pull_subscribe("order.placed", durable="billing", stream="ORDERS")
+    while True:
+        try:
+            msgs = await sub.fetch(5, timeout=0.5)
+        except nats.errors.TimeoutError:
+            break
+        for msg in msgs:
+            await msg.ack_sync()
+    result = await check("05", js)
+    assert result.passed, result.message
+    assert "all 2 order.placed events (up to sequence 3) in 2 deliveries" in result.message
+
+
 async def _careful(js):  # type: ignore[no-untyped-def]
     """TASKS with one task and a fresh consumer careful configured as the exercise asks."""
     await fresh_stream(js, "TASKS", ["task.>"])
@@ -143,21 +318,78 @@ async def test_06_without_log_or_redeliveries_fails(js) -> None:  # type: ignore
     assert not wrong.passed and "all four deliveries" in wrong.message
 
 
-async def test_06_right_config_but_naks_fails(js) -> None:  # type: ignore[no-untyped-def]
-    """Backoff configured, but the handler's naks set the timing: the check shows the gap."""
+async def test_06_right_config_but_default_naks_fail(js) -> None:  # type: ignore[no-untyped-def]
+    """Backoff configured, but run without on_transient='let_expire': each failure is nak'ed
+    after run()'s retry_delay (1 s), far outside every backoff step, and each gap is shown."""
     careful = await _careful(js)
     log = DeliveryLog()
-
-    async def nak_soon(event, delivery):  # type: ignore[no-untyped-def]
-        if delivery.num_delivered < 4:
-            raise TransientError("not yet", delay=0.05)
-
-    await careful.run(nak_soon, timeout=2, observer=log.observe)
+    await careful.run(_fail_three_times, timeout=2.5, observer=log.observe)
     assert [r.delivery for r in log.records] == [1, 2, 3, 4]
     wrong = await check("06", js, log)
     assert not wrong.passed
-    assert "after delivery 1; your backoff says 0.2 s" in wrong.message
+    assert wrong.message.startswith("sequence 1: delivery 2 came 1."), wrong.message
+    assert "after delivery 1, where your backoff says 0.2 s (accepted 0.11..0.5 s)" in (
+        wrong.message
+    )
+    assert "; sequence 1: delivery 3 came" in wrong.message
+    assert "where your backoff says 0.8 s (accepted 0.59..1.25 s). A nak sets" in wrong.message
     assert "on_transient='let_expire'" in wrong.message
+
+
+async def test_06_right_config_but_plain_naks_fail(js) -> None:  # type: ignore[no-untyped-def]
+    """A handler asking for a retry at once (a plain nak) is back in milliseconds, not after
+    the backoff: the check says so, whatever the machine's load."""
+    careful = await _careful(js)
+    log = DeliveryLog()
+
+    async def nak_now(event, delivery):  # type: ignore[no-untyped-def]
+        if delivery.num_delivered < 4:
+            raise TransientError("not yet", delay=0)
+
+    await careful.run(nak_now, timeout=2, observer=log.observe)
+    assert [r.delivery for r in log.records] == [1, 2, 3, 4]
+    wrong = await check("06", js, log)
+    assert not wrong.passed
+    assert "sequence 1: delivery 2 came 0.0" in wrong.message, wrong.message
+    assert "A nak sets its own delay (and plain nak none)" in wrong.message
+
+
+async def test_06_wrong_configuration_reports_every_setting(js) -> None:  # type: ignore[no-untyped-def]
+    """max_deliver=3 with two delays (the learner counted retries, not deliveries): both
+    settings are named in one answer, with what to set."""
+    await fresh_stream(js, "TASKS", ["task.>"])
+    await EventConsumer.create(
+        js, "TASKS", "careful", max_deliver=3, backoff=[0.2, 0.4], recreate=True
+    )
+    wrong = await check("06", js, DeliveryLog())
+    assert wrong.message == (
+        "2 things to fix: (1) max_deliver is 3; set 4; (2) backoff is [0.2, 0.4]; give three delays"
+    )
+    await js.delete_consumer("TASKS", "careful")
+    await js.add_consumer("TASKS", durable_name="careful")  # no backoff at all
+    bare = await check("06", js, DeliveryLog())
+    assert bare.message == (
+        "2 things to fix: (1) max_deliver is -1; set 4; (2) backoff is []; give three delays"
+    )
+
+
+async def test_06_raw_pull_consumer_left_to_expire_passes(js) -> None:  # type: ignore[no-untyped-def]
+    """Written differently from the solution (raw pull_subscribe, a ConsumerConfig with
+    other delays, log.record on each message, unacked messages left to expire): passes."""
+    await fresh_stream(js, "TASKS", ["task.>"])
+    await publish_events(js, [EventFactory()("task.created")])
+    config = ConsumerConfig(max_deliver=4, backoff=[0.15, 0.3, 0.6])
+    sub = await js.pull_subscribe("task.>", durable="careful", stream="TASKS", config=config)
+    log = DeliveryLog()
+    while True:
+        [msg] = await sub.fetch(1, timeout=5)
+        log.record(msg)
+        if msg.metadata.num_delivered == 4:
+            await msg.ack_sync()
+            break
+    result = await check("06", js, log)
+    assert result.passed, result.message
+    assert "after 0.15, 0.3, 0.6 s" in result.message
 
 
 async def test_06_stale_log_fails(js) -> None:  # type: ignore[no-untyped-def]
@@ -208,11 +440,90 @@ async def test_07_right_config_but_redelivered_fails(js) -> None:  # type: ignor
     assert "recreate=True" in wrong.message
 
 
+async def test_07_off_by_one_start_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """audit from sequence 2 (counted from 0, or one too early): the start it found and
+    the one asked for."""
+    make = EventFactory()
+    await fresh_stream(js, "USERS", ["user.>"])
+    await publish_events(js, [make("user.created") for _ in range(5)])
+    await EventConsumer.create(
+        js, "USERS", "audit", deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=2
+    )
+    result = await check("07", js)
+    assert result.message == "audit starts at sequence 2; use opt_start_seq=3"
+
+
+async def test_07_replay_from_the_start_reports_policy_and_start(js) -> None:  # type: ignore[no-untyped-def]
+    """A durable replaying everything: both the policy and the missing start are named."""
+    make = EventFactory()
+    await fresh_stream(js, "USERS", ["user.>"])
+    await publish_events(js, [make("user.created") for _ in range(5)])
+    await EventConsumer.create(js, "USERS", "audit")
+    result = await check("07", js)
+    assert result.message == (
+        "2 things to fix: (1) audit's deliver policy is all; use by_start_sequence; (2) "
+        "audit starts at sequence (none); use opt_start_seq=3"
+    )
+
+
+async def test_07_fetched_but_not_acked_reports_both(js) -> None:  # type: ignore[no-untyped-def]
+    """audit right, one event fetched and never acked, two never fetched: both counts."""
+    make = EventFactory()
+    await fresh_stream(js, "USERS", ["user.>"])
+    await publish_events(js, [make("user.created") for _ in range(5)])
+    audit = await _audit_from_3(js)
+    assert [d.seq for d in await audit.fetch(1, timeout=1)] == [3]
+    result = await check("07", js)
+    assert result.message == (
+        "2 things to fix: (1) consumer 'audit' still has 2 events to deliver: process them "
+        "all; (2) consumer 'audit' has 1 unacknowledged events: ack them"
+    )
+
+
+async def test_07_raw_consumer_from_sequence_3_passes(js) -> None:  # type: ignore[no-untyped-def]
+    """Written differently from the solution (raw pull_subscribe with a ConsumerConfig,
+    one batch, acks without waiting for the server): passes once the acks land."""
+    make = EventFactory()
+    await fresh_stream(js, "USERS", ["user.>"])
+    await publish_events(js, [make("user.created") for _ in range(5)])
+    config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=3)
+    sub = await js.pull_subscribe("user.>", durable="audit", stream="USERS", config=config)
+    msgs = await sub.fetch(10, timeout=0.5)
+    assert [m.metadata.sequence.stream for m in msgs] == [3, 4, 5]
+    for msg in msgs:
+        await msg.ack()
+    result = await check("07", js)
+    assert result.passed, result.message
+    assert "sequences 3..5, each delivered once and acknowledged" in result.message
+
+
 async def test_02_patterns_right(nc) -> None:  # type: ignore[no-untyped-def]
-    """The two patterns the mailer needs receive exactly the wanted probes, once each."""
+    """The two patterns the mailer needs receive exactly the wanted probes, once each,
+    also written the other way round as a tuple."""
     result = await check("02", nc, ["user.*.updated", "user.deleted"])
     assert result.passed, result.message
-    assert "exactly the 4" in result.message
+    assert "exactly the 5 the mailer wants" in result.message
+    assert "user.<part>.updated for a part named at random" in result.message
+    swapped = await check("02", nc, ("user.deleted", "user.*.updated"))
+    assert swapped.passed, swapped.message
+
+
+async def test_02_listing_the_known_parts_fails(nc) -> None:  # type: ignore[no-untyped-def]
+    """Listing exactly the parts the exercise names is not a wildcard design: a part drawn
+    at random for each check is missing, and the message says what arrived and why."""
+    import re
+
+    listed = ["user.profile.updated", "user.email.updated", "user.address.updated", "user.deleted"]
+    made_up = []
+    for _ in range(2):
+        result = await check("02", nc, listed)
+        assert not result.passed
+        assert "the server delivered: user.profile.updated, user.email.updated" in result.message
+        found = re.search(r"missing (user\.[a-z]{8}\.updated) \(a '\*' token", result.message)
+        assert found, result.message
+        assert f"{found[1]} is a part this check made up just now" in result.message
+        made_up.append(found[1])
+    assert made_up[0] != made_up[1], "each check draws a new part"
 
 
 async def test_02_patterns_wrong(nc) -> None:  # type: ignore[no-untyped-def]
@@ -303,6 +614,77 @@ async def test_08_right_model_but_stored_events_do_not_replay(js) -> None:  # ty
     assert "\n" not in invalid.message
 
 
+async def test_08_v3_model_registered_as_v4_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """ "Version 4" with version 3's model and an identity upcaster is compatible and replays,
+    but has no new field: the check names the fields it found and the one to add."""
+    registry = await _stored_v3(js)
+    registry.register("user.created", 4, V3)
+    registry.upcaster("user.created", 3)(lambda data: data)
+    result = await check("08", js, registry)
+    assert not result.passed
+    assert result.message == (
+        "version 4's model adds no field to version 3's (user_id): declare the new field, "
+        "country: str = 'unknown'"
+    )
+    forgot = SchemaRegistry()  # the same mistake, and no upcaster: both are reported
+    forgot.register("user.created", 3, V3)
+    forgot.register("user.created", 4, V3)
+    both = await check("08", js, forgot)
+    assert both.message.startswith("2 things to fix: (1) version 4's model adds no field")
+    assert "(2) sequence 1 (version 3) does not replay as version 4" in both.message
+    fresh = SchemaRegistry()  # a new registry with only the new version
+    fresh.register("user.created", 4, V4)
+    lost = await check("08", js, fresh)
+    assert lost.message.startswith("user.created versions are [4], without version 3"), lost
+
+
+class V4Optional(V3):
+    country: str | None = None
+
+
+async def test_08_old_events_without_a_country_fail(js) -> None:  # type: ignore[no-untyped-def]
+    """country optional as None (like v3's email) and an identity upcaster: old events come
+    out with no country, and the check shows the value it observed and the default to use."""
+    registry = await _stored_v3(js)
+    registry.register("user.created", 4, V4Optional)
+    registry.upcaster("user.created", 3)(lambda data: data)
+    result = await check("08", js, registry)
+    assert not result.passed
+    assert result.message == (
+        "sequence 1 (version 3) came out as version 4 with country None: an old event does "
+        "not know its country, so give it the exercise's default, country: str = 'unknown'"
+    )
+
+
+async def test_08_right_answer_written_differently_passes(js) -> None:  # type: ignore[no-untyped-def]
+    """A v4 model written out in full with Field(default=...), a dict-union upcaster, and a
+    newer v5 event in the stream that the check leaves aside: passes."""
+    from pydantic import Field
+
+    class UserV4(BaseModel):
+        user_id: str
+        country: str = Field(default="unknown", description="ISO code once known")
+
+    registry = await _stored_v3(js)
+    await publish_event(js, EventFactory(prefix="v5-")("user.created", {"id": "b"}, version=5))
+    registry.register("user.created", 4, UserV4)
+    registry.upcaster("user.created", 3)(lambda data: data | {"country": "unknown"})
+    result = await check("08", js, registry)
+    assert result.passed, result.message
+    assert result.message == "all 1 known-version user.created events replay as version 4"
+
+
+async def test_08_a_message_that_is_no_event_is_one_line(js) -> None:  # type: ignore[no-untyped-def]
+    """Something published to USERS by hand (not an event) is named by its sequence."""
+    registry = await _stored_v3(js)
+    registry.register("user.created", 4, V4)
+    registry.upcaster("user.created", 3)(lambda data: data)
+    await js.publish("user.created", b"hello")
+    result = await check("08", js, registry)
+    assert result.message.startswith("USERS message 2 is not an event: "), result.message
+    assert "\n" not in result.message
+
+
 async def test_unknown_exercise_is_an_error(js) -> None:  # type: ignore[no-untyped-def]
     """A typo in the exercise key is reported with the known keys."""
     with pytest.raises(ValueError, match="known: 02"):
@@ -371,7 +753,8 @@ async def test_09_raw_publishes_with_msg_id_pass(js) -> None:  # type: ignore[no
 
 
 async def test_10_charge_once_across_racing_workers(js) -> None:  # type: ignore[no-untyped-def]
-    """A put (bucket right, behaviour wrong) and an in-memory guard fail; record() passes."""
+    """A put (bucket right, behaviour wrong) and an in-memory guard fail, each naming every
+    step it failed; a handler that raises fails; record() passes."""
     import asyncio
 
     from edalab import ProcessedIds
@@ -387,7 +770,12 @@ async def test_10_charge_once_across_racing_workers(js) -> None:  # type: ignore
         await charges.kv.put(event.id, b"1")
 
     wrong = await check("10", js, put)
-    assert not wrong.passed and "3 times" in wrong.message
+    assert not wrong.passed and wrong.message.startswith("3 things to fix: (1) two racing")
+    assert "and one redelivery charged 'check10-" in wrong.message and "3 times" in wrong.message
+    assert "(2) an event another process had charged was charged again (2 writes)" in (
+        wrong.message
+    )
+    assert "(3) when another process charges between your check and your write" in wrong.message
     done: set[str] = set()
 
     async def in_memory(event) -> None:  # type: ignore[no-untyped-def]
@@ -403,6 +791,63 @@ async def test_10_charge_once_across_racing_workers(js) -> None:  # type: ignore
 
     assert "return normally" in (await check("10", js, raises)).message
     result = await check("10", js, record)
+    assert result.passed, result.message
+
+
+async def test_10_a_lock_in_this_process_fails(js) -> None:  # type: ignore[no-untyped-def]
+    """Check-then-put under an asyncio.Lock survives the in-process race, but not another
+    process charging between its check and its write: the checker shows that deterministically."""
+    import asyncio
+
+    import nats.js.errors
+
+    from edalab import ProcessedIds
+
+    charges = await ProcessedIds.open(js, "charges", history=5, fresh=True)
+    lock = asyncio.Lock()
+
+    async def locked(event) -> None:  # type: ignore[no-untyped-def]
+        async with lock:
+            try:
+                await charges.kv.get(event.id)
+            except nats.js.errors.KeyNotFoundError:
+                await charges.kv.put(event.id, str(event.data["amount_cents"]).encode())
+
+    for _ in range(3):  # the same verdict every time: nothing here is timing
+        result = await check("10", js, locked)
+        assert not result.passed
+        assert result.message.startswith(
+            "when another process charges between your check and your write, yours is charged "
+            "again: the checker charged 'check10-"
+        ), result.message
+        assert (
+            "(with no condition: no Nats-Expected-Last-Subject-Sequence header) under that id, "
+            "and the server stored it as charge number 2"
+        ) in result.message
+        assert "kv.create (or ProcessedIds.record), which the server refuses" in result.message
+
+
+async def test_10_create_written_differently_passes(js) -> None:  # type: ignore[no-untyped-def]
+    """Written differently from the solution (kv.create on the raw bucket, a refused create
+    caught as KeyWrongLastSequenceError, an asyncio.Lock too): passes."""
+    import asyncio
+    import contextlib
+
+    import nats.js.errors
+
+    with contextlib.suppress(nats.js.errors.NotFoundError):
+        await js.delete_key_value("charges")
+    kv = await js.create_key_value(bucket="charges", history=5)
+    lock = asyncio.Lock()
+
+    async def charge(event) -> None:  # type: ignore[no-untyped-def]
+        async with lock:
+            try:
+                await kv.create(event.id, str(event.data["amount_cents"]).encode())
+            except nats.js.errors.KeyWrongLastSequenceError:
+                return
+
+    result = await check("10", js, charge)
     assert result.passed, result.message
 
 
@@ -1172,6 +1617,59 @@ async def test_ex04_refusing_updates_is_not_last_value(js) -> None:  # type: ign
         await js.publish(f"price.OTHER{i}", b"1")
     result = await check("04", js)
     assert not result.passed and "refused an update" in result.message
+
+
+async def test_ex04_listed_symbols_fail_in_one_line(js) -> None:  # type: ignore[no-untyped-def]
+    """A stream on the three symbols listed (not price.*) would store no new symbol: one
+    line says what it captures and what to capture, where the probe used to hit no stream."""
+    await fresh_stream(
+        js, "PRICES", ["price.AAPL", "price.MSFT", "price.NVDA"], max_msgs_per_subject=1
+    )
+    for symbol in ("AAPL", "MSFT", "NVDA") * 2:
+        await js.publish(f"price.{symbol}", b"1")
+    result = await check("04", js)
+    assert not result.passed
+    assert result.message.startswith(
+        "stream PRICES captures ['price.AAPL', 'price.MSFT', 'price.NVDA'], so a price for a "
+        "new symbol such as price.CHECK"
+    ), result.message
+    assert "capture price.* (one token, any symbol)" in result.message
+
+
+async def test_ex04_a_total_limit_reports_each_failing_condition(js) -> None:  # type: ignore[no-untyped-def]
+    """max_msgs=3 (a limit on the whole stream, not per symbol) loses AAPL and keeps two
+    NVDA prices: both observations are reported, with what to set."""
+    await _prices(js, 2, max_msgs=3)
+    result = await check("04", js)
+    assert not result.passed
+    assert result.message == (
+        "2 things to fix: (1) PRICES has no price for ['AAPL']: publish on price.<symbol>; "
+        "(2) PRICES keeps several prices per symbol {'price.NVDA': 2}: keep only the latest "
+        "(max_msgs_per_subject=1)"
+    )
+
+
+async def test_ex04_raw_add_stream_on_a_wider_filter_passes(js) -> None:  # type: ignore[no-untyped-def]
+    """Written differently from the solution (raw add_stream on price.>, prices in rounds,
+    checked twice): passes, and the checker's probes leave nothing behind."""
+    import contextlib
+
+    import nats.js.errors
+
+    with contextlib.suppress(nats.js.errors.NotFoundError):
+        await js.delete_stream("PRICES")
+    await js.add_stream(name="PRICES", subjects=["price.>"], max_msgs_per_subject=1)
+    for price in (10, 11, 12):
+        for symbol in ("NVDA", "AAPL", "MSFT"):
+            await js.publish(f"price.{symbol}", str(price).encode())
+    for _ in range(2):
+        result = await check("04", js)
+        assert result.passed, result.message
+        assert result.message == (
+            "PRICES keeps one price per symbol, older prices were replaced, and a symbol of "
+            "the check's own kept only its update"
+        )
+    assert (await js.stream_info("PRICES")).state.messages == 3
 
 
 async def _shipments(  # type: ignore[no-untyped-def]

@@ -18,8 +18,10 @@ import contextlib
 import inspect
 import itertools
 import json
+import secrets
+import string
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +30,7 @@ from typing import Any
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
-from nats.js.api import ConsumerInfo, DeliverPolicy, PubAck, StreamInfo
+from nats.js.api import ConsumerInfo, DeliverPolicy, PubAck, RawStreamMsg, StreamInfo
 from nats.js.client import JetStreamContext
 
 from edalab.consuming import consumer_filters
@@ -123,8 +125,52 @@ def _require(condition: bool, hint: str) -> None:
         raise _NotYet(hint)
 
 
+class _Wants:
+    """Conditions checked together; each failing one's hint is kept (see :func:`_all_of`)."""
+
+    def __init__(self) -> None:
+        self.failed: list[str] = []
+
+    def __call__(self, condition: bool, hint: str) -> bool:
+        if not condition:
+            self.failed.append(hint)
+        return condition
+
+
+@contextlib.contextmanager
+def _all_of() -> Iterator[_Wants]:
+    """Check independent conditions and report every one that fails, not only the first::
+
+        with _all_of() as want:
+            want(cfg.max_deliver == 4, f"max_deliver is {cfg.max_deliver}; set 4")
+            want(len(backoff) == 3, f"backoff is {backoff}; give three delays")
+
+    When the block ends, one :class:`_NotYet` names all the failing conditions, numbered.
+    A ``_NotYet`` raised inside the block (a condition the rest of it depends on, say
+    through :func:`_require`) ends the block and joins the hints collected so far.
+    """
+    wants = _Wants()
+    try:
+        yield wants
+    except _NotYet as stop:
+        wants.failed.append(str(stop))
+    _require(not wants.failed, _joined(wants.failed))
+
+
+def _joined(hints: list[str]) -> str:
+    """One line for several failing conditions: ``2 things to fix: (1) ...; (2) ...``."""
+    if len(hints) == 1:
+        return hints[0]
+    numbered = "; ".join(f"({i}) {hint}" for i, hint in enumerate(hints, 1))
+    return f"{len(hints)} things to fix: {numbered}"
+
+
 async def _settled(js: JetStreamContext, stream: str, name: str) -> ConsumerInfo:
-    """The consumer's info once its acks have landed (plain acks are asynchronous)."""
+    """The consumer's info once its acks have landed (plain acks are asynchronous).
+
+    A timed wait: acks land within milliseconds, so 2 s is ample even on a busy machine;
+    only a consumer that is really behind costs the learner the full 2 s.
+    """
     latest = [await _consumer(js, stream, name)]
 
     async def settled() -> bool:
@@ -137,14 +183,16 @@ async def _settled(js: JetStreamContext, stream: str, name: str) -> ConsumerInfo
 
 
 def _drained(info: ConsumerInfo) -> None:
-    _require(
-        info.num_pending == 0,
-        f"consumer {info.name!r} still has {info.num_pending} events to deliver: process them all",
-    )
-    _require(
-        info.num_ack_pending == 0,
-        f"consumer {info.name!r} has {info.num_ack_pending} unacknowledged events: ack them",
-    )
+    with _all_of() as want:
+        want(
+            info.num_pending == 0,
+            f"consumer {info.name!r} still has {info.num_pending} events to deliver: process "
+            "them all",
+        )
+        want(
+            info.num_ack_pending == 0,
+            f"consumer {info.name!r} has {info.num_ack_pending} unacknowledged events: ack them",
+        )
 
 
 def _ack_fields(ack: Any) -> tuple[str, int, bool]:
@@ -157,63 +205,67 @@ def _ack_fields(ack: Any) -> tuple[str, int, bool]:
 async def _check_03(js: JetStreamContext, acks: Any = None) -> str:
     info = await _stream(js, "ORDERS")
     subjects = info.config.subjects or []
-    _require(
-        any(matches(s, "order.placed") for s in subjects),
-        f"stream ORDERS captures {subjects}, which does not include order.placed",
-    )
-    _require(
-        info.config.duplicate_window == 300,
-        f"the duplicate window is {info.config.duplicate_window:g}s; set it to 300 seconds",
-    )
-    _require(
-        isinstance(acks, list | tuple) and bool(acks),
-        "pass the PubAcks of your four publishes: await check('03', js, acks)",
-    )
-    fields = [_ack_fields(a) for a in acks]
-    others = sorted({stream for stream, _, _ in fields} - {"ORDERS"})
-    _require(not others, f"some PubAcks come from stream(s) {others}, not ORDERS")
-    first: dict[int, int] = {}  # sequence -> index of the ack that stored it
-    dropped: list[tuple[int, int]] = []  # (index, sequence) of acks that said duplicate
-    for i, (_, seq, duplicate) in enumerate(fields):
-        if duplicate:
-            dropped.append((i, seq))
-        else:
-            first.setdefault(seq, i)
-    _require(
-        bool(dropped),
-        f"none of your {len(fields)} PubAcks says duplicate=True: the server stored every "
-        f"publish (sequences {', '.join(str(seq) for _, seq, _ in fields)}). Publish the "
-        "first event again with the same Nats-Msg-Id (publish_event sets it to the event id)",
-    )
-    i, seq = dropped[0]
-    _require(
-        seq in first and first[seq] < i,
-        f"PubAck {i} says duplicate of sequence {seq}, but none of the earlier PubAcks you "
-        "passed stored that sequence: pass the acks of this attempt, in order",
-    )
-    try:
-        stored = await js.get_msg("ORDERS", seq)
-    except nats.js.errors.NotFoundError:
-        raise _NotYet(f"ORDERS no longer holds sequence {seq}: run the exercise again") from None
-    msg_id = (stored.headers or {}).get("Nats-Msg-Id")
-    _require(
-        bool(msg_id),
-        f"the message stored at sequence {seq} has no Nats-Msg-Id header, so the server "
-        "cannot have recognised the resend by id: publish with publish_event",
-    )
-    events = await _events(js, info)
-    placed = [e for e in events if e.type == "order.placed"]
-    ids = [e.id for e in placed]
-    _require(
-        len(placed) == 3,
-        f"ORDERS holds {len(placed)} order.placed events ({', '.join(ids)}); expected 3: "
-        "start from a fresh stream, publish three, then resend the first",
-    )
-    _require(len(set(ids)) == 3, f"the three order.placed events need three ids, not {ids}")
-    _require(
-        msg_id in ids,
-        f"sequence {seq} carries Nats-Msg-Id {msg_id!r}, which is not the id of a stored order",
-    )
+    with _all_of() as want:
+        want(
+            any(matches(s, "order.placed") for s in subjects),
+            f"stream ORDERS captures {subjects}, which does not include order.placed: "
+            "capture order.>",
+        )
+        want(
+            info.config.duplicate_window == 300,
+            f"the duplicate window is {info.config.duplicate_window:g}s; set it to 300 seconds",
+        )
+        _require(
+            isinstance(acks, list | tuple) and bool(acks),
+            "pass the PubAcks of your four publishes: await check('03', js, acks)",
+        )
+        fields = [_ack_fields(a) for a in acks]
+        others = sorted({stream for stream, _, _ in fields} - {"ORDERS"})
+        _require(not others, f"some PubAcks come from stream(s) {others}, not ORDERS")
+        first: dict[int, int] = {}  # sequence -> index of the ack that stored it
+        dropped: list[tuple[int, int]] = []  # (index, sequence) of acks that said duplicate
+        for i, (_, seq, duplicate) in enumerate(fields):
+            if duplicate:
+                dropped.append((i, seq))
+            else:
+                first.setdefault(seq, i)
+        _require(
+            bool(dropped),
+            f"none of your {len(fields)} PubAcks says duplicate=True: the server stored every "
+            f"publish (sequences {', '.join(str(seq) for _, seq, _ in fields)}). Publish the "
+            "first event again with the same Nats-Msg-Id (publish_event sets it to the event id)",
+        )
+        i, seq = dropped[0]
+        _require(
+            seq in first and first[seq] < i,
+            f"PubAck {i} says duplicate of sequence {seq}, but none of the earlier PubAcks you "
+            "passed stored that sequence: pass the acks of this attempt, in order",
+        )
+        try:
+            stored = await js.get_msg("ORDERS", seq)
+        except nats.js.errors.NotFoundError:
+            raise _NotYet(
+                f"ORDERS no longer holds sequence {seq}: run the exercise again"
+            ) from None
+        msg_id = (stored.headers or {}).get("Nats-Msg-Id")
+        _require(
+            bool(msg_id),
+            f"the message stored at sequence {seq} has no Nats-Msg-Id header, so the server "
+            "cannot have recognised the resend by id: publish with publish_event",
+        )
+        events = await _events(js, info)
+        placed = [e for e in events if e.type == "order.placed"]
+        ids = [e.id for e in placed]
+        _require(
+            len(placed) == 3,
+            f"ORDERS holds {len(placed)} order.placed events ({', '.join(ids)}); expected 3: "
+            "start from a fresh stream, publish three, then resend the first",
+        )
+        _require(len(set(ids)) == 3, f"the three order.placed events need three ids, not {ids}")
+        _require(
+            msg_id in ids,
+            f"sequence {seq} carries Nats-Msg-Id {msg_id!r}, which is not the id of a stored order",
+        )
     return (
         f"the resend of {msg_id} was answered duplicate=True with sequence {seq} and not "
         "stored: ORDERS holds 3 distinct order.placed events"
@@ -221,16 +273,15 @@ async def _check_03(js: JetStreamContext, acks: Any = None) -> str:
 
 
 _PRICE_SYMBOLS = ("AAPL", "MSFT", "NVDA")
-_PRICE_PROBE = "price.CHECK"
 
 
-async def _probe_last_value(js: JetStreamContext, stream: str) -> None:
+async def _probe_last_value(js: JetStreamContext, stream: str, probe: str) -> None:
     """Publish two values for a key of the checker's own; the stream must keep only the second."""
     try:
         for value in (b"1", b"2"):
-            await js.publish(_PRICE_PROBE, value, stream=stream)
-        kept = (await js.stream_info(stream, subjects_filter=_PRICE_PROBE)).state.subjects or {}
-        last = await js.get_last_msg(stream, _PRICE_PROBE)
+            await js.publish(probe, value, stream=stream)
+        kept = (await js.stream_info(stream, subjects_filter=probe)).state.subjects or {}
+        last = await js.get_last_msg(stream, probe)
     except nats.js.errors.APIError as err:
         raise _NotYet(
             f"{stream} refused an update of a key ({err.description}): a last-value stream must "
@@ -238,10 +289,10 @@ async def _probe_last_value(js: JetStreamContext, stream: str) -> None:
         ) from None
     finally:
         with contextlib.suppress(nats.errors.Error):
-            await js.purge_stream(stream, subject=_PRICE_PROBE)
+            await js.purge_stream(stream, subject=probe)
     _require(
-        kept.get(_PRICE_PROBE) == 1 and last.data == b"2",
-        f"after two updates of {_PRICE_PROBE}, {stream} kept {kept.get(_PRICE_PROBE, 0)} "
+        kept.get(probe) == 1 and last.data == b"2",
+        f"after two updates of {probe}, {stream} kept {kept.get(probe, 0)} "
         "messages for it: set max_msgs_per_subject=1",
     )
 
@@ -249,41 +300,50 @@ async def _probe_last_value(js: JetStreamContext, stream: str) -> None:
 async def _check_04(js: JetStreamContext) -> str:
     info = await _stream(js, "PRICES")
     subjects = info.config.subjects or []
-    _require(
-        any(matches(s, f"price.{x}") for s in subjects for x in _PRICE_SYMBOLS),
-        f"stream PRICES captures {subjects}, which does not include price.AAPL",
-    )
+    # A symbol nobody listed, new at each check: the stream must capture it and keep its last.
+    probe = "price.CHECK" + "".join(secrets.choice(string.ascii_uppercase) for _ in range(4))
     counts = (await js.stream_info("PRICES", subjects_filter="price.*")).state.subjects or {}
     missing = [x for x in _PRICE_SYMBOLS if f"price.{x}" not in counts]
-    _require(not missing, f"PRICES has no price for {missing}: publish on price.<symbol>")
     extra = {k: v for k, v in sorted(counts.items()) if v > 1}
-    _require(
-        not extra,
-        f"PRICES keeps several prices per symbol {extra}: keep only the latest "
-        "(max_msgs_per_subject=1)",
-    )
     published = info.state.last_seq
-    _require(
-        published >= 2 * len(_PRICE_SYMBOLS),
-        f"only {published} prices were ever published to PRICES: publish at least two per "
-        "symbol, so that newer prices replace older ones",
-    )
-    await _probe_last_value(js, "PRICES")
+    with _all_of() as want:
+        want(
+            any(matches(s, probe) for s in subjects),
+            f"stream PRICES captures {subjects}, so a price for a new symbol such as "
+            f"{probe} would not be stored: capture price.* (one token, any symbol)",
+        )
+        want(not missing, f"PRICES has no price for {missing}: publish on price.<symbol>")
+        want(
+            not extra,
+            f"PRICES keeps several prices per symbol {extra}: keep only the latest "
+            "(max_msgs_per_subject=1)",
+        )
+        want(
+            published >= 2 * len(_PRICE_SYMBOLS),
+            f"only {published} prices were ever published to PRICES: publish at least two per "
+            "symbol, so that newer prices replace older ones",
+        )
+    await _probe_last_value(js, "PRICES", probe)  # only now: each probe adds to last_seq
     return (
-        f"{published} prices published, one kept per symbol, and an update replaced the old value"
+        "PRICES keeps one price per symbol, older prices were replaced, and a symbol of the "
+        "check's own kept only its update"
     )
-
-
-_PRICE_SYMBOLS = ("AAPL", "MSFT", "NVDA")
-_PRICE_PROBE = "price.CHECK"
 
 
 async def _check_05(js: JetStreamContext) -> str:
     await _stream(js, "ORDERS")
     info = await _settled(js, "ORDERS", "billing")
     filters = set(consumer_filters(info.config))
-    _require(filters == {"order.placed"}, f"billing filters {sorted(filters)}; use order.placed")
-    _require(info.config.durable_name == "billing", "billing must be a durable consumer")
+    with _all_of() as want:
+        want(
+            filters == {"order.placed"},
+            f"billing filters {sorted(filters) or 'nothing (every subject)'}; use order.placed",
+        )
+        want(
+            info.config.durable_name == "billing",
+            "billing is not durable (the server deletes a consumer without a durable name "
+            "once it has been inactive, 5 s by default): create it with durable name billing",
+        )
     placed = [
         seq async for seq, raw in stream_messages(js, "ORDERS") if raw.subject == "order.placed"
     ]
@@ -292,21 +352,29 @@ async def _check_05(js: JetStreamContext) -> str:
     deliveries = info.delivered.consumer_seq if info.delivered else 0
     acked_deliveries = info.ack_floor.consumer_seq if info.ack_floor else 0
     seen = f"billing has delivered up to sequence {delivered} and acknowledged up to {_floor(info)}"
+    policy = getattr(info.config.deliver_policy, "value", info.config.deliver_policy)
+    _require(
+        deliveries > 0 or bool(info.num_pending),
+        f"ORDERS holds {len(placed)} order.placed events, and billing has none to deliver: "
+        f"its deliver policy {policy} starts after them; create billing with the default "
+        "deliver policy all",
+    )
     _require(
         deliveries > 0,
         f"ORDERS holds {len(placed)} order.placed events and billing has delivered none of "
         "them: run your handler with billing.run(...)",
     )
-    _require(
-        info.num_pending == 0 and delivered >= placed[-1],
-        f"{seen}; {info.num_pending} order.placed events (up to sequence {placed[-1]}) "
-        "were never delivered: process them all",
-    )
-    _require(
-        info.num_ack_pending == 0 and acked_deliveries == deliveries,
-        f"{seen}; {info.num_ack_pending} delivered events are not acknowledged: ack each "
-        "one (run acks when the handler returns)",
-    )
+    with _all_of() as want:
+        want(
+            info.num_pending == 0 and delivered >= placed[-1],
+            f"{seen}; {info.num_pending} order.placed events (up to sequence {placed[-1]}) "
+            "were never delivered: process them all",
+        )
+        want(
+            info.num_ack_pending == 0 and acked_deliveries == deliveries,
+            f"{seen}; {info.num_ack_pending} delivered events are not acknowledged: ack each "
+            "one (run acks when the handler returns)",
+        )
     _require(
         _floor(info) >= placed[-1],
         f"{seen}, but the last order.placed is sequence {placed[-1]}",
@@ -318,6 +386,15 @@ async def _check_05(js: JetStreamContext) -> str:
 
 
 async def _check_06(js: JetStreamContext, log: Any = None) -> str:
+    """careful's configuration, then the gaps between deliveries that the learner's log saw.
+
+    The verdict on the gaps depends on timing: they are measured in the learner's
+    process, so a busy machine stretches or shrinks them. :func:`window` accepts a gap
+    from 0.8 x its backoff step - 0.05 s to 1.25 x + 0.25 s (0.11..0.5 s for a 0.2 s
+    step), where the gaps of a right answer were within 5 ms of the step on two cores
+    running three busy loops besides; a plain nak comes back in milliseconds, run()'s
+    default nak after 1 s. A gap outside says so, with the range.
+    """
     from edalab.course.charts.redelivery import DeliveryLog, on_time, window
 
     _require(
@@ -326,10 +403,14 @@ async def _check_06(js: JetStreamContext, log: Any = None) -> str:
     )
     assert isinstance(log, DeliveryLog)
     info = await _settled(js, "TASKS", "careful")
-    _require(info.config.max_deliver == 4, f"max_deliver is {info.config.max_deliver}; set 4")
     backoff = [float(b) for b in info.config.backoff or []]
-    _require(len(backoff) == 3, f"backoff is {backoff}; give three delays")
-    _require(min(backoff) >= 0.1, f"backoff is {backoff}; make each delay at least 0.1 s")
+    with _all_of() as want:
+        want(info.config.max_deliver == 4, f"max_deliver is {info.config.max_deliver}; set 4")
+        want(len(backoff) == 3, f"backoff is {backoff}; give three delays")
+        want(
+            not backoff or min(backoff) >= 0.1,
+            f"backoff is {backoff}; make each delay at least 0.1 s",
+        )
     _drained(info)
     mine = [r for r in log.records if (r.stream, r.consumer) == ("TASKS", "careful")]
     _require(
@@ -345,20 +426,28 @@ async def _check_06(js: JetStreamContext, log: Any = None) -> str:
     )
     steps = {1: backoff[0], 2: backoff[1], 3: backoff[2]}
     full = 0
+    off: list[str] = []  # every gap off its backoff step, as observed
     for seq in dict.fromkeys(r.seq for r in mine):
         got = [r for r in mine if r.seq == seq]
         for before, after in itertools.pairwise(got):
             gap = after.at - before.at
-            want = steps[min(before.delivery, 3)]
-            low, high = window(want)
-            _require(
-                on_time(gap, want),
-                f"sequence {seq}: delivery {after.delivery} came {gap:.2f} s after delivery "
-                f"{before.delivery}; your backoff says {want:g} s (accepted {low:g}..{high:g} "
-                "s). A nak sets its own delay (and plain nak none): raise TransientError "
-                "without a delay and run with on_transient='let_expire', so the backoff applies",
-            )
+            step = steps[min(before.delivery, 3)]
+            low, high = window(step)
+            if not on_time(gap, step):
+                off.append(
+                    f"sequence {seq}: delivery {after.delivery} came {gap:.2f} s after delivery "
+                    f"{before.delivery}, where your backoff says {step:g} s (accepted "
+                    f"{low:g}..{high:g} s)"
+                )
         full += [r.delivery for r in got] == [1, 2, 3, 4]
+    _require(
+        not off,
+        "; ".join(off[:3])
+        + (f"; and {len(off) - 3} more" if len(off) > 3 else "")
+        + ". A nak sets its own delay (and plain nak none): raise TransientError without a "
+        "delay and run with on_transient='let_expire', so the backoff applies (if you did, "
+        "this machine was too busy to time it: run it again)",
+    )
     _require(
         full > 0,
         "no event went through all four deliveries in the log: fail on deliveries 1-3 "
@@ -398,16 +487,23 @@ def _delivered_once(info: ConsumerInfo, first: int, last: int) -> str:
 async def _check_07(js: JetStreamContext) -> str:
     stream = await _stream(js, "USERS")
     info = await _settled(js, "USERS", "audit")
-    _require(
-        info.config.deliver_policy == DeliverPolicy.BY_START_SEQUENCE,
-        f"audit's deliver policy is {info.config.deliver_policy}; use by_start_sequence",
-    )
-    _require(info.config.opt_start_seq == 3, f"audit starts at {info.config.opt_start_seq}; use 3")
+    policy = getattr(info.config.deliver_policy, "value", info.config.deliver_policy)
+    with _all_of() as want:
+        want(
+            info.config.deliver_policy == DeliverPolicy.BY_START_SEQUENCE,
+            f"audit's deliver policy is {policy}; use by_start_sequence",
+        )
+        want(
+            info.config.opt_start_seq == 3,
+            f"audit starts at sequence {info.config.opt_start_seq or '(none)'}; use "
+            "opt_start_seq=3",
+        )
     _drained(info)
     return "audit delivered " + _delivered_once(info, 3, stream.state.last_seq)
 
 
-#: Exercise 02's probes: subject -> whether the mailer wants it (user.<part>.updated, user.deleted).
+#: Exercise 02's fixed probes: subject -> whether the mailer wants it (user.<part>.updated,
+#: user.deleted). Each check adds a user.<part>.updated with a part drawn at random.
 _PROBES_02: dict[str, bool] = {
     "user.profile.updated": True,
     "user.email.updated": True,
@@ -479,18 +575,25 @@ async def _check_02(nc: Any, patterns: Any = None) -> str:
             validate_subject(p, wildcards=True)
         except SubjectError as err:
             raise _NotYet(f"{p!r} is not a subject you can subscribe to: {err.reason}") from None
-    got = await _deliveries(nc, list(patterns), list(_PROBES_02))
-    missing = [s for s, wanted in _PROBES_02.items() if wanted and not got[s]]
-    extra = [s for s, wanted in _PROBES_02.items() if not wanted and got[s]]
-    twice = [s for s in _PROBES_02 if got[s] > 1]
+    # A part nobody has named yet, new at each check: only a wildcard design receives it.
+    unnamed = f"user.{''.join(secrets.choice(string.ascii_lowercase) for _ in range(8))}.updated"
+    probes = {**_PROBES_02, unnamed: True}
+    got = await _deliveries(nc, list(patterns), list(probes))
+    missing = [s for s, wanted in probes.items() if wanted and not got[s]]
+    extra = [s for s, wanted in probes.items() if not wanted and got[s]]
+    twice = [s for s in probes if got[s] > 1]
     if missing or extra or twice:
         arrived = ", ".join(f"{s}{' x' + str(got[s]) if got[s] > 1 else ''}" for s in got)
         seen = f"subscribed to {list(patterns)}, the server delivered: {arrived or 'nothing'}"
         hints = []
         if missing:
+            made_up = (
+                f"; {unnamed} is a part this check made up just now, as a future producer would"
+            )
+            new_part = made_up if unnamed in missing else ""
             hints.append(
                 f"missing {', '.join(missing)} (a '*' token matches any one field, so "
-                "you need not list them)"
+                f"you need not list them{new_part})"
             )
         if extra:
             hints.append(
@@ -505,8 +608,9 @@ async def _check_02(nc: Any, patterns: Any = None) -> str:
         raise _NotYet(f"{seen}. {'; '.join(hints)}")
     wanted = [s for s, w in _PROBES_02.items() if w]
     return (
-        f"of {len(_PROBES_02)} probe subjects the server delivered exactly the "
-        f"{len(wanted)} the mailer wants, once each: {', '.join(wanted)}"
+        f"of {len(probes)} probe subjects the server delivered exactly the "
+        f"{len(wanted) + 1} the mailer wants, once each: {', '.join(wanted)}, and "
+        "user.<part>.updated for a part named at random"
     )
 
 
@@ -519,25 +623,48 @@ async def _check_08(js: JetStreamContext, registry: Any = None) -> str:
     assert isinstance(registry, SchemaRegistry)
     versions = registry.versions("user.created")
     _require(versions[-1:] == [4], f"user.created versions are {versions}; add version 4")
-    compat = compare_models(registry.model("user.created", 3), registry.model("user.created", 4))
-    _require(compat.compatible, f"v4 breaks v3 consumers: {'; '.join(compat.breaking)}")
+    _require(
+        3 in versions,
+        f"user.created versions are {versions}, without version 3 to compare version 4 "
+        "with: run the lesson's registry cells again, then add version 4 to that registry",
+    )
+    v3, v4 = registry.model("user.created", 3), registry.model("user.created", 4)
     await _stream(js, "USERS")
     count = 0
-    async for seq, raw in stream_messages(js, "USERS"):
-        event = Event.from_json(raw.data or b"", subject=raw.subject, sequence=seq)
-        if event.type != "user.created" or event.version > 4:
-            continue
-        try:
-            upcast = registry.upcast(event, subject=raw.subject)
-        except EdalabError as err:
-            said = " ".join(str(err).split("For further information")[0].split())
-            raise _NotYet(
-                f"sequence {seq} (version {event.version}) does not replay as version 4: "
-                f"{said}; give every version below 4 an upcaster to the next "
-                "(@registry.upcaster('user.created', n)) and check again"
-            ) from None
-        _require(upcast.version == 4, f"sequence {seq} came out as version {upcast.version}")
-        count += 1
+    with _all_of() as want:
+        added = sorted(set(v4.model_fields) - set(v3.model_fields))
+        has_country = want(
+            "country" in v4.model_fields,
+            f"version 4's model adds {added or 'no field'} to version 3's "
+            f"({', '.join(v3.model_fields)}): declare the new field, country: str = 'unknown'",
+        )
+        compat = compare_models(v3, v4)
+        want(compat.compatible, f"v4 breaks v3 consumers: {'; '.join(compat.breaking)}")
+        async for seq, raw in stream_messages(js, "USERS"):
+            try:
+                event = Event.from_json(raw.data or b"", subject=raw.subject, sequence=seq)
+            except EdalabError as err:
+                raise _NotYet(f"USERS message {seq} is not an event: {err}") from None
+            if event.type != "user.created" or event.version > 4:
+                continue
+            try:
+                upcast = registry.upcast(event, subject=raw.subject)
+            except EdalabError as err:
+                said = " ".join(str(err).split("For further information")[0].split())
+                raise _NotYet(
+                    f"sequence {seq} (version {event.version}) does not replay as version 4: "
+                    f"{said}; give every version below 4 an upcaster to the next "
+                    "(@registry.upcaster('user.created', n)) and check again"
+                ) from None
+            _require(upcast.version == 4, f"sequence {seq} came out as version {upcast.version}")
+            country = (upcast.data or {}).get("country") if has_country else ""
+            _require(
+                isinstance(country, str),
+                f"sequence {seq} (version {event.version}) came out as version 4 with country "
+                f"{country!r}: an old event does not know its country, so give it the "
+                "exercise's default, country: str = 'unknown'",
+            )
+            count += 1
     return f"all {count} known-version user.created events replay as version 4"
 
 
@@ -592,6 +719,17 @@ async def _check_09(js: JetStreamContext) -> str:
 
 
 async def _check_10(js: JetStreamContext, charge: Any = None) -> str:
+    """Each payment charged once, counted in the server's history of each key.
+
+    The handler runs for one payment from two workers at once and again as a redelivery,
+    and for a payment another process has already charged. Those runs share this
+    process, so a lock here would serialise them: the last step does what only another
+    process can. It charges a fresh payment first, as another process would between your
+    check and your write, then sends the write your handler made (its subject, headers
+    and value, renamed to that payment) to the server. A conditional write (key-value
+    ``create``: ``Nats-Expected-Last-Subject-Sequence: 0``) is refused; a plain put is
+    stored as a second charge. No step depends on timing.
+    """
     import asyncio
 
     from edalab.idempotency import ProcessedIds
@@ -610,6 +748,7 @@ async def _check_10(js: JetStreamContext, charge: Any = None) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
     raced = Event.create("payment.captured", {"amount_cents": 700}, id=f"check10-{stamp}-a")
     elsewhere = Event.create("payment.captured", {"amount_cents": 900}, id=f"check10-{stamp}-b")
+    between = f"check10-{stamp}-c"
 
     async def call(event: Event, what: str) -> None:
         try:
@@ -620,24 +759,59 @@ async def _check_10(js: JetStreamContext, charge: Any = None) -> str:
                 "made is not an error: return normally, so the message is acknowledged"
             ) from None
 
-    await asyncio.gather(call(raced, "two workers at once"), call(raced, "two workers at once"))
-    await call(raced, "a redelivery")
-    writes = len(await kv.history(raced.id)) if await store.seen(raced.id) else 0
-    _require(writes > 0, f"nothing was recorded under {raced.id!r} in 'charges'")
-    _require(
-        writes == 1,
-        f"two racing workers and one redelivery charged {raced.id!r} {writes} times; "
-        "write the charge with kv.create (or ProcessedIds.record), which only one caller wins",
-    )
-    await store.record(elsewhere.id, b"900")  # another process charged it before
-    await call(elsewhere, "an event another process already charged")
-    writes = len(await kv.history(elsewhere.id))
-    _require(
-        writes == 1,
-        f"an event another process had charged was charged again ({writes} writes): "
-        "check the bucket on the server, not memory in this process",
-    )
+    with _all_of() as want:
+        await asyncio.gather(call(raced, "two workers at once"), call(raced, "two workers at once"))
+        await call(raced, "a redelivery")
+        history = await kv.history(raced.id) if await store.seen(raced.id) else []
+        _require(bool(history), f"nothing was recorded under {raced.id!r} in 'charges'")
+        want(
+            len(history) == 1,
+            f"two racing workers and one redelivery charged {raced.id!r} {len(history)} times; "
+            "write the charge with kv.create (or ProcessedIds.record), which only one caller "
+            "wins",
+        )
+        await store.record(elsewhere.id, b"900")  # another process charged it before
+        await call(elsewhere, "an event another process already charged")
+        writes = len(await kv.history(elsewhere.id))
+        want(
+            writes == 1,
+            f"an event another process had charged was charged again ({writes} writes): "
+            "check the bucket on the server, not memory in this process",
+        )
+        yours = await js.get_msg(status.stream_info.config.name or "", history[0].revision)
+        await store.record(between, b"800")  # another process, between your check and write
+        stored = await _replayed(js, yours, raced.id, between)
+        condition = (yours.headers or {}).get("Nats-Expected-Last-Subject-Sequence")
+        sent = (
+            f"with Nats-Expected-Last-Subject-Sequence: {condition}"
+            if condition
+            else "with no condition: no Nats-Expected-Last-Subject-Sequence header"
+        )
+        want(
+            not stored,
+            "when another process charges between your check and your write, yours is "
+            f"charged again: the checker charged {between!r} as another process would, then "
+            f"sent the write your handler made ({sent}) under that id, and the server stored "
+            f"it as charge number {len(await kv.history(between))}. A lock or a check in this "
+            "process cannot see another process in time: make the write itself conditional "
+            "with kv.create (or ProcessedIds.record), which the server refuses when the key "
+            "exists",
+        )
     return "two racing workers, a redelivery and another process: each event charged once"
+
+
+async def _replayed(js: JetStreamContext, msg: RawStreamMsg, old: str, new: str) -> bool:
+    """Send a stored KV write again with ``old`` renamed ``new``; whether the server stored it.
+
+    The stored message carries the headers it was published with: the server strips none
+    of the ``Nats-Expected-*`` ones (server/stream.go), so a ``create`` is sent again as one.
+    """
+    headers = {k: v.replace(old, new) for k, v in (msg.headers or {}).items()}
+    try:
+        await js.publish((msg.subject or "").replace(old, new), msg.data or b"", headers=headers)
+    except nats.js.errors.APIError:
+        return False  # refused: the write carried a condition the key no longer met
+    return True
 
 
 async def _check_11(js: JetStreamContext) -> str:
@@ -1304,6 +1478,8 @@ async def check(
     except nats.errors.ConnectionClosedError:
         # Nothing to report either: say it in one line, with the way back.
         return CheckResult(exercise, False, CLOSED)
+    except (nats.errors.Error, EdalabError, TimeoutError) as err:
+        result = _unexpected(exercise, err)
     else:
         _record_pass(exercise)
         result = CheckResult(exercise, True, message)
@@ -1313,6 +1489,23 @@ async def check(
 
     note_check(exercise, result.passed)  # an attempt after a hint opens the solution
     return await _report(result)
+
+
+def _unexpected(exercise: str, err: Exception) -> CheckResult:
+    """The one-line answer to an error no checker foresaw (a nats-py error, a timeout).
+
+    A learner sees what went wrong and what to try, never a traceback. The test suite
+    replaces this function with one that raises, so that a checker tripping on a case
+    the tests know is a failing test, not a quiet "not yet".
+    """
+    said = " ".join(str(err).split()) or "no details"
+    return CheckResult(
+        exercise,
+        False,
+        f"the check stopped at an error it did not expect ({type(err).__name__}: {said}): "
+        "run the exercise's cells again from the top and check again; if it repeats, "
+        "show this line to your instructor",
+    )
 
 
 #: What a check says when the notebook's connection was closed (e.g. by a Run All).
