@@ -1,6 +1,9 @@
 # %% [markdown]
 # # 00 · Start here
 #
+# **About 15 minutes.** Needs nothing but Python. One notebook at a time; when in doubt,
+# Restart Kernel and Run All (the *Kernel* menu).
+#
 # **Learning goals**
 #
 # - say what event-driven architecture (EDA) is, and why teams use it;

@@ -1,6 +1,10 @@
 # %% [markdown]
 # # 05 · Subscribing
 #
+# **About 45 minutes.** Needs 02 Subject naming (wildcards), 03 Publishing (streams and
+# `publish_events`). One notebook at a time; when in doubt, Restart Kernel and Run All
+# (the *Kernel* menu).
+#
 # **Learning goals**
 #
 # - write the seed's callback subscriber with core NATS, and hand its messages to a cell;

@@ -1,6 +1,10 @@
 # %% [markdown]
 # # 15 · Performance
 #
+# **About 25 minutes.** Needs 03 Publishing (`publish_async` and `publish_events`), 05
+# Subscribing (`fetch`). One notebook at a time; when in doubt, Restart Kernel and Run
+# All (the *Kernel* menu).
+#
 # **Learning goals**
 #
 # - see why awaiting one acknowledgement per event is slow, and what a window buys;
