@@ -64,3 +64,62 @@ def test_lesson_tops_tool_rewrites_only_the_paragraph_under_the_title() -> None:
     fixed = lesson_tops.with_top(stale, "04")
     assert fixed == source
     assert lesson_tops.with_top(fixed, "04") == fixed  # idempotent
+
+
+def _code_cells(notebook: str) -> list[dict]:  # type: ignore[type-arg]
+    nb = json.loads((ROOT / "notebooks" / f"{notebook}.ipynb").read_text())
+    return [c for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def _stdout(cell: dict) -> str:  # type: ignore[type-arg]
+    return "".join("".join(o.get("text", "")) for o in cell.get("outputs", []))
+
+
+def test_notebook_05_shows_the_asyncio_run_trap_and_both_ways_out() -> None:
+    """05 runs a worker script: %run fails in the kernel's loop; await and nest_asyncio2 work."""
+    for x in LESSONS[: [x.number for x in LESSONS].index("05")]:
+        source = (SOURCES / f"{x.notebook}.py").read_text()
+        assert "%run" not in source and "asyncio.run(" not in source, x.notebook
+    cells = _code_cells("05_subscribing")
+    sources = ["".join(c["source"]) for c in cells]
+    script = next(i for i, s in enumerate(sources) if 'asyncio.run(main())\n"""' in s)
+    trap = next(i for i, s in enumerate(sources) if s.strip() == "%run $script")
+    assert script < trap
+    assert "raises-exception" in cells[trap]["metadata"].get("tags", [])
+    (error,) = [o for o in cells[trap]["outputs"] if o["output_type"] == "error"]
+    assert error["ename"] == "RuntimeError"
+    assert error["evalue"] == "asyncio.run() cannot be called from a running event loop"
+    awaited = next(i for i, s in enumerate(sources) if "\nawait main()" in s)
+    nested = next(i for i, s in enumerate(sources) if "nest_asyncio2.apply()" in s)
+    assert trap < awaited < nested
+    assert sources[nested].rstrip().endswith("%run $script")
+    assert _stdout(cells[awaited]) == _stdout(cells[nested]) == "packed 2 orders\n"
+
+
+def test_the_learner_set_declares_every_package_a_notebook_imports() -> None:
+    """Each third-party module a lesson imports comes from the library's or `lab`'s own list."""
+    import ast
+    import tomllib
+    from importlib.metadata import packages_distributions
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {
+        re.match(r"[A-Za-z0-9_.\-]+", r).group(0).lower().replace("_", "-")  # type: ignore[union-attr]
+        for r in project["dependencies"] + project["optional-dependencies"]["lab"]
+    }
+    assert "nest-asyncio2" in declared
+    owners = packages_distributions()
+    kernel_own = {"IPython"}  # the kernel's shell: ipykernel, declared, is what brings it
+    for path in sorted(SOURCES.glob("[0-9][0-9]_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                modules = [node.module.split(".")[0]]
+            else:
+                continue
+            for module in modules:
+                if module in sys.stdlib_module_names or module in kernel_own | {"edalab"}:
+                    continue
+                dists = {d.lower().replace("_", "-") for d in owners.get(module, [])}
+                assert dists & declared, f"{path.name} imports {module} ({dists}), not declared"
