@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import sys
@@ -98,7 +99,6 @@ def test_notebook_05_shows_the_asyncio_run_trap_and_both_ways_out() -> None:
 
 def test_the_learner_set_declares_every_package_a_notebook_imports() -> None:
     """Each third-party module a lesson imports comes from the library's or `lab`'s own list."""
-    import ast
     import tomllib
     from importlib.metadata import packages_distributions
 
@@ -123,3 +123,54 @@ def test_the_learner_set_declares_every_package_a_notebook_imports() -> None:
                     continue
                 dists = {d.lower().replace("_", "-") for d in owners.get(module, [])}
                 assert dists & declared, f"{path.name} imports {module} ({dists}), not declared"
+
+
+# Notebook 15 must run in well under 30 s on a busy 2-core machine; its benchmark cell is
+# the one that grows. 100,000 messages moved (published, plus the fill of consume
+# scenarios) is about 4 s here; the full suite stays in benchmarks/run.py.
+LESSON_BENCH_MESSAGES = 100_000
+LESSON_EVENTS = 20_000
+
+
+def _literal(tree: ast.Module, name: str) -> object:
+    """The literal value assigned to ``name`` at the top level of a notebook source."""
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == name for t in node.targets
+        ):
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"no `{name} = ...` in the source")
+
+
+def _bench_messages(source: str) -> int:
+    """How many messages the lesson's run_all(...) call publishes, fills included."""
+    from edalab.course.bench import SCENARIOS, scenario_sizes
+
+    tree = ast.parse(source)
+    (call,) = [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "run_all"
+    ]
+    kw = {k.arg: k.value for k in call.keywords}
+    only = kw["only"]
+    names = _literal(tree, only.id) if isinstance(only, ast.Name) else ast.literal_eval(only)
+    sizes = scenario_sizes(ast.literal_eval(kw["quick"]), ast.literal_eval(kw["scale"]))
+    rounds = ast.literal_eval(kw["rounds"])
+    total = 0
+    for scenario in SCENARIOS:
+        if scenario.name in names:  # type: ignore[operator]
+            sides = sizes[scenario.size] + sizes[scenario.raw_size or scenario.size]
+            total += rounds * sides * (2 if scenario.filled else 1)
+    return total
+
+
+def test_notebook_15_benchmark_is_lesson_sized() -> None:
+    """The lesson's benchmark and its event list stay below the sizes that keep it short."""
+    source = (SOURCES / "15_performance.py").read_text()
+    assert "quick=True" in source
+    assert _bench_messages(source) <= LESSON_BENCH_MESSAGES, _bench_messages(source)
+    for match in re.finditer(r"range\(([\d_]+)\)", source):
+        assert int(match.group(1)) <= LESSON_EVENTS, match.group(0)
+    for match in re.finditer(r"best_of\((\d+),", source):
+        assert int(match.group(1)) <= 3, match.group(0)
