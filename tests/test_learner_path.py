@@ -174,3 +174,35 @@ def test_notebook_15_benchmark_is_lesson_sized() -> None:
         assert int(match.group(1)) <= LESSON_EVENTS, match.group(0)
     for match in re.finditer(r"best_of\((\d+),", source):
         assert int(match.group(1)) <= 3, match.group(0)
+
+
+def test_notebook_00_shows_the_event_path_picture_and_the_glossary() -> None:
+    """00's stored outputs hold the picture (SVG, offline) and the glossary from primer."""
+    from edalab.course.primer import EVENT_PATH, glossary
+
+    outputs = [o.get("data", {}) for c in _code_cells("00_start_here") for o in c["outputs"]]
+    svgs = ["".join(d["image/svg+xml"]) for d in outputs if "image/svg+xml" in d]
+    assert [s.strip() for s in svgs] == [EVENT_PATH.read_text().strip()]
+    tables = ["".join(d["text/markdown"]) for d in outputs if "text/markdown" in d]
+    assert glossary() in tables
+
+
+def test_event_path_picture_draws_the_whole_path_and_needs_no_network() -> None:
+    """The SVG parses, names every station from publisher to redelivery, links nothing."""
+    import tomllib
+    import xml.etree.ElementTree as ET
+
+    from edalab.course.primer import EVENT_PATH, GLOSSARY
+
+    text = EVENT_PATH.read_text()
+    root = ET.fromstring(text)
+    words = " ".join(t.strip() for t in root.itertext())
+    for station in ("publisher", "subject", "stream", "PubAck", "consumer", "ack", "nak"):
+        assert station in words, station
+    assert "delivered again" in words
+    assert not re.search(r"(href|src)\s*=\s*[\"'](?!#)|@import|<script|url\((?!#)", text)
+    terms = " ".join(t.term for t in GLOSSARY)
+    for word in ("subject", "stream", "PubAck", "consumer", "ack", "redelivery"):
+        assert word in terms, word
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "course/*.svg" in data["package-data"]["edalab"], "the wheel must ship the picture"

@@ -11,7 +11,9 @@ list here: a new lesson in the manifest with its notebook is a new page. The boo
 - a landing page with the course map: each lesson, what it teaches, its exercise;
 - the README's setup sections as one page (install, launch, servers, JupyterHub);
 - one page per lesson, in course order, with previous/next links (the theme's), a link
-  that opens the lesson on Binder, and worked solutions folded away.
+  that opens the lesson on Binder, and worked solutions folded away;
+- a glossary page: the picture of an event's path and the glossary that notebook 00 shows,
+  from the same source (``edalab.course.primer``).
 
     python tools/build_book.py dist/book            # needs the `book` extra (make book)
 """
@@ -32,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from edalab.course.manifest import LESSONS, Lesson  # noqa: E402
+from edalab.course.primer import EVENT_PATH, glossary  # noqa: E402
 
 # README sections (their `## ` headings) that make the setup page, in this order.
 SETUP_SECTIONS = (
@@ -117,6 +120,24 @@ def landing_page(items: list[Lesson]) -> str:
     )
 
 
+def glossary_page() -> str:
+    """The glossary page: the picture of an event's path, then the words the course uses."""
+    return "\n".join(
+        [
+            "# Glossary",
+            "",
+            f"![The path of an event: publisher, subject, stream, consumer, ack or "
+            f"redelivery]({EVENT_PATH.name})",
+            "",
+            "The words the course uses, in the order it meets them; the last column is the "
+            "lesson that teaches each (notebook 00 shows the same table).",
+            "",
+            glossary(),
+            "",
+        ]
+    )
+
+
 def lesson_notebook(x: Lesson) -> dict[str, Any]:
     """The committed notebook with a launch link after its title cell, solutions folded."""
     nb: dict[str, Any] = json.loads((ROOT / "notebooks" / f"{x.notebook}.ipynb").read_text())
@@ -179,9 +200,12 @@ def write_sources(src: Path, items: list[Lesson]) -> None:
     )
     toc = ["format: jb-book", "root: intro", "chapters:", "- file: setup"]
     toc += [f"- file: {x.notebook}" for x in items]
+    toc += ["- file: glossary"]
     (src / "_toc.yml").write_text("\n".join(toc) + "\n")
     (src / "intro.md").write_text(landing_page(items))
     (src / "setup.md").write_text("# Setup\n\n" + readme_sections(SETUP_SECTIONS))
+    (src / "glossary.md").write_text(glossary_page())
+    shutil.copy(EVENT_PATH, src / EVENT_PATH.name)
     for x in items:
         (src / f"{x.notebook}.ipynb").write_text(json.dumps(lesson_notebook(x), indent=1))
 
