@@ -256,3 +256,12 @@ def test_readme_learner_part_has_no_developer_jargon_and_names_the_learners_venv
     for section in build_book.SETUP_SECTIONS:
         assert f"\n## {section}\n" in learner, section
     assert "## Benchmarks" in developer and "nbval" in developer
+
+
+def test_book_landing_page_gives_each_lessons_time_and_links_the_glossary() -> None:
+    """The book's course map has each lesson's minutes from the manifest, and the glossary."""
+    page = build_book.landing_page(list(LESSONS))
+    for x in LESSONS:
+        (row,) = [line for line in page.splitlines() if f"({x.notebook}.ipynb)" in line]
+        assert f"| {PACE[x.number].minutes} min |" in row, row
+    assert "(glossary.md)" in page

@@ -34,7 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from edalab.course.manifest import LESSONS, Lesson  # noqa: E402
+from edalab.course.manifest import LESSONS, PACE, Lesson  # noqa: E402
 from edalab.course.primer import EVENT_PATH, glossary  # noqa: E402
 
 # README sections (their `## ` headings) that make the setup page, in this order.
@@ -99,10 +99,11 @@ def readme_sections(names: tuple[str, ...]) -> str:
 
 def landing_page(items: list[Lesson]) -> str:
     """The book's first page: what the course is, and the map of its lessons."""
-    rows = ["| lesson | you learn | exercise |", "|---|---|---|"]
+    rows = ["| lesson | you learn | time | exercise |", "|---|---|---|---|"]
     for x in items:
         exercise = x.exercise or "—"
-        rows.append(f"| [{x.number} · {x.title}]({x.notebook}.ipynb) | {x.teaches} | {exercise} |")
+        link = f"[{x.number} · {x.title}]({x.notebook}.ipynb)"
+        rows.append(f"| {link} | {x.teaches} | {PACE[x.number].minutes} min | {exercise} |")
     return "\n".join(
         [
             "# edalab: event-driven architecture on NATS JetStream",
@@ -117,7 +118,8 @@ def landing_page(items: list[Lesson]) -> str:
             *rows,
             "",
             'Each lesson ends with a recap and an exercise; `await check("NN", js)` verifies '
-            "your answer against the live server.",
+            "your answer against the live server. The [glossary](glossary.md) explains the "
+            "words the course uses, under a picture of an event's whole path.",
             "",
         ]
     )

@@ -440,7 +440,8 @@ if __name__ == "__main__":
 script.name
 
 # %% [markdown]
-# IPython's `%run` runs a script in this kernel as `python` would. Here it fails:
+# IPython's `%run` runs a script in this kernel as `python` would, as `"__main__"`.
+# Here it fails:
 
 # %% tags=["raises-exception"]
 # %run $script
