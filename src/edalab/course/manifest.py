@@ -317,8 +317,8 @@ def course_map() -> str:
     """The course map as a Markdown table (notebook 00 and the README show it).
 
     >>> course_map().splitlines()[0]
-    '| notebook | you learn |'
+    '| notebook | you learn | time |'
     """
-    rows = ["| notebook | you learn |", "|---|---|"]
-    rows += [f"| `{x.notebook}` | {x.teaches} |" for x in LESSONS]
+    rows = ["| notebook | you learn | time |", "|---|---|---|"]
+    rows += [f"| `{x.notebook}` | {x.teaches} | {PACE[x.number].minutes} min |" for x in LESSONS]
     return "\n".join(rows)
