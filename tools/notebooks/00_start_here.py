@@ -9,7 +9,8 @@
 # - say what event-driven architecture (EDA) is, and why teams use it;
 # - find the course's NATS server (embedded, `edalab server`, or `NATS_URL`);
 # - connect with `nats-py`, publish a first message and receive it.
-#
+
+# %% [markdown]
 # ## What event-driven architecture is
 #
 # In a request/response system, the orders service *calls* the e-mail service and
