@@ -9,6 +9,7 @@ unless ``EDALAB_REQUIRE_BROWSER=1`` (CI), and every request that leaves ``file:/
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -23,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from edalab.course.manifest import LESSONS
+from edalab.course.primer import EVENT_PATH, GLOSSARY
 from tests.browser import launch, require_browser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,10 +91,10 @@ def _internal(href: str) -> bool:
 
 
 def _stored_charts(notebook: str) -> int:
-    """How many image outputs the committed notebook holds."""
+    """How many image outputs (charts, pictures) the committed notebook holds."""
     nb = json.loads((ROOT / "notebooks" / f"{notebook}.ipynb").read_text())
     return sum(
-        "image/png" in out.get("data", {})
+        bool({"image/png", "image/svg+xml"} & set(out.get("data", {})))
         for cell in nb["cells"]
         if cell["cell_type"] == "code"
         for out in cell.get("outputs", [])
@@ -104,7 +106,7 @@ def test_every_manifest_lesson_is_a_page_in_course_order_with_previous_and_next(
 ) -> None:
     """The landing page maps every lesson; each lesson links back and on in manifest order."""
     landing = [href for _, href in _page(book / "intro.html").links]
-    order = ["setup.html"] + [f"{x.notebook}.html" for x in LESSONS]
+    order = ["setup.html"] + [f"{x.notebook}.html" for x in LESSONS] + ["glossary.html"]
     for x in LESSONS:
         assert f"{x.notebook}.html" in landing, f"the landing page does not link {x.notebook}"
     for i, page in enumerate(order[1:], start=1):
@@ -136,6 +138,16 @@ def test_setup_page_is_the_readmes_setup_and_the_readme_badge_launches_the_same_
     assert f"({build_book.binder_url('00_start_here')})" in readme
 
 
+def test_glossary_page_holds_notebook_00s_picture_and_every_term(book: Path) -> None:
+    """glossary.html shows the picture of an event's path and each term of the glossary."""
+    page = _page(book / "glossary.html")
+    text = (book / "glossary.html").read_text()
+    for term in GLOSSARY:
+        assert html.escape(term.term.strip("`").split("`")[0], quote=False) in text, term
+    pictures = [src for src in page.images if src.endswith(EVENT_PATH.name)]
+    assert pictures and all((book / unquote(src)).is_file() for src in pictures), page.images
+
+
 def test_builder_refuses_a_manifest_lesson_without_its_notebook(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -165,6 +177,7 @@ def test_every_page_renders_in_chromium_with_its_charts_and_no_broken_link(book:
     from playwright.sync_api import sync_playwright
 
     pages = ["intro.html", "setup.html"] + [f"{x.notebook}.html" for x in LESSONS]
+    pages += ["glossary.html"]
     outside: list[str] = []
     with sync_playwright() as p:
         browser = launch(p)

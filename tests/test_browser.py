@@ -127,7 +127,7 @@ def run_all_cells(page: Any) -> None:
 
 
 def test_start_here_runs_in_jupyterlab(lab: str) -> None:
-    """Open 00_start_here, Run All Cells from the menu, see the first message arrive."""
+    """Open 00_start_here, Run All Cells from the menu: the picture shows, a message arrives."""
     require_browser()
     from playwright.sync_api import sync_playwright
 
@@ -145,6 +145,9 @@ def test_start_here_runs_in_jupyterlab(lab: str) -> None:
                 timeout=60_000,
             )
             page.wait_for_selector(".jp-OutputArea-output:has-text('embedded')", timeout=10_000)
+            picture = page.locator(".jp-RenderedSVG img").first  # the path of an event
+            picture.wait_for(timeout=10_000)
+            assert picture.evaluate("img => img.complete && img.naturalWidth > 0"), "no picture"
             no_news = page.locator(".jp-toast-button:has-text('No')")
             if no_news.count():
                 no_news.first.click()

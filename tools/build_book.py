@@ -9,9 +9,12 @@ The lessons come from the course manifest (``edalab.course.manifest.LESSONS``), 
 list here: a new lesson in the manifest with its notebook is a new page. The book has
 
 - a landing page with the course map: each lesson, what it teaches, its exercise;
-- the README's setup sections as one page (install, launch, servers, JupyterHub);
+- the README's learner sections as the setup page (quick start, install, launch, servers,
+  JupyterHub, workshops, class mode, troubleshooting);
 - one page per lesson, in course order, with previous/next links (the theme's), a link
-  that opens the lesson on Binder, and worked solutions folded away.
+  that opens the lesson on Binder, and worked solutions folded away;
+- a glossary page: the picture of an event's path and the glossary that notebook 00 shows,
+  from the same source (``edalab.course.primer``).
 
     python tools/build_book.py dist/book            # needs the `book` extra (make book)
 """
@@ -31,15 +34,18 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from edalab.course.manifest import LESSONS, Lesson  # noqa: E402
+from edalab.course.manifest import LESSONS, PACE, Lesson  # noqa: E402
+from edalab.course.primer import EVENT_PATH, glossary  # noqa: E402
 
 # README sections (their `## ` headings) that make the setup page, in this order.
 SETUP_SECTIONS = (
+    "Quick start for learners",
     "Install",
-    "The two commands",
     "Launch in one click",
     "How notebooks choose a server",
     "On a JupyterHub",
+    "Workshops",
+    "Class mode: one NATS deployment for the whole class",
     "Troubleshooting",
 )
 BINDER = "https://mybinder.org/v2/gh/{repository}/{branch}?urlpath=lab/tree/notebooks/{file}"
@@ -93,10 +99,11 @@ def readme_sections(names: tuple[str, ...]) -> str:
 
 def landing_page(items: list[Lesson]) -> str:
     """The book's first page: what the course is, and the map of its lessons."""
-    rows = ["| lesson | you learn | exercise |", "|---|---|---|"]
+    rows = ["| lesson | you learn | time | exercise |", "|---|---|---|---|"]
     for x in items:
         exercise = x.exercise or "—"
-        rows.append(f"| [{x.number} · {x.title}]({x.notebook}.ipynb) | {x.teaches} | {exercise} |")
+        link = f"[{x.number} · {x.title}]({x.notebook}.ipynb)"
+        rows.append(f"| {link} | {x.teaches} | {PACE[x.number].minutes} min | {exercise} |")
     return "\n".join(
         [
             "# edalab: event-driven architecture on NATS JetStream",
@@ -111,7 +118,26 @@ def landing_page(items: list[Lesson]) -> str:
             *rows,
             "",
             'Each lesson ends with a recap and an exercise; `await check("NN", js)` verifies '
-            "your answer against the live server.",
+            "your answer against the live server. The [glossary](glossary.md) explains the "
+            "words the course uses, under a picture of an event's whole path.",
+            "",
+        ]
+    )
+
+
+def glossary_page() -> str:
+    """The glossary page: the picture of an event's path, then the words the course uses."""
+    return "\n".join(
+        [
+            "# Glossary",
+            "",
+            f"![The path of an event: publisher, subject, stream, consumer, ack or "
+            f"redelivery]({EVENT_PATH.name})",
+            "",
+            "The words the course uses, in the order it meets them; the last column is the "
+            "lesson that teaches each (notebook 00 shows the same table).",
+            "",
+            glossary(),
             "",
         ]
     )
@@ -179,9 +205,12 @@ def write_sources(src: Path, items: list[Lesson]) -> None:
     )
     toc = ["format: jb-book", "root: intro", "chapters:", "- file: setup"]
     toc += [f"- file: {x.notebook}" for x in items]
+    toc += ["- file: glossary"]
     (src / "_toc.yml").write_text("\n".join(toc) + "\n")
     (src / "intro.md").write_text(landing_page(items))
     (src / "setup.md").write_text("# Setup\n\n" + readme_sections(SETUP_SECTIONS))
+    (src / "glossary.md").write_text(glossary_page())
+    shutil.copy(EVENT_PATH, src / EVENT_PATH.name)
     for x in items:
         (src / f"{x.notebook}.ipynb").write_text(json.dumps(lesson_notebook(x), indent=1))
 

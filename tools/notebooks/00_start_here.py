@@ -1,12 +1,16 @@
 # %% [markdown]
 # # 00 · Start here
 #
+# **About 15 minutes.** Needs nothing but Python. One notebook at a time; when in doubt,
+# Restart Kernel and Run All (the *Kernel* menu).
+#
 # **Learning goals**
 #
 # - say what event-driven architecture (EDA) is, and why teams use it;
 # - find the course's NATS server (embedded, `edalab server`, or `NATS_URL`);
 # - connect with `nats-py`, publish a first message and receive it.
-#
+
+# %% [markdown]
 # ## What event-driven architecture is
 #
 # In a request/response system, the orders service *calls* the e-mail service and
@@ -22,6 +26,22 @@
 # end-of-life, and its successor, built into `nats-server` itself, is **JetStream**.
 # Every lesson here runs on a real `nats-server` with JetStream, from Python.
 #
+# ## The path of an event
+#
+# The whole course in one picture: a publisher publishes an event on a **subject**; a
+# **stream** whose subjects match stores it and answers with a **`PubAck`**; a
+# **consumer** on the stream delivers it to a handler; the handler **acks** it, or,
+# without an ack in time (or with a nak), the consumer delivers it again.
+
+# %%
+from edalab.course.primer import event_path
+
+event_path()
+
+# %% [markdown]
+# Each lesson takes one stretch of that path: subjects (02), publishing into streams
+# (03, 04), consumers and acks (05 to 07), and what can go wrong on the way (09 to 14).
+#
 # ## The course map
 #
 # Each notebook teaches one idea and builds on the ones before it. The map comes from
@@ -33,6 +53,17 @@ from IPython.display import Markdown
 from edalab.course import course_map
 
 Markdown(course_map())
+
+# %% [markdown]
+# ## Words the course uses
+#
+# Come back to this table whenever a word is new; the last column is the notebook that
+# teaches it. (The course book has it as a page of its own.)
+
+# %%
+from edalab.course.primer import glossary
+
+Markdown(glossary())
 
 # %% [markdown]
 # ## The server

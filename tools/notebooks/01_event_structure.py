@@ -1,6 +1,9 @@
 # %% [markdown]
 # # 01 · Event structure
 #
+# **About 20 minutes.** Needs 00 Start here (what an event is). One notebook at a time;
+# when in doubt, Restart Kernel and Run All (the *Kernel* menu).
+#
 # **Learning goals**
 #
 # - read the seed tutorial's Go `Event` struct and the JSON it puts on the wire;

@@ -1,6 +1,10 @@
 # %% [markdown]
 # # 02 · Subject naming
 #
+# **About 25 minutes.** Needs 00 Start here (a connection; publish and subscribe on core
+# NATS). One notebook at a time; when in doubt, Restart Kernel and Run All (the *Kernel*
+# menu).
+#
 # **Learning goals**
 #
 # - name events `domain.event_type`, and finer (`user.profile.updated`) where it helps;

@@ -1,6 +1,10 @@
 # %% [markdown]
 # # 03 · Publishing
 #
+# **About 30 minutes.** Needs 01 Event structure (the `Event` envelope), 02 Subject
+# naming (subjects and wildcards). One notebook at a time; when in doubt, Restart Kernel
+# and Run All (the *Kernel* menu).
+#
 # **Learning goals**
 #
 # - tell core NATS publish (fire and forget) from JetStream publish (stored, acknowledged);

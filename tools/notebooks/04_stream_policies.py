@@ -1,6 +1,9 @@
 # %% [markdown]
 # # 04 · Stream policies
 #
+# **About 40 minutes.** Needs 03 Publishing (streams and `PubAck`). One notebook at a
+# time; when in doubt, Restart Kernel and Run All (the *Kernel* menu).
+#
 # **Learning goals**
 #
 # - choose a stream's **retention**: limits, interest or work queue, and see when each

@@ -1,6 +1,10 @@
 # %% [markdown]
 # # 05 · Subscribing
 #
+# **About 45 minutes.** Needs 02 Subject naming (wildcards), 03 Publishing (streams and
+# `publish_events`). One notebook at a time; when in doubt, Restart Kernel and Run All
+# (the *Kernel* menu).
+#
 # **Learning goals**
 #
 # - write the seed's callback subscriber with core NATS, and hand its messages to a cell;
@@ -394,6 +398,91 @@ await stream_chart(js, "ORDERS", *names)
 # (sequence 7) and is done, `slow` waits on two acks. Nothing is lost by a consumer
 # being behind: the stream holds the events until its limits say otherwise.
 #
+# ## The worker as a program
+#
+# Deployed, a worker like `packer` above is a program of its own, started from a
+# terminal with `python packer.py`. Its last lines start the event loop with
+# `asyncio.run(main())`. This one packs whatever waits for `packer`, then exits:
+
+# %%
+import tempfile
+from pathlib import Path
+
+script = Path(tempfile.mkdtemp()) / "packer.py"
+script.write_text(
+    """\
+import asyncio
+
+import nats
+
+from edalab import connect
+
+
+async def main():
+    nc = await connect()  # the course's server, as in every notebook
+    js = nc.jetstream()
+    packer = await js.pull_subscribe("order.placed", durable="packer", stream="ORDERS")
+    packed = 0
+    while True:
+        try:
+            msgs = await packer.fetch(10, timeout=0.5)
+        except nats.errors.TimeoutError:
+            break  # nothing waiting: done
+        for msg in msgs:
+            await msg.ack()
+            packed += 1
+    await nc.close()
+    print(f"packed {packed} orders")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+)
+script.name
+
+# %% [markdown]
+# IPython's `%run` runs a script in this kernel as `python` would, as `"__main__"`.
+# Here it fails:
+
+# %% tags=["raises-exception"]
+# %run $script
+
+# %% [markdown]
+# `asyncio.run` starts an event loop, runs `main()` in it and closes it. A Jupyter kernel
+# already runs a loop (that is how a cell can `await`), and asyncio allows one running
+# loop per thread, so `asyncio.run` refuses before it starts `main()`. (Python may warn
+# later that coroutine `main` was never awaited: that is this refused one.) There are
+# two ways out.
+#
+# **In a notebook, `await` instead.** The loop is already running, so await the
+# coroutine at the top level of a cell. `runpy.run_path` runs the script under a name
+# other than `"__main__"`, so its `if` skips `asyncio.run`, and returns what it defined;
+# publish two orders and await the worker's `main()`:
+
+# %%
+import runpy
+
+main = runpy.run_path(str(script))["main"]
+await publish_events(js, [make("order.placed", {"order_id": f"o-{i}"}) for i in (8, 9)])
+await main()
+
+# %% [markdown]
+# **A script run unchanged: `nest_asyncio2`.** `nest_asyncio2.apply()` patches asyncio
+# so that `asyncio.run` may run inside a running loop. Apply it in the cell that needs
+# it, never in a library at import time: it lasts until the kernel restarts (rerun
+# without a restart, the failing `%run` above now works) and swaps asyncio's tasks and
+# futures for slower pure-Python ones. In the script itself nothing changes: a program
+# started with `python packer.py` has no running loop, and `asyncio.run` is right there.
+
+# %%
+import nest_asyncio2
+
+nest_asyncio2.apply()
+await publish_events(js, [make("order.placed", {"order_id": f"o-{i}"}) for i in (10, 11)])
+# %run $script
+
+# %% [markdown]
 # ## Recap
 #
 # - Core callbacks: hand messages to the cell through a queue; queue groups share work.
@@ -404,6 +493,8 @@ await stream_chart(js, "ORDERS", *names)
 #   "no messages": you see a timeout (or an empty list).
 # - `EventConsumer.events()` iterates decoded events; `run(handler)` acks on success.
 # - Each consumer has an ack floor, a delivered position and pending counts on the server.
+# - A worker as a program ends with `asyncio.run(main())`; in a notebook, `await main()`,
+#   or `nest_asyncio2.apply()` to `%run` the script unchanged.
 #
 # ## Exercise
 #

@@ -1,6 +1,9 @@
 # %% [markdown]
 # # 06 · Acks and redelivery
 #
+# **About 40 minutes.** Needs 05 Subscribing (pull consumers and `EventConsumer`). One
+# notebook at a time; when in doubt, Restart Kernel and Run All (the *Kernel* menu).
+#
 # **Learning goals**
 #
 # - acknowledge explicitly, and see an unacknowledged message come back after `ack_wait`;

@@ -1,6 +1,10 @@
 # %% [markdown]
 # # 07 · Durable consumers and replay
 #
+# **About 30 minutes.** Needs 05 Subscribing (pull consumers), 06 Acks and redelivery
+# (`ack` and `ack_wait`). One notebook at a time; when in doubt, Restart Kernel and Run
+# All (the *Kernel* menu).
+#
 # **Learning goals**
 #
 # - tell a durable consumer from an ephemeral one, and see the server remove an

@@ -1,6 +1,10 @@
 # %% [markdown]
 # # 08 · Versioning
 #
+# **About 30 minutes.** Needs 01 Event structure (the `Event` model and its `version`),
+# 05 Subscribing (`EventConsumer`). One notebook at a time; when in doubt, Restart
+# Kernel and Run All (the *Kernel* menu).
+#
 # **Learning goals**
 #
 # - version events with a `version` field, or with a subject suffix (`user.created.v2`),

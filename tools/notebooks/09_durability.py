@@ -1,6 +1,9 @@
 # %% [markdown]
 # # 09 · Durability
 #
+# **About 25 minutes.** Needs 03 Publishing (`PubAck` and `Nats-Msg-Id` deduplication).
+# One notebook at a time; when in doubt, Restart Kernel and Run All (the *Kernel* menu).
+#
 # **Learning goals**
 #
 # - know what a `PubAck` promises, and what it does not;

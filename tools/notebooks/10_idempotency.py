@@ -1,6 +1,10 @@
 # %% [markdown]
 # # 10 · Idempotency
 #
+# **About 35 minutes.** Needs 03 Publishing (`Nats-Msg-Id`), 06 Acks and redelivery
+# (`ack_wait` and redelivery). One notebook at a time; when in doubt, Restart Kernel and
+# Run All (the *Kernel* menu).
+#
 # **Learning goals**
 #
 # - see at-least-once delivery: a message not acknowledged in time comes back;

@@ -1,6 +1,9 @@
 # %% [markdown]
 # # 11 · Dead letters
 #
+# **About 30 minutes.** Needs 06 Acks and redelivery (`max_deliver` and `term`). One
+# notebook at a time; when in doubt, Restart Kernel and Run All (the *Kernel* menu).
+#
 # **Learning goals**
 #
 # - read the *advisories* the server publishes when a consumer gives up on a message:

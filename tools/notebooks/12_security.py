@@ -1,6 +1,9 @@
 # %% [markdown]
 # # 12 · Security
 #
+# **About 35 minutes.** Needs 03 Publishing (streams), 05 Subscribing (pull consumers).
+# One notebook at a time; when in doubt, Restart Kernel and Run All (the *Kernel* menu).
+#
 # **Learning goals**
 #
 # - configure users authenticated by password and by nkey;

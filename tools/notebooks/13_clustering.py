@@ -1,6 +1,10 @@
 # %% [markdown]
 # # 13 · Clustering
 #
+# **About 30 minutes.** Needs 03 Publishing (streams and `PubAck`), 09 Durability (what
+# an acknowledgement promises). One notebook at a time; when in doubt, Restart Kernel
+# and Run All (the *Kernel* menu).
+#
 # **Learning goals**
 #
 # - run a three-node JetStream cluster on one machine;

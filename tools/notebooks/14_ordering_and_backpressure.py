@@ -1,6 +1,10 @@
 # %% [markdown]
 # # 14 · Ordering, backpressure and lag
 #
+# **About 45 minutes.** Needs 05 Subscribing (pull consumers), 06 Acks and redelivery
+# (`ack`, `nak` and redelivery). One notebook at a time; when in doubt, Restart Kernel
+# and Run All (the *Kernel* menu).
+#
 # **Learning goals**
 #
 # - say exactly what order JetStream guarantees, and show three ways a consumer loses it:

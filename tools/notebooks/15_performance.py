@@ -1,6 +1,10 @@
 # %% [markdown]
 # # 15 · Performance
 #
+# **About 25 minutes.** Needs 03 Publishing (`publish_async` and `publish_events`), 05
+# Subscribing (`fetch`). One notebook at a time; when in doubt, Restart Kernel and Run
+# All (the *Kernel* menu).
+#
 # **Learning goals**
 #
 # - see why awaiting one acknowledgement per event is slow, and what a window buys;
@@ -333,21 +337,23 @@ info = await worker_b.info()
 # `benchmarks/run.py` measures each edalab path against the raw nats-py code a learner
 # would write, in the same run against the same server, and reports ratios
 # (`benchmarks/README.md` explains the output; `--go-reference` adds the Go client's
-# figures). Here, the bulk scenarios at half the `--quick` sizes, best of three
+# figures). Here, a lesson-sized run of a few seconds: the bulk scenarios with 2,000
+# events a side (`benchmarks/run.py --quick` sends ten times as many), best of three
 # alternating rounds: `publish_async` against `publish_events` and `ingest_events`,
 # `fetch(n)` + ack against `events()` and `batches()`, with `explicit` and `all` acks.
-# On a busy machine one round can be 30 % off either way (single timings above, too),
-# which is why the suite alternates raw and edalab and keeps each side's best round:
-# read the ratios roughly, and rerun before believing a small difference. Each side
-# runs with the harness's prepared events set aside from Python's garbage collector
-# (`gc.freeze()`, undone after): otherwise every full collection rescans those tens of
-# thousands of objects and bills the side for them (a third off the consume rates here).
+# Small runs are noisier, and on a busy machine one round can be 30 % off either way
+# (single timings above, too), which is why the suite alternates raw and edalab and
+# keeps each side's best round: read the ratios roughly, and rerun before believing a
+# small difference. Each side runs with the harness's prepared events set aside from
+# Python's garbage collector (`gc.freeze()`, undone after): otherwise every full
+# collection rescans those thousands of objects and bills the side for them (a third
+# off the consume rates in the full suite).
 
 # %% tags=["nbval-ignore-output"]
 from edalab.course.bench import run_all, summary
 
 only = ["async publish", "fast ingest", "pull consume", "batch consume", "batch consume, ack all"]
-bench = await run_all(server.url, quick=True, rounds=3, scale=0.5, only=only)
+bench = await run_all(server.url, quick=True, rounds=3, scale=0.1, only=only)
 print(summary(bench))
 
 # %% tags=["nbval-ignore-output"]

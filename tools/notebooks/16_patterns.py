@@ -1,6 +1,10 @@
 # %% [markdown]
 # # 16 · Patterns for event-driven services
 #
+# **About 60 minutes.** Needs 03 Publishing (`Nats-Msg-Id`), 10 Idempotency (idempotent
+# handlers). One notebook at a time; when in doubt, Restart Kernel and Run All (the
+# *Kernel* menu).
+#
 # **Learning goals**
 #
 # - tell commands, queries and events apart, and why a command sent by request-reply is

@@ -1,6 +1,10 @@
 # %% [markdown]
 # # 17 · Capstone: a shop made of events
 #
+# **About 45 minutes.** Needs 08 Versioning (upcasters), 10 Idempotency
+# (`ProcessedIds`), 11 Dead letters (`DeadLetters` and replay). One notebook at a time;
+# when in doubt, Restart Kernel and Run All (the *Kernel* menu).
+#
 # **Learning goals**
 #
 # - see five services cooperate only through events, across several domains;

@@ -1,6 +1,10 @@
 # %% [markdown]
 # # 18 · From NATS Streaming to JetStream
 #
+# **About 25 minutes.** Needs 05 Subscribing (consumers and acks), 07 Durable consumers
+# and replay (durables and deliver policies). One notebook at a time; when in doubt,
+# Restart Kernel and Run All (the *Kernel* menu).
+#
 # **Learning goals**
 #
 # - read the seed tutorial's two Go programs (a publisher and a subscriber on `stan`)

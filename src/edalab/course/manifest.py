@@ -16,7 +16,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["LESSONS", "Lesson", "course_buckets", "course_map", "course_streams", "lesson"]
+__all__ = [
+    "LESSONS",
+    "PACE",
+    "Lesson",
+    "Pace",
+    "course_buckets",
+    "course_map",
+    "course_streams",
+    "lesson",
+    "lesson_top",
+]
 
 
 @dataclass(frozen=True)
@@ -227,6 +237,64 @@ LESSONS: tuple[Lesson, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How long a lesson takes, and what it needs from earlier lessons: (number, what)."""
+
+    minutes: int
+    needs: tuple[tuple[str, str], ...] = ()
+
+
+#: Each lesson's time and prerequisites. The top cell of every notebook says them
+#: (``lesson_top``); tests/test_course.py checks that each notebook agrees.
+PACE: dict[str, Pace] = {
+    "00": Pace(15),
+    "01": Pace(20, (("00", "what an event is"),)),
+    "02": Pace(25, (("00", "a connection; publish and subscribe on core NATS"),)),
+    "03": Pace(30, (("01", "the `Event` envelope"), ("02", "subjects and wildcards"))),
+    "04": Pace(40, (("03", "streams and `PubAck`"),)),
+    "05": Pace(45, (("02", "wildcards"), ("03", "streams and `publish_events`"))),
+    "06": Pace(40, (("05", "pull consumers and `EventConsumer`"),)),
+    "07": Pace(30, (("05", "pull consumers"), ("06", "`ack` and `ack_wait`"))),
+    "08": Pace(30, (("01", "the `Event` model and its `version`"), ("05", "`EventConsumer`"))),
+    "09": Pace(25, (("03", "`PubAck` and `Nats-Msg-Id` deduplication"),)),
+    "10": Pace(35, (("03", "`Nats-Msg-Id`"), ("06", "`ack_wait` and redelivery"))),
+    "11": Pace(30, (("06", "`max_deliver` and `term`"),)),
+    "12": Pace(35, (("03", "streams"), ("05", "pull consumers"))),
+    "13": Pace(30, (("03", "streams and `PubAck`"), ("09", "what an acknowledgement promises"))),
+    "14": Pace(45, (("05", "pull consumers"), ("06", "`ack`, `nak` and redelivery"))),
+    "15": Pace(25, (("03", "`publish_async` and `publish_events`"), ("05", "`fetch`"))),
+    "16": Pace(60, (("03", "`Nats-Msg-Id`"), ("10", "idempotent handlers"))),
+    "17": Pace(
+        45,
+        (("08", "upcasters"), ("10", "`ProcessedIds`"), ("11", "`DeadLetters` and replay")),
+    ),
+    "18": Pace(25, (("05", "consumers and acks"), ("07", "durables and deliver policies"))),
+}
+
+#: What every notebook's top cell tells a learner about running it.
+ONE_AT_A_TIME = (
+    "One notebook at a time; when in doubt, Restart Kernel and Run All (the *Kernel* menu)."
+)
+
+
+def lesson_top(number: str) -> str:
+    """The line under a notebook's title: its time, what it needs, how to run it.
+
+    >>> lesson_top("04")[:66]
+    '**About 40 minutes.** Needs 03 Publishing (streams and `PubAck`). '
+    >>> lesson_top("00").endswith("Restart Kernel and Run All (the *Kernel* menu).")
+    True
+    """
+    pace = PACE[number]
+    needs = ", ".join(f"{n} {lesson(n).title} ({what})" for n, what in pace.needs)
+    return (
+        f"**About {pace.minutes} minutes.** "
+        + (f"Needs {needs}. " if needs else "Needs nothing but Python. ")
+        + ONE_AT_A_TIME
+    )
+
+
 def lesson(number: str) -> Lesson:
     """The lesson numbered ``number`` (``"03"``); ``KeyError`` names the known ones."""
     for item in LESSONS:
@@ -249,8 +317,8 @@ def course_map() -> str:
     """The course map as a Markdown table (notebook 00 and the README show it).
 
     >>> course_map().splitlines()[0]
-    '| notebook | you learn |'
+    '| notebook | you learn | time |'
     """
-    rows = ["| notebook | you learn |", "|---|---|"]
-    rows += [f"| `{x.notebook}` | {x.teaches} |" for x in LESSONS]
+    rows = ["| notebook | you learn | time |", "|---|---|---|"]
+    rows += [f"| `{x.notebook}` | {x.teaches} | {PACE[x.number].minutes} min |" for x in LESSONS]
     return "\n".join(rows)
