@@ -143,6 +143,7 @@ charged
 import nats.js.errors
 
 only_once = {"Nats-Expected-Last-Subject-Sequence": "0"}
+await js.purge_stream("PAYMENTS", subject="payment.charged.pay-0003")  # a re-run starts clean
 first = await js.publish("payment.charged.pay-0003", b"900", headers=only_once)
 first.seq
 
