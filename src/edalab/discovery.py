@@ -167,6 +167,9 @@ def ensure_server(*, quiet: bool = False) -> ServerHandle:
     3. an embedded server started now, stopped when the Python process exits
        (calling again returns the same one).
     """
+    from edalab.cells import install
+
+    install()  # in a notebook: errors show the learner's line, not nats-py's internals
     found = running_server(quiet=quiet)
     if found is not None:
         return found
@@ -185,4 +188,7 @@ def lesson_server(name: str, **options: Any) -> NatsServer:
         True
         >>> srv.stop()
     """
+    from edalab.cells import install
+
+    install()
     return local_servers.lesson(name, **options)

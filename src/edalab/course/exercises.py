@@ -1133,15 +1133,15 @@ async def _check_00(nc: Any, greet: Any = None) -> str:
     try:
         try:
             got = await asyncio.wait_for(greet(nc, name), timeout=5)
-        except TimeoutError:
-            raise _NotYet(
-                f"greet(nc, {name!r}) had not returned after 5 s: give next_msg a timeout"
-            ) from None
-        except nats.errors.TimeoutError:
+        except nats.errors.TimeoutError:  # next_msg's (a subclass of TimeoutError)
             raise _NotYet(
                 f"greet(nc, {name!r}) waited for a message that never came (TimeoutError): "
                 "subscribe before you publish; core NATS delivers only to subscriptions that "
                 "exist when the message arrives"
+            ) from None
+        except TimeoutError:  # wait_for's
+            raise _NotYet(
+                f"greet(nc, {name!r}) had not returned after 5 s: give next_msg a timeout"
             ) from None
         except Exception as err:  # the learner's code: any error is feedback, not a crash
             raise _NotYet(f"greet(nc, {name!r}) raised {type(err).__name__}: {err}") from None
@@ -1157,6 +1157,8 @@ async def _check_00(nc: Any, greet: Any = None) -> str:
         f"greet(nc, {name!r}) published nothing on {subject}: build the subject from the "
         "name (f'hello.{name}'), not a fixed one",
     )
+    if inspect.iscoroutine(got):
+        got.close()  # never to be awaited: no "coroutine was never awaited" warning
     _require(not inspect.isawaitable(got), "greet returned an awaitable: await next_msg(...)")
     data = got.data if isinstance(got, Msg) else got
     _require(
@@ -1164,7 +1166,7 @@ async def _check_00(nc: Any, greet: Any = None) -> str:
         f"greet(nc, {name!r}) returned {got!r}; {subject} carried {published}: return the "
         "message your subscription received (or its data)",
     )
-    return f"greet subscribed to {subject}, published {data!r} and received it"
+    return "greet published one greeting on hello.<name> (a name of the checker's) and returned it"
 
 
 async def _check_01(model: Any = None) -> str:
@@ -1181,10 +1183,10 @@ async def _check_01(model: Any = None) -> str:
     try:
         sent = model(order_id="o-9", amount_cents=1250)
     except ValidationError as err:
+        said = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
         raise _NotYet(
-            f"{model.__name__}(order_id='o-9', amount_cents=1250) fails: "
-            f"{err.errors()[0]['loc']} {err.errors()[0]['msg']}: name the fields order_id "
-            "and amount_cents"
+            f"{model.__name__}(order_id='o-9', amount_cents=1250) fails ({said}): declare "
+            "the fields order_id: str and amount_cents: int"
         ) from None
     back = Event.from_json(Event.create("order.placed", sent).to_json(data_as_string=True))
     read: Any = back.payload(model)
