@@ -91,13 +91,13 @@ def _handler(
     tb: TracebackType | None,
     tb_offset: int | None = None,
 ) -> list[str]:
-    short = explain(value, tb)
-    if short is None:
-        full: list[str] = shell.InteractiveTB.structured_traceback(
-            etype, value, tb, tb_offset=tb_offset
-        )
-        return full
-    return short
+    stb: list[str] | None = explain(value, tb)
+    if stb is None:
+        stb = shell.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=tb_offset)
+    # IPython's run_code discards what a custom handler returns: show it here, through
+    # the hook a kernel overrides to send the error to the notebook.
+    shell._showtraceback(etype, value, stb)
+    return stb
 
 
 def install() -> bool:
