@@ -119,6 +119,7 @@ await late.unsubscribe()
 # `data`). Then call it with your name. The check calls your `greet` with a name of its
 # own and watches the subject: one greeting published, the same one returned.
 
+
 # %% tags=["solution"] placeholder="greet = None"
 async def greet(nc, name):
     mine = await nc.subscribe(f"hello.{name}")
