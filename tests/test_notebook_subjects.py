@@ -9,8 +9,12 @@ overlap cannot both exist. Derived from the notebook sources, so a new cell is c
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import os
 import re
+import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,3 +113,52 @@ def test_streams_capture_no_other_notebooks_subjects(owner: str, other: str) -> 
             )
             clash = [(n, p) for n, ps in theirs.items() for p in ps if overlap(pattern, p)]
             assert not clash, f"{owner}'s stream {name} ({pattern}) overlaps {other}'s {clash}"
+
+
+def _fresh_stream_in_a_kernel(nats_url: str, name: str) -> dict[str, str]:
+    """Run ``fresh_stream(name)`` in a new notebook kernel; its error output, if any."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    cell = (
+        f"from edalab import connect, fresh_stream\nnc = await connect({nats_url!r})\n"
+        f"await fresh_stream(nc.jetstream(), {name!r}, [{name.lower() + '.>'!r}])"
+    )
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
+    NotebookClient(nb, timeout=60, kernel_name="python3", allow_errors=True).execute(
+        env=dict(os.environ)
+    )
+    error = next((o for o in nb.cells[0].outputs if o.output_type == "error"), {})
+    return {"ename": error.get("ename", ""), "evalue": error.get("evalue", "")}
+
+
+async def test_a_stream_held_by_another_running_kernel_is_not_deleted(
+    js, nats_url: str, stream_name: str
+) -> None:  # type: ignore[no-untyped-def]
+    """fresh_stream in a second kernel refuses, naming the notebook; once it exits, proceeds."""
+    from nats.js.api import StreamConfig
+
+    from edalab import streams
+
+    def held_by(pid: int) -> StreamConfig:
+        return StreamConfig(
+            name=stream_name,
+            subjects=[f"{stream_name.lower()}.>"],
+            metadata={
+                streams.HOLDER_NOTEBOOK: "notebook 03_publishing.ipynb",
+                streams.HOLDER_PID: str(pid),
+                streams.HOLDER_HOST: socket.gethostname(),
+            },
+        )
+
+    await js.add_stream(held_by(os.getpid()))  # this test plays 03's running kernel
+    refused = await asyncio.to_thread(_fresh_stream_in_a_kernel, nats_url, stream_name)
+    assert refused["ename"] == "StreamInUse", refused
+    assert "held by notebook 03_publishing.ipynb" in refused["evalue"]
+    gone = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await gone.wait()
+    await js.update_stream(held_by(gone.pid))  # 03's kernel has exited
+    done = await asyncio.to_thread(_fresh_stream_in_a_kernel, nats_url, stream_name)
+    assert done["ename"] == "", done
+    info = await js.stream_info(stream_name)
+    assert (info.config.metadata or {}).get(streams.HOLDER_PID) not in (None, str(gone.pid))

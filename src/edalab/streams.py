@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any, Literal
 
 import nats.js.errors
 from nats.js.api import ConsumerInfo, RawStreamMsg, StreamConfig, StreamInfo
 from nats.js.client import JetStreamContext
 
-from edalab.errors import StreamConfigConflict
+from edalab.errors import StreamConfigConflict, StreamInUse
 from edalab.subjects import overlaps, validate_subject
 
 __all__ = [
@@ -158,8 +161,17 @@ async def fresh_stream(
     holding the deleted stream's messages (seen with nats-server 2.15: the old store
     is removed in the background). A stream created here must be empty, so when it is
     not, it is deleted and created again, a few times, before giving up.
+
+    In a notebook kernel the stream records its holder (notebook, process, machine) in
+    its metadata, and a stream that another kernel still running on this machine holds
+    is not deleted: :class:`~edalab.errors.StreamInUse` names that notebook instead, so
+    two notebooks open at once on one server cannot pull streams from under each other.
     """
     subjects = list(subjects)
+    holder = _holder()
+    if holder:  # in a notebook kernel: refuse to pull a stream from under another notebook
+        await _refuse_if_held(js, name)
+        config = {**config, "metadata": {**(config.get("metadata") or {}), **holder}}
     for _ in range(_FRESH_ATTEMPTS):
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await js.delete_stream(name)
@@ -179,6 +191,56 @@ async def fresh_stream(
     raise StreamConfigConflict(
         name, f"still holds old messages after {_FRESH_ATTEMPTS} deletes and re-creations", {}
     )
+
+
+#: Stream metadata naming the notebook kernel that created a stream with ``fresh_stream``.
+HOLDER_NOTEBOOK, HOLDER_PID, HOLDER_HOST = "edalab_notebook", "edalab_pid", "edalab_host"
+
+
+def _holder() -> dict[str, str]:
+    """This process as a stream's holder, when it is a notebook kernel (else empty).
+
+    JupyterLab tells a kernel its notebook's path in ``JPY_SESSION_NAME``.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return {}
+    if get_ipython() is None or not hasattr(get_ipython(), "kernel"):
+        return {}
+    notebook = Path(os.environ.get("JPY_SESSION_NAME", "")).name
+    return {
+        HOLDER_NOTEBOOK: f"notebook {notebook}" if notebook else "another notebook",
+        HOLDER_PID: str(os.getpid()),
+        HOLDER_HOST: socket.gethostname(),
+    }
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def _refuse_if_held(js: JetStreamContext, name: str) -> None:
+    """Raise :class:`StreamInUse` when another live kernel on this machine created ``name``."""
+    try:
+        info = await js.stream_info(name)
+    except nats.js.errors.NotFoundError:
+        return
+    meta = info.config.metadata or {}
+    pid = meta.get(HOLDER_PID, "")
+    if (
+        meta.get(HOLDER_HOST) == socket.gethostname()
+        and pid.isdigit()
+        and int(pid) != os.getpid()
+        and _alive(int(pid))
+    ):
+        raise StreamInUse(name, meta.get(HOLDER_NOTEBOOK, "another notebook"), int(pid))
 
 
 async def stream_messages(
