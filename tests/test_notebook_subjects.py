@@ -136,29 +136,27 @@ async def test_a_stream_held_by_another_running_kernel_is_not_deleted(
     js, nats_url: str, stream_name: str
 ) -> None:  # type: ignore[no-untyped-def]
     """fresh_stream in a second kernel refuses, naming the notebook; once it exits, proceeds."""
-    from nats.js.api import StreamConfig
+    import json
 
     from edalab import streams
 
-    def held_by(pid: int) -> StreamConfig:
-        return StreamConfig(
-            name=stream_name,
-            subjects=[f"{stream_name.lower()}.>"],
-            metadata={
-                streams.HOLDER_NOTEBOOK: "notebook 03_publishing.ipynb",
-                streams.HOLDER_PID: str(pid),
-                streams.HOLDER_HOST: socket.gethostname(),
-            },
-        )
+    await js.add_stream(name=stream_name, subjects=[f"{stream_name.lower()}.>"])
+    claim = streams._claim(await js.stream_info(stream_name))
+    claim.parent.mkdir(parents=True, exist_ok=True)
 
-    await js.add_stream(held_by(os.getpid()))  # this test plays 03's running kernel
+    def held_by(pid: int) -> None:
+        holder = {"notebook": "notebook 03_publishing.ipynb", "pid": str(pid)}
+        claim.write_text(json.dumps({**holder, "host": socket.gethostname()}))
+
+    held_by(os.getpid())  # this test plays 03's kernel, still running
     refused = await asyncio.to_thread(_fresh_stream_in_a_kernel, nats_url, stream_name)
     assert refused["ename"] == "StreamInUse", refused
     assert "held by notebook 03_publishing.ipynb" in refused["evalue"]
     gone = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
     await gone.wait()
-    await js.update_stream(held_by(gone.pid))  # 03's kernel has exited
+    held_by(gone.pid)  # 03's kernel has exited
     done = await asyncio.to_thread(_fresh_stream_in_a_kernel, nats_url, stream_name)
     assert done["ename"] == "", done
-    info = await js.stream_info(stream_name)
-    assert (info.config.metadata or {}).get(streams.HOLDER_PID) not in (None, str(gone.pid))
+    assert not claim.exists()  # the old stream's record went with it
+    mine = json.loads(streams._claim(await js.stream_info(stream_name)).read_text())
+    assert mine["pid"] not in (str(os.getpid()), str(gone.pid))

@@ -162,16 +162,18 @@ async def fresh_stream(
     is removed in the background). A stream created here must be empty, so when it is
     not, it is deleted and created again, a few times, before giving up.
 
-    In a notebook kernel the stream records its holder (notebook, process, machine) in
-    its metadata, and a stream that another kernel still running on this machine holds
-    is not deleted: :class:`~edalab.errors.StreamInUse` names that notebook instead, so
+    In a notebook kernel the stream's holder (notebook, process) is recorded on this
+    machine (in the state directory, keyed by the stream's name and creation time), and
+    a stream that another kernel still running here created is not deleted:
+    :class:`~edalab.errors.StreamInUse` names that notebook instead, so
     two notebooks open at once on one server cannot pull streams from under each other.
     """
     subjects = list(subjects)
     holder = _holder()
     if holder:  # in a notebook kernel: refuse to pull a stream from under another notebook
-        await _refuse_if_held(js, name)
-        config = {**config, "metadata": {**(config.get("metadata") or {}), **holder}}
+        old = await _refuse_if_held(js, name)
+        if old is not None:
+            old.unlink(missing_ok=True)
     for _ in range(_FRESH_ATTEMPTS):
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await js.delete_stream(name)
@@ -183,6 +185,8 @@ async def fresh_stream(
         else:
             state = (await js.stream_info(name)).state  # asked again: the late write may follow
             if state.messages == 0 and state.last_seq <= (config.get("first_seq") or 1) - 1:
+                if holder:
+                    await _hold(js, name, holder)
                 return setup
         # nats-server (seen on 2.15.1) removes a deleted file stream's store in the
         # background: a stream created at once under the same name can fail ("error
@@ -191,10 +195,6 @@ async def fresh_stream(
     raise StreamConfigConflict(
         name, f"still holds old messages after {_FRESH_ATTEMPTS} deletes and re-creations", {}
     )
-
-
-#: Stream metadata naming the notebook kernel that created a stream with ``fresh_stream``.
-HOLDER_NOTEBOOK, HOLDER_PID, HOLDER_HOST = "edalab_notebook", "edalab_pid", "edalab_host"
 
 
 def _holder() -> dict[str, str]:
@@ -210,10 +210,23 @@ def _holder() -> dict[str, str]:
         return {}
     notebook = Path(os.environ.get("JPY_SESSION_NAME", "")).name
     return {
-        HOLDER_NOTEBOOK: f"notebook {notebook}" if notebook else "another notebook",
-        HOLDER_PID: str(os.getpid()),
-        HOLDER_HOST: socket.gethostname(),
+        "notebook": f"notebook {notebook}" if notebook else "another notebook",
+        "pid": str(os.getpid()),
+        "host": socket.gethostname(),
     }
+
+
+def _claim(info: StreamInfo) -> Path:
+    """This machine's record of which kernel created the stream ``info`` describes.
+
+    Keyed by the stream's name and creation time, so the same name on another server
+    (a lesson server, a cluster) is another stream.
+    """
+    from edalab.state import state_dir
+
+    created = info.created.isoformat() if info.created else "unknown"
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in created)
+    return state_dir() / "holders" / f"{info.config.name}@{safe}.json"
 
 
 def _alive(pid: int) -> bool:
@@ -226,21 +239,41 @@ def _alive(pid: int) -> bool:
     return True
 
 
-async def _refuse_if_held(js: JetStreamContext, name: str) -> None:
-    """Raise :class:`StreamInUse` when another live kernel on this machine created ``name``."""
+async def _refuse_if_held(js: JetStreamContext, name: str) -> Path | None:
+    """Raise :class:`StreamInUse` when another live kernel here created ``name``.
+
+    Returns the claim file of the stream about to be deleted (to be removed with it).
+    """
+    import json
+
     try:
         info = await js.stream_info(name)
     except nats.js.errors.NotFoundError:
-        return
-    meta = info.config.metadata or {}
-    pid = meta.get(HOLDER_PID, "")
+        return None
+    claim = _claim(info)
+    try:
+        holder = json.loads(claim.read_text())
+    except (OSError, ValueError):
+        return claim
+    pid = str(holder.get("pid", ""))
     if (
-        meta.get(HOLDER_HOST) == socket.gethostname()
+        holder.get("host") == socket.gethostname()
         and pid.isdigit()
         and int(pid) != os.getpid()
         and _alive(int(pid))
     ):
-        raise StreamInUse(name, meta.get(HOLDER_NOTEBOOK, "another notebook"), int(pid))
+        raise StreamInUse(name, str(holder.get("notebook", "another notebook")), int(pid))
+    return claim
+
+
+async def _hold(js: JetStreamContext, name: str, holder: dict[str, str]) -> None:
+    """Record this kernel as the creator of stream ``name`` (best effort)."""
+    import json
+
+    claim = _claim(await js.stream_info(name))
+    with contextlib.suppress(OSError):
+        claim.parent.mkdir(parents=True, exist_ok=True)
+        claim.write_text(json.dumps(holder) + "\n")
 
 
 async def stream_messages(
