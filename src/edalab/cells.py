@@ -50,6 +50,16 @@ def _hint(error: BaseException) -> str:
             "run the setup cells first (the first code cells of this notebook), or "
             "Kernel > Restart Kernel and Run All"
         )
+    if isinstance(error, nats.errors.MsgAlreadyAckdError):
+        return (
+            "this cell already acknowledged that message when it ran before: run the cell "
+            "that fetches it first"
+        )
+    if isinstance(error, nats.errors.BadSubscriptionError):
+        return (
+            "that subscription was unsubscribed when a cell ran before: run the cell that "
+            "subscribes first"
+        )
     if isinstance(error, nats.errors.ConnectionClosedError):
         return "the connection is closed: run the notebook's setup cells again"
     if isinstance(error, TimeoutError | nats.errors.TimeoutError):
@@ -78,7 +88,8 @@ def explain(error: BaseException, tb: TracebackType | None = None) -> list[str] 
         return None
     own = [f for f in frames if _in_cell(f.filename)]
     lines = [f"cell line {f.lineno}: {(f.line or '').strip()}" for f in own[-1:]]
-    lines.append(f"{type(error).__name__}: {error}")
+    said = str(error).split(": Msg(")[0]  # nats-py appends the whole message's repr
+    lines.append(f"{type(error).__name__}: {said}")
     if hint:
         lines.append(f"→ {hint}")
     return lines
