@@ -303,7 +303,7 @@ async def test_08_right_model_but_stored_events_do_not_replay(js) -> None:  # ty
 
 async def test_unknown_exercise_is_an_error(js) -> None:  # type: ignore[no-untyped-def]
     """A typo in the exercise key is reported with the known keys."""
-    with pytest.raises(ValueError, match="known: 02"):
+    with pytest.raises(ValueError, match="known: 00, 01, 02"):
         await check("99", js)
     assert list(EXERCISES) == [x.number for x in LESSONS if x.exercise]
 
