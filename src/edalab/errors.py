@@ -225,8 +225,8 @@ class StreamInUse(StreamError):
         super().__init__(
             f"stream {stream!r} is held by {notebook} (its kernel, process {pid}, is still "
             "running on this machine): run one notebook at a time. Shut that kernel down "
-            "(Kernel > Shut Down Kernel, or Running Terminals and Kernels), then run this "
-            "cell again"
+            "(Kernel > Shut Down Kernel, or the Running Terminals and Kernels tab), then run "
+            "this cell again; if no such notebook is open, `edalab reset` starts over"
         )
 
 
