@@ -40,7 +40,7 @@ def test_a_timeout_inside_nats_shows_three_lines(nats_url: str) -> None:
     assert errors[1]["ename"] == "TimeoutError"
     assert lines[0] == "cell line 3: msg = await sub.next_msg(timeout=0.1)"
     assert lines[1] == "TimeoutError: nats: timeout"
-    assert "run them first" in lines[2] and len(lines) == 3
+    assert "run the cells above it first" in lines[2] and len(lines) == 3
     assert not any("CancelledError" in line for line in lines)
 
 

@@ -9,7 +9,7 @@ exception's type and message, and what to do next when there is a usual cause::
 
     cell line 2: [msg] = await sub.fetch(1, timeout=5)
     TimeoutError: nats: timeout
-    → nothing arrived in time. Re-running this cell alone? Run the cells above it first...
+    → nothing answered in time. If you ran this cell on its own, run the cells above...
 
 Errors that come from the learner's own code alone keep IPython's full traceback. After
 a kernel restart nothing is defined and no edalab import has run: a cell using ``js``
@@ -26,6 +26,8 @@ from types import TracebackType
 from typing import Any
 
 import nats
+import nats.errors
+import nats.js.errors
 
 __all__ = ["explain", "install"]
 
@@ -43,8 +45,6 @@ def _in_cell(filename: str) -> bool:
 
 def _hint(error: BaseException) -> str:
     """What to do next, for the errors whose usual cause is a cell run out of order."""
-    import nats.errors
-
     if isinstance(error, NameError) and getattr(error, "name", None) in SETUP_NAMES:
         return (
             "run the setup cells first (the first code cells of this notebook), or "
@@ -60,12 +60,24 @@ def _hint(error: BaseException) -> str:
             "that subscription was unsubscribed when a cell ran before: run the cell that "
             "subscribes first"
         )
+    if isinstance(error, nats.js.errors.NotFoundError) or (
+        isinstance(error, nats.js.errors.ServerError) and error.err_code == 10057
+    ):  # 10057: no message found (nats-py reports it as a 500)
+        return (
+            "the server has no such stream, consumer or message: not created yet, or "
+            "deleted by an earlier run of this cell. Run the cells above it first"
+        )
+    if type(error) is nats.js.errors.Error and "already bound" in str(error):
+        return (
+            "a subscription from an earlier run of this cell still holds that durable "
+            "consumer: unsubscribe it first, or Restart Kernel and Run All"
+        )
     if isinstance(error, nats.errors.ConnectionClosedError):
         return "the connection is closed: run the notebook's setup cells again"
     if isinstance(error, TimeoutError | nats.errors.TimeoutError):
         return (
-            "nothing arrived in time. Re-running this cell alone? The cells above it "
-            "publish what it waits for: run them first (or Restart Kernel and Run All)"
+            "nothing answered in time. If you ran this cell on its own, run the cells "
+            "above it first: they set up or publish what it waits for"
         )
     return ""
 
