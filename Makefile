@@ -87,7 +87,8 @@ book-install: $(BOOK_STAMP)
 ## make lab: the learner's install, make sure a nats-server runs, open JupyterLab on notebooks/
 lab: learner
 	$(LEARNER)/bin/edalab server ensure
-	$(LEARNER)/bin/jupyter lab --ServerApp.root_dir=$(NOTEBOOKS) $(ROOT_FLAG)
+	PYTHONSTARTUP=$(CURDIR)/src/edalab/course/startup.py \
+	  $(LEARNER)/bin/jupyter lab --ServerApp.root_dir=$(NOTEBOOKS) $(ROOT_FLAG)
 
 ## make test: lint, types, unit tests (book and browser included), the floors, every notebook
 test: install lint unit compat notebooks-test

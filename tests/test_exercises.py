@@ -687,7 +687,7 @@ async def test_08_a_message_that_is_no_event_is_one_line(js) -> None:  # type: i
 
 async def test_unknown_exercise_is_an_error(js) -> None:  # type: ignore[no-untyped-def]
     """A typo in the exercise key is reported with the known keys."""
-    with pytest.raises(ValueError, match="known: 02"):
+    with pytest.raises(ValueError, match="known: 00, 01, 02"):
         await check("99", js)
     assert list(EXERCISES) == [x.number for x in LESSONS if x.exercise]
 
@@ -1802,3 +1802,123 @@ async def _audit_from_3(js):  # type: ignore[no-untyped-def]
         opt_start_seq=3,
         recreate=True,
     )
+
+
+async def _greet_right(nc, name):  # type: ignore[no-untyped-def]
+    """A right answer written unlike the solution: a callback and a future."""
+    import asyncio
+
+    got: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    async def on_msg(msg):  # type: ignore[no-untyped-def]
+        if not got.done():
+            got.set_result(msg.data)
+
+    sub = await nc.subscribe(f"hello.{name}", cb=on_msg)
+    await nc.publish(f"hello.{name}", b"hello there")
+    try:
+        return await asyncio.wait_for(got, timeout=2)
+    finally:
+        await sub.unsubscribe()
+
+
+async def _greet_publish_first(nc, name):  # type: ignore[no-untyped-def]
+    """Wrong: publishes before subscribing, so the greeting is gone."""
+    await nc.publish(f"hello.{name}", b"hi")
+    sub = await nc.subscribe(f"hello.{name}")
+    return await sub.next_msg(timeout=0.5)
+
+
+async def _greet_fixed_name(nc, name):  # type: ignore[no-untyped-def]
+    """Wrong: always greets Ann, whatever name it is given."""
+    sub = await nc.subscribe("hello.ann")
+    await nc.publish("hello.ann", b"hi")
+    return await sub.next_msg(timeout=1)
+
+
+async def _greet_not_awaited(nc, name):  # type: ignore[no-untyped-def]
+    """Wrong: returns the coroutine of next_msg instead of the message."""
+    sub = await nc.subscribe(f"hello.{name}")
+    await nc.publish(f"hello.{name}", b"hi")
+    return sub.next_msg(timeout=1)
+
+
+async def test_00_greet_right_answers_pass(nc) -> None:  # type: ignore[no-untyped-def]
+    """00 passes the solution's shape and a callback-and-future greet alike."""
+    result = await check("00", nc, _greet_right, report=False)
+    assert result.passed, result.message
+
+
+@pytest.mark.parametrize(
+    ("greet", "said"),
+    [
+        (_greet_publish_first, "subscribe before you publish"),
+        (_greet_fixed_name, "published nothing on hello.checker"),
+        (_greet_not_awaited, "returned an awaitable"),
+        (None, "greet is still None"),
+    ],
+    ids=["publish-first", "fixed-name", "not-awaited", "empty"],
+)
+async def test_00_greet_wrong_answers_say_why(nc, greet, said) -> None:  # type: ignore[no-untyped-def]
+    """Wrong greets (and the empty answer cell's None) get "not yet" saying what to change."""
+    result = await check("00", nc, greet, report=False)
+    assert not result.passed and said in result.message, result.message
+
+
+class _OrderRight(BaseModel):
+    """Right, written differently: the fields in the other order."""
+
+    amount_cents: int
+    order_id: str
+
+
+class _OrderStrAmount(BaseModel):
+    order_id: str
+    amount_cents: str
+
+
+class _OrderFloatAmount(BaseModel):
+    order_id: str
+    amount_cents: float
+
+
+class _OrderCamel(BaseModel):
+    orderId: str  # the Go struct's names: a wrong answer
+    amountCents: int
+
+
+async def test_01_order_placed_right_answer_passes() -> None:
+    """01 passes a model with the two fields, declared in another order."""
+    result = await check("01", _OrderRight, report=False)  # type: ignore[arg-type]
+    assert result.passed, result.message
+
+
+@pytest.mark.parametrize(
+    ("model", "said"),
+    [
+        (_OrderStrAmount, "amount_cents: Input should be a valid string"),
+        (_OrderFloatAmount, "accepted amount_cents 12.5"),
+        (_OrderCamel, "declare the fields order_id: str and amount_cents: int"),
+        (None, "is still None"),
+    ],
+    ids=["str-amount", "float-amount", "camel-case", "empty"],
+)
+async def test_01_order_placed_wrong_answers_say_why(model, said) -> None:  # type: ignore[no-untyped-def]
+    """Models that accept bad payloads, or miss the fields, get "not yet" naming the case."""
+    result = await check("01", model, report=False)
+    assert not result.passed and said in result.message, result.message
+
+
+async def test_none_answers_say_what_to_write(js) -> None:  # type: ignore[no-untyped-def]
+    """A check cell passing its answer cell's placeholder (None) names it and the task."""
+    for key, args, kwargs, name in [
+        ("06", (None,), {}, "log"),
+        ("10", (None,), {}, "charge"),
+        ("17", (), {"handler": None}, "handler"),
+    ]:
+        result = await check(key, js, *args, report=False, **kwargs)
+        assert not result.passed
+        assert result.message.startswith(f"{name} is still None: write your answer"), result.message
+        assert EXERCISES[key].task in result.message
+    result = await check("12", None, url="nats://x", user="auditor", report=False)
+    assert result.message.startswith("js is still None"), result.message

@@ -104,7 +104,7 @@ def test_student_copies_drop_solutions_and_clear_exercise_outputs(tmp_path: Path
     for path in tmp_path.glob("*.ipynb"):
         nb = json.loads(path.read_text())
         assert not any("solution" in c["metadata"].get("tags", []) for c in nb["cells"])
-        prompts = [c for c in nb["cells"] if "".join(c["source"]).startswith("# YOUR CODE HERE")]
+        prompts = [c for c in nb["cells"] if "# YOUR CODE HERE" in "".join(c["source"])]
         original = json.loads((ROOT / "notebooks" / path.name).read_text())
         solutions = [c for c in original["cells"] if "solution" in c["metadata"].get("tags", [])]
         assert len(prompts) == len(solutions), path.name  # an answer cell for each solution

@@ -214,6 +214,9 @@ def ensure_server(*, quiet: bool = False) -> ServerHandle:
     In class mode only the first: an unreachable class server raises
     :class:`~edalab.errors.ServerUnreachableError` naming its URL and whom to ask.
     """
+    from edalab.cells import install
+
+    install()  # in a notebook: errors show the learner's line, not nats-py's internals
     found = running_server(quiet=quiet)
     if found is not None:
         return found
@@ -232,4 +235,7 @@ def lesson_server(name: str, **options: Any) -> NatsServer:
         True
         >>> srv.stop()
     """
+    from edalab.cells import install
+
+    install()
     return local_servers.lesson(name, **options)

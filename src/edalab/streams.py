@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any, Literal
 
 import nats.js.errors
 from nats.js.api import ConsumerInfo, RawStreamMsg, StreamConfig, StreamInfo
 from nats.js.client import JetStreamContext
 
-from edalab.errors import StreamConfigConflict
+from edalab.errors import StreamConfigConflict, StreamInUse
 from edalab.subjects import overlaps, validate_subject
 
 __all__ = [
@@ -158,8 +161,19 @@ async def fresh_stream(
     holding the deleted stream's messages (seen with nats-server 2.15: the old store
     is removed in the background). A stream created here must be empty, so when it is
     not, it is deleted and created again, a few times, before giving up.
+
+    In a notebook kernel the stream's holder (notebook, process) is recorded on this
+    machine (in the state directory, keyed by the stream's name and creation time), and
+    a stream that another kernel still running here created is not deleted:
+    :class:`~edalab.errors.StreamInUse` names that notebook instead, so
+    two notebooks open at once on one server cannot pull streams from under each other.
     """
     subjects = list(subjects)
+    holder = _holder()
+    if holder:  # in a notebook kernel: refuse to pull a stream from under another notebook
+        old = await _refuse_if_held(js, name)
+        if old is not None:
+            old.unlink(missing_ok=True)
     for _ in range(_FRESH_ATTEMPTS):
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await js.delete_stream(name)
@@ -171,6 +185,8 @@ async def fresh_stream(
         else:
             state = (await js.stream_info(name)).state  # asked again: the late write may follow
             if state.messages == 0 and state.last_seq <= (config.get("first_seq") or 1) - 1:
+                if holder:
+                    await _hold(js, name, holder)
                 return setup
         # nats-server (seen on 2.15.1) removes a deleted file stream's store in the
         # background: a stream created at once under the same name can fail ("error
@@ -179,6 +195,85 @@ async def fresh_stream(
     raise StreamConfigConflict(
         name, f"still holds old messages after {_FRESH_ATTEMPTS} deletes and re-creations", {}
     )
+
+
+def _holder() -> dict[str, str]:
+    """This process as a stream's holder, when it is a notebook kernel (else empty).
+
+    JupyterLab tells a kernel its notebook's path in ``JPY_SESSION_NAME``.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return {}
+    if get_ipython() is None or not hasattr(get_ipython(), "kernel"):
+        return {}
+    notebook = Path(os.environ.get("JPY_SESSION_NAME", "")).name
+    return {
+        "notebook": f"notebook {notebook}" if notebook else "another notebook",
+        "pid": str(os.getpid()),
+        "host": socket.gethostname(),
+    }
+
+
+def _claim(info: StreamInfo) -> Path:
+    """This machine's record of which kernel created the stream ``info`` describes.
+
+    Keyed by the stream's name and creation time, so the same name on another server
+    (a lesson server, a cluster) is another stream.
+    """
+    from edalab.state import state_dir
+
+    created = info.created.isoformat() if info.created else "unknown"
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in created)
+    return state_dir() / "holders" / f"{info.config.name}@{safe}.json"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def _refuse_if_held(js: JetStreamContext, name: str) -> Path | None:
+    """Raise :class:`StreamInUse` when another live kernel here created ``name``.
+
+    Returns the claim file of the stream about to be deleted (to be removed with it).
+    """
+    import json
+
+    try:
+        info = await js.stream_info(name)
+    except nats.js.errors.NotFoundError:
+        return None
+    claim = _claim(info)
+    try:
+        holder = json.loads(claim.read_text())
+    except (OSError, ValueError):
+        return claim
+    pid = str(holder.get("pid", ""))
+    if (
+        holder.get("host") == socket.gethostname()
+        and pid.isdigit()
+        and int(pid) != os.getpid()
+        and _alive(int(pid))
+    ):
+        raise StreamInUse(name, str(holder.get("notebook", "another notebook")), int(pid))
+    return claim
+
+
+async def _hold(js: JetStreamContext, name: str, holder: dict[str, str]) -> None:
+    """Record this kernel as the creator of stream ``name`` (best effort)."""
+    import json
+
+    claim = _claim(await js.stream_info(name))
+    with contextlib.suppress(OSError):
+        claim.parent.mkdir(parents=True, exist_ok=True)
+        claim.write_text(json.dumps(holder) + "\n")
 
 
 async def stream_messages(

@@ -145,19 +145,24 @@ await late.unsubscribe()
 #
 # ## Exercise
 #
-# Subscribe to `hello.<your name>`, publish a greeting to it and await it, with a
-# timeout. Then publish a second greeting, subscribe again *afterwards*, and show that
-# the new subscription receives nothing. (Notebook 02 shows how one subscription can
-# take `hello.ann`, `hello.bob` and every other name at once.)
+# Write `async def greet(nc, name)`: it subscribes to `hello.<name>`, publishes a
+# greeting there, awaits the greeting with a timeout and returns it (the message or its
+# `data`). Then call it with your name. The check calls your `greet` with a name of its
+# own and watches the subject: one greeting published, the same one returned.
 
-# %% tags=["solution"]
-mine = await nc.subscribe("hello.ann")
-await nc.publish("hello.ann", b"Hi, I am Ann")
-msg = await mine.next_msg(timeout=2)
-await nc.publish("hello.ann", b"Anyone?")
-afterwards = await nc.subscribe("hello.ann")
-try:
-    await afterwards.next_msg(timeout=0.5)
-except nats.errors.TimeoutError:
-    print("nothing for the late subscription")
-msg.data, (await mine.next_msg(timeout=2)).data
+
+# %% tags=["solution"] placeholder="greet = None"
+async def greet(nc, name):
+    mine = await nc.subscribe(f"hello.{name}")
+    await nc.publish(f"hello.{name}", f"Hi, I am {name}".encode())
+    msg = await mine.next_msg(timeout=2)
+    await mine.unsubscribe()
+    return msg
+
+
+(await greet(nc, "ann")).data
+
+# %%
+from edalab.course import check
+
+await check("00", nc, greet)

@@ -182,8 +182,10 @@ Event.create("user.created", {"user_id": "u1", "email": "ann@example.com"}, vers
 # Define an `OrderPlaced` model (`order_id: str`, `amount_cents: int`), create an
 # `order.placed` event with it, encode it for the Go struct, decode it again and read the
 # payload back as `OrderPlaced`. What error do you get when `amount_cents` is `"ten"`?
+# The check sends your model through the same round trip, then tries payloads it must
+# refuse.
 
-# %% tags=["solution"]
+# %% tags=["solution"] placeholder="OrderPlaced = None"
 from edalab import PayloadError
 
 
@@ -199,3 +201,8 @@ try:
     Event.create("order.placed", {"order_id": "o-2", "amount_cents": "ten"}).payload(OrderPlaced)
 except PayloadError as err:
     print(err.reason)
+
+# %%
+from edalab.course import check
+
+await check("01", OrderPlaced)

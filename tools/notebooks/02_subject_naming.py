@@ -16,17 +16,20 @@
 # Notebook 00 subscribed to one exact subject. Every later notebook relies on patterns:
 # a stream stores `order.>` (notebook 03), a consumer reads `order.placed` (notebook 05).
 # This one explains subjects with nothing but core NATS, the plain subscriptions of
-# notebook 00.
+# notebook 00, on a server of its own: there no stream that another notebook left
+# behind stores its messages (they use `user.>` and `order.>` too), and a `>`
+# subscription sees this notebook's messages only.
 #
 # > **From NATS Streaming.** STAN *channels* were flat names: a subscription named one
 # > channel exactly, with no wildcards. NATS subjects are dot-separated tokens, and a
 # > subscription can name a pattern, so the naming scheme does real work.
 
 # %%
-from edalab import connect, ensure_server, subject
+from edalab import connect, subject
+from edalab.server import lesson_server
 
-server = ensure_server()
-nc = await connect(server)
+srv = lesson_server("02")
+nc = await connect(srv.url)
 
 # %% [markdown]
 # ## The convention

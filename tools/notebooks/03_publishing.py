@@ -225,13 +225,13 @@ len(acks), acks[-1].seq
 # and nats-py raises `NoStreamResponseError`, which does not say which subject:
 
 # %% tags=["raises-exception"]
-await js.publish("payment.captured", b"{}", timeout=1)
+await js.publish("refund.requested", b"{}", timeout=1)
 
 # %% [markdown]
 # The helper names the subject and the fix:
 
 # %% tags=["raises-exception"]
-await publish_event(js, make("payment.captured", {"order_id": "o-1"}), timeout=1)
+await publish_event(js, make("refund.requested", {"order_id": "o-1"}), timeout=1)
 
 # %% [markdown]
 # ## Recap

@@ -147,6 +147,7 @@ charged
 import nats.js.errors
 
 only_once = {"Nats-Expected-Last-Subject-Sequence": "0"}
+await js.purge_stream("PAYMENTS", subject="payment.charged.pay-0003")  # a re-run starts clean
 first = await js.publish("payment.charged.pay-0003", b"900", headers=only_once)
 first.seq
 
@@ -198,7 +199,7 @@ type(refused).__name__
 
 
 # %%
-async def charge(event):
+async def charge_once(event):
     await charges.record(event.id, str(event.data["amount_cents"]).encode())
 
 
@@ -210,7 +211,7 @@ async def charge(event):
 await publish_events(js, [make("payment.captured", {"amount_cents": 1200})])
 [at_a] = await worker.fetch(1)
 [at_b] = await worker_b.fetch(1, timeout=5)
-await asyncio.gather(charge(at_a.event), charge(at_b.event))
+await asyncio.gather(charge_once(at_a.event), charge_once(at_b.event))
 await at_b.ack(sync=True)
 at_a.event.id == at_b.event.id, len(await kv.history(at_a.event.id))
 
@@ -244,7 +245,7 @@ at_a.event.id == at_b.event.id, len(await kv.history(at_a.event.id))
 # calls your handler from two workers at once, then as a redelivery, then for a payment
 # another process has already charged, and counts the writes on the server.
 
-# %% tags=["solution"]
+# %% tags=["solution"] placeholder="charge = None"
 charges = await ProcessedIds.open(js, "charges", history=5)
 
 

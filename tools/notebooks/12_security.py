@@ -294,10 +294,10 @@ await subscribe_checked(nc_billing, "_INBOX_orders.>")
 # consumer `audit` on `order.>` and may do nothing else: fetch and ack on that consumer,
 # subscribe to its own inbox, and no publishing, no stream or consumer administration,
 # no other inbox. Restart the lesson server with the new configuration, create the
-# stream and the consumer as admin, then check (the checker publishes a probe order,
+# stream and the consumer as admin (keep the admin's JetStream context in `js`), then check (the checker publishes a probe order,
 # logs in as the auditor, fetches and acks it, and tries what it must not do):
 
-# %% tags=["solution"]
+# %% tags=["solution"] placeholder="js = None"
 for nc in (nc_orders, nc_billing, nc_wide, nc_admin):
     await nc.close()
 auditor = jetstream_user(

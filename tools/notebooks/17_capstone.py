@@ -302,7 +302,7 @@ fig = shop.trace.plot()
 # then check, passing your handler: the checker delivers every payment to it once more
 # and counts the awards in the stream. `u1` should end with 17 points.
 
-# %% tags=["solution"]
+# %% tags=["solution"] placeholder="award = None"
 from edalab import publish_event
 from edalab.course.shop import PaymentCaptured, PointsAwarded
 

@@ -53,6 +53,7 @@ LESSONS: tuple[Lesson, ...] = (
         "start_here",
         "Start here",
         "what EDA is and why; the server; a first connection and message",
+        exercise="greet(nc, name): subscribe, publish, receive a greeting",
     ),
     Lesson(
         "01",
@@ -60,6 +61,7 @@ LESSONS: tuple[Lesson, ...] = (
         "Event structure",
         "the seed's Go struct and its JSON; the `Event` model; validation errors; ids, UTC, "
         "`version`",
+        exercise="an OrderPlaced model that round-trips and refuses bad payloads",
     ),
     Lesson(
         "02",

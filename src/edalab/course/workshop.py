@@ -147,13 +147,24 @@ ANSWER_PROMPT = "# YOUR CODE HERE"
 
 
 def _answer_cell(solution: dict[str, Any]) -> dict[str, Any]:
-    """An empty code cell, with the prompt, where the solution was (same id, no tags)."""
+    """An empty code cell, with the prompt, where the solution was (same id, no tags).
+
+    A solution whose metadata names a ``placeholder`` (``"award = None"``) starts with
+    it, so that the check cell's arguments exist before the learner writes anything and
+    the check says what to write instead of raising ``NameError``.
+    """
+    placeholder = solution.get("metadata", {}).get("placeholder", "")
+    lines = [
+        f"{line}  # a placeholder: your code below replaces it"
+        for line in placeholder.split(";")
+        if line.strip()
+    ]
     cell: dict[str, Any] = {
         "cell_type": "code",
         "execution_count": None,
         "metadata": {},
         "outputs": [],
-        "source": ANSWER_PROMPT + "\n",
+        "source": "".join(f"{line}\n" for line in [*lines, ANSWER_PROMPT]),
     }
     if "id" in solution:
         cell["id"] = solution["id"]
