@@ -159,8 +159,9 @@ async def fresh_stream(
 
     A file-backed stream created right after its namesake was deleted can come back
     holding the deleted stream's messages (seen with nats-server 2.15: the old store
-    is removed in the background). A stream created here must be empty, so when it is
-    not, it is deleted and created again, a few times, before giving up.
+    is removed in the background), or with the deleted stream's consumers. A stream
+    created here must be empty and have no consumers, so when it is not, it is deleted
+    and created again, a few times, before giving up.
 
     In a notebook kernel the stream's holder (notebook, process) is recorded on this
     machine (in the state directory, keyed by the stream's name and creation time), and
@@ -184,13 +185,15 @@ async def fresh_stream(
                 raise
         else:
             state = (await js.stream_info(name)).state  # asked again: the late write may follow
-            if state.messages == 0 and state.last_seq <= (config.get("first_seq") or 1) - 1:
+            empty = state.messages == 0 and not state.consumer_count
+            if empty and state.last_seq <= (config.get("first_seq") or 1) - 1:
                 if holder:
                     await _hold(js, name, holder)
                 return setup
         # nats-server (seen on 2.15.1) removes a deleted file stream's store in the
         # background: a stream created at once under the same name can fail ("error
-        # creating store") or recover the old messages. Nothing to await: try again shortly.
+        # creating store") or recover the old messages or consumers. Nothing to await: try
+        # again shortly.
         await asyncio.sleep(0.02)
     raise StreamConfigConflict(
         name, f"still holds old messages after {_FRESH_ATTEMPTS} deletes and re-creations", {}
