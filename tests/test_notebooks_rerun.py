@@ -78,7 +78,7 @@ def test_each_cell_run_twice_in_a_row_works_or_says_what_to_run_first(
             continue  # the error is the lesson, run after run
         for error in (o for o in cell.outputs if o.output_type == "error"):
             shown = error.traceback
-            assert len(shown) <= 3 and shown[-1].startswith("→"), (
+            assert len(shown) <= 3 and shown[-1].startswith("hint: "), (
                 f"{path.name}, cell {i} run again: {error.ename}: {error.evalue} "
                 f"({len(shown)} traceback lines)"
             )

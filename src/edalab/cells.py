@@ -9,7 +9,7 @@ exception's type and message, and what to do next when there is a usual cause::
 
     cell line 2: [msg] = await sub.fetch(1, timeout=5)
     TimeoutError: nats: timeout
-    → nothing answered in time. If you ran this cell on its own, run the cells above...
+    hint: nothing answered in time. If you ran this cell on its own, run the cells above...
 
 Errors that come from the learner's own code alone keep IPython's full traceback. After
 a kernel restart nothing is defined and no edalab import has run: a cell using ``js``
@@ -90,8 +90,8 @@ def explain(error: BaseException, tb: TracebackType | None = None) -> list[str] 
 
         >>> explain(ValueError("mine")) is None
         True
-        >>> explain(NameError("name 'js' is not defined", name="js"))[-1][:27]
-        '→ run the setup cells first'
+        >>> explain(NameError("name 'js' is not defined", name="js"))[-1][:30]
+        'hint: run the setup cells first'
     """
     frames = traceback.extract_tb(tb or error.__traceback__)
     hidden = [f for f in frames if f.filename.startswith(_LIBRARIES)]
@@ -103,24 +103,8 @@ def explain(error: BaseException, tb: TracebackType | None = None) -> list[str] 
     said = str(error).split(": Msg(")[0]  # nats-py appends the whole message's repr
     lines.append(f"{type(error).__name__}: {said}")
     if hint:
-        lines.append(f"→ {hint}")
+        lines.append(f"hint: {hint}")
     return lines
-
-
-def _handler(
-    shell: Any,
-    etype: type[BaseException],
-    value: BaseException,
-    tb: TracebackType | None,
-    tb_offset: int | None = None,
-) -> list[str]:
-    stb: list[str] | None = explain(value, tb)
-    if stb is None:
-        stb = shell.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=tb_offset)
-    # IPython's run_code discards what a custom handler returns: show it here, through
-    # the hook a kernel overrides to send the error to the notebook.
-    shell._showtraceback(etype, value, stb)
-    return stb
 
 
 def install() -> bool:
@@ -135,5 +119,25 @@ def install() -> bool:
     shell = get_ipython()
     if shell is None:
         return False
-    shell.set_custom_exc((Exception,), _handler)
+    shown = shell.InteractiveTB  # what IPython's showtraceback asks for the lines it sends
+    if getattr(shown.structured_traceback, "edalab_short", False):
+        return True
+    full = shown.structured_traceback
+
+    def structured_traceback(
+        etype: type[BaseException],
+        evalue: BaseException | None,
+        etb: TracebackType | None = None,
+        tb_offset: int | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> list[str]:
+        short = explain(evalue, etb) if isinstance(evalue, Exception) else None
+        if short is not None:
+            return short
+        lines: list[str] = full(etype, evalue, etb, tb_offset, *args, **kwargs)
+        return lines
+
+    structured_traceback.edalab_short = True  # type: ignore[attr-defined]
+    shown.structured_traceback = structured_traceback
     return True

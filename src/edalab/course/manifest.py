@@ -101,6 +101,8 @@ LESSONS: tuple[Lesson, ...] = (
             "SESSIONS",
             "PRESENCE",
             "PRICES",
+            "STAMPS",
+            "SEATS",
         ),
         exercise="PRICES keeps the last price per symbol",
     ),
@@ -148,7 +150,7 @@ LESSONS: tuple[Lesson, ...] = (
         "what a `PubAck` promises, `sync_interval` (fsync every 2 minutes by default, or "
         "`always`), kill -9 the server mid-publish and lose nothing acknowledged, retries "
         "with the same `Nats-Msg-Id`",
-        streams=("PAYMENTS", "LEDGER"),
+        streams=("PAYMENTS", "LEDGER", "NOTICES"),
         exercise="LEDGER: 200 entries across a server crash, each stored once",
     ),
     Lesson(
@@ -185,7 +187,7 @@ LESSONS: tuple[Lesson, ...] = (
         "clustering",
         "Clustering",
         "a 3-node JetStream cluster, R3 streams, killing the leader mid-publish, catch-up",
-        streams=("ORDERS", "AUDIT"),
+        streams=("ORDERS", "AUDIT", "WHERE"),
         exercise="an R3 stream surviving a follower restart, every replica caught up",
     ),
     Lesson(
