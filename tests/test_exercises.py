@@ -16,7 +16,7 @@ from edalab import (
     publish_event,
     publish_events,
 )
-from edalab.course import exercises
+from edalab.course._checkers import _core as exercises
 from edalab.course.charts.redelivery import DeliveryLog
 from edalab.course.exercises import EXERCISES, Exercise, check
 from edalab.course.manifest import LESSONS

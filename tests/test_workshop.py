@@ -150,7 +150,7 @@ async def test_progress_remembers_exercises_that_passed_before(own_server, capsy
 
 async def test_progress_asks_nothing_of_a_notebook_exercise_that_passed(own_server, capsys) -> None:  # type: ignore[no-untyped-def]
     """An exercise checked in its notebook (06 needs the log) that passed says nothing to do."""
-    from edalab.course.exercises import _record_pass
+    from edalab.course._checkers._core import _record_pass
 
     _record_pass("06")
     assert await asyncio_cli(["progress", "--url", own_server.url]) == 0
