@@ -1,13 +1,32 @@
-"""Shared fixtures: one real nats-server for the session (edalab.testing, a pytest plugin)."""
+"""Shared fixtures: one real nats-server for the session (edalab.testing, a pytest plugin).
+
+Each folder of ``tests/`` holds one kind of test, and its name is the marker its tests
+carry (registered in pyproject.toml): ``pytest tests/unit`` runs in seconds,
+``pytest tests -m "not faults and not browser"`` leaves those out.
+"""
 
 from __future__ import annotations
 
 import itertools
 import re
+from pathlib import Path
 
 import pytest
 
 _ids = itertools.count(1)
+
+#: The kinds of test, one folder each: what a test needs decides where it lives.
+KINDS = {
+    "unit": "no server, no kernel, no venv: the whole folder runs in seconds",
+    "server": "a real nats-server (the session's embedded one, or one of its own)",
+    "faults": "server or client processes killed (kill -9) and restarted",
+    "cluster": "a three-node JetStream cluster",
+    "class": "class mode: an instructor's server, student accounts, a fresh machine",
+    "browser": "JupyterLab in headless Chromium",
+    "book": "the course book, built in .venv-book and read in Chromium",
+    "packaging": "edalab installed into fresh venvs; what each extra declares",
+    "notebooks": "notebooks executed in a Jupyter kernel",
+}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -25,6 +44,18 @@ def pytest_configure(config: pytest.Config) -> None:
     manager = config.pluginmanager
     if not manager.has_plugin("edalab") and not manager.has_plugin("edalab.testing"):
         manager.import_plugin("edalab.testing")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its folder's kind; a test outside those folders is an error."""
+    here = Path(__file__).parent
+    for item in items:
+        if not item.path.is_relative_to(here):
+            continue  # the library's doctests (src/edalab)
+        kind = item.path.relative_to(here).parts[0]
+        if kind not in KINDS:
+            raise pytest.UsageError(f"{item.nodeid}: a test lives in tests/<kind>/, {list(KINDS)}")
+        item.add_marker(kind)
 
 
 @pytest.fixture

@@ -246,7 +246,7 @@ def test_a_class_server_for_other_machines_listens_on_every_interface(tmp_path: 
 
 def test_notebook_tests_ignore_a_class_env_file_in_the_shell() -> None:
     """`make test` runs notebooks on their own servers even from a student's shell."""
-    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
     nb_env = next(line for line in makefile.splitlines() if line.startswith("NB_ENV :="))
     assert "-u NATS_URL" in nb_env and "-u EDALAB_CLASS" in nb_env
 

@@ -1,6 +1,6 @@
 """Fault tests: real server processes, kill -9 and restarts. Each prints its figures.
 
-Run alone with ``pytest tests/test_faults.py -s`` to see the figures.
+Run alone with ``pytest tests/faults/test_faults.py -s`` to see the figures.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import pytest
 
 from edalab.course.manifest import LESSONS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOURCES = {p.name[:2]: p.read_text() for p in (ROOT / "tools" / "notebooks").glob("[0-9]*.py")}
 
 #: Streams that helpers create for a notebook (the calls that do it, then name and subjects).

@@ -15,7 +15,7 @@ from pathlib import Path
 from edalab.server import free_port
 from edalab.waiting import wait_for
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def class_steps() -> tuple[list[str], list[str]]:

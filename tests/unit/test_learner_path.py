@@ -10,7 +10,7 @@ from pathlib import Path
 
 from edalab.course.manifest import LESSONS, PACE, lesson_top
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ROOT / "tools" / "notebooks"
 sys.path.insert(0, str(ROOT / "tools"))
 import build_book  # noqa: E402

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from edalab.server import free_port
-from tests.browser import launch, require_browser
+from tests.chromium import launch, require_browser
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 TOKEN = "edalab-browser-test"
 

@@ -26,7 +26,7 @@ from nbclient import NotebookClient
 from edalab.course.exercises import EXERCISES
 from edalab.course.workshop import ANSWER_PROMPT, student_copy
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = {p.name[:2]: p for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
 CHECK = re.compile(r"await check\(\s*[\"'](\d\d)[\"']")
 

@@ -11,7 +11,7 @@ import tomllib
 from importlib.metadata import entry_points
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "edalab"
 TEST_TOOLS = ("pytest", "pytest_asyncio", "_pytest")
 

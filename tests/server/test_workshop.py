@@ -13,7 +13,7 @@ from edalab import EventConsumer, ProcessedIds, connect, fresh_stream
 from edalab.course.cli import main as cli
 from edalab.course.exercises import EXERCISES
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 from edalab.course.exercises import EXERCISES
 from edalab.course.manifest import LESSONS, course_map, course_streams
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = ROOT / "src" / "edalab"
 
 

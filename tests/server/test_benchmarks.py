@@ -10,7 +10,7 @@ from pathlib import Path
 
 from edalab.course.bench import SCENARIOS, Result, _timed, read_go_reference, summary
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 GO_OUTPUT = """\
  23:12:12 up 14 min,  0 user,  load average: 6.30, 4.22, 1.93

@@ -10,7 +10,7 @@ from nbclient import NotebookClient
 
 from edalab.cells import explain
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(cells: list[str], env: dict[str, str]) -> list[dict]:  # type: ignore[type-arg]

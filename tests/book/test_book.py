@@ -3,7 +3,7 @@
 The book is built once per module with the `book` extra's venv (``.venv-book``, which
 ``make test`` creates), inside a network namespace without network when ``unshare -n``
 works here (root on Linux), so the build is proven offline. The browser test uses Debian's
-``chromium`` through Playwright, like tests/test_browser.py: skipped when it is missing,
+``chromium`` through Playwright, like tests/browser/test_browser.py: skipped when it is missing,
 unless ``EDALAB_REQUIRE_BROWSER=1`` (CI), and every request that leaves ``file://`` fails.
 """
 
@@ -25,9 +25,9 @@ import pytest
 
 from edalab.course.manifest import LESSONS
 from edalab.course.primer import EVENT_PATH, GLOSSARY
-from tests.browser import launch, require_browser
+from tests.chromium import launch, require_browser
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
 import build_book  # noqa: E402
 

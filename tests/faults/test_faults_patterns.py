@@ -1,6 +1,6 @@
 """kill -9 in the middle of the patterns of notebook 16: the outbox relay, a saga service.
 
-Each test prints its figures (``pytest tests/test_faults_patterns.py -s``).
+Each test prints its figures (``pytest tests/faults/test_faults_patterns.py -s``).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from edalab.errors import AuthenticationError, PermissionDenied
 from edalab.server import NatsServer, find_nats_server, wait_for
 from edalab.streams import fresh_stream
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +166,7 @@ def test_the_instructor_page_shows_progress_live_in_a_browser(room) -> None:  # 
     """`edalab class progress --serve`: Chromium sees a later report appear without a reload."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from tests.browser import launch, require_browser
+    from tests.chromium import launch, require_browser
 
     require_browser()
     from playwright.sync_api import sync_playwright
