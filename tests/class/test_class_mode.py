@@ -159,7 +159,7 @@ def classroom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NatsSe
         yield srv, out
 
 
-async def test_a_student_cannot_fill_the_instructors_stream_with_junk(classroom) -> None:  # type: ignore[no-untyped-def]
+async def test_a_student_cannot_fill_the_instructors_stream_with_junk(classroom) -> None:
     """Only the course's exercises and verdicts are stored; junk subjects and huge bodies not."""
     srv, out = classroom
     student = await connect(srv.url, **_creds(out / "students" / "s01.env"))
@@ -185,7 +185,7 @@ async def test_a_student_cannot_fill_the_instructors_stream_with_junk(classroom)
         await teacher.close()
 
 
-async def test_an_older_wide_open_progress_stream_is_narrowed(classroom) -> None:  # type: ignore[no-untyped-def]
+async def test_an_older_wide_open_progress_stream_is_narrowed(classroom) -> None:
     """A CLASS_PROGRESS made with `class.report.*.*.*` is brought to the course's subjects."""
     srv, out = classroom
     teacher = await connect(srv.url, **_creds(out / "instructor.env"))
@@ -200,7 +200,7 @@ async def test_an_older_wide_open_progress_stream_is_narrowed(classroom) -> None
         await teacher.close()
 
 
-async def test_hints_reach_the_instructors_view_like_checks(  # type: ignore[no-untyped-def]
+async def test_hints_reach_the_instructors_view_like_checks(
     classroom, monkeypatch, tmp_path
 ) -> None:
     """hint() in class mode reports its tier, then the solution; the page's JSON shows both,
@@ -251,7 +251,7 @@ def test_notebook_tests_ignore_a_class_env_file_in_the_shell() -> None:
     assert "-u NATS_URL" in nb_env and "-u EDALAB_CLASS" in nb_env
 
 
-async def test_a_report_the_stream_does_not_take_says_whom_to_ask(classroom) -> None:  # type: ignore[no-untyped-def]
+async def test_a_report_the_stream_does_not_take_says_whom_to_ask(classroom) -> None:
     """A stream made by an older course (no exercise 05 yet): the report says what to run."""
     from edalab.course.classroom import report_check
 

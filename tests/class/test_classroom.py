@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 from edalab.cluster import NatsCluster, stream_leader
 from edalab.connection import connect, subscribe_checked
@@ -85,7 +85,7 @@ def test_class_init_writes_private_credentials_and_a_config_the_server_accepts(
     assert helm["config"]["jetstream"]["enabled"] is True
 
 
-async def test_each_student_has_their_own_streams_and_cannot_touch_anothers(room) -> None:  # type: ignore[no-untyped-def]
+async def test_each_student_has_their_own_streams_and_cannot_touch_anothers(room) -> None:
     """Two students create ORDERS; each sees only their own; reset deletes only the caller's."""
     _, srv, out = room
     ann = await connect(srv.url, **_creds(out / "students" / "s01.env"))
@@ -113,7 +113,7 @@ async def test_each_student_has_their_own_streams_and_cannot_touch_anothers(room
         await bob.close()
 
 
-async def test_a_refused_student_login_names_the_student(room) -> None:  # type: ignore[no-untyped-def]
+async def test_a_refused_student_login_names_the_student(room) -> None:
     """A wrong password is an AuthenticationError naming the user, never showing a password."""
     _, srv, out = room
     right = load_env_file(out / "students" / "s03.env")["NATS_PASSWORD"]
@@ -124,7 +124,7 @@ async def test_a_refused_student_login_names_the_student(room) -> None:  # type:
 
 async def test_checks_in_class_mode_reach_the_instructors_live_view(
     room, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """A student's check() (credentials from the env file only) shows up in the live table."""
     from edalab.course.exercises import check
 
@@ -152,7 +152,7 @@ async def test_checks_in_class_mode_reach_the_instructors_live_view(
         await teacher.close()
 
 
-def test_class_progress_prints_students_by_exercises(room, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_class_progress_prints_students_by_exercises(room, capsys) -> None:
     """`edalab class progress` connects as the instructor and prints one row per student."""
     _, srv, out = room
     assert cli(["class", "progress", "--dir", str(out), "--url", srv.url]) == 0
@@ -162,7 +162,7 @@ def test_class_progress_prints_students_by_exercises(room, capsys) -> None:  # t
     assert max(len(line) for line in lines) <= 100
 
 
-def test_the_instructor_page_shows_progress_live_in_a_browser(room) -> None:  # type: ignore[no-untyped-def]
+def test_the_instructor_page_shows_progress_live_in_a_browser(room) -> None:
     """`edalab class progress --serve`: Chromium sees a later report appear without a reload."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -266,7 +266,7 @@ def test_compose_class_profile_mounts_the_generated_configuration() -> None:
     assert "include ./accounts.conf" in Classroom.server_conf()
 
 
-def test_reset_from_the_cli_uses_the_students_credentials(room, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_reset_from_the_cli_uses_the_students_credentials(room, monkeypatch, capsys) -> None:
     """`edalab reset --yes` with a student's env deletes that student's streams only."""
     _, srv, out = room
 
@@ -297,7 +297,7 @@ def _as_student(monkeypatch: pytest.MonkeyPatch, out: Path, seat: str) -> None:
         monkeypatch.setenv(key, value)  # what `set -a; . sNN.env` does
 
 
-async def test_a_notebooks_connect_cell_logs_in_as_the_student(room, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_a_notebooks_connect_cell_logs_in_as_the_student(room, monkeypatch) -> None:
     """`server = ensure_server(); await connect(server)` and raw nats.connect both use the env."""
     import nats
 
@@ -317,7 +317,7 @@ async def test_a_notebooks_connect_cell_logs_in_as_the_student(room, monkeypatch
         await raw.close()
 
 
-async def test_checks_on_a_lesson_server_still_report_and_progress_does_not(  # type: ignore[no-untyped-def]
+async def test_checks_on_a_lesson_server_still_report_and_progress_does_not(
     room, monkeypatch
 ) -> None:
     """A check whose js is another server reports to the class; `progress` never reports."""
@@ -351,7 +351,7 @@ async def test_checks_on_a_lesson_server_still_report_and_progress_does_not(  # 
         await teacher.close()
 
 
-async def test_a_pass_stays_a_pass_when_a_later_attempt_fails(room) -> None:  # type: ignore[no-untyped-def]
+async def test_a_pass_stays_a_pass_when_a_later_attempt_fails(room) -> None:
     """The instructor sees the best result: pass, then fail, still shows pass (also replayed)."""
     from edalab.course.classroom import read_progress, report_check
 

@@ -36,7 +36,7 @@ from edalab.waiting import wait_for
 pytestmark = pytest.mark.slow
 
 
-async def _dead_letters(js) -> DeadLetters:  # type: ignore[no-untyped-def]
+async def _dead_letters(js) -> DeadLetters:
     """The session's dead-letter stream, emptied (one stream may capture the advisories)."""
     dead = DeadLetters(js)
     await dead.setup()
@@ -177,7 +177,7 @@ async def test_consumer_killed_before_acking_gets_everything_redelivered(
     processed: Counter[str] = Counter()
     redelivered = 0
 
-    async def handle(event, delivery) -> None:  # type: ignore[no-untyped-def]
+    async def handle(event, delivery) -> None:
         nonlocal redelivered
         processed[event.id] += 1
         redelivered += delivery.num_delivered > 1
@@ -291,7 +291,7 @@ async def test_poison_event_goes_to_dead_letters_and_the_rest_flows(nats_url: st
     consumer = await EventConsumer.create(js, "POISON", "orders", max_deliver=3)
     done: list[int] = []
 
-    async def handle(event) -> None:  # type: ignore[no-untyped-def]
+    async def handle(event) -> None:
         if event.data["poison"]:
             raise ZeroDivisionError("price is zero")
         done.append(event.data["n"])
@@ -403,7 +403,7 @@ async def test_permanent_errors_never_block_the_stream(nats_url: str) -> None:
     await publish_events(js, [make("half.e", {"n": i}) for i in range(200)])
     consumer = await EventConsumer.create(js, "HALF", "c")
 
-    async def handle(event) -> None:  # type: ignore[no-untyped-def]
+    async def handle(event) -> None:
         if event.data["n"] % 2:
             raise PermanentError("odd")
 

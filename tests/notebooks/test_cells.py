@@ -13,7 +13,7 @@ from edalab.cells import explain
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(cells: list[str], env: dict[str, str]) -> list[dict]:  # type: ignore[type-arg]
+def _run(cells: list[str], env: dict[str, str]) -> list[dict]:
     """Run code cells in a fresh kernel (errors kept); return each cell's error output."""
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     client = NotebookClient(nb, timeout=60, kernel_name="python3", allow_errors=True)

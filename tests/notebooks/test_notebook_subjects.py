@@ -134,7 +134,7 @@ def _fresh_stream_in_a_kernel(nats_url: str, name: str) -> dict[str, str]:
 
 async def test_a_stream_held_by_another_running_kernel_is_not_deleted(
     js, nats_url: str, stream_name: str
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """fresh_stream in a second kernel refuses, naming the notebook; once it exits, proceeds."""
     import json
 

@@ -80,6 +80,6 @@ async def test_each_side_runs_with_the_harness_heap_frozen_and_it_is_undone() ->
         return len(events)
 
     before = gc.get_freeze_count()
-    rate = await _timed(side, None, [object()] * 10)  # type: ignore[arg-type]
+    rate = await _timed(side, None, [object()] * 10)
     assert seen[0] > 0 and rate > 0
     assert gc.get_freeze_count() == before == 0

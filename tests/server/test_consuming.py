@@ -16,7 +16,7 @@ from edalab.streams import ensure_stream
 from edalab.waiting import wait_for
 
 
-async def _stream_with_events(js, stream_name, token, n=5):  # type: ignore[no-untyped-def]
+async def _stream_with_events(js, stream_name, token, n=5):
     await ensure_stream(js, stream_name, [f"{token}.>"])
     make = EventFactory()
     events = [make(f"{token}.created", {"n": i}) for i in range(n)]
@@ -24,7 +24,7 @@ async def _stream_with_events(js, stream_name, token, n=5):  # type: ignore[no-u
     return events
 
 
-async def test_ensure_consumer_is_idempotent_and_updates(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_ensure_consumer_is_idempotent_and_updates(js, stream_name, token) -> None:
     """Same config: unchanged; an updatable field: updated with the change listed."""
     await ensure_stream(js, stream_name, [f"{token}.>"])
     assert (await ensure_consumer(js, stream_name, "c", ack_wait=5)).action == "created"
@@ -34,7 +34,7 @@ async def test_ensure_consumer_is_idempotent_and_updates(js, stream_name, token)
     assert setup.changes == {"ack_wait": (5.0, 10)}
 
 
-async def test_deliver_policy_change_is_a_clear_conflict(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_deliver_policy_change_is_a_clear_conflict(js, stream_name, token) -> None:
     """Changing a durable's deliver policy fails naming the field, unless recreate=True."""
     await _stream_with_events(js, stream_name, token)
     await ensure_consumer(js, stream_name, "d", deliver_policy=DeliverPolicy.ALL)
@@ -49,7 +49,7 @@ async def test_deliver_policy_change_is_a_clear_conflict(js, stream_name, token)
     assert (await js.consumer_info(stream_name, "d")).num_pending == 1
 
 
-async def test_events_yields_decoded_events_in_order(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_events_yields_decoded_events_in_order(js, stream_name, token) -> None:
     """The iterator yields every event with its message, and stops when idle."""
     events = await _stream_with_events(js, stream_name, token, n=7)
     consumer = await EventConsumer.create(js, stream_name, "reader")
@@ -62,7 +62,7 @@ async def test_events_yields_decoded_events_in_order(js, stream_name, token) -> 
     assert (info.num_pending, info.num_ack_pending) == (0, 0)
 
 
-async def test_undecodable_messages_are_quarantined_not_dropped(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_undecodable_messages_are_quarantined_not_dropped(js, stream_name, token) -> None:
     """A broken payload is terminated with its reason and kept in quarantined."""
     await _stream_with_events(js, stream_name, token, n=2)
     await js.publish(f"{token}.created", b"\xff not json")
@@ -76,13 +76,13 @@ async def test_undecodable_messages_are_quarantined_not_dropped(js, stream_name,
     assert bad.reason.startswith("undecodable: not valid JSON")
 
 
-async def test_run_acks_retries_and_terminates(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_run_acks_retries_and_terminates(js, stream_name, token) -> None:
     """Success acks, TransientError naks and is retried, PermanentError terminates."""
     await _stream_with_events(js, stream_name, token, n=3)
     consumer = await EventConsumer.create(js, stream_name, "worker", ack_wait=5)
     attempts: dict[int, int] = {}
 
-    async def handle(event, delivery) -> None:  # type: ignore[no-untyped-def]
+    async def handle(event, delivery) -> None:
         n = event.data["n"]
         attempts[n] = attempts.get(n, 0) + 1
         if n == 1 and delivery.num_delivered == 1:
@@ -98,12 +98,12 @@ async def test_run_acks_retries_and_terminates(js, stream_name, token) -> None: 
     assert (info.num_pending, info.num_ack_pending) == (0, 0)
 
 
-async def test_unexpected_errors_are_retried_until_max_deliver(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_unexpected_errors_are_retried_until_max_deliver(js, stream_name, token) -> None:
     """A handler bug is retried (nak) and max_deliver bounds it; nothing crashes."""
     await _stream_with_events(js, stream_name, token, n=1)
     consumer = await EventConsumer.create(js, stream_name, "buggy", max_deliver=3)
 
-    async def handle(event) -> None:  # type: ignore[no-untyped-def]
+    async def handle(event) -> None:
         raise KeyError("oops")
 
     report = await consumer.run(handle, timeout=0.5, retry_delay=0.05)
@@ -111,12 +111,12 @@ async def test_unexpected_errors_are_retried_until_max_deliver(js, stream_name, 
     assert "KeyError" in report.errors[0]
 
 
-async def test_double_ack_confirms_with_the_server(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_double_ack_confirms_with_the_server(js, stream_name, token) -> None:
     """With double_ack the consumer's ack floor has moved when run() returns."""
     await _stream_with_events(js, stream_name, token, n=4)
     consumer = await EventConsumer.create(js, stream_name, "exact")
 
-    async def handle(event) -> None:  # type: ignore[no-untyped-def]
+    async def handle(event) -> None:
         await asyncio.sleep(0)
 
     await consumer.run(handle, timeout=0.3, double_ack=True)
@@ -124,7 +124,7 @@ async def test_double_ack_confirms_with_the_server(js, stream_name, token) -> No
     assert info.ack_floor.stream_seq == 4
 
 
-async def test_invalid_consumer_config_is_a_consumer_error(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_invalid_consumer_config_is_a_consumer_error(js, stream_name, token) -> None:
     """The server's refusal to create a consumer comes back naming consumer and reason."""
     from edalab import ConsumerError
 
@@ -133,20 +133,20 @@ async def test_invalid_consumer_config_is_a_consumer_error(js, stream_name, toke
         await ensure_consumer(js, stream_name, "lps", deliver_policy=DeliverPolicy.LAST_PER_SUBJECT)
 
 
-async def test_builtin_timeout_from_fetch_ends_iteration_quietly(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_builtin_timeout_from_fetch_ends_iteration_quietly(js, stream_name, token) -> None:
     """nats-py's fetch sometimes raises the builtin TimeoutError; the loop treats it as idle."""
     await ensure_stream(js, stream_name, [f"{token}.>"])
     consumer = await EventConsumer.create(js, stream_name, "idle")
 
-    async def builtin_timeout(*args, **kwargs):  # type: ignore[no-untyped-def]
+    async def builtin_timeout(*args, **kwargs):
         raise TimeoutError
 
-    consumer.sub.fetch = builtin_timeout  # type: ignore[method-assign]
+    consumer.sub.fetch = builtin_timeout
     assert [d async for d in consumer.events(timeout=0.1)] == []
     assert await consumer.fetch(5, timeout=0.1) == []
 
 
-async def test_stored_event_ids_and_loss_report(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_stored_event_ids_and_loss_report(js, stream_name, token) -> None:
     """Counting ids finds a duplicate and a loss, and skips what is not an event."""
     from edalab.consuming import loss_report, stored_event_ids
 
@@ -162,7 +162,7 @@ async def test_stored_event_ids_and_loss_report(js, stream_name, token) -> None:
     assert loss_report(published, 3, ids).rows == [[3, 3, 2, 1, 1]]
 
 
-async def test_events_leave_no_pull_request_behind(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_events_leave_no_pull_request_behind(js, stream_name, token) -> None:
     """After an idle stop, a new message stays pending: no old request captured it."""
     await _stream_with_events(js, stream_name, token, n=30)
     consumer = await EventConsumer.create(js, stream_name, "tidy")
@@ -175,7 +175,7 @@ async def test_events_leave_no_pull_request_behind(js, stream_name, token) -> No
     assert (info.num_pending, info.num_ack_pending, info.num_waiting) == (1, 0, 0)
 
 
-async def test_events_yield_each_message_as_it_arrives(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_events_yield_each_message_as_it_arrives(js, stream_name, token) -> None:
     """A message published during a long pull is yielded at once, not when the pull expires."""
     await ensure_stream(js, stream_name, [f"{token}.>"])
     consumer = await EventConsumer.create(js, stream_name, "live")
@@ -196,7 +196,7 @@ async def test_events_yield_each_message_as_it_arrives(js, stream_name, token) -
 
 
 @pytest.mark.parametrize("policy", [AckPolicy.EXPLICIT, AckPolicy.ALL])
-async def test_batches_and_ack_batch_settle_every_event(js, stream_name, token, policy) -> None:  # type: ignore[no-untyped-def]
+async def test_batches_and_ack_batch_settle_every_event(js, stream_name, token, policy) -> None:
     """batches() yields every event once, in order, in lists; ack_batch leaves nothing pending."""
     events = await _stream_with_events(js, stream_name, token, n=300)
     consumer = await EventConsumer.create(js, stream_name, "bulk", ack_policy=policy)
@@ -213,7 +213,7 @@ async def test_batches_and_ack_batch_settle_every_event(js, stream_name, token, 
 
 async def test_batches_quarantine_bad_messages_and_stop_at_max_events(
     js, stream_name, token
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """An undecodable message is quarantined, not listed; max_events bounds what is yielded."""
     await _stream_with_events(js, stream_name, token, n=3)
     await js.publish(f"{token}.created", b"not json")
@@ -226,7 +226,7 @@ async def test_batches_quarantine_bad_messages_and_stop_at_max_events(
     assert [q.sequence for q in consumer.quarantined] == [4]
 
 
-async def test_event_consumer_needs_an_edalab_jetstream(nc, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_event_consumer_needs_an_edalab_jetstream(nc, stream_name, token) -> None:
     """A plain nats-py JetStreamContext is refused with a typed error naming the fix."""
     from nats.js.client import JetStreamContext
 
@@ -235,7 +235,7 @@ async def test_event_consumer_needs_an_edalab_jetstream(nc, stream_name, token) 
         await EventConsumer.create(JetStreamContext(nc), stream_name, "plain")
 
 
-async def test_a_consumer_deleted_under_a_reader_stops_it(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_a_consumer_deleted_under_a_reader_stops_it(js, stream_name, token) -> None:
     """The server answers open pull requests of a deleted consumer with 409: the reader says so."""
     await ensure_stream(js, stream_name, [f"{token}.>"])
     consumer = await EventConsumer.create(js, stream_name, "doomed")

@@ -16,7 +16,7 @@ from edalab.factories import EventFactory
 
 
 @pytest.fixture
-async def dead(js):  # type: ignore[no-untyped-def]
+async def dead(js):
     """A fresh dead-letter stream for the test."""
     letters = DeadLetters(js)
     await letters.setup()
@@ -24,7 +24,7 @@ async def dead(js):  # type: ignore[no-untyped-def]
     return letters
 
 
-async def test_terminated_and_max_deliveries_are_captured_with_reasons(  # type: ignore[no-untyped-def]
+async def test_terminated_and_max_deliveries_are_captured_with_reasons(
     js, dead, stream_name, token
 ) -> None:
     """An undecodable message, a permanent failure and a poison message all land, with why."""
@@ -36,7 +36,7 @@ async def test_terminated_and_max_deliveries_are_captured_with_reasons(  # type:
     consumer = await EventConsumer.create(js, stream_name, "svc", max_deliver=2)
     handled = []
 
-    async def handle(event) -> None:  # type: ignore[no-untyped-def]
+    async def handle(event) -> None:
         if event.type.endswith("reject"):
             raise PermanentError("customer unknown")
         if event.type.endswith("poison"):
@@ -58,9 +58,7 @@ async def test_terminated_and_max_deliveries_are_captured_with_reasons(  # type:
     assert str(detail["event"]).startswith("not an event")
 
 
-async def test_replay_reaches_only_the_consumer_that_gave_up(  # type: ignore[no-untyped-def]
-    js, dead, stream_name, token
-) -> None:
+async def test_replay_reaches_only_the_consumer_that_gave_up(js, dead, stream_name, token) -> None:
     """A replay goes to the failed consumer's replay reader; another consumer never sees it."""
     await ensure_stream(js, stream_name, [f"{token}.>"])
     make = EventFactory()
@@ -70,12 +68,12 @@ async def test_replay_reaches_only_the_consumer_that_gave_up(  # type: ignore[no
     broken = True
     seen: dict[str, list[str]] = {"billing": [], "audit": []}
 
-    async def bill(event) -> None:  # type: ignore[no-untyped-def]
+    async def bill(event) -> None:
         if broken:
             raise PermanentError("missing price")
         seen["billing"].append(event.id)
 
-    async def record(event) -> None:  # type: ignore[no-untyped-def]
+    async def record(event) -> None:
         seen["audit"].append(event.id)
 
     await billing.run(bill, timeout=0.3)
@@ -105,7 +103,7 @@ async def test_replay_reaches_only_the_consumer_that_gave_up(  # type: ignore[no
     assert draw(state).axes[0].get_title().startswith(f"Dead-letter flow of {stream_name}")
 
 
-async def test_a_replay_that_fails_again_is_replayed_to_the_same_reader(  # type: ignore[no-untyped-def]
+async def test_a_replay_that_fails_again_is_replayed_to_the_same_reader(
     js, dead, stream_name, token
 ) -> None:
     """A replay the reader terminates becomes a letter whose replay goes back to that reader."""
@@ -113,7 +111,7 @@ async def test_a_replay_that_fails_again_is_replayed_to_the_same_reader(  # type
     await publish_events(js, [EventFactory()(f"{token}.order", {"n": 1})])
     billing = await EventConsumer.create(js, stream_name, "billing")
 
-    async def reject(event) -> None:  # type: ignore[no-untyped-def]
+    async def reject(event) -> None:
         raise PermanentError("still broken")
 
     await billing.run(reject, timeout=0.3)
@@ -128,7 +126,7 @@ async def test_a_replay_that_fails_again_is_replayed_to_the_same_reader(  # type
     )
 
 
-async def test_filter_and_discard(js, dead, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_filter_and_discard(js, dead, stream_name, token) -> None:
     """letters() filters by stream; discard removes one letter only."""
     await ensure_stream(js, stream_name, [f"{token}.>"])
     for i in range(2):
@@ -151,7 +149,7 @@ def test_reason_text_round_trips_and_foreign_reasons_are_terminated() -> None:
     assert Reason.of_term("") is Reason.TERMINATED
 
 
-async def test_each_quarantine_reason_reaches_the_dead_letter_as_the_same_value(  # type: ignore[no-untyped-def]
+async def test_each_quarantine_reason_reaches_the_dead_letter_as_the_same_value(
     js, dead, stream_name, token
 ) -> None:
     """Unknown version and a failed upcast: Quarantined.kind equals the letter's category."""

@@ -112,7 +112,7 @@ def test_payload_errors_are_typed() -> None:
     assert info.value.event_id == "e2" and info.value.model == "UserCreated"
 
 
-async def test_from_msg_names_the_stream_sequence(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_from_msg_names_the_stream_sequence(js, stream_name, token) -> None:
     """A bad JetStream message's error carries its subject and stream sequence."""
     await ensure_stream(js, stream_name, [f"{token}.>"])
     good = EventFactory()(f"{token}.ok")
@@ -128,7 +128,7 @@ async def test_from_msg_names_the_stream_sequence(js, stream_name, token) -> Non
     assert info.value.raw == b"{broken"
 
 
-async def test_msg_id_header_is_the_event_id(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_msg_id_header_is_the_event_id(js, stream_name, token) -> None:
     """publish_event sets Nats-Msg-Id to the event id, so a resend is a duplicate."""
     await ensure_stream(js, stream_name, [f"{token}.>"])
     event = EventFactory()(f"{token}.created")

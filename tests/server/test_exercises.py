@@ -68,11 +68,11 @@ def test_all_of_joins_a_condition_that_stops_the_block() -> None:
     assert _all_of_says((True, "a"), stop="b") == "b"
 
 
-async def test_unforeseen_nats_error_is_one_line(js, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_unforeseen_nats_error_is_one_line(js, monkeypatch) -> None:
     """A nats-py error no checker foresaw becomes one "not yet" line naming it, no traceback."""
     import nats.js.errors
 
-    async def trips(js):  # type: ignore[no-untyped-def]
+    async def trips(js):
         raise nats.js.errors.NoStreamResponseError
 
     monkeypatch.setattr(exercises, "_unexpected", _ONE_LINE)
@@ -86,7 +86,7 @@ async def test_unforeseen_nats_error_is_one_line(js, monkeypatch) -> None:  # ty
     ), result.message
 
 
-async def test_03_dedup_needs_a_dropped_resend(js) -> None:  # type: ignore[no-untyped-def]
+async def test_03_dedup_needs_a_dropped_resend(js) -> None:
     """03 passes only when a resend was answered duplicate and not stored, in a 300 s window."""
     make = EventFactory()
     orders = [make("order.placed") for _ in range(3)]
@@ -111,7 +111,7 @@ async def test_03_dedup_needs_a_dropped_resend(js) -> None:  # type: ignore[no-u
     assert not missing.passed and "pass the PubAcks" in missing.message
 
 
-async def test_03_right_window_but_resend_stored_fails(js) -> None:  # type: ignore[no-untyped-def]
+async def test_03_right_window_but_resend_stored_fails(js) -> None:
     """Window right, but a resend without Nats-Msg-Id was stored: the check names the sequences."""
     make = EventFactory()
     orders = [make("order.placed") for _ in range(3)]
@@ -127,7 +127,7 @@ async def test_03_right_window_but_resend_stored_fails(js) -> None:  # type: ign
     assert not (await check("03", js, ["not an ack"])).passed
 
 
-async def test_03_window_in_minutes_fails(js) -> None:  # type: ignore[no-untyped-def]
+async def test_03_window_in_minutes_fails(js) -> None:
     """duplicate_window=5 (minutes meant, seconds given): the resend was still dropped, and
     the check names the window it found and the one asked for."""
     make = EventFactory()
@@ -140,7 +140,7 @@ async def test_03_window_in_minutes_fails(js) -> None:  # type: ignore[no-untype
     assert result.message == "the duplicate window is 5s; set it to 300 seconds"
 
 
-async def test_03_default_window_and_a_new_event_fail_together(js) -> None:  # type: ignore[no-untyped-def]
+async def test_03_default_window_and_a_new_event_fail_together(js) -> None:
     """Default window, and the "resend" made again with make() (a new id, so it is stored):
     both are reported, the stored publishes by their sequences."""
     make = EventFactory()
@@ -156,7 +156,7 @@ async def test_03_default_window_and_a_new_event_fail_together(js) -> None:  # t
     assert "again with the same Nats-Msg-Id" in result.message
 
 
-async def test_03_raw_publishes_with_msg_id_pass(js) -> None:  # type: ignore[no-untyped-def]
+async def test_03_raw_publishes_with_msg_id_pass(js) -> None:
     """Written differently from the solution (raw add_stream and js.publish with a
     Nats-Msg-Id header, the resend in the middle): passes."""
     import contextlib
@@ -169,7 +169,7 @@ async def test_03_raw_publishes_with_msg_id_pass(js) -> None:  # type: ignore[no
         await js.delete_stream("ORDERS")
     await js.add_stream(name="ORDERS", subjects=["order.>"], duplicate_window=300)
 
-    async def send(event):  # type: ignore[no-untyped-def]
+    async def send(event):
         return await js.publish(event.type, event.to_json(), headers={"Nats-Msg-Id": event.id})
 
     acks = [await send(orders[0]), await send(orders[1]), await send(orders[0])]
@@ -179,7 +179,7 @@ async def test_03_raw_publishes_with_msg_id_pass(js) -> None:  # type: ignore[no
     assert "the resend of raw-0001 was answered duplicate=True with sequence 1" in result.message
 
 
-async def test_05_billing_must_deliver_and_ack(js) -> None:  # type: ignore[no-untyped-def]
+async def test_05_billing_must_deliver_and_ack(js) -> None:
     """billing right in config fails until it delivered and acknowledged every order.placed."""
     make = EventFactory(prefix="t05-")
     await fresh_stream(js, "ORDERS", ["order.>"])
@@ -201,7 +201,7 @@ async def test_05_billing_must_deliver_and_ack(js) -> None:  # type: ignore[no-u
     half = await check("05", js)
     assert not half.passed and "never delivered" in half.message
 
-    async def ok(event):  # type: ignore[no-untyped-def]
+    async def ok(event):
         return None
 
     await billing.run(ok, timeout=0.3)
@@ -210,7 +210,7 @@ async def test_05_billing_must_deliver_and_ack(js) -> None:  # type: ignore[no-u
     assert "all 2 order.placed events (up to sequence 3)" in result.message, result.message
 
 
-async def test_05_billing_wrong_filter(js) -> None:  # type: ignore[no-untyped-def]
+async def test_05_billing_wrong_filter(js) -> None:
     """A billing consumer that reads every order subject fails, naming its filter."""
     make = EventFactory()
     await fresh_stream(js, "ORDERS", ["order.>"])
@@ -220,7 +220,7 @@ async def test_05_billing_wrong_filter(js) -> None:  # type: ignore[no-untyped-d
     assert not result.passed and "order.*" in result.message
 
 
-async def test_05_half_delivered_and_unacked_reports_both(js) -> None:  # type: ignore[no-untyped-def]
+async def test_05_half_delivered_and_unacked_reports_both(js) -> None:
     """One of two order.placed fetched and never acked: what is undelivered and what is
     unacknowledged are both reported, with what the server counted."""
     make = EventFactory(prefix="t05b-")
@@ -237,7 +237,7 @@ async def test_05_half_delivered_and_unacked_reports_both(js) -> None:  # type: 
     )
 
 
-async def test_05_deliver_new_skips_the_stored_orders(js) -> None:  # type: ignore[no-untyped-def]
+async def test_05_deliver_new_skips_the_stored_orders(js) -> None:
     """billing created with deliver policy new, after the orders: it has nothing to deliver,
     and the check says why instead of asking to run a handler that has nothing to do."""
     make = EventFactory(prefix="t05c-")
@@ -247,7 +247,7 @@ async def test_05_deliver_new_skips_the_stored_orders(js) -> None:  # type: igno
         js, "ORDERS", "billing", filter_subject="order.placed", deliver_policy=DeliverPolicy.NEW
     )
 
-    async def ok(event):  # type: ignore[no-untyped-def]
+    async def ok(event):
         return None
 
     await billing.run(ok, timeout=0.3)
@@ -258,7 +258,7 @@ async def test_05_deliver_new_skips_the_stored_orders(js) -> None:  # type: igno
     )
 
 
-async def test_05_raw_pull_subscription_passes(js) -> None:  # type: ignore[no-untyped-def]
+async def test_05_raw_pull_subscription_passes(js) -> None:
     """Written differently from the solution (raw pull_subscribe, fetch in batches, ack_sync
     each): passes."""
     import nats.errors
@@ -279,7 +279,7 @@ async def test_05_raw_pull_subscription_passes(js) -> None:  # type: ignore[no-u
     assert "all 2 order.placed events (up to sequence 3) in 2 deliveries" in result.message
 
 
-async def _careful(js):  # type: ignore[no-untyped-def]
+async def _careful(js):
     """TASKS with one task and a fresh consumer careful configured as the exercise asks."""
     await fresh_stream(js, "TASKS", ["task.>"])
     await publish_events(js, [EventFactory()("task.created")])
@@ -288,12 +288,12 @@ async def _careful(js):  # type: ignore[no-untyped-def]
     )
 
 
-async def _fail_three_times(event, delivery):  # type: ignore[no-untyped-def]
+async def _fail_three_times(event, delivery):
     if delivery.num_delivered < 4:
         raise TransientError("not yet")
 
 
-async def test_06_backoff_observed_passes(js) -> None:  # type: ignore[no-untyped-def]
+async def test_06_backoff_observed_passes(js) -> None:
     """Three failures left to expire come back on the backoff's schedule, and the check passes."""
     careful = await _careful(js)
     log = DeliveryLog()
@@ -304,12 +304,12 @@ async def test_06_backoff_observed_passes(js) -> None:  # type: ignore[no-untype
     assert "0.2, 0.4, 0.8" in result.message
 
 
-async def test_06_without_log_or_redeliveries_fails(js) -> None:  # type: ignore[no-untyped-def]
+async def test_06_without_log_or_redeliveries_fails(js) -> None:
     """No log, or a handler that never fails, is not the exercise; the check says why."""
     careful = await _careful(js)
     assert "pass the DeliveryLog" in (await check("06", js)).message
 
-    async def ok(event):  # type: ignore[no-untyped-def]
+    async def ok(event):
         return None
 
     log = DeliveryLog()
@@ -318,7 +318,7 @@ async def test_06_without_log_or_redeliveries_fails(js) -> None:  # type: ignore
     assert not wrong.passed and "all four deliveries" in wrong.message
 
 
-async def test_06_right_config_but_default_naks_fail(js) -> None:  # type: ignore[no-untyped-def]
+async def test_06_right_config_but_default_naks_fail(js) -> None:
     """Backoff configured, but run without on_transient='let_expire': each failure is nak'ed
     after run()'s retry_delay (1 s), far outside every backoff step, and each gap is shown."""
     careful = await _careful(js)
@@ -336,13 +336,13 @@ async def test_06_right_config_but_default_naks_fail(js) -> None:  # type: ignor
     assert "on_transient='let_expire'" in wrong.message
 
 
-async def test_06_right_config_but_plain_naks_fail(js) -> None:  # type: ignore[no-untyped-def]
+async def test_06_right_config_but_plain_naks_fail(js) -> None:
     """A handler asking for a retry at once (a plain nak) is back in milliseconds, not after
     the backoff: the check says so, whatever the machine's load."""
     careful = await _careful(js)
     log = DeliveryLog()
 
-    async def nak_now(event, delivery):  # type: ignore[no-untyped-def]
+    async def nak_now(event, delivery):
         if delivery.num_delivered < 4:
             raise TransientError("not yet", delay=0)
 
@@ -354,7 +354,7 @@ async def test_06_right_config_but_plain_naks_fail(js) -> None:  # type: ignore[
     assert "A nak sets its own delay (and plain nak none)" in wrong.message
 
 
-async def test_06_wrong_configuration_reports_every_setting(js) -> None:  # type: ignore[no-untyped-def]
+async def test_06_wrong_configuration_reports_every_setting(js) -> None:
     """max_deliver=3 with two delays (the learner counted retries, not deliveries): both
     settings are named in one answer, with what to set."""
     await fresh_stream(js, "TASKS", ["task.>"])
@@ -373,7 +373,7 @@ async def test_06_wrong_configuration_reports_every_setting(js) -> None:  # type
     )
 
 
-async def test_06_raw_pull_consumer_left_to_expire_passes(js) -> None:  # type: ignore[no-untyped-def]
+async def test_06_raw_pull_consumer_left_to_expire_passes(js) -> None:
     """Written differently from the solution (raw pull_subscribe, a ConsumerConfig with
     other delays, log.record on each message, unacked messages left to expire): passes."""
     await fresh_stream(js, "TASKS", ["task.>"])
@@ -392,7 +392,7 @@ async def test_06_raw_pull_consumer_left_to_expire_passes(js) -> None:  # type: 
     assert "after 0.15, 0.3, 0.6 s" in result.message
 
 
-async def test_06_stale_log_fails(js) -> None:  # type: ignore[no-untyped-def]
+async def test_06_stale_log_fails(js) -> None:
     """A log from an earlier run does not pass once careful has delivered more since."""
     careful = await _careful(js)
     log = DeliveryLog()
@@ -403,7 +403,7 @@ async def test_06_stale_log_fails(js) -> None:  # type: ignore[no-untyped-def]
     assert not stale.passed and "fresh DeliveryLog" in stale.message
 
 
-async def test_05_audit_from_sequence_3(js) -> None:  # type: ignore[no-untyped-def]
+async def test_05_audit_from_sequence_3(js) -> None:
     """A durable replaying from the start is not what was asked."""
     make = EventFactory()
     await fresh_stream(js, "USERS", ["user.>"])
@@ -421,7 +421,7 @@ async def test_05_audit_from_sequence_3(js) -> None:  # type: ignore[no-untyped-
     assert result.passed and "3..5, each delivered once" in result.message
 
 
-async def test_07_right_config_but_redelivered_fails(js) -> None:  # type: ignore[no-untyped-def]
+async def test_07_right_config_but_redelivered_fails(js) -> None:
     """audit configured right, but an event nak'ed before its ack: the check counts redeliveries."""
     make = EventFactory()
     await fresh_stream(js, "USERS", ["user.>"])
@@ -440,7 +440,7 @@ async def test_07_right_config_but_redelivered_fails(js) -> None:  # type: ignor
     assert "recreate=True" in wrong.message
 
 
-async def test_07_off_by_one_start_fails(js) -> None:  # type: ignore[no-untyped-def]
+async def test_07_off_by_one_start_fails(js) -> None:
     """audit from sequence 2 (counted from 0, or one too early): the start it found and
     the one asked for."""
     make = EventFactory()
@@ -453,7 +453,7 @@ async def test_07_off_by_one_start_fails(js) -> None:  # type: ignore[no-untyped
     assert result.message == "audit starts at sequence 2; use opt_start_seq=3"
 
 
-async def test_07_replay_from_the_start_reports_policy_and_start(js) -> None:  # type: ignore[no-untyped-def]
+async def test_07_replay_from_the_start_reports_policy_and_start(js) -> None:
     """A durable replaying everything: both the policy and the missing start are named."""
     make = EventFactory()
     await fresh_stream(js, "USERS", ["user.>"])
@@ -466,7 +466,7 @@ async def test_07_replay_from_the_start_reports_policy_and_start(js) -> None:  #
     )
 
 
-async def test_07_fetched_but_not_acked_reports_both(js) -> None:  # type: ignore[no-untyped-def]
+async def test_07_fetched_but_not_acked_reports_both(js) -> None:
     """audit right, one event fetched and never acked, two never fetched: both counts."""
     make = EventFactory()
     await fresh_stream(js, "USERS", ["user.>"])
@@ -480,7 +480,7 @@ async def test_07_fetched_but_not_acked_reports_both(js) -> None:  # type: ignor
     )
 
 
-async def test_07_raw_consumer_from_sequence_3_passes(js) -> None:  # type: ignore[no-untyped-def]
+async def test_07_raw_consumer_from_sequence_3_passes(js) -> None:
     """Written differently from the solution (raw pull_subscribe with a ConsumerConfig,
     one batch, acks without waiting for the server): passes once the acks land."""
     make = EventFactory()
@@ -497,7 +497,7 @@ async def test_07_raw_consumer_from_sequence_3_passes(js) -> None:  # type: igno
     assert "sequences 3..5, each delivered once and acknowledged" in result.message
 
 
-async def test_02_patterns_right(nc) -> None:  # type: ignore[no-untyped-def]
+async def test_02_patterns_right(nc) -> None:
     """The two patterns the mailer needs receive exactly the wanted probes, once each,
     also written the other way round as a tuple."""
     result = await check("02", nc, ["user.*.updated", "user.deleted"])
@@ -508,7 +508,7 @@ async def test_02_patterns_right(nc) -> None:  # type: ignore[no-untyped-def]
     assert swapped.passed, swapped.message
 
 
-async def test_02_listing_the_known_parts_fails(nc) -> None:  # type: ignore[no-untyped-def]
+async def test_02_listing_the_known_parts_fails(nc) -> None:
     """Listing exactly the parts the exercise names is not a wildcard design: a part drawn
     at random for each check is missing, and the message says what arrived and why."""
     import re
@@ -526,7 +526,7 @@ async def test_02_listing_the_known_parts_fails(nc) -> None:  # type: ignore[no-
     assert made_up[0] != made_up[1], "each check draws a new part"
 
 
-async def test_02_patterns_wrong(nc) -> None:  # type: ignore[no-untyped-def]
+async def test_02_patterns_wrong(nc) -> None:
     """Too wide, too narrow and overlapping patterns fail, saying what the server delivered."""
     wide = await check("02", nc, "user.>")
     assert not wide.passed
@@ -542,7 +542,7 @@ async def test_02_patterns_wrong(nc) -> None:  # type: ignore[no-untyped-def]
     assert not bad.passed and "'>' must be the last token" in bad.message
 
 
-async def test_closed_connection_is_one_line(nats_url) -> None:  # type: ignore[no-untyped-def]
+async def test_closed_connection_is_one_line(nats_url) -> None:
     """A check on a closed connection says so and how to reconnect, without a traceback."""
     from edalab import connect
 
@@ -554,7 +554,7 @@ async def test_closed_connection_is_one_line(nats_url) -> None:  # type: ignore[
     assert "nc = await connect(server)" in result.message
 
 
-async def test_02_needs_a_live_connection(nats_url) -> None:  # type: ignore[no-untyped-def]
+async def test_02_needs_a_live_connection(nats_url) -> None:
     """A closed connection or a JetStream context is refused with what to do."""
     from edalab import connect
 
@@ -578,7 +578,7 @@ class V4Breaking(V3):
     country: str
 
 
-async def _stored_v3(js) -> SchemaRegistry:  # type: ignore[no-untyped-def]
+async def _stored_v3(js) -> SchemaRegistry:
     """A USERS stream holding one v3 user.created, and a registry that knows v3."""
     await fresh_stream(js, "USERS", ["user.>"])
     await publish_event(js, EventFactory()("user.created", {"user_id": "a"}, version=3))
@@ -587,7 +587,7 @@ async def _stored_v3(js) -> SchemaRegistry:  # type: ignore[no-untyped-def]
     return registry
 
 
-async def test_07_v4_registry(js) -> None:  # type: ignore[no-untyped-def]
+async def test_07_v4_registry(js) -> None:
     """v4 must exist, be compatible with v3, and upcast every stored event."""
     registry = await _stored_v3(js)
     assert "add version 4" in (await check("08", js, registry)).message
@@ -599,7 +599,7 @@ async def test_07_v4_registry(js) -> None:  # type: ignore[no-untyped-def]
     assert not (await check("08", js)).passed
 
 
-async def test_08_right_model_but_stored_events_do_not_replay(js) -> None:  # type: ignore[no-untyped-def]
+async def test_08_right_model_but_stored_events_do_not_replay(js) -> None:
     """v4 registered and compatible, but a stored v3 event cannot be upcast: the check says why."""
     registry = await _stored_v3(js)
     registry.register("user.created", 4, V4)
@@ -614,7 +614,7 @@ async def test_08_right_model_but_stored_events_do_not_replay(js) -> None:  # ty
     assert "\n" not in invalid.message
 
 
-async def test_08_v3_model_registered_as_v4_fails(js) -> None:  # type: ignore[no-untyped-def]
+async def test_08_v3_model_registered_as_v4_fails(js) -> None:
     """ "Version 4" with version 3's model and an identity upcaster is compatible and replays,
     but has no new field: the check names the fields it found and the one to add."""
     registry = await _stored_v3(js)
@@ -642,7 +642,7 @@ class V4Optional(V3):
     country: str | None = None
 
 
-async def test_08_old_events_without_a_country_fail(js) -> None:  # type: ignore[no-untyped-def]
+async def test_08_old_events_without_a_country_fail(js) -> None:
     """country optional as None (like v3's email) and an identity upcaster: old events come
     out with no country, and the check shows the value it observed and the default to use."""
     registry = await _stored_v3(js)
@@ -656,7 +656,7 @@ async def test_08_old_events_without_a_country_fail(js) -> None:  # type: ignore
     )
 
 
-async def test_08_right_answer_written_differently_passes(js) -> None:  # type: ignore[no-untyped-def]
+async def test_08_right_answer_written_differently_passes(js) -> None:
     """A v4 model written out in full with Field(default=...), a dict-union upcaster, and a
     newer v5 event in the stream that the check leaves aside: passes."""
     from pydantic import Field
@@ -674,7 +674,7 @@ async def test_08_right_answer_written_differently_passes(js) -> None:  # type: 
     assert result.message == "all 1 known-version user.created events replay as version 4"
 
 
-async def test_08_a_message_that_is_no_event_is_one_line(js) -> None:  # type: ignore[no-untyped-def]
+async def test_08_a_message_that_is_no_event_is_one_line(js) -> None:
     """Something published to USERS by hand (not an event) is named by its sequence."""
     registry = await _stored_v3(js)
     registry.register("user.created", 4, V4)
@@ -685,14 +685,14 @@ async def test_08_a_message_that_is_no_event_is_one_line(js) -> None:  # type: i
     assert "\n" not in result.message
 
 
-async def test_unknown_exercise_is_an_error(js) -> None:  # type: ignore[no-untyped-def]
+async def test_unknown_exercise_is_an_error(js) -> None:
     """A typo in the exercise key is reported with the known keys."""
     with pytest.raises(ValueError, match="known: 00, 01, 02"):
         await check("99", js)
     assert list(EXERCISES) == [x.number for x in LESSONS if x.exercise]
 
 
-async def test_09_ledger_each_entry_once_with_its_msg_id(js) -> None:  # type: ignore[no-untyped-def]
+async def test_09_ledger_each_entry_once_with_its_msg_id(js) -> None:
     """Retried without Nats-Msg-Id fails (stored twice); missing entries fail; once each passes."""
     make = EventFactory(prefix="led-")
     entries = [make("ledger.entry", {"n": i}) for i in range(200)]
@@ -711,7 +711,7 @@ async def test_09_ledger_each_entry_once_with_its_msg_id(js) -> None:  # type: i
     assert result.passed, result.message
 
 
-async def test_09_memory_storage_and_new_ids_on_resend_fail(js) -> None:  # type: ignore[no-untyped-def]
+async def test_09_memory_storage_and_new_ids_on_resend_fail(js) -> None:
     """Two mistakes learners make: a memory stream (lost in a crash), and a resend that makes
     the events anew (new ids, so Nats-Msg-Id drops nothing); each message says what it saw."""
     from nats.js.api import StorageType
@@ -733,7 +733,7 @@ async def test_09_memory_storage_and_new_ids_on_resend_fail(js) -> None:  # type
     assert "resend the same Event objects" in renamed.message
 
 
-async def test_09_raw_publishes_with_msg_id_pass(js) -> None:  # type: ignore[no-untyped-def]
+async def test_09_raw_publishes_with_msg_id_pass(js) -> None:
     """Written differently: the stream made with add_stream and explicit file storage, and
     raw js.publish with the Nats-Msg-Id header, every entry sent twice."""
     import nats.js.errors
@@ -752,20 +752,20 @@ async def test_09_raw_publishes_with_msg_id_pass(js) -> None:  # type: ignore[no
     assert result.passed, result.message
 
 
-async def test_10_charge_once_across_racing_workers(js) -> None:  # type: ignore[no-untyped-def]
+async def test_10_charge_once_across_racing_workers(js) -> None:
     """A put (bucket right, behaviour wrong) and an in-memory guard fail, each naming every
     step it failed; a handler that raises fails; record() passes."""
     import asyncio
 
     from edalab import ProcessedIds
 
-    async def record(event) -> None:  # type: ignore[no-untyped-def]
+    async def record(event) -> None:
         await charges.record(event.id, b"1")
 
     assert "no key-value bucket" in (await check("10", js, record)).message
     charges = await ProcessedIds.open(js, "charges", history=5, fresh=True)
 
-    async def put(event) -> None:  # type: ignore[no-untyped-def]
+    async def put(event) -> None:
         await asyncio.sleep(0)
         await charges.kv.put(event.id, b"1")
 
@@ -778,7 +778,7 @@ async def test_10_charge_once_across_racing_workers(js) -> None:  # type: ignore
     assert "(3) when another process charges between your check and your write" in wrong.message
     done: set[str] = set()
 
-    async def in_memory(event) -> None:  # type: ignore[no-untyped-def]
+    async def in_memory(event) -> None:
         if event.id not in done:
             done.add(event.id)
             await charges.kv.put(event.id, b"1")
@@ -786,7 +786,7 @@ async def test_10_charge_once_across_racing_workers(js) -> None:  # type: ignore
     local = await check("10", js, in_memory)
     assert not local.passed and "another process had charged" in local.message
 
-    async def raises(event) -> None:  # type: ignore[no-untyped-def]
+    async def raises(event) -> None:
         await charges.kv.create(event.id, b"1")
 
     assert "return normally" in (await check("10", js, raises)).message
@@ -794,7 +794,7 @@ async def test_10_charge_once_across_racing_workers(js) -> None:  # type: ignore
     assert result.passed, result.message
 
 
-async def test_10_a_lock_in_this_process_fails(js) -> None:  # type: ignore[no-untyped-def]
+async def test_10_a_lock_in_this_process_fails(js) -> None:
     """Check-then-put under an asyncio.Lock survives the in-process race, but not another
     process charging between its check and its write: the checker shows that deterministically."""
     import asyncio
@@ -806,7 +806,7 @@ async def test_10_a_lock_in_this_process_fails(js) -> None:  # type: ignore[no-u
     charges = await ProcessedIds.open(js, "charges", history=5, fresh=True)
     lock = asyncio.Lock()
 
-    async def locked(event) -> None:  # type: ignore[no-untyped-def]
+    async def locked(event) -> None:
         async with lock:
             try:
                 await charges.kv.get(event.id)
@@ -827,7 +827,7 @@ async def test_10_a_lock_in_this_process_fails(js) -> None:  # type: ignore[no-u
         assert "kv.create (or ProcessedIds.record), which the server refuses" in result.message
 
 
-async def test_10_create_written_differently_passes(js) -> None:  # type: ignore[no-untyped-def]
+async def test_10_create_written_differently_passes(js) -> None:
     """Written differently from the solution (kv.create on the raw bucket, a refused create
     caught as KeyWrongLastSequenceError, an asyncio.Lock too): passes."""
     import asyncio
@@ -840,7 +840,7 @@ async def test_10_create_written_differently_passes(js) -> None:  # type: ignore
     kv = await js.create_key_value(bucket="charges", history=5)
     lock = asyncio.Lock()
 
-    async def charge(event) -> None:  # type: ignore[no-untyped-def]
+    async def charge(event) -> None:
         async with lock:
             try:
                 await kv.create(event.id, str(event.data["amount_cents"]).encode())
@@ -851,7 +851,7 @@ async def test_10_create_written_differently_passes(js) -> None:  # type: ignore
     assert result.passed, result.message
 
 
-async def _payments_with_letters(js):  # type: ignore[no-untyped-def]
+async def _payments_with_letters(js):
     """PAYMENTS with payments and audit consumers; payments rejects a negative amount."""
     from edalab import DeadLetters, PermanentError
 
@@ -862,11 +862,11 @@ async def _payments_with_letters(js):  # type: ignore[no-untyped-def]
     payments = await EventConsumer.create(js, "PAYMENTS", "payments")
     audit = await EventConsumer.create(js, "PAYMENTS", "audit")
 
-    async def book(event):  # type: ignore[no-untyped-def]
+    async def book(event):
         if event.data["amount_cents"] < 0:
             raise PermanentError("negative")
 
-    async def record(event):  # type: ignore[no-untyped-def]
+    async def record(event):
         pass
 
     await payments.run(book, timeout=0.3)
@@ -875,7 +875,7 @@ async def _payments_with_letters(js):  # type: ignore[no-untyped-def]
     return dead, letter, book, audit, record
 
 
-async def test_11_fix_replayed_to_payments_only(js) -> None:  # type: ignore[no-untyped-def]
+async def test_11_fix_replayed_to_payments_only(js) -> None:
     """Letters left fail; the fix replayed to payments and handled by its reader passes."""
     from edalab import Event
 
@@ -892,7 +892,7 @@ async def test_11_fix_replayed_to_payments_only(js) -> None:  # type: ignore[no-
     assert result.passed, result.message
 
 
-async def test_11_fix_published_to_the_original_subject_fails(js) -> None:  # type: ignore[no-untyped-def]
+async def test_11_fix_published_to_the_original_subject_fails(js) -> None:
     """Reader in place and letter discarded, but the fix went to PAYMENTS: audit got it."""
     from edalab import Event
 
@@ -907,7 +907,7 @@ async def test_11_fix_published_to_the_original_subject_fails(js) -> None:  # ty
     assert not result.passed and "audit too" in result.message
 
 
-async def _three_letters(js):  # type: ignore[no-untyped-def]
+async def _three_letters(js):
     """Lesson 11's state before its exercise: a negative amount rejected by payments, and a
     message that is not an event, terminated by payments and by audit."""
     from edalab import DeadLetters, PermanentError
@@ -918,11 +918,11 @@ async def _three_letters(js):  # type: ignore[no-untyped-def]
     await publish_events(js, [EventFactory()("payment.captured", {"amount_cents": -1})])
     await js.publish("payment.captured", b"\x00 not an event")
 
-    async def book(event):  # type: ignore[no-untyped-def]
+    async def book(event):
         if event.data["amount_cents"] < 0:
             raise PermanentError("negative")
 
-    async def record(event):  # type: ignore[no-untyped-def]
+    async def record(event):
         pass
 
     for name, handler in (("payments", book), ("audit", record)):
@@ -932,7 +932,7 @@ async def _three_letters(js):  # type: ignore[no-untyped-def]
     return dead, book
 
 
-async def test_11_replayed_unfixed_or_all_discarded_fails(js) -> None:  # type: ignore[no-untyped-def]
+async def test_11_replayed_unfixed_or_all_discarded_fails(js) -> None:
     """Two learners' mistakes: replaying the negative amount unfixed (payments rejects it
     again) and discarding every letter; each message says what it found and expected."""
     from edalab import Reason
@@ -957,7 +957,7 @@ async def test_11_replayed_unfixed_or_all_discarded_fails(js) -> None:  # type: 
     assert "holds no replay with amount_cents 100; expected one for payments" in gave_up.message
 
 
-async def test_11_fix_by_editing_the_json_passes(js) -> None:  # type: ignore[no-untyped-def]
+async def test_11_fix_by_editing_the_json_passes(js) -> None:
     """Written differently: letters chosen by reason over all streams, the payload fixed by
     editing its JSON, the replay read by a reader with a handler of its own."""
     import json
@@ -974,7 +974,7 @@ async def test_11_fix_by_editing_the_json_passes(js) -> None:  # type: ignore[no
             await dead.discard(letter)
     booked = []
 
-    async def book_fixed(event):  # type: ignore[no-untyped-def]
+    async def book_fixed(event):
         booked.append(event.data["amount_cents"])
 
     await (await dead.replays("PAYMENTS", "payments")).run(book_fixed, timeout=0.3)
@@ -983,7 +983,7 @@ async def test_11_fix_by_editing_the_json_passes(js) -> None:  # type: ignore[no
     assert result.passed, result.message
 
 
-async def _check_12_with(auditor, password: str = "pw", *, state: list | None = None):  # type: ignore[no-untyped-def]
+async def _check_12_with(auditor, password: str = "pw", *, state: list | None = None):
     """Run checker 12 against a fresh server whose users are an admin and ``auditor``.
 
     With ``state``, append what SHOP looked like after the check: its messages and consumers.
@@ -1040,7 +1040,7 @@ async def test_12_auditor_with_the_whole_api_fails() -> None:
         publish=["$JS.API.>", "$JS.ACK.>"],
         subscribe=["_INBOX_auditor.>"],
     )
-    state: list = []  # type: ignore[type-arg]
+    state: list = []
     result = await _check_12_with(wide, state=state)
     assert not result.passed
     assert "delete streams ($JS.API.STREAM.DELETE.SHOP)" in result.message, result.message
@@ -1063,7 +1063,7 @@ async def test_12_purge_and_consumer_create_grants_fail_and_change_nothing() -> 
         ],
         subscribe=["_INBOX_auditor.>"],
     )
-    state: list = []  # type: ignore[type-arg]
+    state: list = []
     result = await _check_12_with(over, state=state)
     assert not result.passed
     assert "may purge streams ($JS.API.STREAM.PURGE.SHOP)" in result.message, result.message
@@ -1089,7 +1089,7 @@ async def test_12_grants_on_the_real_names_only_fail() -> None:
         ],
         subscribe=["_INBOX_auditor.>"],
     )
-    state: list = []  # type: ignore[type-arg]
+    state: list = []
     result = await _check_12_with(exact, state=state)
     assert not result.passed
     for named in (
@@ -1122,7 +1122,7 @@ async def test_12_other_consumers_acks_and_publishing_fail() -> None:
         publish=["$JS.API.CONSUMER.MSG.NEXT.SHOP.audit", "$JS.ACK.SHOP.audit.>", "payment.>"],
         subscribe=["_INBOX_auditor.>"],
     )
-    state: list = []  # type: ignore[type-arg]
+    state: list = []
     result = await _check_12_with(payer, state=state)
     assert not result.passed and "may publish to payment.probe (not refused" in result.message
     assert state == [(3, ["audit"], ["SHOP"])], "the probe publish must not be stored"
@@ -1139,7 +1139,7 @@ async def test_12_hand_written_least_privilege_passes() -> None:
         publish=["$JS.API.CONSUMER.MSG.NEXT.SHOP.audit", "$JS.ACK.SHOP.audit.>"],
         subscribe=["_INBOX_auditor.>"],
     )
-    state: list = []  # type: ignore[type-arg]
+    state: list = []
     result = await _check_12_with(auditor, state=state)
     assert result.passed, result.message
     assert state == [(3, ["audit"], ["SHOP"])]
@@ -1175,7 +1175,7 @@ async def test_12_shared_inbox_fails() -> None:
     assert not result.passed and "may subscribe to _INBOX." in result.message
 
 
-async def test_13_r3_audit_stream(js) -> None:  # type: ignore[no-untyped-def]
+async def test_13_r3_audit_stream(js) -> None:
     """R1 fails; R3 with a follower still down fails (configuration right, behaviour not);
     events stored twice fail; R3, 200 distinct events, every follower current, passes."""
     from nats.js.api import StreamConfig
@@ -1217,7 +1217,7 @@ async def test_13_r3_audit_stream(js) -> None:  # type: ignore[no-untyped-def]
         await nc.close()
 
 
-async def _ex16(js):  # type: ignore[no-untyped-def]
+async def _ex16(js):
     """Lesson 16's exercise cell: ORDERS, order ex16 placed, its reserved id and its trace."""
     from edalab import TraceContext
     from edalab.course import saga
@@ -1229,13 +1229,13 @@ async def _ex16(js):  # type: ignore[no-untyped-def]
     return placed, derived_id(placed.id, "stock.reserved"), trace
 
 
-def _on_reserved(js, placed, trace, *, event_id=None, flow=True):  # type: ignore[no-untyped-def]
+def _on_reserved(js, placed, trace, *, event_id=None, flow=True):
     """The solution's handler, charging in ``trace``; ``event_id(cause)`` replaces the
     derived id, and ``flow=False`` leaves the flow headers out."""
     from edalab import Event
     from edalab.tracing import derived_id, flow_headers
 
-    async def on_reserved(cause_id):  # type: ignore[no-untyped-def]
+    async def on_reserved(cause_id):
         ident = event_id(cause_id) if event_id else derived_id(cause_id, "billing.charged")
         event = Event.create("billing.charged", {"order_id": "ex16"}, id=ident)
         headers = flow_headers(
@@ -1246,7 +1246,7 @@ def _on_reserved(js, placed, trace, *, event_id=None, flow=True):  # type: ignor
     return on_reserved
 
 
-async def test_16_fresh_ids_missing_headers_or_new_trace_fail(js) -> None:  # type: ignore[no-untyped-def]
+async def test_16_fresh_ids_missing_headers_or_new_trace_fail(js) -> None:
     """Three mistakes: a new id per call (stored twice), no flow headers, a trace of its own;
     each message names what the stream holds and what was expected."""
     from edalab import TraceContext
@@ -1276,7 +1276,7 @@ async def test_16_fresh_ids_missing_headers_or_new_trace_fail(js) -> None:  # ty
     assert not junk.passed and "ORDERS message 3: " in junk.message, junk.message
 
 
-async def test_16_hand_made_headers_and_raw_publish_pass(js) -> None:  # type: ignore[no-untyped-def]
+async def test_16_hand_made_headers_and_raw_publish_pass(js) -> None:
     """Written differently: headers as a dict by hand, a random span id, and a raw
     js.publish with Nats-Msg-Id, called twice."""
     import secrets
@@ -1286,7 +1286,7 @@ async def test_16_hand_made_headers_and_raw_publish_pass(js) -> None:  # type: i
 
     placed, reserved_id, trace = await _ex16(js)
 
-    async def on_reserved(cause_id):  # type: ignore[no-untyped-def]
+    async def on_reserved(cause_id):
         charged = Event.create(
             "billing.charged", {"order_id": "ex16"}, id=derived_id(cause_id, "billing.charged")
         )
@@ -1304,7 +1304,7 @@ async def test_16_hand_made_headers_and_raw_publish_pass(js) -> None:  # type: i
     assert result.passed, result.message
 
 
-async def _paid_shop(js):  # type: ignore[no-untyped-def]
+async def _paid_shop(js):
     """A capstone shop with two users and three paid orders, services stopped."""
     from edalab.course.shop import Shop
 
@@ -1319,7 +1319,7 @@ async def _paid_shop(js):  # type: ignore[no-untyped-def]
     return shop
 
 
-def _award_handler(js, *, derived: bool):  # type: ignore[no-untyped-def]
+def _award_handler(js, *, derived: bool):
     """A loyalty handler; with ``derived`` its event id comes from the payment's id."""
     from edalab import Event
     from edalab.course.shop import PaymentCaptured, PointsAwarded
@@ -1335,7 +1335,7 @@ def _award_handler(js, *, derived: bool):  # type: ignore[no-untyped-def]
     return award
 
 
-async def _run_loyalty(js, handler) -> None:  # type: ignore[no-untyped-def]
+async def _run_loyalty(js, handler) -> None:
     """Run shop-loyalty over the whole stream, from the start (a consumer made anew)."""
     import nats.js.errors
 
@@ -1347,7 +1347,7 @@ async def _run_loyalty(js, handler) -> None:  # type: ignore[no-untyped-def]
     await loyalty.run(handler, timeout=0.5, double_ack=True)
 
 
-async def test_17_loyalty_awarded_once_even_when_redelivered(js) -> None:  # type: ignore[no-untyped-def]
+async def test_17_loyalty_awarded_once_even_when_redelivered(js) -> None:
     """A handler deriving the award's id passes, also run twice; without a handler or a
     loyalty run the checker says what is missing."""
     await _paid_shop(js)
@@ -1361,7 +1361,7 @@ async def test_17_loyalty_awarded_once_even_when_redelivered(js) -> None:  # typ
     assert "each of the 3 payments is awarded once" in result.message
 
 
-async def test_17_random_award_ids_fail_on_redelivery(js) -> None:  # type: ignore[no-untyped-def]
+async def test_17_random_award_ids_fail_on_redelivery(js) -> None:
     """Configuration right (shop-loyalty drained, one award per payment so far) but awards
     with fresh ids: the checker's redelivery stores second awards, and it says so."""
     await _paid_shop(js)
@@ -1375,7 +1375,7 @@ async def test_17_random_award_ids_fail_on_redelivery(js) -> None:  # type: igno
     assert await _shop_state(js) == before, "the check deletes the copies it caused"
 
 
-async def _forget_message_ids(js) -> None:  # type: ignore[no-untyped-def]
+async def _forget_message_ids(js) -> None:
     """Make SHOP forget every Nats-Msg-Id it has seen, as 120 s later would, without waiting
     120 s: shrink its duplicate window to the server's minimum, 0.1 s (an update runs the
     purge at once, server/stream.go), and wait until a marker published after everything
@@ -1396,7 +1396,7 @@ async def _forget_message_ids(js) -> None:  # type: ignore[no-untyped-def]
     await js.purge_stream("SHOP", subject="shop.test.marker")
 
 
-async def _shop_state(js):  # type: ignore[no-untyped-def]
+async def _shop_state(js):
     """How many awards SHOP holds, and its consumers: what a check must leave as it was."""
     from edalab.course.shop import Shop
 
@@ -1404,7 +1404,7 @@ async def _shop_state(js):  # type: ignore[no-untyped-def]
     return len(awards), sorted(c.name for c in await js.consumers_info("SHOP"))
 
 
-async def test_17_right_answer_passes_after_the_duplicate_window(js) -> None:  # type: ignore[no-untyped-def]
+async def test_17_right_answer_passes_after_the_duplicate_window(js) -> None:
     """The solution's handler, checked after SHOP forgot its message ids (as 120 s after the
     run would): passes, stores no second award, and a second check passes too."""
     await _paid_shop(js)
@@ -1422,7 +1422,7 @@ async def test_17_right_answer_passes_after_the_duplicate_window(js) -> None:  #
     assert await _shop_state(js) == before
 
 
-async def test_17_raw_publish_with_uuid5_ids_passes(js) -> None:  # type: ignore[no-untyped-def]
+async def test_17_raw_publish_with_uuid5_ids_passes(js) -> None:
     """Written differently from the solution: a (event, delivery) handler, derived_id's UUIDv5
     and a raw js.publish with its own Nats-Msg-Id header."""
     from edalab import Event
@@ -1431,7 +1431,7 @@ async def test_17_raw_publish_with_uuid5_ids_passes(js) -> None:  # type: ignore
 
     await _paid_shop(js)
 
-    async def award(event, delivery) -> None:  # type: ignore[no-untyped-def]
+    async def award(event, delivery) -> None:
         pay = event.payload(PaymentCaptured)
         points = PointsAwarded(
             user_id=pay.user_id, payment_id=event.id, points=pay.amount_cents // 100
@@ -1444,13 +1444,13 @@ async def test_17_raw_publish_with_uuid5_ids_passes(js) -> None:  # type: ignore
     assert result.passed, result.message
 
 
-async def test_17_in_memory_guard_with_fresh_ids_fails(js) -> None:  # type: ignore[no-untyped-def]
+async def test_17_in_memory_guard_with_fresh_ids_fails(js) -> None:
     """A handler that skips payments it remembers in memory, with random award ids: one award
     each so far, but on redelivery it publishes nothing, and the check says so."""
     seen: set[str] = set()
     random_ids = _award_handler(js, derived=False)
 
-    async def award(event) -> None:  # type: ignore[no-untyped-def]
+    async def award(event) -> None:
         if event.id not in seen:
             seen.add(event.id)
             await random_ids(event)
@@ -1464,7 +1464,7 @@ async def test_17_in_memory_guard_with_fresh_ids_fails(js) -> None:  # type: ign
     ), result.message
 
 
-async def test_17_learner_run_twice_beyond_the_window_fails(js) -> None:  # type: ignore[no-untyped-def]
+async def test_17_learner_run_twice_beyond_the_window_fails(js) -> None:
     """Loyalty run again after SHOP forgot the ids: two awards with the same id per payment;
     the check names the window, not the id derivation."""
     await _paid_shop(js)
@@ -1478,7 +1478,7 @@ async def test_17_learner_run_twice_beyond_the_window_fails(js) -> None:  # type
     assert "duplicate window" in result.message
 
 
-async def test_18_translated_subscription(js) -> None:  # type: ignore[no-untyped-def]
+async def test_18_translated_subscription(js) -> None:
     """Forgetting MaxInflight fails; the full translation as a pull consumer (written
     differently from the solution's callback), drained, passes."""
     from edalab import Event, publish_event
@@ -1499,7 +1499,7 @@ async def test_18_translated_subscription(js) -> None:  # type: ignore[no-untype
     assert result.passed and "2..3, each delivered once" in result.message
 
 
-async def test_18_go_durations_and_deliver_all_fail(js) -> None:  # type: ignore[no-untyped-def]
+async def test_18_go_durations_and_deliver_all_fail(js) -> None:
     """AckWait copied as Go's milliseconds, and StartAtSequence(2) left out (deliver all):
     each fails, naming the value it found and the one expected."""
     await fresh_stream(js, "MIGRATION", ["events"])
@@ -1513,7 +1513,7 @@ async def test_18_go_durations_and_deliver_all_fail(js) -> None:  # type: ignore
     assert "billing has deliver_policy=all, opt_start_seq=None; expected" in everything, everything
 
 
-async def _stan_translation(js, cb):  # type: ignore[no-untyped-def]
+async def _stan_translation(js, cb):
     """MIGRATION with 3 messages and billing as a manual-ack callback subscription."""
     import asyncio
 
@@ -1526,7 +1526,7 @@ async def _stan_translation(js, cb):  # type: ignore[no-untyped-def]
         await publish_event(js, Event.create("user.created", "{}", id=f"m{i}"), subject="events")
     got: asyncio.Queue[int] = asyncio.Queue()
 
-    async def handler(msg):  # type: ignore[no-untyped-def]
+    async def handler(msg):
         await cb(msg)
         await got.put(msg.metadata.sequence.stream)
 
@@ -1543,10 +1543,10 @@ async def _stan_translation(js, cb):  # type: ignore[no-untyped-def]
     return sub, seqs
 
 
-async def test_18_manual_ack_callback_passes(js) -> None:  # type: ignore[no-untyped-def]
+async def test_18_manual_ack_callback_passes(js) -> None:
     """SetManualAckMode as manual_ack=True with a callback that acks passes."""
 
-    async def ack(msg):  # type: ignore[no-untyped-def]
+    async def ack(msg):
         await msg.ack()
 
     sub, seqs = await _stan_translation(js, ack)
@@ -1556,10 +1556,10 @@ async def test_18_manual_ack_callback_passes(js) -> None:  # type: ignore[no-unt
     assert result.passed, result.message
 
 
-async def test_18_right_config_but_no_ack_fails(js) -> None:  # type: ignore[no-untyped-def]
+async def test_18_right_config_but_no_ack_fails(js) -> None:
     """Config right, manual_ack=True, but the callback never acks: the check says so."""
 
-    async def forget(msg):  # type: ignore[no-untyped-def]
+    async def forget(msg):
         return None
 
     sub, seqs = await _stan_translation(js, forget)
@@ -1571,14 +1571,14 @@ async def test_18_right_config_but_no_ack_fails(js) -> None:  # type: ignore[no-
     assert "await msg.ack()" in wrong.message
 
 
-async def _prices(js, per_symbol: int, **config) -> None:  # type: ignore[no-untyped-def]
+async def _prices(js, per_symbol: int, **config) -> None:
     await fresh_stream(js, "PRICES", ["price.*"], **config)
     for symbol in ("AAPL", "MSFT", "NVDA"):
         for price in range(per_symbol):
             await js.publish(f"price.{symbol}", str(price).encode())
 
 
-async def test_ex04_last_value_per_key_passes(js) -> None:  # type: ignore[no-untyped-def]
+async def test_ex04_last_value_per_key_passes(js) -> None:
     """A max_msgs_per_subject=1 stream with two updates per symbol passes, probe cleaned up."""
     await _prices(js, 2, max_msgs_per_subject=1)
     result = await check("04", js)
@@ -1587,21 +1587,21 @@ async def test_ex04_last_value_per_key_passes(js) -> None:  # type: ignore[no-un
     assert info.state.messages == 3, "the checker's probe key must be purged"
 
 
-async def test_ex04_plain_stream_keeps_every_price(js) -> None:  # type: ignore[no-untyped-def]
+async def test_ex04_plain_stream_keeps_every_price(js) -> None:
     """A stream without a per-subject limit keeps old prices, and the check names them."""
     await _prices(js, 2)
     result = await check("04", js)
     assert not result.passed and "max_msgs_per_subject=1" in result.message
 
 
-async def test_ex04_no_update_replaced_anything(js) -> None:  # type: ignore[no-untyped-def]
+async def test_ex04_no_update_replaced_anything(js) -> None:
     """The right limit but a single price per symbol: nothing was replaced, and it says so."""
     await _prices(js, 1, max_msgs_per_subject=1)
     result = await check("04", js)
     assert not result.passed and "at least two per symbol" in result.message
 
 
-async def test_ex04_refusing_updates_is_not_last_value(js) -> None:  # type: ignore[no-untyped-def]
+async def test_ex04_refusing_updates_is_not_last_value(js) -> None:
     """One message per symbol held by discard-new-per-subject refuses updates: the probe fails."""
     await fresh_stream(
         js,
@@ -1619,7 +1619,7 @@ async def test_ex04_refusing_updates_is_not_last_value(js) -> None:  # type: ign
     assert not result.passed and "refused an update" in result.message
 
 
-async def test_ex04_listed_symbols_fail_in_one_line(js) -> None:  # type: ignore[no-untyped-def]
+async def test_ex04_listed_symbols_fail_in_one_line(js) -> None:
     """A stream on the three symbols listed (not price.*) would store no new symbol: one
     line says what it captures and what to capture, where the probe used to hit no stream."""
     await fresh_stream(
@@ -1636,7 +1636,7 @@ async def test_ex04_listed_symbols_fail_in_one_line(js) -> None:  # type: ignore
     assert "capture price.* (one token, any symbol)" in result.message
 
 
-async def test_ex04_a_total_limit_reports_each_failing_condition(js) -> None:  # type: ignore[no-untyped-def]
+async def test_ex04_a_total_limit_reports_each_failing_condition(js) -> None:
     """max_msgs=3 (a limit on the whole stream, not per symbol) loses AAPL and keeps two
     NVDA prices: both observations are reported, with what to set."""
     await _prices(js, 2, max_msgs=3)
@@ -1649,7 +1649,7 @@ async def test_ex04_a_total_limit_reports_each_failing_condition(js) -> None:  #
     )
 
 
-async def test_ex04_raw_add_stream_on_a_wider_filter_passes(js) -> None:  # type: ignore[no-untyped-def]
+async def test_ex04_raw_add_stream_on_a_wider_filter_passes(js) -> None:
     """Written differently from the solution (raw add_stream on price.>, prices in rounds,
     checked twice): passes, and the checker's probes leave nothing behind."""
     import contextlib
@@ -1672,7 +1672,7 @@ async def test_ex04_raw_add_stream_on_a_wider_filter_passes(js) -> None:  # type
     assert (await js.stream_info("PRICES")).state.messages == 3
 
 
-async def _shipments(  # type: ignore[no-untyped-def]
+async def _shipments(
     js,
     partitions: int = 4,
     *,
@@ -1697,7 +1697,7 @@ async def _shipments(  # type: ignore[no-untyped-def]
             await msg.ack_sync()
 
 
-async def test_ex14_four_partitions_pass_twice(js) -> None:  # type: ignore[no-untyped-def]
+async def test_ex14_four_partitions_pass_twice(js) -> None:
     """Four partitions, one in-order consumer each, all acked: passes, and again after probes."""
     await _shipments(js, 4)
     first = await check("14", js)
@@ -1706,7 +1706,7 @@ async def test_ex14_four_partitions_pass_twice(js) -> None:  # type: ignore[no-u
     assert second.passed, second.message
 
 
-async def test_ex14_keys_leaving_a_partition_empty_pass(js) -> None:  # type: ignore[no-untyped-def]
+async def test_ex14_keys_leaving_a_partition_empty_pass(js) -> None:
     """The learner's keys s1, s2, s5, s6 all hash to partitions 0 and 1: ship-2 and ship-3
     have nothing to acknowledge, and the partitioning is still right."""
     await _shipments(js, keys=("s1", "s2", "s5", "s6"))
@@ -1717,7 +1717,7 @@ async def test_ex14_keys_leaving_a_partition_empty_pass(js) -> None:  # type: ig
     assert (await js.stream_info("SHIPMENTS")).state.messages == 4, "probes must be deleted"
 
 
-async def test_ex14_transforms_written_differently_pass(js) -> None:  # type: ignore[no-untyped-def]
+async def test_ex14_transforms_written_differently_pass(js) -> None:
     """The server reads [pP]artition with spaces (server/subject_transform.go), and
     partition(4) hashes the whole subject: both partition by key, and both pass."""
     for dest in (
@@ -1729,7 +1729,7 @@ async def test_ex14_transforms_written_differently_pass(js) -> None:  # type: ig
         assert result.passed, (dest, result.message)
 
 
-async def test_ex14_three_partitions_for_four_consumers_fail(js) -> None:  # type: ignore[no-untyped-def]
+async def test_ex14_three_partitions_for_four_consumers_fail(js) -> None:
     """partition(3,1) with four consumers: ship-3 never gets a key, and the check shows where
     the probes were stored."""
     await _shipments(js, 3)
@@ -1739,7 +1739,7 @@ async def test_ex14_three_partitions_for_four_consumers_fail(js) -> None:  # typ
     assert "stored as shipment.0.<key>, shipment.1.<key>, shipment.2.<key>" in result.message
 
 
-async def test_ex14_random_partition_fails(js) -> None:  # type: ignore[no-untyped-def]
+async def test_ex14_random_partition_fails(js) -> None:
     """{{random(4)}} spreads shipments over four partitions but not by key: the same key
     lands on two subjects, and the check names them."""
     await _shipments(js, dest="shipment.{{random(4)}}.{{wildcard(1)}}")
@@ -1748,7 +1748,7 @@ async def test_ex14_random_partition_fails(js) -> None:  # type: ignore[no-untyp
     assert "the same key was stored on different subjects" in result.message, result.message
 
 
-async def test_ex14_consumers_on_the_whole_stream_fail(js) -> None:  # type: ignore[no-untyped-def]
+async def test_ex14_consumers_on_the_whole_stream_fail(js) -> None:
     """Partitioned right, but every consumer reads shipment.*.*: each key reaches four."""
     await _shipments(js, filters=("shipment.*.*",) * 4)
     result = await check("14", js)
@@ -1756,14 +1756,14 @@ async def test_ex14_consumers_on_the_whole_stream_fail(js) -> None:  # type: ign
     assert "4 consumers ['ship-0', 'ship-1', 'ship-2', 'ship-3'] receive" in result.message
 
 
-async def test_ex14_unprocessed_partitions_fail(js) -> None:  # type: ignore[no-untyped-def]
+async def test_ex14_unprocessed_partitions_fail(js) -> None:
     """The right stream and consumers, but nothing processed: the check says what is left."""
     await _shipments(js, 4, ack=False)
     result = await check("14", js)
     assert not result.passed and "events to deliver" in result.message
 
 
-async def test_ex14_unpartitioned_stream_fails(js) -> None:  # type: ignore[no-untyped-def]
+async def test_ex14_unpartitioned_stream_fails(js) -> None:
     """A stream without the partition transform fails, naming the destination to use."""
     await fresh_stream(js, "SHIPMENTS", ["shipment.*"])
     result = await check("14", js)
@@ -1772,7 +1772,7 @@ async def test_ex14_unpartitioned_stream_fails(js) -> None:  # type: ignore[no-u
     assert (await js.stream_info("SHIPMENTS")).state.messages == 0
 
 
-async def test_ex14_overlapping_consumers_fail(js) -> None:  # type: ignore[no-untyped-def]
+async def test_ex14_overlapping_consumers_fail(js) -> None:
     """Four drained in-order consumers, but two share partition 0 and none reads 3: it fails."""
     await _shipments(js, 4)
     await js.delete_consumer("SHIPMENTS", "ship-3")
@@ -1792,7 +1792,7 @@ async def test_ex14_overlapping_consumers_fail(js) -> None:  # type: ignore[no-u
     )
 
 
-async def _audit_from_3(js):  # type: ignore[no-untyped-def]
+async def _audit_from_3(js):
     """Exercise 07's consumer, configured right: durable audit from stream sequence 3."""
     return await EventConsumer.create(
         js,
@@ -1804,13 +1804,13 @@ async def _audit_from_3(js):  # type: ignore[no-untyped-def]
     )
 
 
-async def _greet_right(nc, name):  # type: ignore[no-untyped-def]
+async def _greet_right(nc, name):
     """A right answer written unlike the solution: a callback and a future."""
     import asyncio
 
     got: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
 
-    async def on_msg(msg):  # type: ignore[no-untyped-def]
+    async def on_msg(msg):
         if not got.done():
             got.set_result(msg.data)
 
@@ -1822,28 +1822,28 @@ async def _greet_right(nc, name):  # type: ignore[no-untyped-def]
         await sub.unsubscribe()
 
 
-async def _greet_publish_first(nc, name):  # type: ignore[no-untyped-def]
+async def _greet_publish_first(nc, name):
     """Wrong: publishes before subscribing, so the greeting is gone."""
     await nc.publish(f"hello.{name}", b"hi")
     sub = await nc.subscribe(f"hello.{name}")
     return await sub.next_msg(timeout=0.5)
 
 
-async def _greet_fixed_name(nc, name):  # type: ignore[no-untyped-def]
+async def _greet_fixed_name(nc, name):
     """Wrong: always greets Ann, whatever name it is given."""
     sub = await nc.subscribe("hello.ann")
     await nc.publish("hello.ann", b"hi")
     return await sub.next_msg(timeout=1)
 
 
-async def _greet_not_awaited(nc, name):  # type: ignore[no-untyped-def]
+async def _greet_not_awaited(nc, name):
     """Wrong: returns the coroutine of next_msg instead of the message."""
     sub = await nc.subscribe(f"hello.{name}")
     await nc.publish(f"hello.{name}", b"hi")
     return sub.next_msg(timeout=1)
 
 
-async def test_00_greet_right_answers_pass(nc) -> None:  # type: ignore[no-untyped-def]
+async def test_00_greet_right_answers_pass(nc) -> None:
     """00 passes the solution's shape and a callback-and-future greet alike."""
     result = await check("00", nc, _greet_right, report=False)
     assert result.passed, result.message
@@ -1859,7 +1859,7 @@ async def test_00_greet_right_answers_pass(nc) -> None:  # type: ignore[no-untyp
     ],
     ids=["publish-first", "fixed-name", "not-awaited", "empty"],
 )
-async def test_00_greet_wrong_answers_say_why(nc, greet, said) -> None:  # type: ignore[no-untyped-def]
+async def test_00_greet_wrong_answers_say_why(nc, greet, said) -> None:
     """Wrong greets (and the empty answer cell's None) get "not yet" saying what to change."""
     result = await check("00", nc, greet, report=False)
     assert not result.passed and said in result.message, result.message
@@ -1889,7 +1889,7 @@ class _OrderCamel(BaseModel):
 
 async def test_01_order_placed_right_answer_passes() -> None:
     """01 passes a model with the two fields, declared in another order."""
-    result = await check("01", _OrderRight, report=False)  # type: ignore[arg-type]
+    result = await check("01", _OrderRight, report=False)
     assert result.passed, result.message
 
 
@@ -1903,13 +1903,13 @@ async def test_01_order_placed_right_answer_passes() -> None:
     ],
     ids=["str-amount", "float-amount", "camel-case", "empty"],
 )
-async def test_01_order_placed_wrong_answers_say_why(model, said) -> None:  # type: ignore[no-untyped-def]
+async def test_01_order_placed_wrong_answers_say_why(model, said) -> None:
     """Models that accept bad payloads, or miss the fields, get "not yet" naming the case."""
     result = await check("01", model, report=False)
     assert not result.passed and said in result.message, result.message
 
 
-async def test_none_answers_say_what_to_write(js) -> None:  # type: ignore[no-untyped-def]
+async def test_none_answers_say_what_to_write(js) -> None:
     """A check cell passing its answer cell's placeholder (None) names it and the task."""
     for key, args, kwargs, name in [
         ("06", (None,), {}, "log"),

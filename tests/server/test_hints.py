@@ -61,7 +61,7 @@ def test_an_unknown_exercise_names_the_known_ones() -> None:
         hint("99")
 
 
-async def test_the_solution_opens_only_after_a_real_attempt(js) -> None:  # type: ignore[no-untyped-def]
+async def test_the_solution_opens_only_after_a_real_attempt(js) -> None:
     """Refused before any attempt and after a Run All (a check before any hint);
     given after a hint and a check that said not yet."""
     code = solution_code("04")
@@ -78,7 +78,7 @@ async def test_the_solution_opens_only_after_a_real_attempt(js) -> None:  # type
     assert code in repr(given) and "solution" in hints_taken()["04"]
 
 
-async def test_a_re_check_by_progress_is_not_an_attempt(js) -> None:  # type: ignore[no-untyped-def]
+async def test_a_re_check_by_progress_is_not_an_attempt(js) -> None:
     """`edalab progress` re-checks with report=False: that opens no solution."""
     await _no_prices(js)
     hint("04")
@@ -92,7 +92,7 @@ async def test_hint_can_be_awaited_like_check() -> None:
     assert shown.tier == 1
 
 
-async def _no_prices(js) -> None:  # type: ignore[no-untyped-def]
+async def _no_prices(js) -> None:
     import contextlib
 
     import nats.js.errors

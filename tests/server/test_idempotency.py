@@ -9,7 +9,7 @@ import pytest
 from edalab import ProcessedIds
 
 
-async def test_once_skips_an_id_marked_before(js) -> None:  # type: ignore[no-untyped-def]
+async def test_once_skips_an_id_marked_before(js) -> None:
     """A second delivery after the mark does not repeat the side effect."""
     processed = await ProcessedIds.open(js, "test-processed")
     effects = []
@@ -23,7 +23,7 @@ async def test_once_skips_an_id_marked_before(js) -> None:  # type: ignore[no-un
     assert await processed.seen("evt-1") and not await processed.seen("evt-2")
 
 
-async def test_once_repeats_the_effect_when_the_process_dies_before_the_mark(js) -> None:  # type: ignore[no-untyped-def]
+async def test_once_repeats_the_effect_when_the_process_dies_before_the_mark(js) -> None:
     """The crash window: effect done, mark never written, the redelivery does it again."""
     processed = await ProcessedIds.open(js, "test-processed-crash")
     effects = []
@@ -42,7 +42,7 @@ async def test_once_repeats_the_effect_when_the_process_dies_before_the_mark(js)
     assert effects == [1, 1]
 
 
-async def test_once_lets_two_racing_workers_both_pass_the_check(js) -> None:  # type: ignore[no-untyped-def]
+async def test_once_lets_two_racing_workers_both_pass_the_check(js) -> None:
     """Two workers holding the same message both see 'not processed' and both run the effect."""
     processed = await ProcessedIds.open(js, "test-processed-race")
     both_checked = asyncio.Barrier(2)
@@ -56,7 +56,7 @@ async def test_once_lets_two_racing_workers_both_pass_the_check(js) -> None:  # 
     assert ran == [True, True] and effects == [1, 1]
 
 
-async def test_record_lets_exactly_one_racing_worker_write(js) -> None:  # type: ignore[no-untyped-def]
+async def test_record_lets_exactly_one_racing_worker_write(js) -> None:
     """Racing records of one id: one True, the rest False, one revision stored."""
     charges = await ProcessedIds.open(js, "test-charges", history=5)
     results = await asyncio.gather(*(charges.record("evt-9", b"500") for _ in range(5)))
@@ -65,7 +65,7 @@ async def test_record_lets_exactly_one_racing_worker_write(js) -> None:  # type:
     assert len(await charges.kv.history("evt-9")) == 1
 
 
-async def test_mark_is_atomic_and_ids_need_not_be_valid_keys(js) -> None:  # type: ignore[no-untyped-def]
+async def test_mark_is_atomic_and_ids_need_not_be_valid_keys(js) -> None:
     """Only the first mark wins; ids with spaces or colons still work."""
     processed = await ProcessedIds.open(js, "test-processed-2")
     again = await ProcessedIds.open(js, "test-processed-2")

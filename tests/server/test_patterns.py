@@ -117,7 +117,7 @@ async def test_trace_and_span_ids_are_random_not_derived() -> None:
 
 async def test_outbox_relay_crash_between_publish_and_mark_stores_each_event_once(
     js, stream_name, token
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """Rows committed with the business write are published; a relay that died resends, deduped."""
     await fresh_stream(js, stream_name, [f"{token}.>"])
     db = sqlite3.connect(":memory:")
@@ -144,7 +144,7 @@ async def test_outbox_relay_crash_between_publish_and_mark_stores_each_event_onc
     assert ids == [f"{token}-{i}" for i in range(5)]
 
 
-async def test_append_refuses_a_stale_writer_with_a_typed_conflict(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_append_refuses_a_stale_writer_with_a_typed_conflict(js, stream_name, token) -> None:
     """Two writers at the same version: one appends, the other gets ConcurrencyConflict."""
     await fresh_stream(js, stream_name, [f"{token}.>"])
     agg = f"{token}.a1.>"
@@ -172,7 +172,7 @@ async def test_append_refuses_a_stale_writer_with_a_typed_conflict(js, stream_na
 
 
 @pytest.mark.parametrize("style", ["choreography", "orchestration"])
-async def test_the_saga_completes_or_compensates_each_order_once(nc, style: str) -> None:  # type: ignore[no-untyped-def]
+async def test_the_saga_completes_or_compensates_each_order_once(nc, style: str) -> None:
     """Both styles: orders within the limit complete; declined ones release stock and cancel."""
     js = nc.jetstream()
     await saga.setup(js)
@@ -194,7 +194,7 @@ async def test_the_saga_completes_or_compensates_each_order_once(nc, style: str)
     assert set(runner.billing.charged) == {"o0", "o2"}
 
 
-async def test_exercise_16_wants_one_traced_charge_despite_a_redelivery(js) -> None:  # type: ignore[no-untyped-def]
+async def test_exercise_16_wants_one_traced_charge_despite_a_redelivery(js) -> None:
     """A random id per attempt fails (two charges); the derived, traced one passes."""
 
     async def placed_order() -> tuple[Event, dict[str, str]]:

@@ -18,7 +18,7 @@ from edalab.publishing import FAST_INGEST_SINCE, ingest_events, publish_event, p
 from edalab.streams import ensure_stream, fresh_stream
 
 
-async def test_publish_returns_the_ack(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_publish_returns_the_ack(js, stream_name, token) -> None:
     """A published event is stored on its type's subject with the next sequence."""
     await ensure_stream(js, stream_name, [f"{token}.>"])
     make = EventFactory()
@@ -27,20 +27,20 @@ async def test_publish_returns_the_ack(js, stream_name, token) -> None:  # type:
     assert {a.stream for a in acks} == {stream_name}
 
 
-async def test_no_stream_names_the_subject(js, token) -> None:  # type: ignore[no-untyped-def]
+async def test_no_stream_names_the_subject(js, token) -> None:
     """Publishing where no stream listens raises NoStreamError with the subject."""
     with pytest.raises(NoStreamError) as info:
         await publish_event(js, EventFactory()(f"{token}.nowhere"), timeout=2)
     assert info.value.subject == f"{token}.nowhere"
 
 
-async def test_bad_subject_is_refused_before_sending(js) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_subject_is_refused_before_sending(js) -> None:
     """An event type with a wildcard cannot be a subject to publish to."""
     with pytest.raises(SubjectError):
         await publish_event(js, EventFactory()("user.*"))
 
 
-async def test_wrong_expected_stream_is_a_publish_error(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_wrong_expected_stream_is_a_publish_error(js, stream_name, token) -> None:
     """A server-side rejection becomes PublishError naming subject and event."""
     await ensure_stream(js, stream_name, [f"{token}.>"])
     event = EventFactory()(f"{token}.created")
@@ -49,7 +49,7 @@ async def test_wrong_expected_stream_is_a_publish_error(js, stream_name, token) 
     assert info.value.event_id == event.id and info.value.subject == f"{token}.created"
 
 
-async def test_bulk_publish_acks_every_event_in_order(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_bulk_publish_acks_every_event_in_order(js, stream_name, token) -> None:
     """publish_events returns one ack per event, in order, with a small window."""
     await ensure_stream(js, stream_name, [f"{token}.>"])
     make = EventFactory()
@@ -61,14 +61,14 @@ async def test_bulk_publish_acks_every_event_in_order(js, stream_name, token) ->
     assert all(a.duplicate for a in again)
 
 
-async def test_bulk_publish_without_stream_fails_clearly(js, token) -> None:  # type: ignore[no-untyped-def]
+async def test_bulk_publish_without_stream_fails_clearly(js, token) -> None:
     """The bulk publisher reports the subject nobody stores."""
     make = EventFactory()
     with pytest.raises(NoStreamError, match=f"{token}.lost"):
         await publish_events(js, [make(f"{token}.lost") for _ in range(5)], timeout=2)
 
 
-async def test_bulk_publish_needs_an_edalab_jetstream(nc, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_bulk_publish_needs_an_edalab_jetstream(nc, stream_name, token) -> None:
     """A plain nats-py JetStreamContext gets a typed error saying how to get the right one."""
     from nats.js.client import JetStreamContext
 
@@ -94,7 +94,7 @@ _fast_ingest = pytest.mark.skipif(
 
 
 @pytest.mark.skipif(_server_version() >= FAST_INGEST_SINCE, reason="this server has fast ingest")
-async def test_ingest_on_an_older_server_says_it_needs_2_14(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_ingest_on_an_older_server_says_it_needs_2_14(js, stream_name, token) -> None:
     """On a server without fast ingest, ingest_events refuses before sending anything."""
     await fresh_stream(js, stream_name, [f"{token}.>"])
     with pytest.raises(PublishError, match=r"needs nats-server 2\.14"):
@@ -103,7 +103,7 @@ async def test_ingest_on_an_older_server_says_it_needs_2_14(js, stream_name, tok
 
 
 @_fast_ingest
-async def test_ingest_stores_every_event_once_in_order(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_ingest_stores_every_event_once_in_order(js, stream_name, token) -> None:
     """ingest_events stores every event in order; sent again, each is dropped as a duplicate."""
     await ensure_stream(js, stream_name, [f"{token}.>"], allow_batched=True)
     make = EventFactory()
@@ -122,7 +122,7 @@ async def test_ingest_stores_every_event_once_in_order(js, stream_name, token) -
     assert (await js.stream_info(stream_name)).state.messages == 2000
 
 
-async def _most_sent_between_turns(nc, publish) -> int:  # type: ignore[no-untyped-def]
+async def _most_sent_between_turns(nc, publish) -> int:
     """Run ``publish`` beside a task that notes nats-py's sent-message count at every turn
     of the loop; the most messages published between two of its turns."""
     counts: list[int] = []
@@ -142,7 +142,7 @@ async def _most_sent_between_turns(nc, publish) -> int:  # type: ignore[no-untyp
 
 
 @_fast_ingest
-async def test_bulk_publishers_let_the_loop_run_while_they_send(nc, js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_bulk_publishers_let_the_loop_run_while_they_send(nc, js, stream_name, token) -> None:
     """nats-py writes what was published only when its flusher task runs: the bulk paths
     yield to the loop every 128 events, whatever their window or flow allows."""
     await ensure_stream(js, stream_name, [f"{token}.>"], allow_batched=True)
@@ -154,7 +154,7 @@ async def test_bulk_publishers_let_the_loop_run_while_they_send(nc, js, stream_n
 
 
 @_fast_ingest
-async def test_ingest_one_event(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_ingest_one_event(js, stream_name, token) -> None:
     """A batch of one commits at once and comes back with its PubAck."""
     await ensure_stream(js, stream_name, [f"{token}.>"], allow_batched=True)
     report = await ingest_events(js, [EventFactory()(f"{token}.created")])
@@ -162,7 +162,7 @@ async def test_ingest_one_event(js, stream_name, token) -> None:  # type: ignore
 
 
 @_fast_ingest
-async def test_ingest_needs_a_stream_that_allows_it(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_ingest_needs_a_stream_that_allows_it(js, stream_name, token) -> None:
     """A stream without allow_batched refuses, and the error names the event and the fix."""
     await ensure_stream(js, stream_name, [f"{token}.>"])
     events = [EventFactory()(f"{token}.created") for _ in range(5)]
@@ -173,7 +173,7 @@ async def test_ingest_needs_a_stream_that_allows_it(js, stream_name, token) -> N
 
 
 @_fast_ingest
-async def test_ingest_refusal_names_the_event_and_stops_there(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_ingest_refusal_names_the_event_and_stops_there(js, stream_name, token) -> None:
     """An event the server refuses is named; the ones before it are stored, none after."""
     await ensure_stream(js, stream_name, [f"{token}.>"], allow_batched=True, max_msg_size=400)
     make = EventFactory()
@@ -186,13 +186,13 @@ async def test_ingest_refusal_names_the_event_and_stops_there(js, stream_name, t
 
 
 @_fast_ingest
-async def test_ingest_without_stream_fails_clearly(js, token) -> None:  # type: ignore[no-untyped-def]
+async def test_ingest_without_stream_fails_clearly(js, token) -> None:
     """Fast ingest to a subject no stream captures raises NoStreamError naming it."""
     with pytest.raises(NoStreamError, match=f"{token}.lost"):
         await ingest_events(js, [EventFactory()(f"{token}.lost") for _ in range(5)], timeout=2)
 
 
-async def test_edalab_jetstream_keeps_its_connection_and_api_prefix(nc) -> None:  # type: ignore[no-untyped-def]
+async def test_edalab_jetstream_keeps_its_connection_and_api_prefix(nc) -> None:
     """nc.jetstream() on an edalab connection holds nc and the API prefix, domain included."""
     assert isinstance(nc.jetstream(), JetStream) and nc.jetstream().connection is nc
     assert nc.jetstream().api_prefix == "$JS.API"

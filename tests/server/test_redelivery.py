@@ -12,18 +12,18 @@ from edalab.factories import EventFactory
 BACKOFF = [0.2, 0.5]
 
 
-async def _consumer(js, stream_name: str, token: str) -> EventConsumer:  # type: ignore[no-untyped-def]
+async def _consumer(js, stream_name: str, token: str) -> EventConsumer:
     await fresh_stream(js, stream_name, [f"{token}.>"])
     await publish_events(js, [EventFactory(prefix=token)(f"{token}.created")])
     return await EventConsumer.create(js, stream_name, "worker", max_deliver=3, backoff=BACKOFF)
 
 
-async def _fail_twice(event, delivery):  # type: ignore[no-untyped-def]
+async def _fail_twice(event, delivery):
     if delivery.num_delivered < 3:
         raise TransientError("busy")
 
 
-async def test_let_expire_follows_the_backoff(js, stream_name: str, token: str) -> None:  # type: ignore[no-untyped-def]
+async def test_let_expire_follows_the_backoff(js, stream_name: str, token: str) -> None:
     """With on_transient='let_expire' nothing is sent, so redeliveries follow the backoff steps."""
     consumer = await _consumer(js, stream_name, token)
     log = DeliveryLog()
@@ -36,7 +36,7 @@ async def test_let_expire_follows_the_backoff(js, stream_name: str, token: str) 
     assert all(on_time(g, want) for g, want in zip(gaps, BACKOFF, strict=True)), gaps
 
 
-async def test_nak_ignores_the_backoff(js, stream_name: str, token: str) -> None:  # type: ignore[no-untyped-def]
+async def test_nak_ignores_the_backoff(js, stream_name: str, token: str) -> None:
     """By default a transient failure is nak'ed (retry_delay), and the backoff does not time it."""
     consumer = await _consumer(js, stream_name, token)
     log = DeliveryLog()
@@ -46,12 +46,12 @@ async def test_nak_ignores_the_backoff(js, stream_name: str, token: str) -> None
     assert gaps[0] < window(BACKOFF[0])[0], gaps  # back at once, before the first step
 
 
-async def test_let_expire_keeps_an_explicit_delay(js, stream_name: str, token: str) -> None:  # type: ignore[no-untyped-def]
+async def test_let_expire_keeps_an_explicit_delay(js, stream_name: str, token: str) -> None:
     """A TransientError naming its own delay is still nak'ed with it under let_expire."""
     consumer = await _consumer(js, stream_name, token)
     log = DeliveryLog()
 
-    async def fail_with_delay(event, delivery):  # type: ignore[no-untyped-def]
+    async def fail_with_delay(event, delivery):
         if delivery.num_delivered < 2:
             raise TransientError("busy", delay=0.0)
 
@@ -60,11 +60,11 @@ async def test_let_expire_keeps_an_explicit_delay(js, stream_name: str, token: s
     assert log.gaps()[0] < window(BACKOFF[0])[0]
 
 
-async def test_bad_on_transient_is_a_typed_error(js, stream_name: str, token: str) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_on_transient_is_a_typed_error(js, stream_name: str, token: str) -> None:
     """An unknown on_transient value is refused before anything is consumed."""
     consumer = await _consumer(js, stream_name, token)
     with pytest.raises(ConsumerError, match="on_transient"):
-        await consumer.run(_fail_twice, on_transient="ignore")  # type: ignore[arg-type]
+        await consumer.run(_fail_twice, on_transient="ignore")
     assert (await consumer.info()).num_pending == 1
 
 

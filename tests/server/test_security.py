@@ -29,7 +29,7 @@ from edalab import (
 
 
 @pytest.fixture(scope="module")
-def secured():  # type: ignore[no-untyped-def]
+def secured():
     """A server with a password user, an nkey user and an admin."""
     ann = jetstream_user(User("ann", password="ann-pw", publish=["order.>"], subscribe=["order.>"]))
     bot, seed = nkey_user("bot", publish=["payment.>"], subscribe=["order.placed", "_INBOX.>"])
@@ -39,7 +39,7 @@ def secured():  # type: ignore[no-untyped-def]
         yield srv, seed
 
 
-async def test_password_and_nkey_users_connect(secured) -> None:  # type: ignore[no-untyped-def]
+async def test_password_and_nkey_users_connect(secured) -> None:
     """Both kinds of user authenticate."""
     srv, seed = secured
     ann = await connect(srv.url, user="ann", password="ann-pw")
@@ -49,7 +49,7 @@ async def test_password_and_nkey_users_connect(secured) -> None:  # type: ignore
     await bot.close()
 
 
-async def test_bad_password_fails_fast_naming_the_user(secured) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_password_fails_fast_naming_the_user(secured) -> None:
     """A wrong password is an AuthenticationError within a second, not a two-minute retry."""
     srv, _ = secured
     started = time.monotonic()
@@ -59,7 +59,7 @@ async def test_bad_password_fails_fast_naming_the_user(secured) -> None:  # type
     assert info.value.identity == "ann" and srv.url in str(info.value)
 
 
-async def test_unknown_nkey_is_refused(secured) -> None:  # type: ignore[no-untyped-def]
+async def test_unknown_nkey_is_refused(secured) -> None:
     """A valid nkey the server does not know is refused, named by its public key."""
     srv, _ = secured
     _, other_seed = nkey_user("stranger")
@@ -67,7 +67,7 @@ async def test_unknown_nkey_is_refused(secured) -> None:  # type: ignore[no-unty
         await connect(srv.url, nkeys_seed_str=other_seed, timeout=5)
 
 
-async def test_denied_publish_and_subscribe_raise_and_deliver_nothing(secured) -> None:  # type: ignore[no-untyped-def]
+async def test_denied_publish_and_subscribe_raise_and_deliver_nothing(secured) -> None:
     """The bot may not publish orders: the error names user and subject; nobody receives it."""
     srv, seed = secured
     admin = await connect(srv.url, user="admin", password="admin-pw")
@@ -87,7 +87,7 @@ async def test_denied_publish_and_subscribe_raise_and_deliver_nothing(secured) -
     await admin.close()
 
 
-async def test_denied_jetstream_publish_is_named(secured) -> None:  # type: ignore[no-untyped-def]
+async def test_denied_jetstream_publish_is_named(secured) -> None:
     """A JetStream publish to a forbidden subject raises PermissionDenied, not a bare timeout."""
     srv, _ = secured
     admin = await connect(srv.url, user="admin", password="admin-pw")
@@ -122,7 +122,7 @@ def test_empty_allow_list_means_nothing_is_allowed() -> None:
     }
 
 
-async def test_nkey_identity_uses_the_connection_name(secured) -> None:  # type: ignore[no-untyped-def]
+async def test_nkey_identity_uses_the_connection_name(secured) -> None:
     """A named nkey connection is called by its name in errors, with its public key."""
     srv, seed = secured
     bot = await connect(srv.url, nkeys_seed_str=seed, name="billing")
@@ -131,7 +131,7 @@ async def test_nkey_identity_uses_the_connection_name(secured) -> None:  # type:
     await bot.close()
 
 
-async def test_publisher_gets_its_puback_but_cannot_delete_a_stream(secured) -> None:  # type: ignore[no-untyped-def]
+async def test_publisher_gets_its_puback_but_cannot_delete_a_stream(secured) -> None:
     """A least-privilege publisher is acknowledged on its own inbox; deleting a stream is denied."""
     srv, _ = secured
     admin = await connect(srv.url, user="admin", password="admin-pw")
@@ -148,7 +148,7 @@ async def test_publisher_gets_its_puback_but_cannot_delete_a_stream(secured) -> 
     await admin.close()
 
 
-async def test_consumer_fetches_and_acks_but_cannot_delete(secured) -> None:  # type: ignore[no-untyped-def]
+async def test_consumer_fetches_and_acks_but_cannot_delete(secured) -> None:
     """A pull-consumer user fetches and acks its consumer (the ack floor moves) and nothing else."""
     srv, _ = secured
     admin = await connect(srv.url, user="admin", password="admin-pw")
@@ -176,7 +176,7 @@ async def test_consumer_fetches_and_acks_but_cannot_delete(secured) -> None:  # 
     await admin.close()
 
 
-async def test_users_cannot_read_each_others_inboxes(secured) -> None:  # type: ignore[no-untyped-def]
+async def test_users_cannot_read_each_others_inboxes(secured) -> None:
     """With private inbox prefixes, a user may subscribe to its own inbox and no one else's."""
     srv, _ = secured
     reader = await connect(srv.url, user="reader", password="rd-pw", inbox_prefix="_INBOX_reader")
@@ -204,7 +204,7 @@ def test_jetstream_user_grants_no_stream_administration() -> None:
         jetstream_user(User("a.b", password="pw"))
 
 
-async def test_permission_checked_lets_other_errors_through(secured) -> None:  # type: ignore[no-untyped-def]
+async def test_permission_checked_lets_other_errors_through(secured) -> None:
     """An error that is not a denial (a stream that does not exist) is re-raised unchanged."""
     import nats.js.errors
 

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def own_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
+def own_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """A server of this test's own (reset must not touch the session server's streams)."""
     from edalab import NatsServer
 
@@ -27,7 +27,7 @@ def own_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore
         yield srv
 
 
-async def test_reset_deletes_only_what_the_course_created(own_server, capsys) -> None:  # type: ignore[no-untyped-def]
+async def test_reset_deletes_only_what_the_course_created(own_server, capsys) -> None:
     """Course streams and buckets go; a stream of the user's own stays."""
     nc = await connect(own_server.url)
     js = nc.jetstream()
@@ -44,7 +44,7 @@ async def test_reset_deletes_only_what_the_course_created(own_server, capsys) ->
     await nc.close()
 
 
-async def _ok(event):  # type: ignore[no-untyped-def]
+async def _ok(event):
     """A handler that accepts every event."""
 
 
@@ -55,7 +55,7 @@ async def asyncio_cli(argv: list[str]) -> int:
     return await asyncio.to_thread(cli, argv)
 
 
-async def test_progress_prints_a_table_of_exercises(own_server, capsys) -> None:  # type: ignore[no-untyped-def]
+async def test_progress_prints_a_table_of_exercises(own_server, capsys) -> None:
     """progress shows each exercise; one solved on the server shows as pass."""
     nc = await connect(own_server.url)
     js = nc.jetstream()
@@ -78,7 +78,7 @@ async def test_progress_prints_a_table_of_exercises(own_server, capsys) -> None:
         assert any(line.startswith(state + "  ") for line in legend), state
 
 
-async def _last_prices(js) -> None:  # type: ignore[no-untyped-def]
+async def _last_prices(js) -> None:
     """Exercise 04 solved: the last price per symbol, after two prices each."""
     await fresh_stream(js, "PRICES", ["price.*"], max_msgs_per_subject=1)
     for symbol in ("AAPL", "MSFT", "NVDA"):
@@ -86,7 +86,7 @@ async def _last_prices(js) -> None:  # type: ignore[no-untyped-def]
             await js.publish(f"price.{symbol}", str(price).encode())
 
 
-def test_reset_without_a_server_says_so(monkeypatch, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_reset_without_a_server_says_so(monkeypatch, tmp_path, capsys) -> None:
     """No --url, no NATS_URL, no edalab server: a clear error, nothing started."""
     monkeypatch.delenv("NATS_URL", raising=False)
     monkeypatch.setenv("EDALAB_STATE_DIR", str(tmp_path))
@@ -131,7 +131,7 @@ def test_binder_start_hook_starts_the_server_then_runs_the_command(tmp_path: Pat
         subprocess.run(["edalab", "server", "stop"], env=env, capture_output=True, check=False)
 
 
-async def test_progress_remembers_exercises_that_passed_before(own_server, capsys) -> None:  # type: ignore[no-untyped-def]
+async def test_progress_remembers_exercises_that_passed_before(own_server, capsys) -> None:
     """A check that passed is recorded; when a later lesson wipes its stream, progress says so."""
     from edalab.course.exercises import check, recorded_passes
 
@@ -148,7 +148,7 @@ async def test_progress_remembers_exercises_that_passed_before(own_server, capsy
     assert "PRICES has no price" not in row  # no instruction to redo what passed
 
 
-async def test_progress_asks_nothing_of_a_notebook_exercise_that_passed(own_server, capsys) -> None:  # type: ignore[no-untyped-def]
+async def test_progress_asks_nothing_of_a_notebook_exercise_that_passed(own_server, capsys) -> None:
     """An exercise checked in its notebook (06 needs the log) that passed says nothing to do."""
     from edalab.course._checkers._core import _record_pass
 
@@ -167,7 +167,7 @@ def _row(lines: list[str], key: str) -> str:
     return " ".join(" ".join(line.split()) for line in lines[start:end])
 
 
-async def test_each_student_on_one_machine_has_their_own_record(js, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_each_student_on_one_machine_has_their_own_record(js, monkeypatch, tmp_path) -> None:
     """Passes are recorded per NATS_USER: s02 does not see s01's on a shared machine."""
     from edalab.course.exercises import check, recorded_passes
 
@@ -209,14 +209,14 @@ def test_make_student_keeps_a_copy_that_holds_answers(tmp_path: Path) -> None:
     assert "kept" not in forced.stdout and "PRICES', ['price.*'])" not in mine.read_text()
 
 
-async def test_progress_shows_an_exercise_added_later_in_course_order(  # type: ignore[no-untyped-def]
+async def test_progress_shows_an_exercise_added_later_in_course_order(
     own_server, monkeypatch
 ) -> None:
     """A checker registered after the others (00, say) appears, first, with no other change."""
     from edalab.course.exercises import Exercise
     from edalab.course.workshop import progress
 
-    async def greeted(js) -> str:  # type: ignore[no-untyped-def]
+    async def greeted(js) -> str:
         return "greeted"
 
     monkeypatch.setitem(EXERCISES, "00", Exercise("00", "00_start_here", "say hello", greeted))

@@ -68,12 +68,12 @@ def test_lesson_tops_tool_rewrites_only_the_paragraph_under_the_title() -> None:
     assert lesson_tops.with_top(fixed, "04") == fixed  # idempotent
 
 
-def _code_cells(notebook: str) -> list[dict]:  # type: ignore[type-arg]
+def _code_cells(notebook: str) -> list[dict]:
     nb = json.loads((ROOT / "notebooks" / f"{notebook}.ipynb").read_text())
     return [c for c in nb["cells"] if c["cell_type"] == "code"]
 
 
-def _stdout(cell: dict) -> str:  # type: ignore[type-arg]
+def _stdout(cell: dict) -> str:
     return "".join("".join(o.get("text", "")) for o in cell.get("outputs", []))
 
 
@@ -105,7 +105,7 @@ def test_the_learner_set_declares_every_package_a_notebook_imports() -> None:
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     declared = {
-        re.match(r"[A-Za-z0-9_.\-]+", r).group(0).lower().replace("_", "-")  # type: ignore[union-attr]
+        re.match(r"[A-Za-z0-9_.\-]+", r).group(0).lower().replace("_", "-")
         for r in project["dependencies"] + project["optional-dependencies"]["lab"]
     }
     assert "nest-asyncio2" in declared
@@ -160,7 +160,7 @@ def _bench_messages(source: str) -> int:
     rounds = ast.literal_eval(kw["rounds"])
     total = 0
     for scenario in SCENARIOS:
-        if scenario.name in names:  # type: ignore[operator]
+        if scenario.name in names:
             sides = sizes[scenario.size] + sizes[scenario.raw_size or scenario.size]
             total += rounds * sides * (2 if scenario.filled else 1)
     return total
