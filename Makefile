@@ -33,8 +33,9 @@ NBVAL  := -c tests/nbval.ini --rootdir=. -p no:edalab \
 # run on the floors. The course's own tests (checkers, workshop, charts) need the learner's
 # set and run in `unit` and `suites`.
 COMPAT_TESTS := tests/unit/test_api.py tests/cluster/test_cluster.py \
-          $(addprefix tests/server/test_,$(addsuffix .py,events subjects publishing consuming \
-          streams idempotency deadletters versioning security secrets server))
+          $(addprefix tests/unit/test_,$(addsuffix .py,events subjects versioning)) \
+          $(addprefix tests/server/test_,$(addsuffix .py,events_live subjects_live versioning_live \
+          publishing consuming streams idempotency deadletters security secrets server))
 
 .PHONY: lab test install learner compat-install book-install lint unit suites compat \
         notebooks-test notebooks student book server-stop clean

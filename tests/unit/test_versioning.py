@@ -6,10 +6,7 @@ import pytest
 from pydantic import BaseModel
 
 from edalab import UnknownVersionError, UpcastError
-from edalab.consuming import EventConsumer
 from edalab.factories import EventFactory
-from edalab.publishing import publish_event
-from edalab.streams import ensure_stream
 from edalab.versioning import SchemaRegistry, compare_models, version_of
 
 
@@ -80,29 +77,6 @@ def test_missing_upcaster_is_reported() -> None:
     reg.register("a.b", 2, V2)
     with pytest.raises(UpcastError, match="from version 1"):
         reg.upcast(EventFactory()("a.b", {"user_id": "u", "name": "x"}))
-
-
-async def test_consumer_routes_unknown_versions_away(js, stream_name, token) -> None:
-    """Mixed versions replay as v3; an unknown version is quarantined, not handed over."""
-    reg = SchemaRegistry()
-    for v, m in ((1, V1), (2, V2), (3, V3)):
-        reg.register(f"{token}.created", v, m)
-    reg.upcaster(f"{token}.created", 1)(
-        lambda d: {"user_id": d["user_id"], "first_name": d["name"], "last_name": ""}
-    )
-    reg.upcaster(f"{token}.created", 2)(lambda d: d)
-    await ensure_stream(js, stream_name, [f"{token}.>"])
-    make = EventFactory()
-    await publish_event(js, make(f"{token}.created", {"user_id": "a", "name": "A"}))
-    await publish_event(
-        js,
-        make(f"{token}.created", {"user_id": "b", "first_name": "B", "last_name": "C"}, version=2),
-    )
-    await publish_event(js, make(f"{token}.created", {"user_id": "c"}, version=4))
-    consumer = await EventConsumer.create(js, stream_name, "v", registry=reg)
-    got = [(d.event.version, d.event.data["user_id"]) async for d in consumer.events(timeout=0.5)]
-    assert got == [(3, "a"), (3, "b")]
-    assert consumer.quarantined[0].reason.startswith("UnknownVersionError")
 
 
 def test_compare_models_finds_breaking_changes() -> None:
