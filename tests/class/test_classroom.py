@@ -252,7 +252,7 @@ def test_five_students_at_once_lose_nothing_and_see_nothing_of_each_other(tmp_pa
 
 def test_compose_class_profile_mounts_the_generated_configuration() -> None:
     """`docker compose --profile class config`: the class service runs class/nats-server.conf."""
-    from tests.test_compose import _compose
+    from tests.unit.test_compose import _compose
 
     out = subprocess.run(
         [_compose(), "-f", str(ROOT / "docker-compose.yml"), "--profile", "class", "config",
