@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edalab import Event, EventDecodeError
-from edalab.factories import EventFactory
-from edalab.publishing import MSG_ID, publish_event
-from edalab.streams import ensure_stream
+from edalab import Event, EventDecodeError, EventFactory, ensure_stream, publish_event
+from edalab.publishing import MSG_ID
 
 
 async def test_from_msg_names_the_stream_sequence(js, stream_name, token) -> None:

@@ -6,9 +6,7 @@ import asyncio
 
 import pytest
 
-from edalab import matches, overlaps
-from edalab.errors import StreamConfigConflict
-from edalab.streams import ensure_stream
+from edalab import StreamConfigConflict, ensure_stream, matches, overlaps
 
 PATTERNS = ["user.*", "user.>", "*.created", "user.*.updated", ">", "user.created", "*.*.*"]
 SUBJECTS = ["user", "user.created", "user.profile.updated", "order.created", "user.a.b.c"]

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from edalab.consuming import EventConsumer
-from edalab.factories import EventFactory
-from edalab.publishing import publish_event
-from edalab.streams import ensure_stream
-from edalab.versioning import SchemaRegistry
+from edalab import EventConsumer, EventFactory, SchemaRegistry, ensure_stream, publish_event
 
 
 class V1(BaseModel):
