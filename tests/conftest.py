@@ -15,18 +15,10 @@ import pytest
 
 _ids = itertools.count(1)
 
-#: The kinds of test, one folder each: what a test needs decides where it lives.
-KINDS = {
-    "unit": "no server, no kernel, no venv: the whole folder runs in seconds",
-    "server": "a real nats-server (the session's embedded one, or one of its own)",
-    "faults": "server or client processes killed (kill -9) and restarted",
-    "cluster": "a three-node JetStream cluster",
-    "class": "class mode: an instructor's server, student accounts, a fresh machine",
-    "browser": "JupyterLab in headless Chromium",
-    "book": "the course book, built in .venv-book and read in Chromium",
-    "packaging": "edalab installed into fresh venvs; what each extra declares",
-    "notebooks": "notebooks executed in a Jupyter kernel",
-}
+#: The kinds of test, one folder each (what each needs: pyproject.toml's markers).
+KINDS = (
+    "unit", "server", "faults", "cluster", "class", "browser", "book", "packaging", "notebooks",
+)  # fmt: skip
 
 
 def pytest_configure(config: pytest.Config) -> None:
