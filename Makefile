@@ -29,17 +29,16 @@ NB_ENV := env -u NATS_URL -u EDALAB_CLASS EDALAB_STATE_DIR=$(CURDIR)/.state/nbte
 NBVAL  := -c tests/nbval.ini --rootdir=. -p no:edalab \
           --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
           --nbval-cell-timeout 120 -p no:cacheprovider
-# The library's unit tests (they need neither the workbook's packages nor the developer
-# tools), run on the floors. The course's own tests (checkers, workshop, charts) need the
-# learner's set and run in `unit`.
-COMPAT_TESTS := tests/test_api.py tests/test_events.py tests/test_subjects.py \
-          tests/test_publishing.py tests/test_consuming.py tests/test_streams.py \
-          tests/test_idempotency.py tests/test_deadletters.py tests/test_versioning.py \
-          tests/test_security.py tests/test_secrets.py tests/test_server.py \
-          tests/test_cluster.py
+# The library's tests (they need neither the workbook's packages nor the developer tools),
+# run on the floors. The course's own tests (checkers, workshop, charts) need the learner's
+# set and run in `unit` and `suites`.
+COMPAT_TESTS := tests/unit/test_api.py tests/cluster/test_cluster.py \
+          $(addprefix tests/unit/test_,$(addsuffix .py,events subjects versioning)) \
+          $(addprefix tests/server/test_,$(addsuffix .py,events_live subjects_live versioning_live \
+          publishing consuming streams idempotency deadletters security secrets server))
 
-.PHONY: lab test install learner compat-install book-install lint unit compat notebooks-test \
-        notebooks student book server-stop clean
+.PHONY: lab test install learner compat-install book-install lint unit suites compat \
+        notebooks-test notebooks student book server-stop clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,7 +51,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 # The learner's set is the `lab` extra, and only that (as Binder, the dev container and
-# environment.yml install it; tests/test_packaging.py checks). nbval comes on top, for
+# environment.yml install it; tests/packaging/test_packaging.py checks). nbval comes on top, for
 # `make test` alone.
 $(LEARNER_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(LEARNER)
@@ -90,16 +89,23 @@ lab: learner
 	PYTHONSTARTUP=$(CURDIR)/src/edalab/course/startup.py \
 	  $(LEARNER)/bin/jupyter lab --ServerApp.root_dir=$(NOTEBOOKS) $(ROOT_FLAG)
 
-## make test: lint, types, unit tests (book and browser included), the floors, every notebook
-test: install lint unit compat notebooks-test
+## make test: lint, types, unit tests, the other suites (book and browser included), the floors,
+## every notebook
+test: install lint unit suites compat notebooks-test
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-unit: install book-install
-	$(BIN)/python -m pytest tests src/edalab --doctest-modules -q
+## make unit: tests/unit (no server, no kernel, no venv: seconds) and the library's doctests
+unit: install
+	$(BIN)/python -m pytest tests/unit src/edalab --doctest-modules -q
+
+## make suites: every other folder of tests/ (server, faults, cluster, class, browser, book,
+## packaging, notebooks; each folder's name is its tests' marker, e.g. -m "not faults")
+suites: install book-install
+	$(BIN)/python -m pytest tests -m "not unit" -q
 
 ## make compat: the library's unit tests on the oldest versions pyproject.toml allows
 compat: compat-install

@@ -96,7 +96,7 @@ async def measure(args: argparse.Namespace) -> list[Result]:
     """Start a server (unless --url), run every scenario, stop the server."""
     storage = StorageType(args.storage)
     server = None if args.url else await asyncio.to_thread(NatsServer().start)
-    url = args.url or server.url  # type: ignore[union-attr]
+    url = args.url or server.url
     names = args.only or [s.name for s in SCENARIOS]
     bar = tqdm(
         total=len(names) * args.rounds, desc="benchmarks", unit="round", disable=args.no_progress

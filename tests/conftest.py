@@ -1,13 +1,24 @@
-"""Shared fixtures: one real nats-server for the session (edalab.testing, a pytest plugin)."""
+"""Shared fixtures: one real nats-server for the session (edalab.testing, a pytest plugin).
+
+Each folder of ``tests/`` holds one kind of test, and its name is the marker its tests
+carry (registered in pyproject.toml): ``pytest tests/unit`` runs in seconds,
+``pytest tests -m "not faults and not browser"`` leaves those out.
+"""
 
 from __future__ import annotations
 
 import itertools
 import re
+from pathlib import Path
 
 import pytest
 
 _ids = itertools.count(1)
+
+#: The kinds of test, one folder each (what each needs: pyproject.toml's markers).
+KINDS = (
+    "unit", "server", "faults", "cluster", "class", "browser", "book", "packaging", "notebooks",
+)  # fmt: skip
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -25,6 +36,18 @@ def pytest_configure(config: pytest.Config) -> None:
     manager = config.pluginmanager
     if not manager.has_plugin("edalab") and not manager.has_plugin("edalab.testing"):
         manager.import_plugin("edalab.testing")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its folder's kind; a test outside those folders is an error."""
+    here = Path(__file__).parent
+    for item in items:
+        if not item.path.is_relative_to(here):
+            continue  # the library's doctests (src/edalab)
+        kind = item.path.relative_to(here).parts[0]
+        if kind not in KINDS:
+            raise pytest.UsageError(f"{item.nodeid}: a test lives in tests/<kind>/, {list(KINDS)}")
+        item.add_marker(kind)
 
 
 @pytest.fixture

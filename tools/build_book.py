@@ -1,7 +1,7 @@
 """Build the course book: static HTML from the committed notebooks, in dist/book/ (`make book`).
 
 Jupyter Book 1.x (Sphinx + MyST-NB) is the tool because it renders the notebooks' stored
-outputs with every theme asset in its wheels: it builds with no network (tests/test_book.py
+outputs with every theme asset in its wheels: it builds with no network (tests/book/test_book.py
 builds it; `unshare -n make book` works too), and with ``execute_notebooks: off`` it runs no
 kernel and needs no server.
 

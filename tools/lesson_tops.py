@@ -3,7 +3,7 @@
 The words come from the course manifest (``edalab.course.manifest.lesson_top``, from
 ``PACE``); this script puts them in the first markdown cell of every source in
 ``tools/notebooks/``, as the paragraph right after the ``# NN · Title`` line, and touches
-nothing else. tests/test_course.py checks that every source and every built notebook agree
+nothing else. tests/unit/test_course.py checks that every source and every built notebook agree
 with the manifest.
 
     python tools/lesson_tops.py            # rewrite the sources that differ

@@ -328,7 +328,7 @@ info = await worker_b.info()
 # Events 1-10 were never handled, yet they are acknowledged (the ack floor is 20, nothing
 # pending) and will never be redelivered. With `explicit` acks (the default, and what
 # `ack_batch` sends one by one) they would come back after `ack_wait`; the fault tests
-# (`tests/test_faults.py`) kill a worker mid-list both ways. So: `all` only with one
+# (`tests/faults/test_faults.py`) kill a worker mid-list both ways. So: `all` only with one
 # worker per consumer, acking a list after every event in it is handled.
 
 # %% [markdown]

@@ -250,7 +250,7 @@ class Pace:
 
 
 #: Each lesson's time and prerequisites. The top cell of every notebook says them
-#: (``lesson_top``); tests/test_course.py checks that each notebook agrees.
+#: (``lesson_top``); tests/unit/test_course.py checks that each notebook agrees.
 PACE: dict[str, Pace] = {
     "00": Pace(15),
     "01": Pace(20, (("00", "what an event is"),)),

@@ -2,7 +2,8 @@
 
 One module per picture (``charts.stream``, ``charts.redelivery``, ...); each takes
 figures a cell measured or read from the server and returns a ``Figure``. matplotlib
-is the workbook's dependency, not the library's: it is imported here, in the course.
+is the workbook's dependency (``[lab]``), not the library's: each function imports it when
+called, so ``import edalab.course`` works without it.
 
     >>> from edalab.course.charts import plain_numbers
     >>> import matplotlib.pyplot as plt
@@ -14,16 +15,18 @@ is the workbook's dependency, not the library's: it is imported here, in the cou
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from matplotlib.axes import Axes
-from matplotlib.ticker import MaxNLocator, ScalarFormatter
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["plain_numbers"]
 
 
 def plain_numbers(ax: Axes, *, integer_x: bool = False, integer_y: bool = False) -> Axes:
     """Tick labels in plain numbers on both axes: no offsets, no ``2x10^0`` notation."""
+    from matplotlib.ticker import MaxNLocator, ScalarFormatter
+
     for axis, integer in ((ax.xaxis, integer_x), (ax.yaxis, integer_y)):
         if axis.get_scale() == "linear":
             formatter: Any = ScalarFormatter(useOffset=False)

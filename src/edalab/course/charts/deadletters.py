@@ -13,14 +13,15 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from matplotlib.patches import FancyBboxPatch
 from nats.js.client import JetStreamContext
 
 from edalab.deadletters import DeadLetters
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["ConsumerFlow", "FlowState", "draw", "flow_state"]
 
@@ -88,6 +89,8 @@ _W, _H = 0.3, 0.34  # box width and height, in data units
 
 
 def _box(ax: Axes, x: float, y: float, text: str, color: str) -> None:
+    from matplotlib.patches import FancyBboxPatch
+
     ax.add_patch(
         FancyBboxPatch(
             (x - _W / 2, y - _H / 2), _W, _H, boxstyle="round,pad=0.02", fc=color, ec="0.3"
@@ -115,6 +118,8 @@ def _arrow(
 
 def draw(state: FlowState) -> Figure:
     """Stream → each consumer (acked) → dead letters (held, by category) → replay reader."""
+    import matplotlib.pyplot as plt
+
     rows = max(1, len(state.consumers))
     fig, ax = plt.subplots(figsize=(10, 1.2 + 1.5 * rows))
     ax.set_xlim(-0.02, 1.62)

@@ -9,11 +9,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import matplotlib.pyplot as plt
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
 from edalab.course.charts import plain_numbers
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["lag_chart"]
 
@@ -28,6 +29,8 @@ def lag_chart(
 
     ``joined_at`` marks the step at which a second worker joined, with a dashed line.
     """
+    import matplotlib.pyplot as plt
+
     steps = [s[0] for s in samples]
     fig, ax = plt.subplots(figsize=(7, 3.2))
     labels = ("num_pending (lag)", "num_ack_pending (in flight)", "num_redelivered")

@@ -27,14 +27,16 @@ import itertools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
-from matplotlib.figure import Figure
 from nats.aio.msg import Msg
 
 from edalab.consuming import Delivery
 from edalab.course.charts import plain_numbers
 from edalab.streams import Table
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["DeliveryLog", "DeliveryRecord", "on_time", "timeline", "window"]
 
@@ -167,6 +169,8 @@ def timeline(
     ``lanes`` maps a label to observed offsets (seconds); ``expected``, if given, maps
     the same labels to the planned offsets, drawn as hollow rings.
     """
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(8, 0.8 + 0.7 * len(lanes)))
     labels = list(lanes)
     for y, label in enumerate(reversed(labels)):

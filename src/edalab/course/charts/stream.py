@@ -26,15 +26,16 @@ each row, so the picture and the numbers can be read together.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 from nats.js.api import ConsumerInfo, StreamInfo
 from nats.js.client import JetStreamContext
 
 from edalab.course.charts import plain_numbers
 from edalab.streams import stream_messages
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["stream_chart", "stream_figure"]
 
@@ -58,6 +59,9 @@ def stream_figure(
     ``subjects`` (sequence -> subject), if given, labels each message in the stream's row
     with its subject's last token, so that a filtered consumer's gaps can be read.
     """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
     first = max(stream.state.first_seq or 1, 1)
     last = max(stream.state.last_seq or 0, first)
     rows = len(consumers)

@@ -8,8 +8,10 @@ hop carried in ``traceparent``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from matplotlib.figure import Figure
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 from edalab.course.charts import plain_numbers
 

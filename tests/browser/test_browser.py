@@ -1,0 +1,203 @@
+"""A learner's view: JupyterLab in headless Chromium runs notebook 00 through the UI.
+
+Uses Debian's ``chromium`` (no browser download) driven by the Python ``playwright``
+package. Skipped when Chromium is missing, unless ``EDALAB_REQUIRE_BROWSER=1`` (set by
+``.ci/run``, which installs Chromium). Leaves a screenshot in ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edalab.server import free_port
+from tests.chromium import launch, require_browser
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+TOKEN = "edalab-browser-test"
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[str]:
+    """JupyterLab on a free port, serving a copy of notebook 00 with its outputs cleared."""
+    nb = json.loads((ROOT / "notebooks" / "00_start_here.ipynb").read_text())
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+    yield from _serve(tmp_path, {"00_start_here.ipynb": nb})
+
+
+@pytest.fixture
+def student_lab(tmp_path: Path) -> Iterator[str]:
+    """JupyterLab serving the student copy of notebook 02 (what `make student` writes)."""
+    from edalab.course.workshop import student_copy
+
+    nb = student_copy(json.loads((ROOT / "notebooks" / "02_subject_naming.ipynb").read_text()))
+    yield from _serve(tmp_path, {"02_subject_naming.ipynb": nb})
+
+
+def _serve(tmp_path: Path, notebooks: dict[str, Any]) -> Iterator[str]:
+    workdir = tmp_path / "notebooks"
+    workdir.mkdir()
+    for name, nb in notebooks.items():
+        (workdir / name).write_text(json.dumps(nb))
+    # Every cell in the page, not only those scrolled into view (JupyterLab 4 windowing).
+    settings = tmp_path / "settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "NATS_URL"}
+    env["EDALAB_STATE_DIR"] = str(tmp_path / "state")
+    env["JUPYTERLAB_SETTINGS_DIR"] = str(tmp_path / "settings")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
+         "--ip=127.0.0.1", f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={workdir}",
+         "--allow-root", "--LabApp.news_url=", "--LabApp.check_for_updates_class="
+         "jupyterlab.NeverCheckForUpdate"],
+        env=env, stdout=subprocess.DEVNULL, stderr=(log_file := (tmp_path / "lab.log").open("w")),
+    )  # fmt: skip
+    log_file.close()  # the child has its own handle
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=2):
+                break
+        except (urllib.error.URLError, OSError):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                log = (tmp_path / "lab.log").read_text()[-2000:]
+                pytest.fail(f"JupyterLab did not start:\n{log}")
+            # Readiness is a port opening in another process: poll it, bounded above.
+            proc_wait(proc, 0.2)
+    try:
+        yield base
+    finally:
+        request = urllib.request.Request(f"{base}/api/shutdown?token={TOKEN}", method="POST")
+        try:
+            urllib.request.urlopen(request, timeout=10).close()
+            proc.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def proc_wait(proc: subprocess.Popen[bytes], seconds: float) -> None:
+    """Wait for the process to exit, at most ``seconds`` (an early exit ends the wait)."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=seconds)
+
+
+def open_notebook(page: Any, lab: str, name: str) -> None:
+    """Open notebook ``name`` in the JupyterLab at ``lab`` and wait until its kernel is idle."""
+    page.goto(f"{lab}/lab/tree/{name}?token={TOKEN}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+
+
+def run_all_cells(page: Any) -> None:
+    """Run > Run All Cells, as a person would; again if the notebook was not ready yet.
+
+    Right after opening, the command can still be disabled while the kernel connects;
+    a person would simply click again, so the test does too (three times at most).
+    """
+    started = ".jp-InputPrompt:has-text('[*]'), .jp-InputPrompt:has-text('[1]')"
+    for _ in range(3):
+        page.click(".jp-Notebook .jp-Cell")  # focus the notebook, as a click on it would
+        page.click(".lm-MenuBar-item:has-text('Run')")
+        page.click(".lm-Menu-item:has-text('Run All Cells')")
+        try:
+            page.wait_for_selector(started, timeout=15_000)
+            return
+        except Exception:  # playwright's TimeoutError: not started, try again
+            page.keyboard.press("Escape")
+    pytest.fail("Run All Cells never started the notebook")
+
+
+def test_start_here_runs_in_jupyterlab(lab: str) -> None:
+    """Open 00_start_here, Run All Cells from the menu: the picture shows, a message arrives."""
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            open_notebook(page, lab, "00_start_here.ipynb")
+            run_all_cells(page)
+            page.wait_for_selector(".jp-OutputArea-output:has-text('Hello, events!')",
+                                   timeout=90_000)  # fmt: skip
+            page.wait_for_selector(
+                ".jp-OutputArea-output:has-text('the message was published before anyone')",
+                timeout=60_000,
+            )
+            page.wait_for_selector(".jp-OutputArea-output:has-text('embedded')", timeout=10_000)
+            picture = page.locator(".jp-RenderedSVG img").first  # the path of an event
+            picture.wait_for(timeout=10_000)
+            assert picture.evaluate("img => img.complete && img.naturalWidth > 0"), "no picture"
+            no_news = page.locator(".jp-toast-button:has-text('No')")
+            if no_news.count():
+                no_news.first.click()
+            page.locator(
+                ".jp-OutputArea-output:has-text('Hello, events!')"
+            ).scroll_into_view_if_needed()
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "browser-00_start_here.png"), full_page=False)
+            browser.close()
+    assert (ARTIFACTS / "browser-00_start_here.png").stat().st_size > 10_000
+
+
+def test_a_student_answers_in_the_answer_cell_and_checks_twice(student_lab: str) -> None:
+    """The student copy of 02: type into `# YOUR CODE HERE`, Run All, pass; check again, pass."""
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    passed = ".jp-OutputArea-output:has-text('exercise 02 passed')"
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            open_notebook(page, student_lab, "02_subject_naming.ipynb")
+            answer = page.locator(".jp-CodeCell:has-text('# YOUR CODE HERE') .cm-content")
+            answer.first.wait_for(timeout=60_000)
+            assert answer.count() == 1, "the student copy has one answer cell"
+            answer.click()
+            page.keyboard.press("Control+a")
+            page.keyboard.type('patterns = ["user.*.updated", "user.deleted"]')
+            run_all_cells(page)
+            page.wait_for_selector(passed, timeout=120_000)
+            # The next attempt works too: nothing closed the connection the check uses.
+            check_cell = page.locator(".jp-CodeCell").filter(has_text="await check(").last
+            before = check_cell.locator(".jp-InputPrompt").inner_text()
+            check_cell.locator(".cm-content").click()
+            page.keyboard.press("Shift+Enter")
+            page.wait_for_function(
+                """([before]) => {
+                    const cells = [...document.querySelectorAll('.jp-CodeCell')]
+                        .filter(c => c.innerText.includes('await check('));
+                    const cell = cells[cells.length - 1];
+                    const prompt = cell.querySelector('.jp-InputPrompt').innerText;
+                    return prompt !== before && !prompt.includes('*')
+                        && cell.innerText.includes('exercise 02 passed');
+                }""",
+                arg=[before],
+                timeout=60_000,
+            )
+            assert "Traceback" not in check_cell.inner_text()
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "browser-student-02.png"), full_page=False)
+            browser.close()

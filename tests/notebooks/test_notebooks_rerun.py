@@ -1,0 +1,84 @@
+"""Every notebook runs top to bottom twice in one kernel (strict nbval checks one run)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_twice_in_one_kernel(
+    path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Run all cells, then all cells again; only cells tagged raises-exception may fail."""
+    monkeypatch.delenv("NATS_URL", raising=False)
+    monkeypatch.setenv("EDALAB_STATE_DIR", str(tmp_path))
+    nb = nbformat.read(path, as_version=4)
+    nb.cells = nb.cells + [nbformat.from_dict(dict(c)) for c in nb.cells]
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+    client = NotebookClient(
+        nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
+    client.execute(env=dict(os.environ))
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or "raises-exception" in cell.metadata.get("tags", []):
+            continue
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        run = "second" if i >= len(nb.cells) // 2 else "first"
+        assert not errors, (
+            f"{path.name}, {run} run, cell {i}: {errors[0].ename}: {errors[0].evalue}"
+        )
+
+
+#: Every notebook but 13 and 15 (a cluster, benchmarks: too slow to run twice over) and
+#: 11, 16 and 18, where a re-run cell still fails in the cell's own Python with no hint
+#: (two dead letters unpacked from three, an outbox row inserted twice, an empty fetch
+#: indexed; see issue 19).
+SINGLE_CELL = [p for p in NOTEBOOKS if p.name[:2] not in ("11", "13", "15", "16", "18")]
+
+
+@pytest.mark.parametrize("path", SINGLE_CELL, ids=[p.stem for p in SINGLE_CELL])
+def test_each_cell_run_twice_in_a_row_works_or_says_what_to_run_first(
+    path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Re-running one cell at once: it works, or its error is the cell's line, type and a hint."""
+    monkeypatch.delenv("NATS_URL", raising=False)
+    monkeypatch.setenv("EDALAB_STATE_DIR", str(tmp_path))
+    nb = nbformat.read(path, as_version=4)
+    cells = []
+    for cell in nb.cells:
+        cells.append(cell)
+        if cell.cell_type == "code":
+            again = {**dict(cell), "metadata": {**cell.metadata, "again": True}}
+            cells.append(nbformat.from_dict(again))
+    nb.cells = cells
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+    client = NotebookClient(
+        nb,
+        timeout=180,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    client.execute(env=dict(os.environ))
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or not cell.metadata.get("again"):
+            continue
+        if "raises-exception" in cell.metadata.get("tags", []):
+            continue  # the error is the lesson, run after run
+        for error in (o for o in cell.outputs if o.output_type == "error"):
+            shown = error.traceback
+            assert len(shown) <= 3 and shown[-1].startswith("hint: "), (
+                f"{path.name}, cell {i} run again: {error.ename}: {error.evalue} "
+                f"({len(shown)} traceback lines)"
+            )
