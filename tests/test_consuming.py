@@ -7,13 +7,19 @@ import asyncio
 import pytest
 from nats.js.api import AckPolicy, DeliverPolicy
 
-from edalab import ConsumerConfigConflict, ConsumerError, PermanentError, TransientError
-from edalab.consuming import EventConsumer, ensure_consumer
-from edalab.context import NotAnEdalabJetStream
-from edalab.factories import EventFactory
-from edalab.publishing import publish_events
-from edalab.streams import ensure_stream
-from edalab.waiting import wait_for
+from edalab import (
+    ConsumerConfigConflict,
+    ConsumerError,
+    EventConsumer,
+    EventFactory,
+    NotAnEdalabJetStream,
+    PermanentError,
+    TransientError,
+    ensure_consumer,
+    ensure_stream,
+    publish_events,
+    wait_for,
+)
 
 
 async def _stream_with_events(js, stream_name, token, n=5):  # type: ignore[no-untyped-def]
@@ -148,7 +154,8 @@ async def test_builtin_timeout_from_fetch_ends_iteration_quietly(js, stream_name
 
 async def test_stored_event_ids_and_loss_report(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
     """Counting ids finds a duplicate and a loss, and skips what is not an event."""
-    from edalab.consuming import loss_report, stored_event_ids
+    from edalab import stored_event_ids
+    from edalab.course import loss_report
 
     await ensure_stream(js, stream_name, [f"{token}.>"])
     make = EventFactory()

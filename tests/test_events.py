@@ -8,11 +8,18 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from edalab import Event, EventDecodeError, PayloadError, SubjectError, validate_subject
-from edalab.events import describe_validation_error
-from edalab.factories import EventFactory
-from edalab.publishing import MSG_ID, publish_event
-from edalab.streams import ensure_stream
+from edalab import (
+    MSG_ID,
+    Event,
+    EventDecodeError,
+    EventFactory,
+    PayloadError,
+    SubjectError,
+    ensure_stream,
+    publish_event,
+    validate_subject,
+)
+from edalab._events import describe_validation_error
 
 # Exactly what Go's encoding/json writes for the seed's struct
 # (Data is a string; time.Time marshals as RFC 3339 with nanoseconds and an offset).

@@ -138,8 +138,6 @@ async def test_a_stream_held_by_another_running_kernel_is_not_deleted(
     """fresh_stream in a second kernel refuses, naming the notebook; once it exits, proceeds."""
     import json
 
-    from edalab import streams
-
     await js.add_stream(name=stream_name, subjects=[f"{stream_name.lower()}.>"])
     claim = streams._claim(await js.stream_info(stream_name))
     claim.parent.mkdir(parents=True, exist_ok=True)

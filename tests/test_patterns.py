@@ -8,22 +8,29 @@ from datetime import UTC, datetime
 
 import pytest
 
-from edalab.cloudevents import (
+from edalab import (
+    ConcurrencyConflict,
+    Event,
+    EventDecodeError,
+    EventError,
+    Outbox,
+    OutboxRelay,
+    TraceContext,
+    aggregate_version,
+    append,
+    derived_id,
+    flow_headers,
+    fresh_stream,
     from_binary,
     from_message,
     from_structured,
+    publish_event,
+    stream_messages,
     to_binary,
     to_structured,
 )
-from edalab.concurrency import ConcurrencyConflict, aggregate_version, append
 from edalab.course import saga
 from edalab.course.exercises import check
-from edalab.errors import EventDecodeError, EventError
-from edalab.events import Event
-from edalab.outbox import Outbox, OutboxRelay
-from edalab.publishing import publish_event
-from edalab.streams import fresh_stream, stream_messages
-from edalab.tracing import TraceContext, derived_id, flow_headers
 
 
 def _event(**changes: object) -> Event:

@@ -20,11 +20,11 @@ from edalab import (
     ensure_server,
     find_nats_server,
 )
+from edalab._discovery import local_servers
+from edalab._processes import wait_pid_gone
+from edalab._state import read_state
+from edalab._urls import probe
 from edalab.course.cli import main as cli
-from edalab.discovery import local_servers
-from edalab.processes import wait_pid_gone
-from edalab.state import read_state
-from edalab.urls import probe
 
 
 @pytest.fixture
@@ -209,23 +209,3 @@ async def test_start_after_kill_reuses_port_and_store(tmp_path: Path) -> None:
         nc = await connect(srv.url)
         assert (await nc.jetstream().stream_info("K")).state.messages == 1
         await nc.close()
-
-
-def test_names_that_lived_in_edalab_server_still_import() -> None:
-    """The split keeps `from edalab.server import ...` working for every name it used to hold."""
-    import edalab.server as old
-    from edalab import binary, discovery, processes, state, urls, waiting
-
-    moved = {
-        binary: ["find_nats_server"],
-        discovery: ["ServerHandle", "ensure_server", "lesson_server", "running_server"],
-        processes: ["pid_alive", "stop_pid"],
-        state: ["ServerState", "read_state", "state_dir"],
-        urls: ["probe"],
-        waiting: ["wait_for"],
-    }
-    for module, names in moved.items():
-        for name in names:
-            assert getattr(old, name) is getattr(module, name), name
-    with pytest.raises(AttributeError):
-        _ = old.no_such_name

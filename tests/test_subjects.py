@@ -7,9 +7,16 @@ import re
 
 import pytest
 
-from edalab import SubjectError, matches, overlaps, split_version, subject, validate_subject
-from edalab.errors import StreamConfigConflict
-from edalab.streams import ensure_stream
+from edalab import (
+    StreamConfigConflict,
+    SubjectError,
+    ensure_stream,
+    matches,
+    overlaps,
+    split_version,
+    subject,
+    validate_subject,
+)
 
 
 def test_builds_domain_event_type_subjects() -> None:

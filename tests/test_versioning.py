@@ -5,12 +5,17 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
-from edalab import UnknownVersionError, UpcastError
-from edalab.consuming import EventConsumer
-from edalab.factories import EventFactory
-from edalab.publishing import publish_event
-from edalab.streams import ensure_stream
-from edalab.versioning import SchemaRegistry, compare_models, version_of
+from edalab import (
+    EventConsumer,
+    EventFactory,
+    SchemaRegistry,
+    UnknownVersionError,
+    UpcastError,
+    compare_models,
+    ensure_stream,
+    publish_event,
+)
+from edalab._versioning import version_of
 
 
 class V1(BaseModel):

@@ -25,12 +25,12 @@ from nats.aio.client import Client as NATS
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType
 from nats.js.client import JetStreamContext
 
-from edalab.connection import connect
-from edalab.consuming import EventConsumer
-from edalab.events import Event
-from edalab.factories import EventFactory
-from edalab.publishing import MSG_ID, ingest_events, publish_event, publish_events
-from edalab.streams import fresh_stream
+from edalab._connection import connect
+from edalab._consuming import EventConsumer
+from edalab._events import Event
+from edalab._factories import EventFactory
+from edalab._publishing import MSG_ID, ingest_events, publish_event, publish_events
+from edalab._streams import fresh_stream
 
 __all__ = [
     "GO_COUNTERPART",

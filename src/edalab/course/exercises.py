@@ -8,7 +8,7 @@ In a notebook::
 Each checker is a coroutine taking the JetStream context (02, which comes before
 JetStream, takes the connection ``nc``), plus what the exercise produced (02 your
 subscription patterns, 03 your PubAcks, 08 your
-:class:`~edalab.versioning.SchemaRegistry`); ``check`` returns a :class:`CheckResult`.
+:class:`~edalab._versioning.SchemaRegistry`); ``check`` returns a :class:`CheckResult`.
 A checker observes behaviour on the live server: what it delivered, stored, dropped.
 """
 
@@ -33,13 +33,13 @@ from nats.aio.client import Client as NATS
 from nats.js.api import ConsumerInfo, DeliverPolicy, PubAck, RawStreamMsg, StreamInfo
 from nats.js.client import JetStreamContext
 
-from edalab.consuming import consumer_filters
+from edalab._consuming import consumer_filters
+from edalab._errors import EdalabError, SubjectError
+from edalab._events import Event
+from edalab._streams import stream_messages
+from edalab._subjects import matches, validate_subject
+from edalab._waiting import wait_for
 from edalab.course.manifest import LESSONS
-from edalab.errors import EdalabError, SubjectError
-from edalab.events import Event
-from edalab.streams import stream_messages
-from edalab.subjects import matches, validate_subject
-from edalab.waiting import wait_for
 
 __all__ = ["EXERCISES", "CheckResult", "Exercise", "check", "recorded_passes"]
 
@@ -615,7 +615,7 @@ async def _check_02(nc: Any, patterns: Any = None) -> str:
 
 
 async def _check_08(js: JetStreamContext, registry: Any = None) -> str:
-    from edalab.versioning import SchemaRegistry, compare_models
+    from edalab._versioning import SchemaRegistry, compare_models
 
     _require(
         isinstance(registry, SchemaRegistry), "pass your SchemaRegistry: check('08', js, registry)"
@@ -669,7 +669,7 @@ async def _check_08(js: JetStreamContext, registry: Any = None) -> str:
 
 
 async def _check_09(js: JetStreamContext) -> str:
-    from edalab.publishing import MSG_ID
+    from edalab._publishing import MSG_ID
 
     info = await _stream(js, "LEDGER")
     storage = str(getattr(info.config.storage, "value", info.config.storage))
@@ -732,7 +732,7 @@ async def _check_10(js: JetStreamContext, charge: Any = None) -> str:
     """
     import asyncio
 
-    from edalab.idempotency import ProcessedIds
+    from edalab._idempotency import ProcessedIds
 
     _require(callable(charge), "pass your handler: await check('10', js, charge)")
     try:
@@ -819,7 +819,7 @@ async def _check_11(js: JetStreamContext) -> str:
 
     Timing: the reader's plain acks are given 2 s to land (``_settled``).
     """
-    from edalab.deadletters import DeadLetters
+    from edalab._deadletters import DeadLetters
 
     dead = DeadLetters(js)
     await _stream(js, dead.stream)
@@ -932,7 +932,7 @@ def _change_probes(nc: NATS, stream: str, consumer: str, token: str) -> dict[str
 
 async def _allowed(nc: NATS, subjects: list[str], op: str) -> list[str]:
     """Those of ``subjects`` the server did not refuse (it answers a refusal with -ERR)."""
-    from edalab.connection import connection_log
+    from edalab._connection import connection_log
 
     log = connection_log(nc)
     since = len(log.errors) if log else 0
@@ -970,9 +970,9 @@ async def _check_12(
     """
     import secrets
 
-    from edalab.connection import connect, subscribe_checked
-    from edalab.errors import AuthenticationError, PermissionDenied
-    from edalab.security import inbox_prefix, permission_checked
+    from edalab._connection import connect, subscribe_checked
+    from edalab._errors import AuthenticationError, PermissionDenied
+    from edalab._security import inbox_prefix, permission_checked
 
     _require(bool(url and user), "pass the server and credentials: check('12', js, url=...)")
     info = await _consumer(js, stream, consumer)
@@ -1132,8 +1132,8 @@ async def _redeliver_17(
     duplicate is seen too; whatever the redelivery stored is deleted again afterwards
     (after the duplicate window a copy is stored), so the learner's SHOP is left as it was.
     """
-    from edalab.consuming import EventConsumer
-    from edalab.context import NotAnEdalabJetStream, connection_of
+    from edalab._consuming import EventConsumer
+    from edalab._context import NotAnEdalabJetStream, connection_of
 
     try:
         nc = connection_of(js)
@@ -1372,7 +1372,7 @@ async def _check_18(js: JetStreamContext) -> str:
 
 
 async def _check_16(js: JetStreamContext) -> str:
-    from edalab.tracing import CAUSATION_ID, CORRELATION_ID, TraceContext, derived_id
+    from edalab._tracing import CAUSATION_ID, CORRELATION_ID, TraceContext, derived_id
 
     await _stream(js, "ORDERS")
     placed_id = "order-ex16"
@@ -1537,7 +1537,7 @@ def _progress_file() -> Path:
     """This machine's record of passes: one per user when several share it (a class)."""
     import os
 
-    from edalab.state import state_dir
+    from edalab._state import state_dir
 
     user = "".join(c for c in os.environ.get("NATS_USER", "") if c.isalnum() or c in "-_")
     return state_dir() / (f"progress-{user}.json" if user else "progress.json")
@@ -1634,7 +1634,7 @@ async def _check_00(nc: Any, greet: Any = None) -> str:
 async def _check_01(model: Any = None) -> str:
     from pydantic import BaseModel, ValidationError
 
-    from edalab.errors import PayloadError
+    from edalab._errors import PayloadError
 
     _require(
         isinstance(model, type) and issubclass(model, BaseModel),

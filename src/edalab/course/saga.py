@@ -17,7 +17,7 @@ its own: ``order.placed`` -> stock -> ``stock.reserved`` -> billing ->
 *commands* (request-reply to ``cmd.stock.reserve``, ``cmd.billing.charge``,
 ``cmd.stock.release``), deciding each next step itself, then publishes the outcome.
 
-Every derived event's id comes from its cause (:func:`edalab.tracing.derived_id`),
+Every derived event's id comes from its cause (:func:`edalab._tracing.derived_id`),
 so a redelivered cause republishes the same id and ``Nats-Msg-Id`` dedup keeps one.
 
     saga = Choreography(js)
@@ -42,12 +42,12 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.client import JetStreamContext
 
-from edalab.consuming import Delivery, EventConsumer
-from edalab.events import Event
-from edalab.publishing import publish_event
-from edalab.streams import fresh_stream, stream_messages
-from edalab.tracing import CORRELATION_ID, TraceContext, derived_id, flow_headers
-from edalab.waiting import wait_for
+from edalab._consuming import Delivery, EventConsumer
+from edalab._events import Event
+from edalab._publishing import publish_event
+from edalab._streams import fresh_stream, stream_messages
+from edalab._tracing import CORRELATION_ID, TraceContext, derived_id, flow_headers
+from edalab._waiting import wait_for
 
 __all__ = [
     "CARD_LIMIT_CENTS",
@@ -298,7 +298,7 @@ class Orchestration(_Services):
 
 async def _billing_service(url: str) -> None:
     """The choreography's billing service alone, in a process of its own (fault test)."""
-    from edalab.connection import connect
+    from edalab._connection import connect
 
     nc = await connect(url)
     saga = Choreography(nc.jetstream())

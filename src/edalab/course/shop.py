@@ -13,10 +13,10 @@ A derived event gets a **deterministic id** computed from the event that caused 
 ``payment.captured`` again, with the same ``Nats-Msg-Id``, and the stream drops the
 copy. The analytics fold is idempotent (an event applied twice counts once). A dead
 letter is replayed to the service that gave up on it, and no other
-(:meth:`~edalab.deadletters.DeadLetters.replays`).
+(:meth:`~edalab._deadletters.DeadLetters.replays`).
 
 ``order.placed`` has two versions; payments reads both through a
-:class:`~edalab.versioning.SchemaRegistry`. Payments has a bug (``payments_bug``):
+:class:`~edalab._versioning.SchemaRegistry`. Payments has a bug (``payments_bug``):
 an order of zero cents makes it divide by zero, so that event goes to dead letters
 until the bug is fixed and the letter replayed. Every publish, delivery, ack, retry
 and termination is recorded in a :class:`Trace` that can be drawn as a timeline::
@@ -44,14 +44,14 @@ import nats.errors
 from nats.js.client import JetStreamContext
 from pydantic import BaseModel
 
-from edalab.consuming import Delivery, EventConsumer
-from edalab.deadletters import DeadLetters
-from edalab.events import Event
-from edalab.idempotency import ProcessedIds
-from edalab.publishing import publish_event
-from edalab.streams import fresh_stream, stream_messages
-from edalab.versioning import SchemaRegistry
-from edalab.waiting import wait_for
+from edalab._consuming import Delivery, EventConsumer
+from edalab._deadletters import DeadLetters
+from edalab._events import Event
+from edalab._idempotency import ProcessedIds
+from edalab._publishing import publish_event
+from edalab._streams import fresh_stream, stream_messages
+from edalab._versioning import SchemaRegistry
+from edalab._waiting import wait_for
 
 __all__ = [
     "Analytics",

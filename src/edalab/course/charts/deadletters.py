@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 from nats.js.client import JetStreamContext
 
-from edalab.deadletters import DeadLetters
+from edalab._deadletters import DeadLetters
 
 __all__ = ["ConsumerFlow", "FlowState", "draw", "flow_state"]
 

@@ -32,9 +32,9 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from nats.aio.msg import Msg
 
-from edalab.consuming import Delivery
+from edalab._consuming import Delivery
+from edalab._streams import Table
 from edalab.course.charts import plain_numbers
-from edalab.streams import Table
 
 __all__ = ["DeliveryLog", "DeliveryRecord", "on_time", "timeline", "window"]
 

@@ -33,8 +33,8 @@ from matplotlib.patches import Patch
 from nats.js.api import ConsumerInfo, StreamInfo
 from nats.js.client import JetStreamContext
 
+from edalab._streams import stream_messages
 from edalab.course.charts import plain_numbers
-from edalab.streams import stream_messages
 
 __all__ = ["stream_chart", "stream_figure"]
 

@@ -33,11 +33,11 @@ from nats.aio.msg import Msg
 from nats.js.api import PubAck
 from nats.js.client import JetStreamContext
 
-from edalab.connection import connection_log, permission_error
-from edalab.context import Inbox, JetStream, connection_of
-from edalab.errors import NoStreamError, PublishError
-from edalab.events import Event
-from edalab.subjects import validate_subject
+from edalab._connection import connection_log, permission_error
+from edalab._context import Inbox, JetStream, connection_of
+from edalab._errors import NoStreamError, PublishError
+from edalab._events import Event
+from edalab._subjects import validate_subject
 
 __all__ = [
     "FAST_INGEST_SINCE",
@@ -107,8 +107,8 @@ async def publish_event(
     """Publish one event and await its ``PubAck``.
 
     The subject is ``event.type`` unless ``subject`` (a string or a function of
-    the event) says otherwise. Raises :class:`~edalab.errors.NoStreamError` when no
-    stream captures the subject and :class:`~edalab.errors.PublishError` otherwise.
+    the event) says otherwise. Raises :class:`~edalab._errors.NoStreamError` when no
+    stream captures the subject and :class:`~edalab._errors.PublishError` otherwise.
 
     With ``retry_for`` > 0, a publish that timed out or found the server away
     (restarting, JetStream not ready) is sent again, with the same
@@ -335,7 +335,7 @@ async def publish_events(
     again (same ``Nats-Msg-Id``) as :func:`publish_event` does, so a server
     restart in the middle loses nothing and duplicates nothing.
 
-    ``js`` must be an edalab :class:`~edalab.context.JetStream` (what
+    ``js`` must be an edalab :class:`~edalab._context.JetStream` (what
     ``nc.jetstream()`` returns for a connection made by :func:`edalab.connect`):
     the events go out on its connection, each with the reply subject
     ``<inbox>.<index>`` under one wildcard subscription. nats-py's ``publish_async``

@@ -27,9 +27,9 @@ import nats.js.errors
 from nats.js.api import PubAck
 from nats.js.client import JetStreamContext
 
-from edalab.errors import ConcurrencyConflict, PublishError
-from edalab.events import Event
-from edalab.publishing import publish_event
+from edalab._errors import ConcurrencyConflict, PublishError
+from edalab._events import Event
+from edalab._publishing import publish_event
 
 __all__ = [
     "EXPECTED_LAST_SUBJECT_SEQUENCE",

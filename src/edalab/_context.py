@@ -1,7 +1,7 @@
 """A JetStream context that keeps its connection, so edalab needs no private attribute.
 
 nats-py's ``JetStreamContext`` holds its connection only privately, yet edalab's bulk
-paths (:func:`~edalab.publishing.publish_events`, :class:`~edalab.consuming.EventConsumer`)
+paths (:func:`~edalab._publishing.publish_events`, :class:`~edalab._consuming.EventConsumer`)
 publish on the connection itself: replies to one wildcard inbox instead of a future per
 message, pull requests of their own. :class:`JetStream` is a ``JetStreamContext`` that
 also exposes its ``connection`` and its ``api_prefix``; :func:`edalab.connect` returns a
@@ -28,7 +28,7 @@ from nats.aio.subscription import Subscription
 from nats.js.api import DEFAULT_PREFIX
 from nats.js.client import JetStreamContext
 
-from edalab.errors import EdalabError
+from edalab._errors import EdalabError
 
 __all__ = ["Connection", "Inbox", "JetStream", "NotAnEdalabJetStream", "connection_of", "jetstream"]
 
@@ -71,7 +71,7 @@ def connection_of(js: JetStreamContext) -> NATS:
 
     >>> connection_of(object())  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    edalab.context.NotAnEdalabJetStream: this needs an edalab JetStream ...
+    edalab._context.NotAnEdalabJetStream: this needs an edalab JetStream ...
     """
     if isinstance(js, JetStream):
         return js.connection

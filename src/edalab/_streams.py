@@ -5,7 +5,7 @@ silently succeeds when it is the same: a notebook cell that creates a stream
 must be safe to re-run, and a changed configuration must not be ignored.
 :func:`ensure_stream` (notebook ``03_publishing``) creates the stream, or
 reports it unchanged, or updates what the server allows to change, or raises
-:class:`~edalab.errors.StreamConfigConflict` naming each differing field::
+:class:`~edalab._errors.StreamConfigConflict` naming each differing field::
 
     setup = await ensure_stream(js, "USERS", ["user.>"])
     setup.action        # 'created', then 'unchanged' on a re-run
@@ -27,8 +27,8 @@ import nats.js.errors
 from nats.js.api import ConsumerInfo, RawStreamMsg, StreamConfig, StreamInfo
 from nats.js.client import JetStreamContext
 
-from edalab.errors import StreamConfigConflict, StreamInUse
-from edalab.subjects import overlaps, validate_subject
+from edalab._errors import StreamConfigConflict, StreamInUse
+from edalab._subjects import overlaps, validate_subject
 
 __all__ = [
     "StreamSetup",
@@ -166,7 +166,7 @@ async def fresh_stream(
     In a notebook kernel the stream's holder (notebook, process) is recorded on this
     machine (in the state directory, keyed by the stream's name and creation time), and
     a stream that another kernel still running here created is not deleted:
-    :class:`~edalab.errors.StreamInUse` names that notebook instead, so
+    :class:`~edalab._errors.StreamInUse` names that notebook instead, so
     two notebooks open at once on one server cannot pull streams from under each other.
     """
     subjects = list(subjects)
@@ -225,7 +225,7 @@ def _claim(info: StreamInfo) -> Path:
     Keyed by the stream's name and creation time, so the same name on another server
     (a lesson server, a cluster) is another stream.
     """
-    from edalab.state import state_dir
+    from edalab._state import state_dir
 
     created = info.created.isoformat() if info.created else "unknown"
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in created)
