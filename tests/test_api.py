@@ -69,6 +69,25 @@ def test_every_error_is_exported_and_derives_from_the_base() -> None:
             assert name in edalab.__all__, name
 
 
+def test_what_needs_an_edalab_jetstream_says_so_in_its_signature() -> None:
+    """mypy, not a runtime NotAnEdalabJetStream, catches a plain nats-py context."""
+    from typing import get_type_hints
+
+    needs = [
+        edalab.publish_events,
+        edalab.ingest_events,
+        edalab.EventConsumer.create,
+        edalab.EventConsumer.__init__,
+        edalab.DeadLetters.__init__,
+    ]
+    for function in needs:
+        assert get_type_hints(function, localns=vars(edalab))["js"] is edalab.JetStream, (
+            function.__qualname__
+        )
+    assert get_type_hints(edalab.connect)["return"] is edalab.Connection
+    assert get_type_hints(edalab.Connection.jetstream)["return"] is edalab.JetStream
+
+
 # --- the import graph --------------------------------------------------------------------
 
 
@@ -127,3 +146,71 @@ def test_the_library_does_not_import_the_course() -> None:
         for target, names in _imports(tree):
             assert not target.startswith("edalab.course"), name
             assert not (target == "edalab" and "course" in names), name
+
+
+# What counts as "nats-py's public client API": the client and its values, used as
+# documented (``nats.connect``; ``Client``, ``Msg``, ``Subscription``, ``JetStreamContext``
+# and ``KeyValue`` as types and through their methods; the ``nats.js.api`` dataclasses;
+# the exception classes of ``nats.errors`` and ``nats.js.errors``). Beyond it: subclassing
+# a nats-py class, nats-py's module constants, and writing or reading JetStream's wire
+# protocol by hand (a ``$JS.API`` subject, an ack body such as ``+TERM``, a ``Status``
+# header). JetStream's documented headers (``Nats-Msg-Id``, ``Nats-Expected-Last-...``)
+# and advisory subjects (``$JS.EVENT.ADVISORY...``) are the server's API for users.
+# Only the adapter may do those.
+_PUBLIC_NATS = {
+    "nats": {"connect"},
+    "nats.aio.client": {"Client"},
+    "nats.aio.msg": {"Msg"},
+    "nats.aio.subscription": {"Subscription"},
+    "nats.js.client": {"JetStreamContext"},
+    "nats.js.kv": {"KeyValue"},
+}
+_WIRE = ("$JS.API", "CONSUMER.MSG.NEXT", "$JS.ACK", "+TERM", "+ACK", "+NAK", "+WPI")
+
+
+def _beyond_public_nats(tree: ast.Module) -> list[str]:
+    """What in ``tree`` touches nats-py beyond its public client API (see above)."""
+    found = []
+    nats_names: set[str] = set()
+    for target, names in _imports(tree):
+        if target == "nats" or target.startswith("nats."):
+            if target in ("nats.errors", "nats.js.errors", "nats.js.api") and not names:
+                continue  # `import nats.errors` / `import nats.js.errors`: public classes
+            if target == "nats.js.api":
+                extra = [n for n in names if not n[0].isupper() or n.isupper()]
+            elif target in ("nats.errors", "nats.js.errors") or (target == "nats" and not names):
+                extra = []
+            else:
+                extra = [n for n in names if n not in _PUBLIC_NATS.get(target, set())]
+            found += [f"from {target} import {n}" for n in extra]
+            nats_names |= set(names)
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+    }
+    for node in ast.walk(tree):
+        if id(node) in docstrings:
+            continue
+        if isinstance(node, ast.ClassDef):
+            for base in node.bases:
+                text = ast.unparse(base)
+                if text in nats_names or text.startswith("nats."):
+                    found.append(f"class {node.name}({text})")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str | bytes):
+            value = node.value if isinstance(node.value, str) else node.value.decode("latin-1")
+            if value == "Status" or any(wire in value for wire in _WIRE):
+                found.append(repr(value))
+    return found
+
+
+def test_exactly_one_module_talks_to_nats_py_beyond_its_public_api() -> None:
+    """The adapter subclasses nats-py and speaks JetStream's wire protocol; nothing else does."""
+    beyond = {
+        name: found
+        for name, tree in _library_modules().items()
+        if (found := _beyond_public_nats(tree))
+    }
+    assert list(beyond) == [ADAPTER], beyond

@@ -6,6 +6,7 @@ import json
 import sqlite3
 from datetime import UTC, datetime
 
+import nats.js.errors
 import pytest
 
 from edalab import (
@@ -15,6 +16,7 @@ from edalab import (
     EventError,
     Outbox,
     OutboxRelay,
+    PublishError,
     TraceContext,
     aggregate_version,
     append,
@@ -176,6 +178,12 @@ async def test_append_refuses_a_stale_writer_with_a_typed_conflict(js, stream_na
         )
     assert err.value.expected == opened.seq and "w1" in str(err.value)
     assert await aggregate_version(js, stream_name, agg) == opened.seq + 1
+    # The cause is kept (decided by it, not by the message text): the PublishError, and
+    # under it nats-py's APIError with the server's code (10071 JSStreamWrongLastSequenceErrF).
+    publish_error = err.value.__cause__
+    assert isinstance(publish_error, PublishError)
+    assert isinstance(publish_error.__cause__, nats.js.errors.APIError)
+    assert publish_error.__cause__.err_code == 10071
 
 
 @pytest.mark.parametrize("style", ["choreography", "orchestration"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from edalab import (
     connect,
     ensure_server,
     find_nats_server,
+    wait_for,
 )
 from edalab._discovery import local_servers
 from edalab._processes import wait_pid_gone
@@ -119,6 +121,37 @@ async def test_connect_to_dead_url_fails_fast_naming_it() -> None:
         await connect(url, timeout=3)
     assert time.monotonic() - started < 5
     assert info.value.url == url and url in str(info.value)
+
+
+async def test_cancelling_a_connect_in_flight_propagates_and_leaves_no_attempt() -> None:
+    """A cancelled connect raises CancelledError (not ServerUnreachableError) and ends its
+    attempt. The first server is frozen (SIGSTOP): the kernel still accepts the TCP
+    connection, but no INFO comes, so nats-py's attempt hangs there until cancelled."""
+    with NatsServer() as frozen, NatsServer() as running:
+        assert frozen.pid is not None
+        os.kill(frozen.pid, signal.SIGSTOP)
+        try:
+            url = f"{frozen.url},{running.url}"
+            connecting = asyncio.create_task(connect(url, timeout=30, dont_randomize=True))
+
+            def attempts() -> list[asyncio.Task[object]]:
+                return [
+                    t
+                    for t in asyncio.all_tasks()
+                    if getattr(t.get_coro(), "__qualname__", "") == "Client.connect"
+                ]
+
+            async def in_flight() -> bool:
+                return bool(attempts())
+
+            await wait_for(in_flight, timeout=10, what="nats-py's connection attempt")
+            [attempt] = attempts()
+            connecting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(connecting, 5)
+            assert attempt.done()
+        finally:
+            os.kill(frozen.pid, signal.SIGCONT)
 
 
 async def test_connect_to_a_non_nats_port_fails_clearly() -> None:

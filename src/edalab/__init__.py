@@ -32,7 +32,6 @@ from edalab._consuming import (
     ensure_consumer,
     stored_event_ids,
 )
-from edalab._context import JetStream, NotAnEdalabJetStream, jetstream
 from edalab._deadletters import DeadLetter, DeadLetters
 from edalab._discovery import ServerHandle, ensure_server, lesson_server
 from edalab._errors import (
@@ -46,6 +45,7 @@ from edalab._errors import (
     HandlerError,
     InvalidURLError,
     NoStreamError,
+    NotAnEdalabJetStream,
     PayloadError,
     PermanentError,
     PermissionDenied,
@@ -65,6 +65,7 @@ from edalab._errors import (
 from edalab._events import Event, utc_now
 from edalab._factories import EventFactory, FixedClock
 from edalab._idempotency import ProcessedIds
+from edalab._nats import Connection, JetStream, jetstream
 from edalab._outbox import Outbox, OutboxRelay
 from edalab._publishing import (
     MSG_ID,
@@ -104,6 +105,7 @@ __all__ = [
     "MSG_ID",
     "AuthenticationError",
     "ConcurrencyConflict",
+    "Connection",
     "ConsumerConfigConflict",
     "ConsumerError",
     "DeadLetter",

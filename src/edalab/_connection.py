@@ -32,9 +32,9 @@ from nats.aio.client import Client as NATS
 from nats.aio.subscription import Subscription
 
 from edalab._confidential import redact
-from edalab._context import Connection
 from edalab._discovery import ServerHandle, ensure_server, env_credentials
 from edalab._errors import AuthenticationError, PermissionDenied, ServerUnreachableError
+from edalab._nats import Connection
 from edalab._urls import probe, server_urls, url_user
 
 __all__ = [
@@ -118,7 +118,7 @@ async def connect(
     timeout: float = 5.0,
     name: str | None = None,
     **options: Any,
-) -> NATS:
+) -> Connection:
     """Connect to NATS, failing within ``timeout`` seconds with the URL in the error.
 
     Raises :class:`~edalab._errors.InvalidURLError` for a URL no client could use,
@@ -164,29 +164,41 @@ async def connect(
     options["error_cb"] = record
     options.setdefault("connect_timeout", max(1, int(min(timeout, 5))))
     options.setdefault("reconnect_time_wait", 0.5)
-    nc = Connection()  # its jetstream() keeps the connection: see edalab._context
+    nc = Connection()  # its jetstream() keeps the connection: see edalab._nats
     attempt = asyncio.ensure_future(nc.connect(servers, **options))
     refusal = asyncio.ensure_future(refused.wait())
     try:
         done, _ = await asyncio.wait(
             {attempt, refusal}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
         )
+    except BaseException:
+        # Cancelled (or interrupted) while connecting: end the attempt, then propagate.
+        await _abandon(attempt, nc)
+        raise
     finally:
         refusal.cancel()
     if attempt in done and attempt.exception() is None:
         _logs[nc] = log
         return nc
-    attempt.cancel()
-    with contextlib.suppress(BaseException):
-        await attempt
-    with contextlib.suppress(Exception):
-        await nc.close()  # the half-open socket of a refused or timed-out attempt
+    await _abandon(attempt, nc)
     if refused.is_set():
         raise AuthenticationError(first, log.identity)
     err = attempt.exception() if attempt.done() and not attempt.cancelled() else None
     reason = log.errors[-1] if log.errors else err or TimeoutError(f"no connection in {timeout:g}s")
     why = redact(f"{type(reason).__name__}: {reason}".rstrip(": "), _secrets(options, servers))
     raise ServerUnreachableError(first, why)
+
+
+async def _abandon(attempt: asyncio.Future[None], nc: NATS) -> None:
+    """Cancel a connection attempt and close its half-open socket.
+
+    The attempt's own outcome (its error, its cancellation) stays inside: ``asyncio.wait``
+    does not raise it. A cancellation of the *caller* while this waits does propagate.
+    """
+    attempt.cancel()
+    await asyncio.wait({attempt})
+    with contextlib.suppress(Exception):
+        await nc.close()  # the half-open socket of a refused, timed-out or cancelled attempt
 
 
 def permission_error(

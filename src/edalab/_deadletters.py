@@ -40,11 +40,11 @@ from typing import Any, Literal
 
 import nats.js.errors
 from nats.js.api import PubAck, RawStreamMsg, StorageType
-from nats.js.client import JetStreamContext
 
 from edalab._consuming import EventConsumer
 from edalab._errors import EdalabError
 from edalab._events import Event
+from edalab._nats import JetStream
 from edalab._publishing import MSG_ID
 from edalab._reasons import Reason
 from edalab._streams import StreamSetup, Table, ensure_stream, stream_messages
@@ -115,7 +115,7 @@ class DeadLetters:
 
     def __init__(
         self,
-        js: JetStreamContext,
+        js: JetStream,
         stream: str = "DEAD_LETTERS",
         *,
         replay_prefix: str = REPLAY_PREFIX,
@@ -187,11 +187,11 @@ class DeadLetters:
         """The message the letter is about, from its stream."""
         try:
             msg: RawStreamMsg = await self.js.get_msg(letter.stream, letter.stream_seq)
-        except nats.js.errors.NotFoundError:
+        except nats.js.errors.NotFoundError as err:
             raise EdalabError(
                 f"dead letter {letter.id}: message {letter.stream_seq} of stream "
                 f"{letter.stream!r} no longer exists (removed by the stream's retention?)"
-            ) from None
+            ) from err
         return msg
 
     async def inspect(self, letter: DeadLetter) -> dict[str, Any]:

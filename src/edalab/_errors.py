@@ -267,6 +267,13 @@ class ConcurrencyConflict(PublishError):
         )
 
 
+class NotAnEdalabJetStream(EdalabError, TypeError):
+    """A bulk path got a plain nats-py ``JetStreamContext``: it needs the connection too.
+
+    Type checkers catch it first: those functions take an edalab ``JetStream``.
+    """
+
+
 class ConsumerError(EdalabError):
     """A JetStream consumer could not be set up or used as asked."""
 

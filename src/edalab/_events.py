@@ -36,6 +36,7 @@ from pydantic import (
 )
 
 from edalab._errors import EventDecodeError, PayloadError
+from edalab._nats import is_jetstream_delivery
 from edalab._subjects import validate_subject
 
 if TYPE_CHECKING:
@@ -266,7 +267,7 @@ class Event(BaseModel):
 
 def stream_sequence(msg: Msg) -> int | None:
     """The stream sequence of a JetStream message, or ``None`` for a core NATS one."""
-    if not msg.reply or not msg.reply.startswith("$JS.ACK."):
+    if not is_jetstream_delivery(msg):
         return None
     try:
         return int(msg.metadata.sequence.stream)

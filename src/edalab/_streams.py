@@ -28,6 +28,7 @@ from nats.js.api import ConsumerInfo, RawStreamMsg, StreamConfig, StreamInfo
 from nats.js.client import JetStreamContext
 
 from edalab._errors import StreamConfigConflict, StreamInUse
+from edalab._nats import ErrCode, err_code_of
 from edalab._subjects import overlaps, validate_subject
 
 __all__ = [
@@ -46,7 +47,6 @@ __all__ = [
 _FRESH_ATTEMPTS = 20  # about one re-creation in three needs a second one here
 
 #: JetStream API error code: "subjects overlap with an existing stream".
-_ERR_SUBJECT_OVERLAP = 10065
 
 
 @dataclass(frozen=True)
@@ -122,15 +122,15 @@ async def ensure_stream(
         try:
             info = await js.add_stream(StreamConfig(name=name, **wanted))
         except nats.js.errors.APIError as err:
-            if err.err_code == _ERR_SUBJECT_OVERLAP:
+            if err.err_code == ErrCode.STREAM_SUBJECT_OVERLAP:
                 others = await _overlapping(js, name, subs)
                 raise StreamConfigConflict(
                     name,
                     f"its subjects {subs} overlap those of existing stream(s): "
                     + ", ".join(others),
                     {},
-                ) from None
-            raise StreamConfigConflict(name, str(err.description), {}) from None
+                ) from err
+            raise StreamConfigConflict(name, str(err.description), {}) from err
         return StreamSetup(name, "created", info=info)
     changes = _diff(info.config, wanted)
     if not changes:
@@ -145,7 +145,7 @@ async def ensure_stream(
     except nats.js.errors.APIError as err:
         raise StreamConfigConflict(
             name, f"the server refused the update: {err.description}", changes
-        ) from None
+        ) from err
     return StreamSetup(name, "updated", changes, info=info)
 
 
@@ -181,7 +181,8 @@ async def fresh_stream(
         try:
             setup = await ensure_stream(js, name, subjects, **config)
         except StreamConfigConflict as err:
-            if "error creating store" not in str(err):
+            # A JSStreamCreateErrF (10049) carries the store's own error as its text.
+            if err_code_of(err) != ErrCode.STREAM_CREATE or "error creating store" not in str(err):
                 raise
         else:
             state = (await js.stream_info(name)).state  # asked again: the late write may follow

@@ -27,8 +27,6 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
 import pytest
-from nats.aio.client import Client as NATS
-from nats.js.client import JetStreamContext
 
 import edalab
 
@@ -81,7 +79,7 @@ def nats_url(nats_server: edalab.NatsServer) -> str:
 
 
 @_async_fixture
-async def nc(nats_url: str) -> AsyncIterator[NATS]:
+async def nc(nats_url: str) -> AsyncIterator[edalab.Connection]:
     """A client connected to the session server, closed after the test."""
     client = await edalab.connect(nats_url)
     try:
@@ -91,6 +89,6 @@ async def nc(nats_url: str) -> AsyncIterator[NATS]:
 
 
 @_async_fixture
-async def js(nc: NATS) -> JetStreamContext:
-    """A JetStream context on :func:`nc`."""
+async def js(nc: edalab.Connection) -> edalab.JetStream:
+    """A JetStream context on :func:`nc` (an edalab ``JetStream``: it keeps the connection)."""
     return nc.jetstream()

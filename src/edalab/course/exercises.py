@@ -819,8 +819,10 @@ async def _check_11(js: JetStreamContext) -> str:
 
     Timing: the reader's plain acks are given 2 s to land (``_settled``).
     """
-    from edalab._deadletters import DeadLetters
+    from edalab import DeadLetters, JetStream
 
+    if not isinstance(js, JetStream):  # DeadLetters replays through the connection too
+        raise _NotYet("connect with edalab.connect() and use nc.jetstream()")
     dead = DeadLetters(js)
     await _stream(js, dead.stream)
     reader = dead.replay_consumer_name("PAYMENTS", "payments")
@@ -1132,13 +1134,14 @@ async def _redeliver_17(
     duplicate is seen too; whatever the redelivery stored is deleted again afterwards
     (after the duplicate window a copy is stored), so the learner's SHOP is left as it was.
     """
-    from edalab._consuming import EventConsumer
-    from edalab._context import NotAnEdalabJetStream, connection_of
+    from edalab import EventConsumer, JetStream, NotAnEdalabJetStream
+    from edalab._nats import connection_of
 
     try:
         nc = connection_of(js)
     except NotAnEdalabJetStream as err:
         raise _NotYet(str(err)) from None
+    assert isinstance(js, JetStream)  # connection_of accepted it
     info = await _stream(js, "SHOP")
     wire = [await nc.subscribe(subject) for subject in info.config.subjects or ["shop.>"]]
     await nc.flush()
