@@ -214,3 +214,14 @@ def test_exactly_one_module_talks_to_nats_py_beyond_its_public_api() -> None:
         if (found := _beyond_public_nats(tree))
     }
     assert list(beyond) == [ADAPTER], beyond
+
+
+def test_the_readme_module_table_is_the_layout() -> None:
+    """README's module table names every library module, and no module that is gone."""
+    import re
+
+    readme = (LIBRARY.parents[1] / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `edalab.")]
+    named = {m for row in rows for m in re.findall(r"`(edalab\.[a-z_]+)`", row.split("|")[1])}
+    modules = {name for name in _library_modules() if name != "edalab"}
+    assert named == modules

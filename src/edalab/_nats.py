@@ -21,10 +21,10 @@ interface:
   :func:`publish_error` and :func:`retryable`; every translation raises edalab's error
   ``from`` nats-py's, so a traceback keeps ``err_code`` and ``description``.
 
-**nats.py's next line.** nats.py is splitting into ``nats-core`` (the client) and
-``nats-jetstream`` (ADR-37's simplified JetStream API: streams and consumers as
-objects, pull consumers only, ``consumer.fetch`` / ``consume`` / ``messages``). edalab
-targets today's ``nats-py`` 2.x line (the one PyPI's ``nats-py`` installs and the
+**nats.py's next line.** nats.py's repository now also publishes ``nats-core`` (the
+client) and ``nats-jetstream`` (beta, 0.x, module ``nats.jetstream``: ADR-37's
+simplified JetStream API, streams and consumers as objects, pull consumers only).
+edalab targets the ``nats-py`` 2.x line (what ``pip install nats-py`` gives and the
 course's notebooks show); moving to ``nats-jetstream`` would change this module only:
 
 - the subclasses go: ``nats-jetstream`` builds its context from a ``nats-core`` client
