@@ -8,7 +8,7 @@ In a notebook::
 Each checker is a coroutine taking the JetStream context (02, which comes before
 JetStream, takes the connection ``nc``), plus what the exercise produced (02 your
 subscription patterns, 03 your PubAcks, 08 your
-:class:`~edalab._versioning.SchemaRegistry`); ``check`` returns a :class:`CheckResult`.
+:class:`~edalab.SchemaRegistry`); ``check`` returns a :class:`CheckResult`.
 A checker observes behaviour on the live server: what it delivered, stored, dropped.
 """
 

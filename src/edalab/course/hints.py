@@ -66,7 +66,7 @@ HINTS: dict[str, tuple[str, str, str]] = {
         "The updates have exactly three tokens; the deletion has two. No subject may "
         "match two of your patterns, or the mailer gets it twice.",
         "a list of pattern strings, `patterns = [...]`, each subscribed with "
-        "`await nc.subscribe(p)`; `edalab._subjects.matches(pattern, subject)` tells "
+        "`await nc.subscribe(p)`; `edalab.matches(pattern, subject)` tells "
         "you offline whether a subject matches.",
         "patterns = ['user.<one token>.updated', '<the deletion subject>']\n"
         "then: await check('02', nc, patterns)",

@@ -17,7 +17,7 @@ its own: ``order.placed`` -> stock -> ``stock.reserved`` -> billing ->
 *commands* (request-reply to ``cmd.stock.reserve``, ``cmd.billing.charge``,
 ``cmd.stock.release``), deciding each next step itself, then publishes the outcome.
 
-Every derived event's id comes from its cause (:func:`edalab._tracing.derived_id`),
+Every derived event's id comes from its cause (:func:`edalab.derived_id`),
 so a redelivered cause republishes the same id and ``Nats-Msg-Id`` dedup keeps one.
 
     saga = Choreography(js)

@@ -13,10 +13,10 @@ A derived event gets a **deterministic id** computed from the event that caused 
 ``payment.captured`` again, with the same ``Nats-Msg-Id``, and the stream drops the
 copy. The analytics fold is idempotent (an event applied twice counts once). A dead
 letter is replayed to the service that gave up on it, and no other
-(:meth:`~edalab._deadletters.DeadLetters.replays`).
+(:meth:`~edalab.DeadLetters.replays`).
 
 ``order.placed`` has two versions; payments reads both through a
-:class:`~edalab._versioning.SchemaRegistry`. Payments has a bug (``payments_bug``):
+:class:`~edalab.SchemaRegistry`. Payments has a bug (``payments_bug``):
 an order of zero cents makes it divide by zero, so that event goes to dead letters
 until the bug is fixed and the letter replayed. Every publish, delivery, ack, retry
 and termination is recorded in a :class:`Trace` that can be drawn as a timeline::
