@@ -40,14 +40,17 @@ STUDENT_EVENTS = 20
 
 async def student(env_file: str) -> dict[str, Any]:
     """One student's session; returns its figures (run in the student's own process)."""
-    from edalab.connection import connect, subscribe_checked
-    from edalab.consuming import EventConsumer
+    from edalab import (
+        Event,
+        EventConsumer,
+        PermissionDenied,
+        connect,
+        fresh_stream,
+        publish_events,
+        subscribe_checked,
+    )
     from edalab.course.classroom import load_env_file
     from edalab.course.exercises import check
-    from edalab.errors import PermissionDenied
-    from edalab.events import Event
-    from edalab.publishing import publish_events
-    from edalab.streams import fresh_stream
 
     os.environ.update(load_env_file(env_file))
     me = os.environ["NATS_USER"]
@@ -113,7 +116,7 @@ def varz(monitor_url: str) -> dict[str, Any]:
 
 async def instructor_count(url: str, env: dict[str, str]) -> dict[str, int]:
     """How many reports per student the instructor's stream holds (one per exercise)."""
-    from edalab.connection import connect
+    from edalab import connect
     from edalab.course.classroom import PROGRESS_STREAM, REPORT_PREFIX
 
     nc = await connect(url, user=env["NATS_USER"], password=env["NATS_PASSWORD"])
@@ -132,9 +135,8 @@ async def instructor_count(url: str, env: dict[str, str]) -> dict[str, int]:
 
 def run(students: int, timeout: float) -> dict[str, Any]:
     """Start the server and the students; collect and return the figures."""
-    from edalab.connection import connect
+    from edalab import NatsServer, connect
     from edalab.course.classroom import Classroom, ensure_progress_stream, load_env_file
-    from edalab.server import NatsServer
 
     work = Path(tempfile.mkdtemp(prefix="edalab-class-"))
     room = Classroom.generate(students, bcrypt_rounds=6)

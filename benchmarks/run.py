@@ -28,6 +28,7 @@ from nats.js.api import StorageType
 from tqdm import tqdm
 
 import edalab
+from edalab import NatsServer
 from edalab.course.bench import (
     SCENARIOS,
     Result,
@@ -36,7 +37,6 @@ from edalab.course.bench import (
     scenario_sizes,
     summary,
 )
-from edalab.server import NatsServer
 
 #: Each scenario's target for edalab / raw nats-py.
 TARGETS = {

@@ -4,30 +4,37 @@
     >>> edalab.subject("user", "created")
     'user.created'
 
-Modules: ``events`` (the envelope), ``factories`` (events with predictable ids and
-times), ``subjects`` (naming), ``binary`` (find nats-server), ``server`` (run one),
-``discovery`` (find the server a notebook uses), ``state`` (what ``edalab server``
-recorded), ``processes`` (pids), ``urls`` (check and probe NATS URLs),
-``confidential`` (mask secrets, private files), ``waiting`` (``wait_for``),
-``connection`` (connect, permission checks), ``context`` (a JetStream context that
-keeps its connection, for the bulk paths), ``streams`` and ``publishing`` (notebook
-03), ``consuming`` (notebooks 05-07), ``versioning`` (notebook 08), ``idempotency``
-(notebook 10), ``deadletters`` and ``reasons`` (notebook 11), ``security`` (notebook
-12), ``cluster`` (notebook 13), ``outbox``, ``tracing``, ``concurrency`` and
-``cloudevents`` (notebook 16), ``errors``;
-``testing`` is the pytest plugin (fixtures ``nats_server``, ``nc``, ``js``) and the only
-module that imports pytest.
-The course itself (lessons, exercise checkers, workshop tools, benchmarks, the
-capstone shop) is the separate package ``edalab.course``, built on these.
+This module is the API: every public name is imported from ``edalab`` itself
+(``from edalab import connect, EventConsumer``); the modules behind it are private
+(``edalab._streams``, ``edalab._consuming``, ...) and may change between versions.
+``edalab._nats`` is the one module that talks to nats-py beyond its public client API.
+Two documented subpackages sit beside it: ``edalab.testing`` is the pytest plugin
+(fixtures ``nats_server``, ``nc``, ``js``) and the only module that imports pytest;
+``edalab.course`` is the course itself (lessons, exercise checkers, workshop tools,
+benchmarks, the capstone shop), built on this API. The library never imports the course.
 """
 
-from edalab.binary import find_nats_server
-from edalab.connection import connect, publish_checked, subscribe_checked
-from edalab.consuming import Delivery, EventConsumer, RunReport, ensure_consumer
-from edalab.context import JetStream, NotAnEdalabJetStream, jetstream
-from edalab.deadletters import DeadLetter, DeadLetters
-from edalab.discovery import ServerHandle, ensure_server, lesson_server
-from edalab.errors import (
+from edalab._binary import find_nats_server
+from edalab._cloudevents import (
+    from_binary,
+    from_message,
+    from_structured,
+    to_binary,
+    to_structured,
+)
+from edalab._cluster import NatsCluster, stream_leader, wait_until_current
+from edalab._concurrency import aggregate_version, append
+from edalab._connection import connect, publish_checked, subscribe_checked
+from edalab._consuming import (
+    Delivery,
+    EventConsumer,
+    RunReport,
+    ensure_consumer,
+    stored_event_ids,
+)
+from edalab._deadletters import DeadLetter, DeadLetters
+from edalab._discovery import ServerHandle, ensure_server, lesson_server
+from edalab._errors import (
     AuthenticationError,
     ConcurrencyConflict,
     ConsumerConfigConflict,
@@ -38,6 +45,7 @@ from edalab.errors import (
     HandlerError,
     InvalidURLError,
     NoStreamError,
+    NotAnEdalabJetStream,
     PayloadError,
     PermanentError,
     PermissionDenied,
@@ -54,13 +62,20 @@ from edalab.errors import (
     UnknownVersionError,
     UpcastError,
 )
-from edalab.events import Event, utc_now
-from edalab.factories import EventFactory, FixedClock
-from edalab.idempotency import ProcessedIds
-from edalab.outbox import Outbox, OutboxRelay
-from edalab.publishing import IngestReport, ingest_events, publish_event, publish_events
-from edalab.reasons import Reason
-from edalab.security import (
+from edalab._events import Event, utc_now
+from edalab._factories import EventFactory, FixedClock
+from edalab._idempotency import ProcessedIds
+from edalab._nats import Connection, JetStream, jetstream
+from edalab._outbox import Outbox, OutboxRelay
+from edalab._publishing import (
+    MSG_ID,
+    IngestReport,
+    ingest_events,
+    publish_event,
+    publish_events,
+)
+from edalab._reasons import Reason
+from edalab._security import (
     User,
     authorization_config,
     consumer_permissions,
@@ -69,18 +84,28 @@ from edalab.security import (
     nkey_user,
     permission_checked,
 )
-from edalab.server import NatsServer
-from edalab.streams import Table, ensure_stream, fresh_stream
-from edalab.subjects import matches, overlaps, split_version, subject, validate_subject
-from edalab.tracing import TraceContext, derived_id, flow_headers
-from edalab.versioning import SchemaRegistry, compare_models
-from edalab.waiting import wait_for
+from edalab._server import NatsServer
+from edalab._streams import Table, ensure_stream, fresh_stream, stream_messages
+from edalab._subjects import matches, overlaps, split_version, subject, validate_subject
+from edalab._tracing import (
+    CAUSATION_ID,
+    CORRELATION_ID,
+    TraceContext,
+    derived_id,
+    flow_headers,
+)
+from edalab._versioning import SchemaRegistry, compare_models
+from edalab._waiting import wait_for
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CAUSATION_ID",
+    "CORRELATION_ID",
+    "MSG_ID",
     "AuthenticationError",
     "ConcurrencyConflict",
+    "Connection",
     "ConsumerConfigConflict",
     "ConsumerError",
     "DeadLetter",
@@ -97,6 +122,7 @@ __all__ = [
     "IngestReport",
     "InvalidURLError",
     "JetStream",
+    "NatsCluster",
     "NatsServer",
     "NoStreamError",
     "NotAnEdalabJetStream",
@@ -125,6 +151,8 @@ __all__ = [
     "UnknownVersionError",
     "UpcastError",
     "User",
+    "aggregate_version",
+    "append",
     "authorization_config",
     "compare_models",
     "connect",
@@ -136,6 +164,9 @@ __all__ = [
     "find_nats_server",
     "flow_headers",
     "fresh_stream",
+    "from_binary",
+    "from_message",
+    "from_structured",
     "inbox_prefix",
     "ingest_events",
     "jetstream",
@@ -149,9 +180,15 @@ __all__ = [
     "publish_event",
     "publish_events",
     "split_version",
+    "stored_event_ids",
+    "stream_leader",
+    "stream_messages",
     "subject",
     "subscribe_checked",
+    "to_binary",
+    "to_structured",
     "utc_now",
     "validate_subject",
     "wait_for",
+    "wait_until_current",
 ]

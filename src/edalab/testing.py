@@ -16,7 +16,7 @@ per test and need pytest-asyncio (``pip install 'edalab[test]'``); without it th
 plugin still loads, and ``nc``/``js`` fail with that advice when a test asks for them.
 (Without the entry point, add ``pytest_plugins = ["edalab.testing"]`` to your
 ``conftest.py``.) This is the only module of edalab that imports pytest; the event
-factory and the fixed clock are in :mod:`edalab.factories`.
+factory and the fixed clock are in :mod:`edalab._factories`.
 """
 
 from __future__ import annotations
@@ -27,27 +27,20 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
 import pytest
-from nats.aio.client import Client as NATS
-from nats.js.client import JetStreamContext
 
-from edalab.connection import connect
-
-# Importable from here before edalab.factories existed; kept so old imports work.
-from edalab.factories import EventFactory as EventFactory
-from edalab.factories import FixedClock as FixedClock
-from edalab.server import NatsServer
+import edalab
 
 __all__ = ["js", "nats_server", "nats_url", "nc"]
 
 
-F = TypeVar("F", bound=Callable[..., Any])
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 class _FixtureDecorator(Protocol):
-    def __call__(self, func: F, /) -> F: ...
+    def __call__(self, func: _F, /) -> _F: ...
 
 
-def _needs_pytest_asyncio(func: F) -> F:
+def _needs_pytest_asyncio(func: _F) -> _F:
     """A fixture that, when a test asks for it, says pytest-asyncio is missing."""
 
     def missing(*args: Any, **kwargs: Any) -> Any:
@@ -59,43 +52,43 @@ def _needs_pytest_asyncio(func: F) -> F:
     # Same name and requested fixtures, but plain (not async, no __wrapped__ to unwrap).
     missing.__name__ = missing.__qualname__ = func.__name__
     missing.__signature__ = inspect.signature(func)  # type: ignore[attr-defined]
-    return cast(F, pytest.fixture(missing))
+    return cast(_F, pytest.fixture(missing))
 
 
-async_fixture: _FixtureDecorator
+_async_fixture: _FixtureDecorator
 try:
     from pytest_asyncio import fixture as _asyncio_fixture
 
-    async_fixture = cast(_FixtureDecorator, _asyncio_fixture)
+    _async_fixture = cast(_FixtureDecorator, _asyncio_fixture)
 except ImportError:  # a service's test env without it must still load this plugin
-    async_fixture = _needs_pytest_asyncio
+    _async_fixture = _needs_pytest_asyncio
 
 
 @pytest.fixture(scope="session")
-def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[edalab.NatsServer]:
     """A real nats-server with JetStream for the whole session (free port, own store)."""
     store: Path = tmp_path_factory.mktemp("nats-store")
-    with NatsServer(store_dir=store, name="edalab-test") as srv:
+    with edalab.NatsServer(store_dir=store, name="edalab-test") as srv:
         yield srv
 
 
 @pytest.fixture(scope="session")
-def nats_url(nats_server: NatsServer) -> str:
+def nats_url(nats_server: edalab.NatsServer) -> str:
     """The session server's ``nats://`` URL."""
     return nats_server.url
 
 
-@async_fixture
-async def nc(nats_url: str) -> AsyncIterator[NATS]:
+@_async_fixture
+async def nc(nats_url: str) -> AsyncIterator[edalab.Connection]:
     """A client connected to the session server, closed after the test."""
-    client = await connect(nats_url)
+    client = await edalab.connect(nats_url)
     try:
         yield client
     finally:
         await client.close()
 
 
-@async_fixture
-async def js(nc: NATS) -> JetStreamContext:
-    """A JetStream context on :func:`nc`."""
+@_async_fixture
+async def js(nc: edalab.Connection) -> edalab.JetStream:
+    """A JetStream context on :func:`nc` (an edalab ``JetStream``: it keeps the connection)."""
     return nc.jetstream()

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from edalab.server import free_port
+from edalab._server import free_port
 from tests.chromium import launch, require_browser
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,8 @@ from pathlib import Path
 import nats.js.errors
 import pytest
 
-from edalab.connection import connect
+from edalab import NatsServer, ServerError, ServerUnreachableError, connect
+from edalab._server import free_port
 from edalab.course.classroom import (
     PROGRESS_STREAM,
     Classroom,
@@ -20,8 +21,6 @@ from edalab.course.classroom import (
     report_subjects,
 )
 from edalab.course.cli import main as cli
-from edalab.errors import ServerError, ServerUnreachableError
-from edalab.server import NatsServer, free_port
 
 
 def _creds(path: Path) -> dict[str, str]:
@@ -110,7 +109,8 @@ def test_class_mode_with_the_class_server_down_is_an_error_not_a_private_server(
 ) -> None:
     """EDALAB_CLASS=1 and an unreachable NATS_URL: ensure_server() names the URL and the
     instructor, even with an edalab server of this machine's running, and starts nothing."""
-    from edalab.discovery import ensure_server, local_servers
+    from edalab import ensure_server
+    from edalab._discovery import local_servers
 
     assert cli(["server", "start"]) == 0  # a private server this machine ran earlier
     url = _unreachable_class(monkeypatch)
@@ -135,7 +135,7 @@ def test_class_mode_without_nats_url_says_to_load_the_env_file(
     machine: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """EDALAB_CLASS=1 with no NATS_URL: the error says to load the class env file."""
-    from edalab.discovery import ensure_server
+    from edalab import ensure_server
 
     monkeypatch.setenv("EDALAB_CLASS", "1")
     with pytest.raises(ServerError, match=r"NATS_URL is not set.*env file"):
@@ -205,9 +205,9 @@ async def test_hints_reach_the_instructors_view_like_checks(
 ) -> None:
     """hint() in class mode reports its tier, then the solution; the page's JSON shows both,
     and the check cells stay as they were."""
+    from edalab import wait_for
     from edalab.course import hint
     from edalab.course.classroom import ClassWatcher
-    from edalab.server import wait_for
 
     srv, out = classroom
     monkeypatch.setenv("EDALAB_STATE_DIR", str(tmp_path))

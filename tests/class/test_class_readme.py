@@ -12,8 +12,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from edalab.server import free_port
-from edalab.waiting import wait_for
+from edalab import wait_for
+from edalab._server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

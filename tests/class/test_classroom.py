@@ -14,8 +14,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edalab.cluster import NatsCluster, stream_leader
-from edalab.connection import connect, subscribe_checked
+from edalab import (
+    AuthenticationError,
+    NatsCluster,
+    NatsServer,
+    PermissionDenied,
+    connect,
+    find_nats_server,
+    fresh_stream,
+    stream_leader,
+    subscribe_checked,
+    wait_for,
+)
 from edalab.course.classroom import (
     PROGRESS_STREAM,
     Classroom,
@@ -25,9 +35,6 @@ from edalab.course.classroom import (
 )
 from edalab.course.cli import main as cli
 from edalab.course.workshop import reset
-from edalab.errors import AuthenticationError, PermissionDenied
-from edalab.server import NatsServer, find_nats_server, wait_for
-from edalab.streams import fresh_stream
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -301,7 +308,7 @@ async def test_a_notebooks_connect_cell_logs_in_as_the_student(room, monkeypatch
     """`server = ensure_server(); await connect(server)` and raw nats.connect both use the env."""
     import nats
 
-    from edalab.discovery import ensure_server
+    from edalab import ensure_server
 
     _, _, out = room
     _as_student(monkeypatch, out, "s02")

@@ -7,11 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from edalab import EventFactory, connect, ensure_stream, publish_events
-from edalab.cluster import NatsCluster, stream_leader, wait_until_current
-from edalab.consuming import stored_event_ids
+from edalab import (
+    EventFactory,
+    NatsCluster,
+    connect,
+    ensure_stream,
+    publish_events,
+    stored_event_ids,
+    stream_leader,
+    wait_until_current,
+)
+from edalab._urls import probe
 from edalab.course.cli import main as cli
-from edalab.urls import probe
 
 pytestmark = pytest.mark.slow
 

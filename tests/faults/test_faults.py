@@ -21,17 +21,17 @@ from pydantic import BaseModel
 from edalab import (
     DeadLetters,
     EventConsumer,
+    EventFactory,
     NatsServer,
     PermanentError,
     SchemaRegistry,
     connect,
     ensure_stream,
+    ingest_events,
     publish_events,
+    stored_event_ids,
+    wait_for,
 )
-from edalab.consuming import stored_event_ids
-from edalab.factories import EventFactory
-from edalab.publishing import ingest_events
-from edalab.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 

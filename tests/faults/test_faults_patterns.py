@@ -16,19 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from edalab.connection import connect
+from edalab import Event, Outbox, connect, fresh_stream, stream_messages, wait_for
 from edalab.course import saga
-from edalab.events import Event
-from edalab.outbox import Outbox
-from edalab.streams import fresh_stream, stream_messages
-from edalab.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
 RELAY = """
 import asyncio, sqlite3, sys
-from edalab.connection import connect
-from edalab.outbox import Outbox, OutboxRelay
+from edalab import connect
+from edalab import Outbox, OutboxRelay
 
 async def main(url, db_path):
     nc = await connect(url)

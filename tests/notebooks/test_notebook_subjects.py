@@ -138,10 +138,10 @@ async def test_a_stream_held_by_another_running_kernel_is_not_deleted(
     """fresh_stream in a second kernel refuses, naming the notebook; once it exits, proceeds."""
     import json
 
-    from edalab import streams
+    from edalab import _streams
 
     await js.add_stream(name=stream_name, subjects=[f"{stream_name.lower()}.>"])
-    claim = streams._claim(await js.stream_info(stream_name))
+    claim = _streams._claim(await js.stream_info(stream_name))
     claim.parent.mkdir(parents=True, exist_ok=True)
 
     def held_by(pid: int) -> None:
@@ -158,5 +158,5 @@ async def test_a_stream_held_by_another_running_kernel_is_not_deleted(
     done = await asyncio.to_thread(_fresh_stream_in_a_kernel, nats_url, stream_name)
     assert done["ename"] == "", done
     assert not claim.exists()  # the old stream's record went with it
-    mine = json.loads(streams._claim(await js.stream_info(stream_name)).read_text())
+    mine = json.loads(_streams._claim(await js.stream_info(stream_name)).read_text())
     assert mine["pid"] not in (str(os.getpid()), str(gone.pid))

@@ -47,7 +47,7 @@ def test_every_library_module_imports_without_pytest() -> None:
     """With pytest unimportable, every library module and the course's checkers still import.
 
     (``edalab.course.bench`` is left out until it takes EventFactory from
-    ``edalab.factories``; ``edalab.testing`` is the plugin and needs pytest.)
+    ``edalab._factories``; ``edalab.testing`` is the plugin and needs pytest.)
     """
     modules = sorted(
         module_name(p)

@@ -7,13 +7,19 @@ import asyncio
 import pytest
 from nats.js.api import AckPolicy, DeliverPolicy
 
-from edalab import ConsumerConfigConflict, ConsumerError, PermanentError, TransientError
-from edalab.consuming import EventConsumer, ensure_consumer
-from edalab.context import NotAnEdalabJetStream
-from edalab.factories import EventFactory
-from edalab.publishing import publish_events
-from edalab.streams import ensure_stream
-from edalab.waiting import wait_for
+from edalab import (
+    ConsumerConfigConflict,
+    ConsumerError,
+    EventConsumer,
+    EventFactory,
+    NotAnEdalabJetStream,
+    PermanentError,
+    TransientError,
+    ensure_consumer,
+    ensure_stream,
+    publish_events,
+    wait_for,
+)
 
 
 async def _stream_with_events(js, stream_name, token, n=5):
@@ -148,7 +154,8 @@ async def test_builtin_timeout_from_fetch_ends_iteration_quietly(js, stream_name
 
 async def test_stored_event_ids_and_loss_report(js, stream_name, token) -> None:
     """Counting ids finds a duplicate and a loss, and skips what is not an event."""
-    from edalab.consuming import loss_report, stored_event_ids
+    from edalab import stored_event_ids
+    from edalab.course import loss_report
 
     await ensure_stream(js, stream_name, [f"{token}.>"])
     make = EventFactory()
@@ -235,11 +242,21 @@ async def test_event_consumer_needs_an_edalab_jetstream(nc, stream_name, token) 
         await EventConsumer.create(JetStreamContext(nc), stream_name, "plain")
 
 
-async def test_a_consumer_deleted_under_a_reader_stops_it(js, stream_name, token) -> None:
-    """The server answers open pull requests of a deleted consumer with 409: the reader says so."""
+@pytest.mark.parametrize("read", ["events", "batches", "fetch"])
+async def test_a_consumer_deleted_under_a_reader_stops_it(js, stream_name, token, read) -> None:
+    """The server answers open pull requests of a deleted consumer with "409 Consumer Deleted".
+
+    Every way of reading says so with ConsumerError (nats-py's own fetch would report it as
+    a timeout, so fetch() would have returned [] as if nothing came).
+    """
     await ensure_stream(js, stream_name, [f"{token}.>"])
     consumer = await EventConsumer.create(js, stream_name, "doomed")
-    reading = asyncio.create_task(anext(consumer.batches(batch=10, timeout=30)))
+    if read == "events":
+        reading = asyncio.ensure_future(anext(consumer.events(batch=10, timeout=30)))
+    elif read == "batches":
+        reading = asyncio.ensure_future(anext(consumer.batches(batch=10, timeout=30)))
+    else:
+        reading = asyncio.ensure_future(consumer.fetch(10, timeout=30))
 
     async def waiting() -> bool:
         return (await consumer.info()).num_waiting == 1
@@ -248,3 +265,76 @@ async def test_a_consumer_deleted_under_a_reader_stops_it(js, stream_name, token
     await js.delete_consumer(stream_name, "doomed")
     with pytest.raises(ConsumerError, match="consumer 'doomed' was deleted"):
         await asyncio.wait_for(reading, 5)
+
+
+async def test_a_service_whose_handler_raises_brings_its_group_down(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+    """serve() under a TaskGroup: a handler's unexpected error cancels the other services
+    and surfaces at once (not at shutdown); the message goes back for a redelivery."""
+    await _stream_with_events(js, stream_name, token, n=1)
+    broken = await EventConsumer.create(js, stream_name, "broken", ack_wait=30)
+    idle = await EventConsumer.create(js, stream_name, "idle", filter_subject=f"{token}.none")
+    crashed = ValueError("the handler's bug")
+
+    async def handler(event):  # type: ignore[no-untyped-def]
+        raise crashed
+
+    async def services() -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(idle.serve(handler, idle=30))
+            group.create_task(broken.serve(handler, idle=30))
+
+    with pytest.raises(ExceptionGroup) as caught:
+        await asyncio.wait_for(services(), 10)  # idle=30: only the crash can end it in time
+    assert caught.value.exceptions == (crashed,)
+    assert (await broken.info()).ack_floor.stream_seq == 0  # not acked: it comes back
+
+
+async def test_serve_runs_until_stopped_and_retries_when_told(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+    """serve() keeps pulling past quiet spells; stop() ends it with its report.
+    With unexpected="retry" a handler's error is retried, not raised."""
+    await _stream_with_events(js, stream_name, token, n=2)
+    consumer = await EventConsumer.create(js, stream_name, "service", ack_wait=30)
+    seen: list[str] = []
+    late = asyncio.Event()
+
+    async def handler(event):  # type: ignore[no-untyped-def]
+        seen.append(event.id)
+        if len(seen) == 1:
+            raise RuntimeError("first try fails")
+        if len(seen) == 4:
+            late.set()
+
+    serving = asyncio.create_task(
+        consumer.serve(handler, idle=0.1, retry_delay=0.05, unexpected="retry")
+    )
+
+    async def both_handled() -> bool:
+        return len(seen) >= 3
+
+    await wait_for(both_handled, timeout=5, what="both events, one retried")
+    # several idle periods pass: the service is still there and takes a late event
+    await publish_events(js, [EventFactory(prefix="late-")(f"{token}.created")])
+    await asyncio.wait_for(late.wait(), 5)
+    assert not serving.done()
+    consumer.stop()
+    report = await asyncio.wait_for(serving, 5)
+    assert (report.handled, report.acked, report.retried) == (4, 3, 1)
+
+
+async def test_cancelling_a_service_propagates(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+    """A cancel from outside is not a stop: serve() lets CancelledError out."""
+    await ensure_stream(js, stream_name, [f"{token}.>"])
+    consumer = await EventConsumer.create(js, stream_name, "cancelled")
+
+    async def handler(event):  # type: ignore[no-untyped-def]
+        pass
+
+    serving = asyncio.create_task(consumer.serve(handler, idle=30))
+
+    async def waiting() -> bool:
+        return (await consumer.info()).num_waiting == 1
+
+    await wait_for(waiting, timeout=5, what="the service's pull request")
+    serving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await serving

@@ -7,12 +7,12 @@ import pytest
 from edalab import (
     DeadLetters,
     EventConsumer,
+    EventFactory,
     PermanentError,
     Reason,
     ensure_stream,
     publish_events,
 )
-from edalab.factories import EventFactory
 
 
 @pytest.fixture

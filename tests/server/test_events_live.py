@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edalab import Event, EventDecodeError, EventFactory, ensure_stream, publish_event
-from edalab.publishing import MSG_ID
+from edalab import MSG_ID, Event, EventDecodeError, EventFactory, ensure_stream, publish_event
 
 
 async def test_from_msg_names_the_stream_sequence(js, stream_name, token) -> None:

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from edalab import (
     EventConsumer,
+    EventFactory,
     SchemaRegistry,
     TransientError,
     fresh_stream,
@@ -20,7 +21,6 @@ from edalab.course._checkers import _core as exercises
 from edalab.course.charts.redelivery import DeliveryLog
 from edalab.course.exercises import EXERCISES, Exercise, check
 from edalab.course.manifest import LESSONS
-from edalab.factories import EventFactory
 
 #: check()'s own answer to an unforeseen error, kept before the fixture below replaces it.
 _ONE_LINE = exercises._unexpected
@@ -1180,8 +1180,7 @@ async def test_13_r3_audit_stream(js) -> None:
     events stored twice fail; R3, 200 distinct events, every follower current, passes."""
     from nats.js.api import StreamConfig
 
-    from edalab import connect
-    from edalab.cluster import NatsCluster, stream_leader, wait_until_current
+    from edalab import NatsCluster, connect, stream_leader, wait_until_current
 
     await fresh_stream(js, "AUDIT", ["audit.>"])
     single = (await check("13", js)).message
@@ -1219,9 +1218,8 @@ async def test_13_r3_audit_stream(js) -> None:
 
 async def _ex16(js):
     """Lesson 16's exercise cell: ORDERS, order ex16 placed, its reserved id and its trace."""
-    from edalab import TraceContext
+    from edalab import TraceContext, derived_id
     from edalab.course import saga
-    from edalab.tracing import derived_id
 
     await saga.setup(js)
     placed = await saga.place_order(js, "ex16", amount_cents=700)
@@ -1232,8 +1230,7 @@ async def _ex16(js):
 def _on_reserved(js, placed, trace, *, event_id=None, flow=True):
     """The solution's handler, charging in ``trace``; ``event_id(cause)`` replaces the
     derived id, and ``flow=False`` leaves the flow headers out."""
-    from edalab import Event
-    from edalab.tracing import derived_id, flow_headers
+    from edalab import Event, derived_id, flow_headers
 
     async def on_reserved(cause_id):
         ident = event_id(cause_id) if event_id else derived_id(cause_id, "billing.charged")
@@ -1281,8 +1278,7 @@ async def test_16_hand_made_headers_and_raw_publish_pass(js) -> None:
     js.publish with Nats-Msg-Id, called twice."""
     import secrets
 
-    from edalab import Event
-    from edalab.tracing import derived_id
+    from edalab import Event, derived_id
 
     placed, reserved_id, trace = await _ex16(js)
 
@@ -1380,8 +1376,7 @@ async def _forget_message_ids(js) -> None:
     120 s: shrink its duplicate window to the server's minimum, 0.1 s (an update runs the
     purge at once, server/stream.go), and wait until a marker published after everything
     else is stored again; ids leave the window in the order they came."""
-    from edalab import Event
-    from edalab.waiting import wait_for
+    from edalab import Event, wait_for
 
     config = (await js.stream_info("SHOP")).config
     config.duplicate_window = 0.1
@@ -1425,9 +1420,8 @@ async def test_17_right_answer_passes_after_the_duplicate_window(js) -> None:
 async def test_17_raw_publish_with_uuid5_ids_passes(js) -> None:
     """Written differently from the solution: a (event, delivery) handler, derived_id's UUIDv5
     and a raw js.publish with its own Nats-Msg-Id header."""
-    from edalab import Event
+    from edalab import Event, derived_id
     from edalab.course.shop import PaymentCaptured, PointsAwarded
-    from edalab.tracing import derived_id
 
     await _paid_shop(js)
 

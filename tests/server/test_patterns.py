@@ -6,24 +6,33 @@ import json
 import sqlite3
 from datetime import UTC, datetime
 
+import nats.js.errors
 import pytest
 
-from edalab.cloudevents import (
+from edalab import (
+    ConcurrencyConflict,
+    Event,
+    EventDecodeError,
+    EventError,
+    Outbox,
+    OutboxRelay,
+    PublishError,
+    TraceContext,
+    aggregate_version,
+    append,
+    derived_id,
+    flow_headers,
+    fresh_stream,
     from_binary,
     from_message,
     from_structured,
+    publish_event,
+    stream_messages,
     to_binary,
     to_structured,
 )
-from edalab.concurrency import ConcurrencyConflict, aggregate_version, append
 from edalab.course import saga
 from edalab.course.exercises import check
-from edalab.errors import EventDecodeError, EventError
-from edalab.events import Event
-from edalab.outbox import Outbox, OutboxRelay
-from edalab.publishing import publish_event
-from edalab.streams import fresh_stream, stream_messages
-from edalab.tracing import TraceContext, derived_id, flow_headers
 
 
 def _event(**changes: object) -> Event:
@@ -169,6 +178,12 @@ async def test_append_refuses_a_stale_writer_with_a_typed_conflict(js, stream_na
         )
     assert err.value.expected == opened.seq and "w1" in str(err.value)
     assert await aggregate_version(js, stream_name, agg) == opened.seq + 1
+    # The cause is kept (decided by it, not by the message text): the PublishError, and
+    # under it nats-py's APIError with the server's code (10071 JSStreamWrongLastSequenceErrF).
+    publish_error = err.value.__cause__
+    assert isinstance(publish_error, PublishError)
+    assert isinstance(publish_error.__cause__, nats.js.errors.APIError)
+    assert publish_error.__cause__.err_code == 10071
 
 
 @pytest.mark.parametrize("style", ["choreography", "orchestration"])

@@ -9,13 +9,23 @@ import subprocess
 
 import pytest
 
-from edalab import NoStreamError, PublishError, SubjectError
-from edalab.consuming import stored_event_ids
-from edalab.context import JetStream, NotAnEdalabJetStream, jetstream
-from edalab.events import Event
-from edalab.factories import EventFactory
-from edalab.publishing import FAST_INGEST_SINCE, ingest_events, publish_event, publish_events
-from edalab.streams import ensure_stream, fresh_stream
+from edalab import (
+    Event,
+    EventFactory,
+    JetStream,
+    NoStreamError,
+    NotAnEdalabJetStream,
+    PublishError,
+    SubjectError,
+    ensure_stream,
+    fresh_stream,
+    ingest_events,
+    jetstream,
+    publish_event,
+    publish_events,
+    stored_event_ids,
+)
+from edalab._publishing import FAST_INGEST_SINCE
 
 
 async def test_publish_returns_the_ack(js, stream_name, token) -> None:
@@ -80,7 +90,7 @@ async def test_bulk_publish_needs_an_edalab_jetstream(nc, stream_name, token) ->
 
 
 def _server_version() -> tuple[int, int]:
-    from edalab.binary import find_nats_server
+    from edalab import find_nats_server
 
     out = subprocess.run([str(find_nats_server()), "--version"], capture_output=True, text=True)
     found = re.search(r"v(\d+)\.(\d+)", out.stdout)  # "nats-server: v2.15.1"

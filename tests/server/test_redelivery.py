@@ -5,9 +5,15 @@ from __future__ import annotations
 import pytest
 from matplotlib.ticker import ScalarFormatter
 
-from edalab import ConsumerError, EventConsumer, TransientError, fresh_stream, publish_events
+from edalab import (
+    ConsumerError,
+    EventConsumer,
+    EventFactory,
+    TransientError,
+    fresh_stream,
+    publish_events,
+)
 from edalab.course.charts.redelivery import DeliveryLog, on_time, timeline, window
-from edalab.factories import EventFactory
 
 BACKOFF = [0.2, 0.5]
 

@@ -22,10 +22,10 @@ from edalab import (
     connect,
     nkey_user,
 )
-from edalab.confidential import mask_url, redact, secrets_in_config, write_private
+from edalab._confidential import mask_url, redact, secrets_in_config, write_private
+from edalab._discovery import running_server
+from edalab._state import ServerState, read_cluster_state, save_cluster_state
 from edalab.course.cli import main as cli
-from edalab.discovery import running_server
-from edalab.state import ServerState, read_cluster_state, save_cluster_state
 
 ANN_PW = "ann-s3cret-pw"
 ADMIN_PW = "admin-s3cret-pw"

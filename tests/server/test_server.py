@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -19,12 +20,13 @@ from edalab import (
     connect,
     ensure_server,
     find_nats_server,
+    wait_for,
 )
+from edalab._discovery import local_servers
+from edalab._processes import wait_pid_gone
+from edalab._state import read_state
+from edalab._urls import probe
 from edalab.course.cli import main as cli
-from edalab.discovery import local_servers
-from edalab.processes import wait_pid_gone
-from edalab.state import read_state
-from edalab.urls import probe
 
 
 @pytest.fixture
@@ -121,6 +123,37 @@ async def test_connect_to_dead_url_fails_fast_naming_it() -> None:
     assert info.value.url == url and url in str(info.value)
 
 
+async def test_cancelling_a_connect_in_flight_propagates_and_leaves_no_attempt() -> None:
+    """A cancelled connect raises CancelledError (not ServerUnreachableError) and ends its
+    attempt. The first server is frozen (SIGSTOP): the kernel still accepts the TCP
+    connection, but no INFO comes, so nats-py's attempt hangs there until cancelled."""
+    with NatsServer() as frozen, NatsServer() as running:
+        assert frozen.pid is not None
+        os.kill(frozen.pid, signal.SIGSTOP)
+        try:
+            url = f"{frozen.url},{running.url}"
+            connecting = asyncio.create_task(connect(url, timeout=30, dont_randomize=True))
+
+            def attempts() -> list[asyncio.Task[object]]:
+                return [
+                    t
+                    for t in asyncio.all_tasks()
+                    if getattr(t.get_coro(), "__qualname__", "") == "Client.connect"
+                ]
+
+            async def in_flight() -> bool:
+                return bool(attempts())
+
+            await wait_for(in_flight, timeout=10, what="nats-py's connection attempt")
+            [attempt] = attempts()
+            connecting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(connecting, 5)
+            assert attempt.done()
+        finally:
+            os.kill(frozen.pid, signal.SIGCONT)
+
+
 async def test_connect_to_a_non_nats_port_fails_clearly() -> None:
     """A port that answers with something else than NATS is named as such."""
 
@@ -209,23 +242,3 @@ async def test_start_after_kill_reuses_port_and_store(tmp_path: Path) -> None:
         nc = await connect(srv.url)
         assert (await nc.jetstream().stream_info("K")).state.messages == 1
         await nc.close()
-
-
-def test_names_that_lived_in_edalab_server_still_import() -> None:
-    """The split keeps `from edalab.server import ...` working for every name it used to hold."""
-    import edalab.server as old
-    from edalab import binary, discovery, processes, state, urls, waiting
-
-    moved = {
-        binary: ["find_nats_server"],
-        discovery: ["ServerHandle", "ensure_server", "lesson_server", "running_server"],
-        processes: ["pid_alive", "stop_pid"],
-        state: ["ServerState", "read_state", "state_dir"],
-        urls: ["probe"],
-        waiting: ["wait_for"],
-    }
-    for module, names in moved.items():
-        for name in names:
-            assert getattr(old, name) is getattr(module, name), name
-    with pytest.raises(AttributeError):
-        _ = old.no_such_name

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from edalab import connect
+import pytest
+
+from edalab import EventConsumer, EventFactory, connect, ensure_stream, publish_event, wait_for
+from edalab.course.services import Services
 from edalab.course.shop import Shop
 
 
@@ -144,3 +147,37 @@ async def test_dead_letter_replay_reaches_only_payments(nats_url: str) -> None:
         assert deliveries() == {"payments": 4, "analytics": 1}
         assert shop.paid_orders == {"o2"}
     await nc.close()
+
+
+async def test_a_crashed_service_stops_the_others_and_surfaces_at_once(
+    js, stream_name, token
+) -> None:  # type: ignore[no-untyped-def]
+    """Services run under one TaskGroup: a handler's unexpected error cancels the other
+    services and is raised by the next check() (settle() calls it), not at shutdown."""
+    await ensure_stream(js, stream_name, [f"{token}.>"])
+    services = Services()
+    await services.start()
+    crashed = ZeroDivisionError("a free order")
+
+    async def charge(event):  # type: ignore[no-untyped-def]
+        raise crashed
+
+    async def fine(event):  # type: ignore[no-untyped-def]
+        pass
+
+    for name, handler in (("quiet", fine), ("payments", charge)):
+        consumer = await EventConsumer.create(js, stream_name, name, ack_wait=30)
+        services.add(name, consumer, handler, idle=30)
+    await publish_event(js, EventFactory()(f"{token}.placed"))
+
+    async def crashed_now() -> bool:
+        try:
+            services.check()
+        except ExceptionGroup:
+            return True
+        return False
+
+    await wait_for(crashed_now, timeout=10, what="the crash to surface (idle=30: nothing else)")
+    with pytest.raises(ExceptionGroup) as caught:
+        await services.stop()
+    assert caught.value.exceptions == (crashed,)

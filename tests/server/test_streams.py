@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from nats.js.api import RetentionPolicy, StorageType
 
-from edalab import StreamConfigConflict
-from edalab.streams import Table, ensure_stream, fresh_stream, stream_table
+from edalab import StreamConfigConflict, Table, ensure_stream, fresh_stream
+from edalab.course import stream_table
 
 
 async def test_create_then_unchanged(js, stream_name, token) -> None:
@@ -83,7 +83,7 @@ def test_state_change_shows_before_and_after() -> None:
     """state_change lays out one stream's state before and after as a two-row table."""
     from nats.js.api import StreamInfo
 
-    from edalab.streams import state_change
+    from edalab.course import state_change
 
     def info(messages: int, last: int) -> StreamInfo:
         return StreamInfo.from_response(

@@ -8,8 +8,14 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from edalab import Event, EventDecodeError, PayloadError, SubjectError, validate_subject
-from edalab.events import describe_validation_error
+from edalab import (
+    Event,
+    EventDecodeError,
+    PayloadError,
+    SubjectError,
+    validate_subject,
+)
+from edalab._events import describe_validation_error
 
 # Exactly what Go's encoding/json writes for the seed's struct
 # (Data is a string; time.Time marshals as RFC 3339 with nanoseconds and an offset).

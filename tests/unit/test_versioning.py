@@ -5,9 +5,14 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
-from edalab import UnknownVersionError, UpcastError
-from edalab.factories import EventFactory
-from edalab.versioning import SchemaRegistry, compare_models, version_of
+from edalab import (
+    EventFactory,
+    SchemaRegistry,
+    UnknownVersionError,
+    UpcastError,
+    compare_models,
+)
+from edalab._versioning import version_of
 
 
 class V1(BaseModel):

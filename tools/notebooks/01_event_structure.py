@@ -146,11 +146,11 @@ except EdalabError as err:
 # ## Ids, clocks and tests
 #
 # Random ids and the wall clock make every run different. For tests (and for stable
-# outputs in lessons), `edalab.factories.EventFactory` makes ids `evt-0001`, `evt-0002`,
+# outputs in lessons), `edalab.EventFactory` makes ids `evt-0001`, `evt-0002`,
 # ... and a clock that starts at 2024-01-01 and ticks one second per event:
 
 # %%
-from edalab.factories import EventFactory
+from edalab import EventFactory
 
 make = EventFactory()
 [(e.id, e.timestamp.isoformat()) for e in (make("user.created"), make("user.deleted"))]

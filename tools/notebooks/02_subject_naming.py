@@ -25,8 +25,7 @@
 # > subscription can name a pattern, so the naming scheme does real work.
 
 # %%
-from edalab import connect, subject
-from edalab.server import lesson_server
+from edalab import connect, lesson_server, subject
 
 srv = lesson_server("02")
 nc = await connect(srv.url)
@@ -149,7 +148,7 @@ await arrivals("order.eu.>", ["order.eu.placed", "order.us.placed", "order.eu.ca
 # An id in the subject lets one subscriber follow a single user:
 
 # %%
-from edalab.factories import EventFactory
+from edalab import EventFactory
 
 make = EventFactory(prefix="usr-")
 u7 = await nc.subscribe("user.u7.>")

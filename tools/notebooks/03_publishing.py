@@ -22,8 +22,7 @@
 # > every channel automatically; in JetStream a **stream** says which subjects to store.
 
 # %%
-from edalab import connect, ensure_server
-from edalab.factories import EventFactory
+from edalab import EventFactory, connect, ensure_server
 
 server = ensure_server()
 nc = await connect(server)

@@ -22,7 +22,7 @@
 
 # %%
 from edalab import connect, ensure_server, fresh_stream
-from edalab.streams import state_change
+from edalab.course import state_change
 
 server = ensure_server()
 nc = await connect(server)
@@ -197,7 +197,7 @@ state_change(before, await js.stream_info("BLOBS"))
 # empty, and fails loudly if that takes more than ten seconds.
 
 # %%
-from edalab.waiting import wait_for
+from edalab import wait_for
 
 await fresh_stream(js, "FRESH", ["fresh"], max_age=2.0)
 for i in range(2):

@@ -25,8 +25,7 @@
 # %%
 import asyncio
 
-from edalab import connect, ensure_server, fresh_stream, publish_events
-from edalab.factories import EventFactory
+from edalab import EventFactory, connect, ensure_server, fresh_stream, publish_events
 
 server = ensure_server()
 nc = await connect(server)
@@ -369,9 +368,9 @@ for delivery in fetched[:2]:
 # delivery acknowledged except `slow`'s last two), so wait until the server says so:
 
 # %%
+from edalab import wait_for
+from edalab.course import consumer_table
 from edalab.course.charts.stream import stream_chart
-from edalab.streams import consumer_table
-from edalab.waiting import wait_for
 
 names = ["shipping-raw", "shipments", "packer", "invoicing", "slow"]
 

@@ -25,10 +25,9 @@ import asyncio
 
 from nats.js.api import ConsumerConfig
 
-from edalab import connect, ensure_server, fresh_stream, publish_events
+from edalab import EventFactory, connect, ensure_server, fresh_stream, publish_events
+from edalab.course import consumer_table
 from edalab.course.charts.redelivery import DeliveryLog, timeline
-from edalab.factories import EventFactory
-from edalab.streams import consumer_table
 
 server = ensure_server()
 nc = await connect(server)

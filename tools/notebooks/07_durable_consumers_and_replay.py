@@ -23,9 +23,7 @@
 # temporary directory) instead of the shared one.
 
 # %%
-from edalab import connect, fresh_stream, publish_events
-from edalab.factories import EventFactory
-from edalab.server import lesson_server
+from edalab import EventFactory, connect, fresh_stream, lesson_server, publish_events
 
 srv = lesson_server("07")
 nc = await connect(srv.url)
@@ -55,7 +53,7 @@ default.config.durable_name, default.config.inactive_threshold
 # listed right after we used it...
 
 # %%
-from edalab.waiting import wait_for
+from edalab import wait_for
 
 short = await js.add_consumer("USERS", ConsumerConfig(inactive_threshold=0.5))
 sub = await js.pull_subscribe_bind(short.name, "USERS")

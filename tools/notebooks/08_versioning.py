@@ -23,8 +23,7 @@
 # %%
 from pydantic import BaseModel
 
-from edalab import connect, ensure_server, fresh_stream, publish_event
-from edalab.factories import EventFactory
+from edalab import EventFactory, connect, ensure_server, fresh_stream, publish_event
 
 server = ensure_server()
 nc = await connect(server)

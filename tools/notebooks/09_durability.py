@@ -29,9 +29,7 @@ import asyncio
 import json
 import urllib.request
 
-from edalab import connect, fresh_stream, publish_events
-from edalab.factories import EventFactory
-from edalab.server import lesson_server
+from edalab import EventFactory, connect, fresh_stream, lesson_server, publish_events
 
 srv = lesson_server("09")
 nc = await connect(srv.url, max_reconnect_attempts=-1)
@@ -160,7 +158,8 @@ await asyncio.wait_for(task, timeout=120)
 # stream from start to end; `loss_report` compares it with what was published):
 
 # %%
-from edalab.consuming import loss_report, stored_event_ids
+from edalab import stored_event_ids
+from edalab.course import loss_report
 
 loss_report(events, len(acked), await stored_event_ids(js, "PAYMENTS"))
 

@@ -23,8 +23,7 @@
 import asyncio
 import contextlib
 
-from edalab import EventConsumer, connect, ensure_server, fresh_stream, publish_events
-from edalab.factories import EventFactory
+from edalab import EventConsumer, EventFactory, connect, ensure_server, fresh_stream, publish_events
 
 server = ensure_server()
 nc = await connect(server)

@@ -33,7 +33,7 @@
 # `edalab cluster start` does the same and keeps it running.
 
 # %%
-from edalab.cluster import NatsCluster
+from edalab import NatsCluster
 
 cluster = NatsCluster(nodes=3).start()
 sorted(cluster.running_nodes()), cluster.meta_leader() in {"n1", "n2", "n3"}
@@ -132,8 +132,7 @@ sum(in_raft_log(node) for node in cluster.running_nodes()) >= 2
 # %%
 import asyncio
 
-from edalab import publish_events
-from edalab.factories import EventFactory
+from edalab import EventFactory, publish_events
 
 make = EventFactory(prefix="ord-")
 orders = [make("order.placed", {"n": i}) for i in range(2000)]
@@ -159,7 +158,7 @@ len(acked)
 # of the writes. The publisher noticed only a pause.
 
 # %%
-from edalab.cluster import stream_leader
+from edalab import stream_leader
 
 new_leader = await stream_leader(js, "ORDERS", other_than=leader)
 new_leader != leader, sorted(cluster.running_nodes()) == sorted({"n1", "n2", "n3"} - {leader})
@@ -171,7 +170,7 @@ new_leader != leader, sorted(cluster.running_nodes()) == sorted({"n1", "n2", "n3
 # missed. `wait_until_current` waits until every replica reports itself current:
 
 # %%
-from edalab.cluster import wait_until_current
+from edalab import wait_until_current
 
 await asyncio.to_thread(cluster.start_node, leader)
 await wait_until_current(js, "ORDERS", timeout=60)
@@ -184,7 +183,8 @@ info = await js.stream_info("ORDERS")
 # Read the stream back and count each order id (as in notebook 09):
 
 # %%
-from edalab.consuming import loss_report, stored_event_ids
+from edalab import stored_event_ids
+from edalab.course import loss_report
 
 loss_report(orders, len(acked), await stored_event_ids(js, "ORDERS"))
 

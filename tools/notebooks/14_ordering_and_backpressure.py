@@ -25,8 +25,7 @@
 # This lesson runs its own server, so that it can read the server's monitoring endpoint.
 
 # %%
-from edalab import connect
-from edalab.server import lesson_server
+from edalab import connect, lesson_server
 
 server = lesson_server("14")
 nc = await connect(server.url)
@@ -277,7 +276,7 @@ balances
 # A worker that asks for ten gets five; until it acknowledges some, it gets nothing more:
 
 # %%
-from edalab.streams import consumer_table
+from edalab.course import consumer_table
 
 await fresh_stream(js, "CLICKS", ["click"])
 for i in range(20):

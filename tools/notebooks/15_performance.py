@@ -27,8 +27,7 @@
 import asyncio
 import time
 
-from edalab import connect, ensure_server, fresh_stream, publish_events
-from edalab.factories import EventFactory
+from edalab import EventFactory, connect, ensure_server, fresh_stream, publish_events
 
 server = ensure_server()
 nc = await connect(server)
@@ -121,7 +120,7 @@ async def fetch_rate(n, count=2000):
 # the same stream, with and without the `Nats-Msg-Id` header:
 
 # %%
-from edalab.waiting import wait_for
+from edalab import wait_for
 
 
 async def stored_rate(with_header):
@@ -264,7 +263,7 @@ replies[-1]["seq"], replies[-1]["count"]
 # unconfirmed, a refusal named by its event). Same events, far fewer replies to parse:
 
 # %%
-from edalab.publishing import ingest_events
+from edalab import ingest_events
 
 await fresh_stream(js, "PERF", ["perf.>"], allow_batched=True)
 await ingest_events(js, events)

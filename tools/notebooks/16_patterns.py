@@ -130,7 +130,7 @@ except Crash as err:
 # The database has the order; the stream has no event for it, and no one will ever know.
 
 # %%
-from edalab.streams import stream_messages
+from edalab import stream_messages
 
 
 async def stored_ids():
@@ -147,7 +147,7 @@ db.execute("SELECT id FROM orders").fetchall(), await stored_ids()
 # `Nats-Msg-Id` set to the event id, and marks them sent after the `PubAck`.
 
 # %%
-from edalab.outbox import Outbox, OutboxRelay
+from edalab import Outbox, OutboxRelay
 
 outbox = Outbox(db)
 
@@ -192,7 +192,7 @@ acks = await OutboxRelay(outbox, js).relay_once()
 # consumers still deduplicate by event id (notebook 10).
 
 # %%
-from edalab.tracing import derived_id
+from edalab import derived_id
 
 derived_id("order-o1", "stock.reserved") == derived_id("order-o1", "stock.reserved")
 
@@ -217,8 +217,8 @@ await saga.outcomes(js)
 # Order `o1`'s trace, read back from the headers the stream stored:
 
 # %%
+from edalab import CAUSATION_ID, CORRELATION_ID, TraceContext
 from edalab.course.charts.trace import Hop, draw_trace
-from edalab.tracing import CAUSATION_ID, CORRELATION_ID, TraceContext
 
 
 async def flow(correlation_id):
@@ -372,12 +372,12 @@ except nats.js.errors.APIError as err:
     print(err.err_code, err.description)
 
 # %% [markdown]
-# `edalab.concurrency.append` wraps it: it checks the whole aggregate (every subject of
+# `edalab.append` wraps it: it checks the whole aggregate (every subject of
 # `account.a1.>`, with `Nats-Expected-Last-Subject-Sequence-Subject`) and raises a typed
 # `ConcurrencyConflict`. The loser reloads, sees a balance of 20, and decides again.
 
 # %%
-from edalab.concurrency import ConcurrencyConflict, aggregate_version, append
+from edalab import ConcurrencyConflict, aggregate_version, append
 
 withdraw = Event.create("account.withdrawn", {"amount": 80}, id="w-2")
 try:
@@ -433,7 +433,7 @@ await js.delete_key_value("order-status")
 # %%
 from datetime import UTC, datetime
 
-from edalab.cloudevents import from_binary, from_message, from_structured, to_binary, to_structured
+from edalab import from_binary, from_message, from_structured, to_binary, to_structured
 
 event = Event(
     id="e-1",
@@ -496,7 +496,7 @@ from_binary({**headers, "ce-id": '"e-1"'}, body) == event
 # and call it **twice** with `reserved_id` (a redelivery). The stream must store `billing.charged` for `ex16` **once**, with the
 # flow's `Correlation-Id` (the order event's id), a `Causation-Id` naming the
 # `stock.reserved` event, and a `traceparent` in the order's trace (hint: `derived_id`,
-# `flow_headers` from `edalab.tracing`, `order_trace.child(...)`). Then run the check.
+# `flow_headers` from `edalab`, `order_trace.child(...)`). Then run the check.
 
 # %%
 await saga.setup(js)
@@ -505,7 +505,7 @@ reserved_id = derived_id(placed.id, "stock.reserved")
 order_trace = TraceContext.from_headers((await js.get_last_msg("ORDERS", "order.placed")).headers)
 
 # %% tags=["solution"]
-from edalab.tracing import flow_headers
+from edalab import flow_headers
 
 
 async def on_reserved(cause_id):

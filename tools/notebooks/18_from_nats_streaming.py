@@ -88,8 +88,8 @@ import asyncio
 
 from nats.js.api import ConsumerConfig
 
-from edalab.streams import consumer_table
-from edalab.waiting import wait_for
+from edalab import wait_for
+from edalab.course import consumer_table
 
 received = asyncio.Queue()
 
@@ -205,7 +205,7 @@ len(await worker_b.fetch(1, timeout=2))
 # %%
 import nats.js.errors
 
-from edalab.waiting import wait_for
+from edalab import wait_for
 
 audit = await js.subscribe("events", durable="audit", stream="MIGRATION")
 

@@ -21,16 +21,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from nats.aio.client import Client as NATS
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType
-from nats.js.client import JetStreamContext
 
-from edalab.connection import connect
-from edalab.consuming import EventConsumer
-from edalab.events import Event
-from edalab.factories import EventFactory
-from edalab.publishing import MSG_ID, ingest_events, publish_event, publish_events
-from edalab.streams import fresh_stream
+from edalab import JetStream
+from edalab._connection import connect
+from edalab._consuming import EventConsumer
+from edalab._events import Event
+from edalab._factories import EventFactory
+from edalab._publishing import MSG_ID, ingest_events, publish_event, publish_events
+from edalab._streams import fresh_stream
 
 __all__ = [
     "GO_COUNTERPART",
@@ -133,7 +132,7 @@ def _events(n: int) -> list[Event]:
 class Bench:
     """The connection, the stream's storage, and the preparation each side needs."""
 
-    js: JetStreamContext
+    js: JetStream
     storage: StorageType
 
     async def fresh(self) -> None:
@@ -391,7 +390,7 @@ async def run_all(
     """Run every scenario (or those named in ``only``) against the server at ``url``."""
     say: Progress = progress or (lambda _: None)
     sizes = scenario_sizes(quick, scale)
-    nc: NATS = await connect(url, pending_size=8 * 1024 * 1024)
+    nc = await connect(url, pending_size=8 * 1024 * 1024)
     bench = Bench(nc.jetstream(publish_async_max_pending=4096), storage)
     results = []
     try:

@@ -49,10 +49,10 @@ import nats.js.errors
 from nats.js.api import StorageType
 from nats.js.client import JetStreamContext
 
-from edalab.confidential import write_private
-from edalab.errors import EdalabError
-from edalab.streams import Table, ensure_stream
-from edalab.urls import server_address, without_credentials
+from edalab._confidential import write_private
+from edalab._errors import EdalabError
+from edalab._streams import Table, ensure_stream
+from edalab._urls import server_address, without_credentials
 
 __all__ = [
     "PROGRESS_STREAM",
@@ -269,7 +269,7 @@ def load_env_file(path: Path | str) -> dict[str, str]:
 
 def in_class_mode() -> bool:
     """Whether this process is a student's in class mode (``EDALAB_CLASS=1``)."""
-    from edalab.discovery import class_mode
+    from edalab._discovery import class_mode
 
     return class_mode()
 
@@ -321,7 +321,7 @@ async def _send(
         if js is not None:
             await js.publish(subject, body, timeout=timeout)
             return None
-        from edalab.connection import connect
+        from edalab._connection import connect
 
         nc = await connect(timeout=timeout)
         try:

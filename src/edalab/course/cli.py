@@ -25,12 +25,12 @@ from typing import Any
 
 import nats.errors
 
-from edalab.confidential import mask_url, redact
-from edalab.discovery import env_credentials, running_server
-from edalab.errors import EdalabError
-from edalab.processes import pid_alive, stop_pid
-from edalab.server import NatsServer
-from edalab.state import (
+from edalab._confidential import mask_url, redact
+from edalab._discovery import env_credentials, running_server
+from edalab._errors import EdalabError
+from edalab._processes import pid_alive, stop_pid
+from edalab._server import NatsServer
+from edalab._state import (
     ServerState,
     read_cluster_state,
     read_state,
@@ -38,7 +38,7 @@ from edalab.state import (
     save_cluster_state,
     state_dir,
 )
-from edalab.urls import probe, server_address
+from edalab._urls import probe, server_address
 
 #: Every command and its one-line summary: ``edalab --help`` and each ``--help`` read this.
 COMMANDS = {
@@ -215,7 +215,7 @@ def _server_url(args: argparse.Namespace) -> int:
 
 
 def _cluster_start(args: argparse.Namespace) -> int:
-    from edalab.cluster import NatsCluster
+    from edalab._cluster import NatsCluster
 
     klass = _class_dir(args)
     if klass is not None:
@@ -287,7 +287,7 @@ def _course_url(args: argparse.Namespace) -> str:
 
 
 async def _with_js(url: str, work: Callable[[Any], Awaitable[Any]], **creds: Any) -> Any:
-    from edalab.connection import connect
+    from edalab._connection import connect
 
     # By default a student's NATS_USER/NATS_PASSWORD, from the environment.
     nc = await connect(url, **(creds or env_credentials()))
@@ -416,7 +416,7 @@ def _instructor(args: argparse.Namespace) -> tuple[str, dict[str, Any], list[str
 
 
 def _class_progress(args: argparse.Namespace) -> int:
-    from edalab.connection import connect
+    from edalab._connection import connect
     from edalab.course.classroom import ClassWatcher, serve_progress
     from edalab.course.exercises import EXERCISES
 
@@ -451,8 +451,8 @@ def _class_progress(args: argparse.Namespace) -> int:
 
 async def _settle(watcher: Any) -> None:
     """Let the ordered consumer replay what the stream holds now (bounded)."""
+    from edalab._waiting import wait_for
     from edalab.course.classroom import PROGRESS_STREAM
-    from edalab.waiting import wait_for
 
     info = await watcher.js.stream_info(PROGRESS_STREAM)
     want = info.state.messages

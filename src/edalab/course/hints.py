@@ -66,7 +66,7 @@ HINTS: dict[str, tuple[str, str, str]] = {
         "The updates have exactly three tokens; the deletion has two. No subject may "
         "match two of your patterns, or the mailer gets it twice.",
         "a list of pattern strings, `patterns = [...]`, each subscribed with "
-        "`await nc.subscribe(p)`; `edalab.subjects.matches(pattern, subject)` tells "
+        "`await nc.subscribe(p)`; `edalab.matches(pattern, subject)` tells "
         "you offline whether a subject matches.",
         "patterns = ['user.<one token>.updated', '<the deletion subject>']\n"
         "then: await check('02', nc, patterns)",
@@ -273,7 +273,7 @@ async def _itself(value: Hint) -> Hint:
 
 def _journal_file() -> Path:
     """This machine's record of hints and attempts, one per user (like ``progress.json``)."""
-    from edalab.state import state_dir
+    from edalab._state import state_dir
 
     user = "".join(c for c in os.environ.get("NATS_USER", "") if c.isalnum() or c in "-_")
     return state_dir() / (f"hints-{user}.json" if user else "hints.json")

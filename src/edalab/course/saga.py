@@ -17,7 +17,7 @@ its own: ``order.placed`` -> stock -> ``stock.reserved`` -> billing ->
 *commands* (request-reply to ``cmd.stock.reserve``, ``cmd.billing.charge``,
 ``cmd.stock.release``), deciding each next step itself, then publishes the outcome.
 
-Every derived event's id comes from its cause (:func:`edalab.tracing.derived_id`),
+Every derived event's id comes from its cause (:func:`edalab.derived_id`),
 so a redelivered cause republishes the same id and ``Nats-Msg-Id`` dedup keeps one.
 
     saga = Choreography(js)
@@ -30,24 +30,30 @@ so a redelivered cause republishes the same id and ``Nats-Msg-Id`` dedup keeps o
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.js.client import JetStreamContext
 
-from edalab.consuming import Delivery, EventConsumer
-from edalab.events import Event
-from edalab.publishing import publish_event
-from edalab.streams import fresh_stream, stream_messages
-from edalab.tracing import CORRELATION_ID, TraceContext, derived_id, flow_headers
-from edalab.waiting import wait_for
+from edalab import (
+    CORRELATION_ID,
+    Delivery,
+    Event,
+    EventConsumer,
+    JetStream,
+    TraceContext,
+    derived_id,
+    flow_headers,
+    fresh_stream,
+    publish_event,
+    stream_messages,
+    wait_for,
+)
+from edalab.course.services import Services
 
 __all__ = [
     "CARD_LIMIT_CENTS",
@@ -68,7 +74,7 @@ CARD_LIMIT_CENTS = 5_000
 OUTCOMES = ("order.completed", "order.cancelled")
 
 
-async def setup(js: JetStreamContext) -> None:
+async def setup(js: JetStream) -> None:
     """A fresh ORDERS stream for the saga's events."""
     await fresh_stream(js, STREAM, SUBJECTS)
 
@@ -108,9 +114,7 @@ class Billing:
         return True
 
 
-async def place_order(
-    js: JetStreamContext, order_id: str, *, amount_cents: int, items: int = 1
-) -> Event:
+async def place_order(js: JetStream, order_id: str, *, amount_cents: int, items: int = 1) -> Event:
     """Publish ``order.placed``: the first event of a flow, with a new trace."""
     event = Event.create(
         "order.placed",
@@ -123,7 +127,7 @@ async def place_order(
     return event
 
 
-async def emit(js: JetStreamContext, cause: Delivery, kind: str, data: dict[str, Any]) -> Event:
+async def emit(js: JetStream, cause: Delivery, kind: str, data: dict[str, Any]) -> Event:
     """Publish the event of ``kind`` caused by ``cause``: derived id, same trace, causation."""
     parent = TraceContext.from_headers(cause.msg.headers) or TraceContext.new()
     event = Event.create(kind, data, id=derived_id(cause.event.id, kind), source="/shop")
@@ -141,25 +145,27 @@ Handler = Callable[[Event, Delivery], Awaitable[None]]
 class _Services:
     """Consumers running handlers; shared by both styles."""
 
-    def __init__(self, js: JetStreamContext) -> None:
+    def __init__(self, js: JetStream) -> None:
         self.js = js
         self.stock = Stock()
         self.billing = Billing()
-        self.consumers: list[EventConsumer] = []
-        self.tasks: list[asyncio.Task[Any]] = []
-        self._stopping = asyncio.Event()
+        #: The services, each a consumer serving its handler, under one TaskGroup.
+        self.services = Services()
+
+    @property
+    def consumers(self) -> list[EventConsumer]:
+        """The services' consumers."""
+        return self.services.consumers
 
     async def _run(self, name: str, filters: list[str], handler: Handler) -> None:
+        await self.services.start()
         consumer = await EventConsumer.create(
             self.js, STREAM, name, filter_subjects=filters, ack_wait=5
         )
-        self.consumers.append(consumer)
-        self.tasks.append(asyncio.create_task(self._loop(consumer, handler)))
-
-    async def _loop(self, consumer: EventConsumer, handler: Handler) -> None:
-        while not self._stopping.is_set():
-            with contextlib.suppress(nats.errors.Error, TimeoutError):  # outlive a hiccup
-                await consumer.run(handler, batch=20, timeout=0.2, retry_delay=0.05)
+        # A handler's error (a command that timed out) is retried: the saga starts over.
+        self.services.add(
+            name, consumer, handler, batch=20, idle=1.0, retry_delay=0.05, unexpected="retry"
+        )
 
     async def settle(self, timeout: float = 20.0) -> None:
         """Wait until every service has handled everything published so far."""
@@ -168,6 +174,7 @@ class _Services:
             # Quiet means: no consumer holds or awaits anything, and nothing was published
             # while we asked (a handler publishes before it acks, so an event in flight
             # shows as ack-pending or as a new last sequence).
+            self.services.check()  # a crashed service surfaces here, at once
             before = (await self.js.stream_info(STREAM)).state.last_seq
             for consumer in self.consumers:
                 info = await consumer.info()
@@ -178,16 +185,11 @@ class _Services:
         await wait_for(quiet, timeout=timeout, what="every saga service to catch up")
 
     async def stop(self) -> None:
-        """Stop every service loop (the durable consumers stay on the server)."""
-        self._stopping.set()
-        await asyncio.gather(*self.tasks)
-        self.tasks.clear()
-        for consumer in self.consumers:
-            await consumer.close()
-        self.consumers.clear()
+        """Stop every service (the durable consumers stay on the server)."""
+        await self.services.stop()
 
 
-async def outcomes(js: JetStreamContext) -> dict[str, list[str]]:
+async def outcomes(js: JetStream) -> dict[str, list[str]]:
     """Each order's final events as stored in the stream (one each, when all went well)."""
     found: dict[str, list[str]] = {}
     async for _, raw in stream_messages(js, STREAM):
@@ -239,7 +241,7 @@ class Choreography(_Services):
 class Orchestration(_Services):
     """One coordinator sends commands and decides; the services only answer."""
 
-    def __init__(self, js: JetStreamContext, nc: NATS) -> None:
+    def __init__(self, js: JetStream, nc: NATS) -> None:
         super().__init__(js)
         self.nc = nc
         self.subs: list[Any] = []
@@ -298,13 +300,13 @@ class Orchestration(_Services):
 
 async def _billing_service(url: str) -> None:
     """The choreography's billing service alone, in a process of its own (fault test)."""
-    from edalab.connection import connect
+    from edalab import connect
 
     nc = await connect(url)
     saga = Choreography(nc.jetstream())
     await saga.start_billing()
     print("billing running", flush=True)
-    await asyncio.gather(*saga.tasks)
+    await saga.services.wait()
 
 
 if __name__ == "__main__":  # python -m edalab.course.saga billing NATS_URL

@@ -13,10 +13,10 @@ A derived event gets a **deterministic id** computed from the event that caused 
 ``payment.captured`` again, with the same ``Nats-Msg-Id``, and the stream drops the
 copy. The analytics fold is idempotent (an event applied twice counts once). A dead
 letter is replayed to the service that gave up on it, and no other
-(:meth:`~edalab.deadletters.DeadLetters.replays`).
+(:meth:`~edalab.DeadLetters.replays`).
 
 ``order.placed`` has two versions; payments reads both through a
-:class:`~edalab.versioning.SchemaRegistry`. Payments has a bug (``payments_bug``):
+:class:`~edalab.SchemaRegistry`. Payments has a bug (``payments_bug``):
 an order of zero cents makes it divide by zero, so that event goes to dead letters
 until the bug is fixed and the letter replayed. Every publish, delivery, ack, retry
 and termination is recorded in a :class:`Trace` that can be drawn as a timeline::
@@ -33,25 +33,28 @@ and termination is recorded in a :class:`Trace` that can be drawn as a timeline:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import nats.errors
-from nats.js.client import JetStreamContext
 from pydantic import BaseModel
 
-from edalab.consuming import Delivery, EventConsumer
-from edalab.deadletters import DeadLetters
-from edalab.events import Event
-from edalab.idempotency import ProcessedIds
-from edalab.publishing import publish_event
-from edalab.streams import fresh_stream, stream_messages
-from edalab.versioning import SchemaRegistry
-from edalab.waiting import wait_for
+from edalab import (
+    DeadLetters,
+    Delivery,
+    Event,
+    EventConsumer,
+    JetStream,
+    ProcessedIds,
+    SchemaRegistry,
+    fresh_stream,
+    publish_event,
+    stream_messages,
+    wait_for,
+)
+from edalab.course.services import Services
 
 __all__ = [
     "Analytics",
@@ -205,7 +208,7 @@ Handler = Callable[[Event, Delivery], Awaitable[None]]
 class Shop:
     """The five services, their consumers and their state."""
 
-    def __init__(self, js: JetStreamContext, *, trace: Trace | None = None) -> None:
+    def __init__(self, js: JetStream, *, trace: Trace | None = None) -> None:
         self.js = js
         self.trace = trace or Trace()
         self.payments_bug = True
@@ -217,8 +220,7 @@ class Shop:
         self.analytics = Analytics()
         self.dead = DeadLetters(js)
         self._consumers: dict[str, EventConsumer] = {}
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = asyncio.Event()
+        self._services = Services(self._hiccup)
 
     # -- setup -------------------------------------------------------------------
     async def setup(self) -> None:
@@ -309,7 +311,7 @@ class Shop:
         """analytics: fold every event into the read model (idempotently)."""
         self.analytics.apply(event)
 
-    def _services(self) -> dict[str, tuple[list[str], Handler]]:
+    def _handlers(self) -> dict[str, tuple[list[str], Handler]]:
         return {
             "payments": (["shop.order.placed"], self.payments_handler),
             "orders": (["shop.payment.captured"], self.orders_handler),
@@ -319,9 +321,9 @@ class Shop:
 
     # -- running -------------------------------------------------------------------
     async def start(self) -> None:
-        """Create each service's durable consumer and run it as an asyncio task."""
-        self._stopping.clear()
-        for name, (filters, handler) in self._services().items():
+        """Create each service's durable consumer and serve it, all under one TaskGroup."""
+        await self._services.start()
+        for name, (filters, handler) in self._handlers().items():
             consumer = await EventConsumer.create(
                 self.js,
                 STREAM,
@@ -334,7 +336,7 @@ class Shop:
                 registry=self.registry if name == "payments" else None,
             )
             self._consumers[name] = consumer
-            self._tasks.append(asyncio.create_task(self._loop(name, consumer, handler)))
+            self._serve(name, consumer, handler)
             # Dead letters replayed to this service (and no other) come back here.
             replays = await self.dead.replays(
                 STREAM,
@@ -344,32 +346,37 @@ class Shop:
                 registry=self.registry if name == "payments" else None,
             )
             self._consumers[f"{name}-replays"] = replays
-            self._tasks.append(asyncio.create_task(self._loop(name, replays, handler)))
+            self._serve(name, replays, handler)
 
-    async def _loop(self, name: str, consumer: EventConsumer, handler: Handler) -> None:
+    def _serve(self, name: str, consumer: EventConsumer, handler: Handler) -> None:
         def observe(kind: str, delivery: Delivery) -> None:
             self.trace.record(
                 name, kind, delivery.subject, delivery.event.id, delivery.num_delivered
             )
 
-        while not self._stopping.is_set():
-            try:
-                await consumer.run(
-                    handler,
-                    batch=20,
-                    timeout=0.2,
-                    retry_delay=0.05,
-                    double_ack=True,
-                    observer=observe,
-                )
-            except (nats.errors.Error, TimeoutError) as err:
-                # A service must outlive a connection hiccup: note it and pull again.
-                self.trace.record(name, "error", type(err).__name__, "")
+        # A handler's error is retried (the payments bug runs into max_deliver and the
+        # dead letters, as the lesson shows); a crash of the service itself stops the shop.
+        self._services.add(
+            name,
+            consumer,
+            handler,
+            batch=20,
+            idle=1.0,
+            retry_delay=0.05,
+            unexpected="retry",
+            double_ack=True,
+            observer=observe,
+        )
+
+    def _hiccup(self, name: str, err: BaseException) -> None:
+        # A service must outlive a connection hiccup: note it and pull again.
+        self.trace.record(name, "error", type(err).__name__, "")
 
     async def settle(self, timeout: float = 20.0) -> None:
         """Wait until every service has handled (or given up on) everything published."""
 
         async def quiet() -> bool:
+            self._services.check()  # a crashed service surfaces here, at once
             for consumer in self._consumers.values():
                 info = await consumer.info()
                 if info.num_pending or info.num_ack_pending:
@@ -393,12 +400,8 @@ class Shop:
             await self.stop()
 
     async def stop(self) -> None:
-        """Stop the service tasks (their durable consumers stay on the server)."""
-        self._stopping.set()
-        await asyncio.gather(*self._tasks)
-        self._tasks.clear()
-        for consumer in self._consumers.values():
-            await consumer.close()
+        """Stop the services (their durable consumers stay on the server)."""
+        await self._services.stop()
 
     async def stored(self, event_type: str) -> list[Event]:
         """The events of one type the SHOP stream holds, in stream order."""

@@ -21,9 +21,9 @@ from typing import Any
 import nats.js.errors
 from nats.js.client import JetStreamContext
 
+from edalab._streams import Table
 from edalab.course.exercises import EXERCISES, CheckResult, check, recorded_passes
 from edalab.course.manifest import course_buckets, course_streams
-from edalab.streams import Table
 
 __all__ = [
     "COURSE_BUCKETS",

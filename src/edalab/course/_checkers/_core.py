@@ -23,8 +23,8 @@ from nats.aio.client import Client as NATS
 from nats.js.api import ConsumerInfo, StreamInfo
 from nats.js.client import JetStreamContext
 
-from edalab import EdalabError, Event, wait_for
-from edalab.course._checkers._common import state_dir, stream_messages
+from edalab import EdalabError, Event, stream_messages, wait_for
+from edalab.course._checkers._common import state_dir
 
 
 @dataclass(frozen=True)

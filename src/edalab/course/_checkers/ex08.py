@@ -9,8 +9,7 @@ from typing import Any
 
 from nats.js.client import JetStreamContext
 
-from edalab import EdalabError, Event, SchemaRegistry, compare_models
-from edalab.course._checkers._common import stream_messages
+from edalab import EdalabError, Event, SchemaRegistry, compare_models, stream_messages
 from edalab.course._checkers._core import _all_of, _NotYet, _require, _stream
 
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from nats.js.client import JetStreamContext
 
-from edalab import EdalabError, Event
-from edalab.course._checkers._common import MSG_ID, stream_messages
+from edalab import MSG_ID, EdalabError, Event, stream_messages
 from edalab.course._checkers._core import _NotYet, _require, _stream
 
 

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from nats.js.client import JetStreamContext
 
-from edalab import DeadLetters
-from edalab.course._checkers._common import stream_messages
-from edalab.course._checkers._core import _floor, _require, _settled, _stream
+from edalab import DeadLetters, JetStream, stream_messages
+from edalab.course._checkers._core import _floor, _NotYet, _require, _settled, _stream
 
 
 async def checker(js: JetStreamContext) -> str:
@@ -17,7 +16,8 @@ async def checker(js: JetStreamContext) -> str:
 
     Timing: the reader's plain acks are given 2 s to land (``_settled``).
     """
-
+    if not isinstance(js, JetStream):  # DeadLetters replays through the connection too
+        raise _NotYet("connect with edalab.connect() and use nc.jetstream()")
     dead = DeadLetters(js)
     await _stream(js, dead.stream)
     reader = dead.replay_consumer_name("PAYMENTS", "payments")

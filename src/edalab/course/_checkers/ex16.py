@@ -7,8 +7,15 @@ from __future__ import annotations
 
 from nats.js.client import JetStreamContext
 
-from edalab import EdalabError, Event, TraceContext, derived_id
-from edalab.course._checkers._common import CAUSATION_ID, CORRELATION_ID, stream_messages
+from edalab import (
+    CAUSATION_ID,
+    CORRELATION_ID,
+    EdalabError,
+    Event,
+    TraceContext,
+    derived_id,
+    stream_messages,
+)
 from edalab.course._checkers._core import _NotYet, _require, _stream
 
 

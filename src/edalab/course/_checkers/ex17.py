@@ -12,7 +12,7 @@ import nats.errors
 import nats.js.errors
 from nats.js.client import JetStreamContext
 
-from edalab import EdalabError, Event, EventConsumer, NotAnEdalabJetStream
+from edalab import EdalabError, Event, EventConsumer, JetStream, NotAnEdalabJetStream
 from edalab.course._checkers._common import connection_of
 from edalab.course._checkers._core import _drained, _events, _NotYet, _require, _settled, _stream
 
@@ -42,6 +42,7 @@ async def _redeliver_17(
         nc = connection_of(js)
     except NotAnEdalabJetStream as err:
         raise _NotYet(str(err)) from None
+    assert isinstance(js, JetStream)  # connection_of accepted it
     info = await _stream(js, "SHOP")
     wire = [await nc.subscribe(subject) for subject in info.config.subjects or ["shop.>"]]
     await nc.flush()

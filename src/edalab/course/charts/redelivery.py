@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING
 
 from nats.aio.msg import Msg
 
-from edalab.consuming import Delivery
+from edalab._consuming import Delivery
+from edalab._streams import Table
 from edalab.course.charts import plain_numbers
-from edalab.streams import Table
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

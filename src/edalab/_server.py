@@ -1,6 +1,6 @@
 """Run a real ``nats-server`` with JetStream: the process, started, stopped, killed.
 
-:class:`NatsServer` starts the binary (found by :func:`edalab.binary.find_nats_server`)
+:class:`NatsServer` starts the binary (found by :func:`edalab._binary.find_nats_server`)
 on free loopback ports with its own store directory, waits until its ``/healthz``
 endpoint reports JetStream ready, and stops it (terminate, then kill). It is a plain
 and an async context manager (notebooks ``07`` and ``09`` restart and crash one)::
@@ -10,12 +10,11 @@ and an async context manager (notebooks ``07`` and ``09`` restart and crash one)
 
 Its configuration file is written readable by its owner only (it may hold passwords),
 and the server's log and error output quoted in a
-:class:`~edalab.errors.ServerStartError` have every password, token and seed masked.
+:class:`~edalab._errors.ServerStartError` have every password, token and seed masked.
 
-Finding a server for a notebook (:func:`~edalab.discovery.ensure_server`), the state
-file of ``edalab server`` (:mod:`edalab.state`), pids (:mod:`edalab.processes`) and
-:func:`~edalab.waiting.wait_for` are modules of their own; the names this module used to
-hold are still importable from it.
+Finding a server for a notebook (:func:`~edalab._discovery.ensure_server`), the state
+file of ``edalab server`` (:mod:`edalab._state`), pids (:mod:`edalab._processes`) and
+:func:`~edalab._waiting.wait_for` are modules of their own.
 """
 
 from __future__ import annotations
@@ -34,34 +33,16 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 from urllib.parse import urlsplit
 
-# Names that lived here before the split, re-exported so existing imports keep working.
-from edalab.binary import find_nats_server as find_nats_server
-from edalab.confidential import mask_url, redact, secrets_in_config, write_private
-from edalab.errors import ServerStartError
-from edalab.processes import pid_alive as pid_alive
-from edalab.processes import stop_pid as stop_pid
-from edalab.state import ServerState as ServerState
-from edalab.state import read_state as read_state
-from edalab.state import state_dir as state_dir
-from edalab.urls import probe as probe
-from edalab.waiting import wait_for as wait_for
+from edalab._binary import find_nats_server
+from edalab._confidential import mask_url, redact, secrets_in_config, write_private
+from edalab._errors import ServerStartError
 
 __all__ = ["Lifecycle", "NatsServer", "free_port"]
 
 _POLL = 0.02  # seconds between readiness probes
-# Names now in edalab.discovery (which imports this module): resolved on first use.
-_IN_DISCOVERY = ("ServerHandle", "ensure_server", "lesson_server", "running_server")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _IN_DISCOVERY:
-        from edalab import discovery
-
-        return getattr(discovery, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -35,8 +35,9 @@ from pydantic import (
     ValidationInfo,
 )
 
-from edalab.errors import EventDecodeError, PayloadError
-from edalab.subjects import validate_subject
+from edalab._errors import EventDecodeError, PayloadError
+from edalab._nats import is_jetstream_delivery
+from edalab._subjects import validate_subject
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
@@ -108,7 +109,7 @@ class Event(BaseModel):
 
     ``type`` is the subject the event is published to unless another is given, so
     :meth:`create` refuses a type that cannot be one (a wildcard, whitespace, an empty
-    token) with the :class:`~edalab.errors.SubjectError` a publish would raise, and
+    token) with the :class:`~edalab._errors.SubjectError` a publish would raise, and
     ``Event(...)`` with pydantic's ``ValidationError`` naming field ``type`` and the same
     reason. Decoding (:meth:`from_json`) does not: what another producer stored must stay
     readable. (The checks are validators that run on Python input only, so decoding, the
@@ -119,7 +120,7 @@ class Event(BaseModel):
         >>> Event.create("user created")
         Traceback (most recent call last):
         ...
-        edalab.errors.SubjectError: invalid subject 'user created': contains whitespace
+        edalab._errors.SubjectError: invalid subject 'user created': contains whitespace
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -198,7 +199,7 @@ class Event(BaseModel):
         subject: str | None = None,
         sequence: int | None = None,
     ) -> Event:
-        """Decode wire bytes, or raise :class:`~edalab.errors.EventDecodeError`.
+        """Decode wire bytes, or raise :class:`~edalab._errors.EventDecodeError`.
 
         The error names the subject and stream sequence (when given), what was
         wrong, and keeps the raw bytes.
@@ -266,7 +267,7 @@ class Event(BaseModel):
 
 def stream_sequence(msg: Msg) -> int | None:
     """The stream sequence of a JetStream message, or ``None`` for a core NATS one."""
-    if not msg.reply or not msg.reply.startswith("$JS.ACK."):
+    if not is_jetstream_delivery(msg):
         return None
     try:
         return int(msg.metadata.sequence.stream)

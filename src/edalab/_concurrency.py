@@ -27,9 +27,10 @@ import nats.js.errors
 from nats.js.api import PubAck
 from nats.js.client import JetStreamContext
 
-from edalab.errors import ConcurrencyConflict, PublishError
-from edalab.events import Event
-from edalab.publishing import publish_event
+from edalab._errors import ConcurrencyConflict, PublishError
+from edalab._events import Event
+from edalab._nats import ErrCode, err_code_of
+from edalab._publishing import publish_event
 
 __all__ = [
     "EXPECTED_LAST_SUBJECT_SEQUENCE",
@@ -42,7 +43,7 @@ __all__ = [
 EXPECTED_LAST_SUBJECT_SEQUENCE = "Nats-Expected-Last-Subject-Sequence"
 #: With a wildcard here, the check covers every subject of the aggregate (server 2.11+).
 EXPECTED_LAST_SUBJECT_SEQUENCE_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
-_WRONG_LAST_SEQUENCE = (10071, 10164)
+_WRONG_LAST_SEQUENCE = (ErrCode.WRONG_LAST_SEQUENCE, ErrCode.WRONG_LAST_SEQUENCE_CONSTANT)
 
 
 async def aggregate_version(js: JetStreamContext, stream: str, subject: str) -> int:
@@ -73,8 +74,7 @@ async def append(
     try:
         return await publish_event(js, event, subject=subject, headers=headers, timeout=timeout)
     except PublishError as err:
-        cause = err.__cause__ or err.__context__
-        code = getattr(cause, "err_code", None)
-        if code in _WRONG_LAST_SEQUENCE or "wrong last sequence" in err.reason.lower():
-            raise ConcurrencyConflict(subject, expected, err.reason, event_id=event.id) from None
+        # The server's error code, kept as the PublishError's cause (no message text read).
+        if err_code_of(err) in _WRONG_LAST_SEQUENCE:
+            raise ConcurrencyConflict(subject, expected, err.reason, event_id=event.id) from err
         raise

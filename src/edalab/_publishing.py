@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import nats.errors
 import nats.js.errors
@@ -33,11 +31,12 @@ from nats.aio.msg import Msg
 from nats.js.api import PubAck
 from nats.js.client import JetStreamContext
 
-from edalab.connection import connection_log, permission_error
-from edalab.context import Inbox, JetStream, connection_of
-from edalab.errors import NoStreamError, PublishError
-from edalab.events import Event
-from edalab.subjects import validate_subject
+from edalab import _nats
+from edalab._connection import connection_log, permission_error
+from edalab._errors import NoStreamError, PublishError
+from edalab._events import Event
+from edalab._nats import Inbox, JetStream, connection_of
+from edalab._subjects import validate_subject
 
 __all__ = [
     "FAST_INGEST_SINCE",
@@ -65,35 +64,6 @@ def _subject_of(event: Event, subject: SubjectFor) -> str:
     return _checked(name) if isinstance(name, str) else validate_subject(name)
 
 
-def _error(err: BaseException, subject: str, event_id: str) -> Exception:
-    if isinstance(err, nats.js.errors.NoStreamResponseError):
-        return NoStreamError(subject)
-    if isinstance(err, nats.js.errors.APIError):
-        return PublishError(subject, f"server said: {err.description}", event_id=event_id)
-    if isinstance(err, (nats.errors.TimeoutError, TimeoutError)):
-        return PublishError(subject, "no PubAck before the timeout", event_id=event_id)
-    return PublishError(subject, f"{type(err).__name__}: {err}", event_id=event_id)
-
-
-def _retryable(err: BaseException) -> bool:
-    """Errors a retry with the same Nats-Msg-Id can fix: the server is away or not ready."""
-    if isinstance(err, nats.js.errors.ServiceUnavailableError):
-        return True
-    if isinstance(err, nats.js.errors.APIError):
-        return False
-    return isinstance(
-        err,
-        (
-            nats.errors.TimeoutError,
-            TimeoutError,
-            nats.js.errors.NoStreamResponseError,
-            nats.errors.ConnectionReconnectingError,
-            nats.errors.StaleConnectionError,
-            nats.errors.OutboundBufferLimitError,
-        ),
-    )
-
-
 async def publish_event(
     js: JetStreamContext,
     event: Event,
@@ -107,8 +77,8 @@ async def publish_event(
     """Publish one event and await its ``PubAck``.
 
     The subject is ``event.type`` unless ``subject`` (a string or a function of
-    the event) says otherwise. Raises :class:`~edalab.errors.NoStreamError` when no
-    stream captures the subject and :class:`~edalab.errors.PublishError` otherwise.
+    the event) says otherwise. Raises :class:`~edalab._errors.NoStreamError` when no
+    stream captures the subject and :class:`~edalab._errors.PublishError` otherwise.
 
     With ``retry_for`` > 0, a publish that timed out or found the server away
     (restarting, JetStream not ready) is sent again, with the same
@@ -131,9 +101,9 @@ async def publish_event(
         except (nats.errors.Error, TimeoutError) as err:
             denied = permission_error(nc, subj, "publish", since) if nc is not None else None
             if denied is not None:
-                raise denied from None
-            if not _retryable(err) or loop.time() + pause > deadline:
-                raise _error(err, subj, event.id) from None
+                raise denied from err
+            if not _nats.retryable(err) or loop.time() + pause > deadline:
+                raise _nats.publish_error(err, subj, event.id) from err
         # A deliberate pause between retries (the server is restarting), growing to 1 s.
         await asyncio.sleep(pause)
         pause = min(pause * 2, 1.0)
@@ -182,23 +152,6 @@ class _Outgoing:
 _YIELD_EVERY = 128
 
 
-def _status(msg: Msg) -> str | None:
-    return msg.headers.get("Status") if msg.headers else None
-
-
-def _pub_ack(resp: dict[str, Any]) -> PubAck:
-    # The constructor, not PubAck.from_response: that one walks dataclass fields per call.
-    return PubAck(
-        stream=resp["stream"],
-        seq=resp["seq"],
-        domain=resp.get("domain"),
-        duplicate=resp.get("duplicate"),
-        batch_id=resp.get("batch"),
-        batch_size=resp.get("count"),
-        val=resp.get("val"),
-    )
-
-
 class _AckedPublish:
     """:func:`publish_events`: a window of publishes in flight, one ``PubAck`` per event.
 
@@ -207,7 +160,7 @@ class _AckedPublish:
     """
 
     def __init__(
-        self, js: JetStreamContext, out: _Outgoing, window: int, timeout: float, retry_for: float
+        self, js: JetStream, out: _Outgoing, window: int, timeout: float, retry_for: float
     ) -> None:
         self.js = js
         self.nc: NATS = connection_of(js)
@@ -253,8 +206,8 @@ class _AckedPublish:
         try:
             await self.nc.publish(subject, payload, reply=f"{self.prefix}.{i}", headers=headers)
         except (nats.errors.Error, TimeoutError) as err:
-            if self.retry_for <= 0 or not _retryable(err):
-                raise _error(err, self.out.subjects[i], self.out.events[i].id) from None
+            if self.retry_for <= 0 or not _nats.retryable(err):
+                raise _nats.publish_error(err, self.out.subjects[i], self.out.events[i].id) from err
             self.sent_at[i] = self.loop.time() - self.timeout  # overdue at once: resent
         self.in_flight += 1
 
@@ -279,25 +232,25 @@ class _AckedPublish:
             return
         if i >= len(self.acks) or self.acks[i] is not None:
             return  # a late answer to an event already settled by a retry
-        if _status(msg) == "503":
+        reply = _nats.pub_reply(msg)
+        if reply is None:
             # No responders: no stream, or (in a cluster) none that can answer right now.
             if self.retry_for <= 0:
                 raise NoStreamError(self.out.subjects[i])
             self.sent_at[i] = self.loop.time() - self.timeout  # overdue: resent
             return
-        resp = json.loads(msg.data)
-        if "error" in resp:
-            err = resp["error"]
-            raise self.out.failed(i, f"server said: {err.get('description', err)}")
+        if isinstance(reply, _nats.ApiError):
+            failed = self.out.failed(i, f"server said: {reply.description}")
+            raise failed from reply.exception()
         self.in_flight -= 1
-        self.acks[i] = _pub_ack(resp)
+        self.acks[i] = reply
 
     async def _overdue(self) -> None:
         """The oldest event's ack is late: a denial, an error, or (with retry_for) resend."""
         i = self.oldest
         denied = permission_error(self.nc, self.out.subjects[i], "publish", self.since)
         if denied is not None:
-            raise denied from None
+            raise denied
         if self.retry_for <= 0:
             raise self.out.failed(i, "no PubAck before the timeout")
         # Resend, with the same Nats-Msg-Id, every event whose ack is overdue.
@@ -316,7 +269,7 @@ class _AckedPublish:
 
 
 async def publish_events(
-    js: JetStreamContext,
+    js: JetStream,
     events: Iterable[Event],
     *,
     subject: SubjectFor = None,
@@ -335,7 +288,7 @@ async def publish_events(
     again (same ``Nats-Msg-Id``) as :func:`publish_event` does, so a server
     restart in the middle loses nothing and duplicates nothing.
 
-    ``js`` must be an edalab :class:`~edalab.context.JetStream` (what
+    ``js`` must be an edalab :class:`~edalab._nats.JetStream` (what
     ``nc.jetstream()`` returns for a connection made by :func:`edalab.connect`):
     the events go out on its connection, each with the reply subject
     ``<inbox>.<index>`` under one wildcard subscription. nats-py's ``publish_async``
@@ -377,10 +330,6 @@ class _Lost(Exception):
         self.why = why
 
 
-_UNKNOWN_BATCH = 10208  # the server no longer knows the batch (it restarted): start anew
-_NOT_ENABLED = 10205  # the stream was not created with allow_batched=True
-
-
 class _FastIngest:
     """:func:`ingest_events`: ADR-50 fast-ingest batches with ``gap: fail``.
 
@@ -393,7 +342,7 @@ class _FastIngest:
 
     def __init__(
         self,
-        js: JetStreamContext,
+        js: JetStream,
         out: _Outgoing,
         flow: int,
         outstanding: int,
@@ -428,7 +377,7 @@ class _FastIngest:
                 )
             except _Lost as lost:
                 if self.loop.time() + pause > give_up:
-                    raise self.out.failed(lost.index, lost.why) from None
+                    raise self.out.failed(lost.index, lost.why) from lost.__cause__
                 self.resent += self.sent_upto - lost.index
                 start = lost.index
             # A deliberate pause before a new batch (the server is restarting), up to 1 s.
@@ -449,7 +398,7 @@ class _FastIngest:
             for i in range(start, last + 1):
                 seq = i - start + 1
                 op = 2 if i == last else (0 if seq == 1 else 1)
-                await self._send(i, f"{prefix}.{self.flow}.fail.{seq}.{op}.$FI")
+                await self._send(i, _nats.ingest_reply_subject(prefix, self.flow, seq, op))
                 if op == 0:  # the server's first answer: refused, or the flow to use
                     await self._wait(lambda: self.heard)
                 if self.inbox.msgs:
@@ -470,9 +419,9 @@ class _FastIngest:
         try:
             await self.nc.publish(subject, payload, reply=reply, headers=headers)
         except (nats.errors.Error, TimeoutError) as err:
-            if self.retry_for <= 0 or not _retryable(err):
-                raise _error(err, self.out.subjects[i], self.out.events[i].id) from None
-            raise _Lost(self.confirmed, f"{type(err).__name__} while sending") from None
+            if self.retry_for <= 0 or not _nats.retryable(err):
+                raise _nats.publish_error(err, self.out.subjects[i], self.out.events[i].id) from err
+            raise _Lost(self.confirmed, f"{type(err).__name__} while sending") from err
         self.sent_upto = i + 1
 
     def _may_send(self) -> bool:
@@ -492,38 +441,31 @@ class _FastIngest:
             self._reply(msgs.popleft())
 
     def _reply(self, msg: Msg) -> None:
-        if _status(msg) == "503":
+        reply = _nats.ingest_reply(msg)
+        if reply.kind == "no_stream":
             raise NoStreamError(self.out.subjects[self.start])
-        resp = json.loads(msg.data)
-        kind = resp.get("type")
-        if kind == "ack":  # every message up to `seq` of this batch is stored
-            self.confirmed = max(self.confirmed, self.start + resp["seq"])
-            self.ack_every = max(1, int(resp["msgs"]))
+        if reply.kind == "flow":  # every message up to `seq` of this batch is stored
+            self.confirmed = max(self.confirmed, self.start + reply.seq)
+            self.ack_every = reply.msgs
             self.heard = True
-        elif kind == "gap":  # messages went missing on the way: the batch stops there
+        elif reply.kind == "gap":  # messages went missing on the way: the batch stops there
             raise _Lost(self.confirmed, "the server saw a gap in the batch")
-        elif kind == "err":
-            i = self.start + int(resp["seq"]) - 1
-            err = resp.get("error") or {}
-            raise self.out.failed(i, f"server said: {err.get('description', err)}")
-        elif "error" in resp:
-            err = resp["error"]
-            if err.get("err_code") == _UNKNOWN_BATCH:
+        elif reply.kind in ("err", "error"):
+            error = reply.error or _nats.ApiError(None, None, "refused")
+            if error.err_code == _nats.ErrCode.BATCH_PUBLISH_UNKNOWN_ID:
                 raise _Lost(self.confirmed, "the server lost the batch (restarted?)")
-            why = f"server said: {err.get('description', err)}"
-            if err.get("err_code") == _NOT_ENABLED:
+            why = f"server said: {error.description}"
+            if error.err_code == _nats.ErrCode.BATCH_PUBLISH_DISABLED:
                 why += " (create the stream with allow_batched=True; nats-server 2.14+)"
-            # The answer comes on the refused message's own reply subject: <...>.<seq>.<op>.$FI
-            seq = int(msg.subject.rsplit(".", 3)[1])
-            raise self.out.failed(self.start + seq - 1, why)
+            raise self.out.failed(self.start + reply.seq - 1, why) from error.exception()
         else:  # the commit's PubAck: the whole batch is stored
-            self.final = _pub_ack(resp)
+            self.final = reply.ack
             self.confirmed = self.sent_upto
             self.heard = True
 
 
 async def ingest_events(
-    js: JetStreamContext,
+    js: JetStream,
     events: Iterable[Event],
     *,
     subject: SubjectFor = None,

@@ -5,8 +5,8 @@ bad credentials the same way, and reports a denied publish or subscribe only
 through ``error_cb`` (a publish that needs a reply then just times out).
 :func:`connect` fixes the first two, and keeps a log of each connection's errors
 so that :func:`publish_checked`, :func:`subscribe_checked` and
-:func:`~edalab.publishing.publish_event` can raise
-:class:`~edalab.errors.PermissionDenied` naming the user and the subject
+:func:`~edalab._publishing.publish_event` can raise
+:class:`~edalab._errors.PermissionDenied` naming the user and the subject
 (notebooks ``00_start_here`` and ``12_security``)::
 
     nc = await connect()                                   # ensure_server() + fail fast
@@ -31,11 +31,11 @@ import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.subscription import Subscription
 
-from edalab.confidential import redact
-from edalab.context import Connection
-from edalab.discovery import ServerHandle, ensure_server, env_credentials
-from edalab.errors import AuthenticationError, PermissionDenied, ServerUnreachableError
-from edalab.urls import probe, server_urls, url_user
+from edalab._confidential import redact
+from edalab._discovery import ServerHandle, ensure_server, env_credentials
+from edalab._errors import AuthenticationError, PermissionDenied, ServerUnreachableError
+from edalab._nats import Connection
+from edalab._urls import probe, server_urls, url_user
 
 __all__ = [
     "ConnectionLog",
@@ -118,14 +118,14 @@ async def connect(
     timeout: float = 5.0,
     name: str | None = None,
     **options: Any,
-) -> NATS:
+) -> Connection:
     """Connect to NATS, failing within ``timeout`` seconds with the URL in the error.
 
-    Raises :class:`~edalab.errors.InvalidURLError` for a URL no client could use,
-    :class:`~edalab.errors.ServerUnreachableError` when nothing (or no NATS
-    server) answers, and :class:`~edalab.errors.AuthenticationError` at once when
+    Raises :class:`~edalab._errors.InvalidURLError` for a URL no client could use,
+    :class:`~edalab._errors.ServerUnreachableError` when nothing (or no NATS
+    server) answers, and :class:`~edalab._errors.AuthenticationError` at once when
     the server refuses the credentials, naming the user it tried (from the options or
-    the URL). Without ``url`` it uses :func:`~edalab.discovery.ensure_server`, and
+    the URL). Without ``url`` it uses :func:`~edalab._discovery.ensure_server`, and
     credentials from the environment (:func:`env_credentials`). Other options go to
     ``nats.connect`` (``user``/``password``, ``nkeys_seed_str``, ``error_cb`` ...).
 
@@ -164,29 +164,41 @@ async def connect(
     options["error_cb"] = record
     options.setdefault("connect_timeout", max(1, int(min(timeout, 5))))
     options.setdefault("reconnect_time_wait", 0.5)
-    nc = Connection()  # its jetstream() keeps the connection: see edalab.context
+    nc = Connection()  # its jetstream() keeps the connection: see edalab._nats
     attempt = asyncio.ensure_future(nc.connect(servers, **options))
     refusal = asyncio.ensure_future(refused.wait())
     try:
         done, _ = await asyncio.wait(
             {attempt, refusal}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
         )
+    except BaseException:
+        # Cancelled (or interrupted) while connecting: end the attempt, then propagate.
+        await _abandon(attempt, nc)
+        raise
     finally:
         refusal.cancel()
     if attempt in done and attempt.exception() is None:
         _logs[nc] = log
         return nc
-    attempt.cancel()
-    with contextlib.suppress(BaseException):
-        await attempt
-    with contextlib.suppress(Exception):
-        await nc.close()  # the half-open socket of a refused or timed-out attempt
+    await _abandon(attempt, nc)
     if refused.is_set():
         raise AuthenticationError(first, log.identity)
     err = attempt.exception() if attempt.done() and not attempt.cancelled() else None
     reason = log.errors[-1] if log.errors else err or TimeoutError(f"no connection in {timeout:g}s")
     why = redact(f"{type(reason).__name__}: {reason}".rstrip(": "), _secrets(options, servers))
     raise ServerUnreachableError(first, why)
+
+
+async def _abandon(attempt: asyncio.Future[None], nc: NATS) -> None:
+    """Cancel a connection attempt and close its half-open socket.
+
+    The attempt's own outcome (its error, its cancellation) stays inside: ``asyncio.wait``
+    does not raise it. A cancellation of the *caller* while this waits does propagate.
+    """
+    attempt.cancel()
+    await asyncio.wait({attempt})
+    with contextlib.suppress(Exception):
+        await nc.close()  # the half-open socket of a refused, timed-out or cancelled attempt
 
 
 def permission_error(

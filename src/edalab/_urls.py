@@ -3,7 +3,7 @@
 A NATS URL is ``nats://[user:password@]host:port`` (or ``tls://``, ``ws://``,
 ``wss://``; ``host:port`` alone means ``nats://``), several of them comma separated
 for a cluster. :func:`server_urls` checks each and raises
-:class:`~edalab.errors.InvalidURLError` naming what is wrong (never echoing a
+:class:`~edalab._errors.InvalidURLError` naming what is wrong (never echoing a
 password); :func:`probe` asks whether a NATS server answers there. Used by
 :func:`edalab.connect` and the ``edalab`` command (notebook ``00_start_here``).
 
@@ -18,8 +18,8 @@ from __future__ import annotations
 import socket
 from urllib.parse import SplitResult, unquote, urlsplit
 
-from edalab.confidential import mask_url
-from edalab.errors import InvalidURLError
+from edalab._confidential import mask_url
+from edalab._errors import InvalidURLError
 
 __all__ = ["SCHEMES", "probe", "server_address", "server_urls", "url_user", "without_credentials"]
 
@@ -53,12 +53,12 @@ def _split(url: str) -> SplitResult:
 def server_urls(url: str) -> list[str]:
     """Each URL of a comma-separated list, checked, with ``nats://`` added where missing.
 
-    Raises :class:`~edalab.errors.InvalidURLError` for the first bad one.
+    Raises :class:`~edalab._errors.InvalidURLError` for the first bad one.
 
         >>> server_urls("localhost:notaport")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        edalab.errors.InvalidURLError: ...: port 'notaport' is not a number from 1 to 65535
+        edalab._errors.InvalidURLError: ...: port 'notaport' is not a number from 1 to 65535
     """
     servers = [u.strip() for u in url.split(",") if u.strip()]
     if not servers:
@@ -109,7 +109,7 @@ def probe(url: str, timeout: float = 1.0) -> str | None:
     """Return ``None`` if a NATS server answers at ``url``, else why not.
 
     Opens a TCP connection and reads the server's ``INFO`` greeting. A malformed URL
-    raises :class:`~edalab.errors.InvalidURLError`.
+    raises :class:`~edalab._errors.InvalidURLError`.
 
         >>> probe("nats://127.0.0.1:1", timeout=0.5) is not None
         True

@@ -5,7 +5,7 @@ silently succeeds when it is the same: a notebook cell that creates a stream
 must be safe to re-run, and a changed configuration must not be ignored.
 :func:`ensure_stream` (notebook ``03_publishing``) creates the stream, or
 reports it unchanged, or updates what the server allows to change, or raises
-:class:`~edalab.errors.StreamConfigConflict` naming each differing field::
+:class:`~edalab._errors.StreamConfigConflict` naming each differing field::
 
     setup = await ensure_stream(js, "USERS", ["user.>"])
     setup.action        # 'created', then 'unchanged' on a re-run
@@ -27,8 +27,9 @@ import nats.js.errors
 from nats.js.api import ConsumerInfo, RawStreamMsg, StreamConfig, StreamInfo
 from nats.js.client import JetStreamContext
 
-from edalab.errors import StreamConfigConflict, StreamInUse
-from edalab.subjects import overlaps, validate_subject
+from edalab._errors import StreamConfigConflict, StreamInUse
+from edalab._nats import ErrCode, err_code_of
+from edalab._subjects import overlaps, validate_subject
 
 __all__ = [
     "StreamSetup",
@@ -46,7 +47,6 @@ __all__ = [
 _FRESH_ATTEMPTS = 20  # about one re-creation in three needs a second one here
 
 #: JetStream API error code: "subjects overlap with an existing stream".
-_ERR_SUBJECT_OVERLAP = 10065
 
 
 @dataclass(frozen=True)
@@ -122,15 +122,15 @@ async def ensure_stream(
         try:
             info = await js.add_stream(StreamConfig(name=name, **wanted))
         except nats.js.errors.APIError as err:
-            if err.err_code == _ERR_SUBJECT_OVERLAP:
+            if err.err_code == ErrCode.STREAM_SUBJECT_OVERLAP:
                 others = await _overlapping(js, name, subs)
                 raise StreamConfigConflict(
                     name,
                     f"its subjects {subs} overlap those of existing stream(s): "
                     + ", ".join(others),
                     {},
-                ) from None
-            raise StreamConfigConflict(name, str(err.description), {}) from None
+                ) from err
+            raise StreamConfigConflict(name, str(err.description), {}) from err
         return StreamSetup(name, "created", info=info)
     changes = _diff(info.config, wanted)
     if not changes:
@@ -145,7 +145,7 @@ async def ensure_stream(
     except nats.js.errors.APIError as err:
         raise StreamConfigConflict(
             name, f"the server refused the update: {err.description}", changes
-        ) from None
+        ) from err
     return StreamSetup(name, "updated", changes, info=info)
 
 
@@ -166,7 +166,7 @@ async def fresh_stream(
     In a notebook kernel the stream's holder (notebook, process) is recorded on this
     machine (in the state directory, keyed by the stream's name and creation time), and
     a stream that another kernel still running here created is not deleted:
-    :class:`~edalab.errors.StreamInUse` names that notebook instead, so
+    :class:`~edalab._errors.StreamInUse` names that notebook instead, so
     two notebooks open at once on one server cannot pull streams from under each other.
     """
     subjects = list(subjects)
@@ -181,7 +181,8 @@ async def fresh_stream(
         try:
             setup = await ensure_stream(js, name, subjects, **config)
         except StreamConfigConflict as err:
-            if "error creating store" not in str(err):
+            # A JSStreamCreateErrF (10049) carries the store's own error as its text.
+            if err_code_of(err) != ErrCode.STREAM_CREATE or "error creating store" not in str(err):
                 raise
         else:
             state = (await js.stream_info(name)).state  # asked again: the late write may follow
@@ -225,7 +226,7 @@ def _claim(info: StreamInfo) -> Path:
     Keyed by the stream's name and creation time, so the same name on another server
     (a lesson server, a cluster) is another stream.
     """
-    from edalab.state import state_dir
+    from edalab._state import state_dir
 
     created = info.created.isoformat() if info.created else "unknown"
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in created)

@@ -1,10 +1,10 @@
 """Consume events from JetStream: durable consumers and a typed handler loop.
 
 :func:`ensure_consumer` (notebook ``07_durable_consumers_and_replay``) is the
-consumer twin of :func:`~edalab.streams.ensure_stream`: idempotent, it updates what
+consumer twin of :func:`~edalab._streams.ensure_stream`: idempotent, it updates what
 the server lets change and, for what it does not (a durable's deliver policy,
 its start sequence, its ack policy...), raises
-:class:`~edalab.errors.ConsumerConfigConflict`, or starts afresh when you pass
+:class:`~edalab._errors.ConsumerConfigConflict`, or starts afresh when you pass
 ``recreate=True``.
 
 :class:`EventConsumer` (notebooks ``05_subscribing`` and ``06_acks_and_redelivery``)
@@ -30,9 +30,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import json
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -44,8 +43,8 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo
 from nats.js.client import JetStreamContext
 
-from edalab.context import Inbox, JetStream, connection_of
-from edalab.errors import (
+from edalab import _nats
+from edalab._errors import (
     ConsumerConfigConflict,
     ConsumerError,
     EventDecodeError,
@@ -54,12 +53,13 @@ from edalab.errors import (
     TransientError,
     UnknownVersionError,
 )
-from edalab.events import Event, stream_sequence
-from edalab.reasons import Reason
-from edalab.streams import Table, plain
+from edalab._events import Event, stream_sequence
+from edalab._nats import Inbox, JetStream, connection_of
+from edalab._reasons import Reason
+from edalab._streams import Table, plain
 
 if TYPE_CHECKING:
-    from edalab.versioning import SchemaRegistry
+    from edalab._versioning import SchemaRegistry
 
 __all__ = [
     "ConsumerSetup",
@@ -71,7 +71,6 @@ __all__ = [
     "ensure_consumer",
     "loss_report",
     "stored_event_ids",
-    "term_with_reason",
 ]
 
 
@@ -143,7 +142,7 @@ async def ensure_consumer(
     ``config`` takes :class:`nats.js.api.ConsumerConfig` fields (``deliver_policy``,
     ``filter_subject``, ``ack_wait``, ``max_deliver``, ``backoff`` ...). Only those
     are compared with an existing consumer. A change the server refuses raises
-    :class:`~edalab.errors.ConsumerConfigConflict`, unless ``recreate=True``, which
+    :class:`~edalab._errors.ConsumerConfigConflict`, unless ``recreate=True``, which
     deletes the consumer (and its position in the stream) and creates it anew.
     """
     wanted = {"durable_name": durable, **config}
@@ -154,7 +153,7 @@ async def ensure_consumer(
         except nats.js.errors.APIError as err:
             raise ConsumerError(
                 f"cannot create consumer {durable!r} on stream {stream!r}: {err.description}"
-            ) from None
+            ) from err
         return created
 
     try:
@@ -179,22 +178,8 @@ async def ensure_consumer(
     try:
         info = await js.add_consumer(stream, merged)
     except nats.js.errors.APIError as err:
-        raise ConsumerConfigConflict(stream, durable, changes, str(err.description)) from None
+        raise ConsumerConfigConflict(stream, durable, changes, str(err.description)) from err
     return ConsumerSetup(stream, durable, "updated", changes, info=info)
-
-
-async def term_with_reason(nc: NATS, msg: Msg, reason: str) -> None:
-    """Terminate a JetStream message, telling the server why.
-
-    nats-py's ``msg.term()`` sends no reason; the server (2.10.4+) accepts one after
-    ``+TERM`` and puts it in the ``MSG_TERMINATED`` advisory, where a dead-letter
-    collector can read it. ``nc`` is the connection the message came on (the reply goes
-    out on it, as ``msg.term()`` would send it).
-    """
-    if not msg.reply:
-        raise nats.errors.Error("not a JetStream message: it has no reply subject")
-    clean = " ".join(reason.split())[:512]
-    await nc.publish(msg.reply, b"+TERM " + clean.encode())
 
 
 @dataclass(slots=True)
@@ -237,7 +222,7 @@ class Delivery:
 
     async def term(self, reason: str = "") -> None:
         """Stop redelivering this message, recording ``reason``."""
-        await term_with_reason(self.nc, self.msg, reason or "terminated by handler")
+        await _nats.term(self.nc, self.msg, reason or "terminated by handler")
 
 
 @dataclass(frozen=True)
@@ -274,6 +259,11 @@ class RunReport:
 Handler = Callable[..., Awaitable[Any]]
 
 
+def _wants_delivery(handler: Handler) -> bool:
+    """``handler(event, delivery)`` rather than ``handler(event)``."""
+    return len(inspect.signature(handler).parameters) >= 2
+
+
 class _Quota:
     """How many more events an iteration wants (``None``: no limit)."""
 
@@ -292,7 +282,7 @@ class _PullRequests:
     server's 408 when the request expires), so when this stops no request of ours is
     left open on the server to capture messages nobody will read. nats-py's ``fetch``
     waits on each message with its own timeout; here replies gather in an
-    :class:`~edalab.context.Inbox` and are taken all at once.
+    :class:`~edalab._nats.Inbox` and are taken all at once.
     """
 
     def __init__(self, consumer: EventConsumer, batch: int, timeout: float, quota: _Quota) -> None:
@@ -300,8 +290,6 @@ class _PullRequests:
             raise ValueError("batch must be at least 1")
         self.consumer = consumer
         self.nc = consumer.nc
-        api = consumer.js.api_prefix if isinstance(consumer.js, JetStream) else "$JS.API"
-        self.subject = f"{api}.CONSUMER.MSG.NEXT.{consumer.stream}.{consumer.durable}"
         self.batch = batch
         self.timeout = timeout
         self.quota = quota
@@ -326,8 +314,10 @@ class _PullRequests:
             return
         size = self.batch if wanted is None else min(self.batch, wanted - self.outstanding)
         if size > 0:
-            request = {"batch": size, "expires": self.request_expires}
-            await self.nc.publish(self.subject, json.dumps(request).encode(), reply=self.reply)
+            c = self.consumer
+            await _nats.request_next(
+                self.nc, c.js, c.stream, c.durable, self.reply, size, self.request_expires
+            )
             self.outstanding += size
 
     async def take(self) -> list[Msg] | None:
@@ -357,20 +347,18 @@ class _PullRequests:
         out: list[Msg] = []
         append, got = out.append, 0
         for msg in msgs:
-            headers = msg.headers
-            if headers is None or "Status" not in headers:
+            status = _nats.status_of(msg)
+            if status is None:
                 append(msg)
                 got += 1
                 continue
             self._count(got)
             got = 0
-            status = headers["Status"]
-            if status == "100":
-                continue  # heartbeat
-            unfulfilled = headers.get("Nats-Pending-Messages")
-            self.outstanding = max(0, self.outstanding - int(unfulfilled)) if unfulfilled else 0
-            # nats-server says "409 Consumer Deleted" (releaseAnyPendingRequests, consumer.go)
-            if status == "409" and "deleted" in headers.get("Description", "").lower():
+            if status.heartbeat:
+                continue
+            pending = status.pending
+            self.outstanding = max(0, self.outstanding - pending) if pending else 0
+            if status.consumer_deleted:
                 raise ConsumerError(f"consumer {self.consumer.durable!r} was deleted")
             if self.outstanding == 0:
                 if not self.got_since_idle_check:
@@ -398,13 +386,13 @@ class EventConsumer:
     """A durable pull consumer that yields decoded events.
 
     Create it with :meth:`create`; ``registry`` (a
-    :class:`~edalab.versioning.SchemaRegistry`) upcasts every event to its newest
+    :class:`~edalab._versioning.SchemaRegistry`) upcasts every event to its newest
     version before you see it.
     """
 
     def __init__(
         self,
-        js: JetStreamContext,
+        js: JetStream,
         stream: str,
         durable: str,
         sub: JetStreamContext.PullSubscription,
@@ -421,11 +409,12 @@ class EventConsumer:
         self.quarantined: list[Quarantined] = []
         #: The consumer's ack policy (``create`` reads it from the server).
         self.ack_policy = AckPolicy.EXPLICIT
+        self._stopping = False
 
     @classmethod
     async def create(
         cls,
-        js: JetStreamContext,
+        js: JetStream,
         stream: str,
         durable: str,
         *,
@@ -456,7 +445,7 @@ class EventConsumer:
         self.quarantined.append(
             Quarantined(msg.subject, stream_sequence(msg), text, msg.data, kind)
         )
-        await term_with_reason(self.nc, msg, text)
+        await _nats.term(self.nc, msg, text)
 
     async def _deliveries(self, msgs: Iterable[Msg]) -> list[Delivery]:
         """Decode every message (upcast with the registry); quarantine each that fails.
@@ -479,17 +468,19 @@ class EventConsumer:
     async def fetch(self, batch: int = 10, timeout: float = 1.0) -> list[Delivery]:
         """Fetch up to ``batch`` events, waiting at most ``timeout``; ``[]`` when none came.
 
-        Messages that cannot be decoded are quarantined, not returned.
+        Messages that cannot be decoded are quarantined, not returned. It reads with the
+        same pull requests as :meth:`events`, so it fails the same way: a deleted
+        consumer raises :class:`~edalab._errors.ConsumerError` (nats-py's ``fetch``
+        would report its "409 Consumer Deleted" as a timeout, as if nothing came).
         """
-        try:
-            msgs = await self.sub.fetch(batch, timeout=timeout)
-        except TimeoutError:  # nats-py raises its own subclass, and sometimes the builtin
-            return []
-        return await self._deliveries(msgs)
+        out: list[Delivery] = []
+        async for deliveries in self.batches(batch=batch, timeout=timeout, max_events=batch):
+            out += deliveries
+        return out
 
     async def events(
         self, *, batch: int = 10, timeout: float = 1.0, max_events: int | None = None
-    ) -> AsyncIterator[Delivery]:
+    ) -> AsyncGenerator[Delivery, None]:
         """Yield deliveries until ``max_events`` were yielded or none came for ``timeout``.
 
         Acknowledging is up to you (``await delivery.ack()``). Each event is yielded as
@@ -552,9 +543,9 @@ class EventConsumer:
         """Call ``handler(event)`` (or ``handler(event, delivery)``) for each event.
 
         - returns normally: ack (with ``double_ack``, wait for the server's confirmation);
-        - raises :class:`~edalab.errors.TransientError`: nak, redelivered after its
+        - raises :class:`~edalab._errors.TransientError`: nak, redelivered after its
           ``delay`` (or ``retry_delay``);
-        - raises :class:`~edalab.errors.PermanentError`: terminate and quarantine;
+        - raises :class:`~edalab._errors.PermanentError`: terminate and quarantine;
         - raises anything else: treated as transient (nak after ``retry_delay``), and
           recorded in the report; ``max_deliver`` on the consumer bounds the retries.
 
@@ -566,7 +557,7 @@ class EventConsumer:
         - ``"let_expire"``: send nothing, so the message comes back when its ack timer
           runs out: after ``ack_wait``, or after the consumer's next ``backoff`` step
           (a plain nak, without a delay, ignores ``backoff``).
-          A :class:`~edalab.errors.TransientError` that names its own ``delay`` is still
+          A :class:`~edalab._errors.TransientError` that names its own ``delay`` is still
           nak'ed with it. Give ``timeout`` more than the longest step, or the run stops
           before the message comes back. Notebook ``06_acks_and_redelivery`` shows both.
 
@@ -574,43 +565,124 @@ class EventConsumer:
         ``observer(outcome, delivery)``, if given, hears each ``"deliver"``, ``"ack"``,
         ``"retry"`` and ``"term"`` (for tracing; notebook ``17_capstone`` plots them).
         """
-        if on_transient not in ("nak", "let_expire"):
-            raise ConsumerError(f"on_transient must be 'nak' or 'let_expire', not {on_transient!r}")
-        note = observer or (lambda outcome, delivery: None)
-        wants_delivery = len(inspect.signature(handler).parameters) >= 2
+        note = self._check(on_transient, observer)
+        wants_delivery = _wants_delivery(handler)
         report = RunReport()
         async for delivery in self.events(batch=batch, timeout=timeout, max_events=max_events):
-            report.handled += 1
-            note("deliver", delivery)
-            where = f"{delivery.event.type} seq {delivery.seq}"
-            try:
-                if wants_delivery:
-                    await handler(delivery.event, delivery)
-                else:
-                    await handler(delivery.event)
-            except TransientError as err:
-                note("retry", delivery)
-                report.retried += 1
-                report.errors.append(f"{where}: retry ({err.reason})")
-                if err.delay is not None or on_transient == "nak":
-                    await delivery.nak(err.delay if err.delay is not None else retry_delay)
-            except PermanentError as err:
-                note("term", delivery)
-                report.terminated += 1
-                report.errors.append(f"{where}: terminated ({err.reason})")
-                why = (Reason.REJECTED, Reason.REJECTED.text(err.reason))
-                await self._quarantine(delivery.msg, why)
-            except Exception as err:
-                note("retry", delivery)
-                report.retried += 1
-                report.errors.append(f"{where}: {type(err).__name__}: {err}")
-                if on_transient == "nak":
-                    await delivery.nak(retry_delay)
-            else:
-                await delivery.ack(sync=double_ack)
-                note("ack", delivery)
-                report.acked += 1
+            await self._handle(
+                handler, delivery, wants_delivery, report, note,
+                retry_delay=retry_delay, on_transient=on_transient, double_ack=double_ack,
+                crash=False,
+            )  # fmt: skip
         return report
+
+    async def serve(
+        self,
+        handler: Handler,
+        *,
+        batch: int = 10,
+        idle: float = 1.0,
+        retry_delay: float = 1.0,
+        on_transient: Literal["nak", "let_expire"] = "nak",
+        unexpected: Literal["raise", "retry"] = "raise",
+        double_ack: bool = False,
+        observer: Callable[[str, Delivery], None] | None = None,
+    ) -> RunReport:
+        """Run ``handler`` on every event until cancelled or stopped (:meth:`stop`): a service.
+
+        The handler's contract is :meth:`run`'s (return: ack; ``TransientError``: nak;
+        ``PermanentError``: terminate and quarantine), but a quiet consumer does not end
+        it: it pulls again every ``idle`` seconds. Any other exception crashes the
+        service (``unexpected="raise"``, the default): the message is nak'ed for a
+        redelivery and the exception propagates, so under an ``asyncio.TaskGroup`` it
+        cancels the other services and surfaces at once::
+
+            async with asyncio.TaskGroup() as services:
+                services.create_task(payments.serve(charge))
+                services.create_task(emails.serve(send))
+
+        With ``unexpected="retry"`` such an exception is retried like a transient one
+        (nak after ``retry_delay``, recorded in the report). Cancelling the task stops
+        it where it is (``CancelledError`` propagates); :meth:`stop` lets the event in
+        hand finish and returns the report within ``idle`` seconds.
+        """
+        note = self._check(on_transient, observer)
+        wants_delivery = _wants_delivery(handler)
+        report = RunReport()
+        self._stopping = False
+        while not self._stopping:
+            # One round of pipelined pulls; it ends after `idle` quiet seconds with every
+            # pull request answered, so a stop leaves none open on the server.
+            events = self.events(batch=batch, timeout=idle)
+            async with contextlib.aclosing(events):
+                async for delivery in events:
+                    await self._handle(
+                        handler, delivery, wants_delivery, report, note,
+                        retry_delay=retry_delay, on_transient=on_transient,
+                        double_ack=double_ack, crash=unexpected == "raise",
+                    )  # fmt: skip
+                    if self._stopping:
+                        break
+        return report
+
+    def stop(self) -> None:
+        """Ask :meth:`serve` to return: after the event in hand, or within ``idle`` seconds."""
+        self._stopping = True
+
+    @staticmethod
+    def _check(
+        on_transient: str, observer: Callable[[str, Delivery], None] | None
+    ) -> Callable[[str, Delivery], None]:
+        if on_transient not in ("nak", "let_expire"):
+            raise ConsumerError(f"on_transient must be 'nak' or 'let_expire', not {on_transient!r}")
+        return observer or (lambda outcome, delivery: None)
+
+    async def _handle(
+        self,
+        handler: Handler,
+        delivery: Delivery,
+        wants_delivery: bool,
+        report: RunReport,
+        note: Callable[[str, Delivery], None],
+        *,
+        retry_delay: float,
+        on_transient: str,
+        double_ack: bool,
+        crash: bool,
+    ) -> None:
+        """One event through ``handler``, settled as :meth:`run` documents."""
+        report.handled += 1
+        note("deliver", delivery)
+        where = f"{delivery.event.type} seq {delivery.seq}"
+        try:
+            if wants_delivery:
+                await handler(delivery.event, delivery)
+            else:
+                await handler(delivery.event)
+        except TransientError as err:
+            note("retry", delivery)
+            report.retried += 1
+            report.errors.append(f"{where}: retry ({err.reason})")
+            if err.delay is not None or on_transient == "nak":
+                await delivery.nak(err.delay if err.delay is not None else retry_delay)
+        except PermanentError as err:
+            note("term", delivery)
+            report.terminated += 1
+            report.errors.append(f"{where}: terminated ({err.reason})")
+            why = (Reason.REJECTED, Reason.REJECTED.text(err.reason))
+            await self._quarantine(delivery.msg, why)
+        except Exception as err:
+            note("retry", delivery)
+            report.retried += 1
+            report.errors.append(f"{where}: {type(err).__name__}: {err}")
+            if on_transient == "nak" or crash:
+                await delivery.nak(retry_delay)
+            if crash:
+                raise
+        else:
+            await delivery.ack(sync=double_ack)
+            note("ack", delivery)
+            report.acked += 1
 
 
 async def stored_event_ids(

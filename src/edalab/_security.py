@@ -28,7 +28,7 @@ grants only what a role uses instead:
     nc = await connect(url, user="audit", password="pw", inbox_prefix=con.inbox_prefix)
 
 :func:`permission_checked` turns a JetStream call that the server refused (which
-nats-py reports only as a timeout) into :class:`~edalab.errors.PermissionDenied`.
+nats-py reports only as a timeout) into :class:`~edalab._errors.PermissionDenied`.
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ from dataclasses import dataclass, field, replace
 import nats.errors
 from nats.aio.client import Client as NATS
 
-from edalab.connection import connection_log
-from edalab.errors import PermissionDenied, SubjectError
+from edalab._connection import connection_log
+from edalab._errors import PermissionDenied, SubjectError
+from edalab._nats import consumer_api_subjects
 
 __all__ = [
     "User",
@@ -80,11 +81,8 @@ def consumer_permissions(stream: str, consumer: str, *, info: bool = True) -> li
     for token in (stream, consumer):
         if not token or _BAD_TOKEN_CHARS & set(token):
             raise SubjectError(token, "a stream or consumer name must be one subject token")
-    subjects = [f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"]
-    if info:
-        subjects.append(f"$JS.API.CONSUMER.INFO.{stream}.{consumer}")
-    subjects.append(f"$JS.ACK.{stream}.{consumer}.>")
-    return subjects
+    pull, info_subject, acks = consumer_api_subjects(stream, consumer)
+    return [pull, info_subject, acks] if info else [pull, acks]
 
 
 @dataclass
@@ -236,7 +234,7 @@ def _restore_case(subject: str, names: Sequence[str]) -> str:
 
 @contextlib.asynccontextmanager
 async def permission_checked(nc: NATS, *names: str) -> AsyncIterator[None]:
-    """Raise :class:`~edalab.errors.PermissionDenied` when the server refused what the block sent.
+    """Raise :class:`~edalab._errors.PermissionDenied` when the server refused what the block sent.
 
     A refused JetStream request (delete a stream, fetch, ``ack_sync``) reaches
     nats-py as a timeout: the server drops the request and reports the violation
@@ -253,12 +251,12 @@ async def permission_checked(nc: NATS, *names: str) -> AsyncIterator[None]:
     since = len(log.errors) if log else 0
     try:
         yield
-    except (nats.errors.Error, TimeoutError):
+    except (nats.errors.Error, TimeoutError) as err:
         denials = log.denials(since) if log else []
         if log is None or not denials:
             raise
         operation, subject = denials[-1]
-        raise PermissionDenied(log.identity, _restore_case(subject, names), operation) from None
+        raise PermissionDenied(log.identity, _restore_case(subject, names), operation) from err
 
 
 def authorization_config(users: Sequence[User]) -> str:

@@ -26,9 +26,9 @@ from typing import Any, Self
 import nats.errors
 from nats.js.client import JetStreamContext
 
-from edalab.errors import ServerStartError
-from edalab.server import Lifecycle, NatsServer, free_port
-from edalab.waiting import wait_for
+from edalab._errors import ServerStartError
+from edalab._server import Lifecycle, NatsServer, free_port
+from edalab._waiting import wait_for
 
 __all__ = ["NatsCluster", "stream_leader", "wait_until_current"]
 

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edalab.confidential import mask_url, redact
+from edalab._confidential import mask_url, redact
 
 
 def _show(value: Any) -> str:
@@ -59,7 +59,7 @@ class EventError(EdalabError):
 
 
 class EventDecodeError(EventError):
-    """A message could not be decoded into an :class:`~edalab.events.Event`.
+    """A message could not be decoded into an :class:`~edalab._events.Event`.
 
     Carries the ``subject`` and stream ``sequence`` (when known), the ``reason``
     and the undecoded ``raw`` bytes, so nothing is lost.
@@ -255,7 +255,7 @@ class PublishError(EdalabError):
 class ConcurrencyConflict(PublishError):
     """Someone appended to the aggregate since you read it: reload and decide again.
 
-    Raised by :func:`edalab.concurrency.append` when the server refuses an append whose
+    Raised by :func:`edalab._concurrency.append` when the server refuses an append whose
     ``Nats-Expected-Last-Subject-Sequence`` is no longer the last one (JetStream error
     10071, "wrong last sequence").
     """
@@ -265,6 +265,13 @@ class ConcurrencyConflict(PublishError):
         super().__init__(
             subject, f"expected last sequence {expected}, but {reason}", event_id=event_id
         )
+
+
+class NotAnEdalabJetStream(EdalabError, TypeError):
+    """A bulk path got a plain nats-py ``JetStreamContext``: it needs the connection too.
+
+    Type checkers catch it first: those functions take an edalab ``JetStream``.
+    """
 
 
 class ConsumerError(EdalabError):

@@ -26,11 +26,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from edalab.confidential import mask_url
-from edalab.errors import InvalidURLError, ServerError, ServerUnreachableError
-from edalab.server import NatsServer
-from edalab.state import read_state
-from edalab.urls import probe
+from edalab._confidential import mask_url
+from edalab._errors import InvalidURLError, ServerError, ServerUnreachableError
+from edalab._server import NatsServer
+from edalab._state import read_state
+from edalab._urls import probe
 
 __all__ = [
     "LocalServers",
@@ -75,7 +75,7 @@ def env_credentials(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     ``NATS_CREDS`` (a credentials file) or ``NATS_USER`` with ``NATS_PASSWORD``
     (a class's student file sets these; see ``edalab class init``). They go with a
     server ``NATS_URL`` chose (:attr:`ServerHandle.options`), which
-    :func:`~edalab.connection.connect` applies.
+    :func:`~edalab._connection.connect` applies.
 
         >>> env_credentials({"NATS_USER": "s01", "NATS_PASSWORD": "pw"})["user"]
         's01'
@@ -132,7 +132,7 @@ def running_server(*, quiet: bool = False) -> ServerHandle | None:
 
     Never starts one. An unreachable (or malformed) ``NATS_URL`` is reported on stderr,
     with any password masked, unless ``quiet``. In class mode (:func:`class_mode`) it is
-    an error instead (:class:`~edalab.errors.ServerUnreachableError`), with no fallback.
+    an error instead (:class:`~edalab._errors.ServerUnreachableError`), with no fallback.
     """
     env_url = os.environ.get("NATS_URL")
     if class_mode():
@@ -212,9 +212,9 @@ def ensure_server(*, quiet: bool = False) -> ServerHandle:
        (calling again returns the same one).
 
     In class mode only the first: an unreachable class server raises
-    :class:`~edalab.errors.ServerUnreachableError` naming its URL and whom to ask.
+    :class:`~edalab._errors.ServerUnreachableError` naming its URL and whom to ask.
     """
-    from edalab.cells import install
+    from edalab._cells import install
 
     install()  # in a notebook: errors show the learner's line, not nats-py's internals
     found = running_server(quiet=quiet)
@@ -228,14 +228,14 @@ def lesson_server(name: str, **options: Any) -> NatsServer:
 
     Calling it again with the same ``name`` (re-running the cell) stops the previous one
     first, so a notebook can run twice in one kernel. Stopped when Python exits.
-    Options go to :class:`~edalab.server.NatsServer`.
+    Options go to :class:`~edalab._server.NatsServer`.
 
         >>> srv = lesson_server("doc-example")
         >>> srv.running
         True
         >>> srv.stop()
     """
-    from edalab.cells import install
+    from edalab._cells import install
 
     install()
     return local_servers.lesson(name, **options)

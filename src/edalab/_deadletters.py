@@ -5,9 +5,9 @@ JetStream publishes an *advisory* whenever a consumer gives up on a message:
 - ``$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<stream>.<consumer>`` when it was
   delivered ``max_deliver`` times without an ack;
 - ``$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.<stream>.<consumer>`` when a client
-  terminated it (``+TERM``; :class:`~edalab.consuming.EventConsumer` adds the reason,
-  a :class:`~edalab.reasons.Reason`: undecodable, unknown version, or rejected by the
-  handler's :class:`~edalab.errors.PermanentError`).
+  terminated it (``+TERM``; :class:`~edalab._consuming.EventConsumer` adds the reason,
+  a :class:`~edalab._reasons.Reason`: undecodable, unknown version, or rejected by the
+  handler's :class:`~edalab._errors.PermanentError`).
 
 Advisories are core NATS messages: nobody listening means they are gone. A stream
 capturing them (notebook ``11_dead_letters``) keeps every one, even while no operator
@@ -19,7 +19,7 @@ original subject would reach *every* consumer whose filter matches it, and each 
 them would handle the event a second time. :meth:`DeadLetters.replay` instead
 publishes it to a per-consumer replay subject, ``<prefix>.<stream>.<consumer>``, held
 in the dead-letter stream itself; :meth:`DeadLetters.replays` gives that consumer an
-:class:`~edalab.consuming.EventConsumer` reading only its own replays, to run with the
+:class:`~edalab._consuming.EventConsumer` reading only its own replays, to run with the
 same handler::
 
     dead = DeadLetters(js)
@@ -40,15 +40,15 @@ from typing import Any, Literal
 
 import nats.js.errors
 from nats.js.api import PubAck, RawStreamMsg, StorageType
-from nats.js.client import JetStreamContext
 
-from edalab.consuming import EventConsumer
-from edalab.errors import EdalabError
-from edalab.events import Event
-from edalab.publishing import MSG_ID
-from edalab.reasons import Reason
-from edalab.streams import StreamSetup, Table, ensure_stream, stream_messages
-from edalab.waiting import wait_for
+from edalab._consuming import EventConsumer
+from edalab._errors import EdalabError
+from edalab._events import Event
+from edalab._nats import JetStream
+from edalab._publishing import MSG_ID
+from edalab._reasons import Reason
+from edalab._streams import StreamSetup, Table, ensure_stream, stream_messages
+from edalab._waiting import wait_for
 
 __all__ = [
     "ADVISORY_SUBJECTS",
@@ -115,7 +115,7 @@ class DeadLetters:
 
     def __init__(
         self,
-        js: JetStreamContext,
+        js: JetStream,
         stream: str = "DEAD_LETTERS",
         *,
         replay_prefix: str = REPLAY_PREFIX,
@@ -187,11 +187,11 @@ class DeadLetters:
         """The message the letter is about, from its stream."""
         try:
             msg: RawStreamMsg = await self.js.get_msg(letter.stream, letter.stream_seq)
-        except nats.js.errors.NotFoundError:
+        except nats.js.errors.NotFoundError as err:
             raise EdalabError(
                 f"dead letter {letter.id}: message {letter.stream_seq} of stream "
                 f"{letter.stream!r} no longer exists (removed by the stream's retention?)"
-            ) from None
+            ) from err
         return msg
 
     async def inspect(self, letter: DeadLetter) -> dict[str, Any]:
