@@ -267,7 +267,7 @@ async def test_a_consumer_deleted_under_a_reader_stops_it(js, stream_name, token
         await asyncio.wait_for(reading, 5)
 
 
-async def test_a_service_whose_handler_raises_brings_its_group_down(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_a_service_whose_handler_raises_brings_its_group_down(js, stream_name, token) -> None:
     """serve() under a TaskGroup: a handler's unexpected error cancels the other services
     and surfaces at once (not at shutdown); the message goes back for a redelivery."""
     await _stream_with_events(js, stream_name, token, n=1)
@@ -275,7 +275,7 @@ async def test_a_service_whose_handler_raises_brings_its_group_down(js, stream_n
     idle = await EventConsumer.create(js, stream_name, "idle", filter_subject=f"{token}.none")
     crashed = ValueError("the handler's bug")
 
-    async def handler(event):  # type: ignore[no-untyped-def]
+    async def handler(event):
         raise crashed
 
     async def services() -> None:
@@ -289,7 +289,7 @@ async def test_a_service_whose_handler_raises_brings_its_group_down(js, stream_n
     assert (await broken.info()).ack_floor.stream_seq == 0  # not acked: it comes back
 
 
-async def test_serve_runs_until_stopped_and_retries_when_told(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_serve_runs_until_stopped_and_retries_when_told(js, stream_name, token) -> None:
     """serve() keeps pulling past quiet spells; stop() ends it with its report.
     With unexpected="retry" a handler's error is retried, not raised."""
     await _stream_with_events(js, stream_name, token, n=2)
@@ -297,7 +297,7 @@ async def test_serve_runs_until_stopped_and_retries_when_told(js, stream_name, t
     seen: list[str] = []
     late = asyncio.Event()
 
-    async def handler(event):  # type: ignore[no-untyped-def]
+    async def handler(event):
         seen.append(event.id)
         if len(seen) == 1:
             raise RuntimeError("first try fails")
@@ -321,12 +321,12 @@ async def test_serve_runs_until_stopped_and_retries_when_told(js, stream_name, t
     assert (report.handled, report.acked, report.retried) == (4, 3, 1)
 
 
-async def test_cancelling_a_service_propagates(js, stream_name, token) -> None:  # type: ignore[no-untyped-def]
+async def test_cancelling_a_service_propagates(js, stream_name, token) -> None:
     """A cancel from outside is not a stop: serve() lets CancelledError out."""
     await ensure_stream(js, stream_name, [f"{token}.>"])
     consumer = await EventConsumer.create(js, stream_name, "cancelled")
 
-    async def handler(event):  # type: ignore[no-untyped-def]
+    async def handler(event):
         pass
 
     serving = asyncio.create_task(consumer.serve(handler, idle=30))

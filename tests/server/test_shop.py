@@ -151,7 +151,7 @@ async def test_dead_letter_replay_reaches_only_payments(nats_url: str) -> None:
 
 async def test_a_crashed_service_stops_the_others_and_surfaces_at_once(
     js, stream_name, token
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """Services run under one TaskGroup: a handler's unexpected error cancels the other
     services and is raised by the next check() (settle() calls it), not at shutdown."""
     await ensure_stream(js, stream_name, [f"{token}.>"])
@@ -159,10 +159,10 @@ async def test_a_crashed_service_stops_the_others_and_surfaces_at_once(
     await services.start()
     crashed = ZeroDivisionError("a free order")
 
-    async def charge(event):  # type: ignore[no-untyped-def]
+    async def charge(event):
         raise crashed
 
-    async def fine(event):  # type: ignore[no-untyped-def]
+    async def fine(event):
         pass
 
     for name, handler in (("quiet", fine), ("payments", charge)):
