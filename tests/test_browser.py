@@ -128,10 +128,14 @@ def run_all_cells(page: Any) -> None:
 
 
 def write_cell(page: Any, cell: Any, source: str) -> None:
-    """Type ``source`` into ``cell`` (a ``.jp-CodeCell`` locator) in place of what it holds."""
+    """Put ``source`` in ``cell`` (a ``.jp-CodeCell`` locator) in place of what it holds.
+
+    Select all, then paste-like input: typed key by key, each new line would also get the
+    editor's automatic indentation on top of the source's own.
+    """
     cell.locator(".cm-content").click()
     page.keyboard.press("Control+a")
-    page.keyboard.type(source)
+    page.keyboard.insert_text(source)
 
 
 def run_cell(page: Any, cell: Any, shows: str = "", timeout: float = 60_000) -> str:
@@ -306,8 +310,8 @@ def test_a_student_goes_from_not_yet_through_a_hint_to_a_pass(
             check_cell.locator(".jp-InputPrompt").click()  # select the cell (command mode)
             page.keyboard.press("b")  # a new cell below
             page.keyboard.press("Enter")
-            page.keyboard.type('from edalab.course import hint\nhint("02")')
-            hint_cell = page.locator(".jp-CodeCell").filter(has_text='hint("02")')
+            hint_cell = page.locator(".jp-Notebook .jp-Cell").nth(len(shipped["cells"]))
+            write_cell(page, hint_cell, 'from edalab.course import hint\nhint("02")')
             shown = " ".join(run_cell(page, hint_cell, "hint 1 of 3").split())
             assert "1. a nudge: " + " ".join(HINTS["02"][0].split()) in shown, shown
             assert "2. the API to use" not in shown and "hint('02') again shows" in shown, shown
