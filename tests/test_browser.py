@@ -1,4 +1,5 @@
-"""A learner's view: JupyterLab in headless Chromium runs notebook 00 through the UI.
+"""A learner's view: JupyterLab in headless Chromium runs notebook 00 through the UI, and
+a student copy from an empty answer through a wrong one and a hint to a pass.
 
 Uses Debian's ``chromium`` (no browser download) driven by the Python ``playwright``
 package. Skipped when Chromium is missing, unless ``EDALAB_REQUIRE_BROWSER=1`` (set by
@@ -58,7 +59,8 @@ def _serve(tmp_path: Path, notebooks: dict[str, Any]) -> Iterator[str]:
     settings.mkdir(parents=True)
     (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "NATS_URL"}
+    # The kernel's own embedded server, whatever the shell has set (a class env file too).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NATS_") and k != "EDALAB_CLASS"}
     env["EDALAB_STATE_DIR"] = str(tmp_path / "state")
     env["JUPYTERLAB_SETTINGS_DIR"] = str(tmp_path / "settings")
     env["PYTHONSTARTUP"] = str(ROOT / "src" / "edalab" / "course" / "startup.py")  # as make lab
