@@ -163,6 +163,6 @@ async def greet(nc, name):
 (await greet(nc, "ann")).data
 
 # %%
-from edalab.course import check
+from edalab.course import check, hint  # stuck? hint("00") in a new cell
 
 await check("00", nc, greet)

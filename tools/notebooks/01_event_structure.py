@@ -203,6 +203,6 @@ except PayloadError as err:
     print(err.reason)
 
 # %%
-from edalab.course import check
+from edalab.course import check, hint  # stuck? hint("01") in a new cell
 
 await check("01", OrderPlaced)

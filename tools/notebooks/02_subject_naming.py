@@ -199,13 +199,13 @@ subject("user", "created", version=2), split_version("user.created.v2")
 # pattern(s) it subscribes to, try them, then let the check publish a set of probe
 # subjects on the server and report exactly which ones your patterns receive.
 
-# %% tags=["solution"]
+# %% tags=["solution"] placeholder="patterns = None"
 patterns = ["user.*.updated", "user.deleted"]
 mailer = [await nc.subscribe(p) for p in patterns]
 await nc.publish("user.address.updated", b"{}")
 (await mailer[0].next_msg(timeout=2)).subject
 
 # %%
-from edalab.course import check
+from edalab.course import check, hint  # stuck? hint("02") in a new cell
 
 await check("02", nc, patterns)

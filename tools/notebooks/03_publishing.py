@@ -251,7 +251,7 @@ await publish_event(js, make("refund.requested", {"order_id": "o-1"}), timeout=1
 # Keep the four `PubAck`s in a list `acks`: the check reads them, then looks in the
 # stream for what the server kept.
 
-# %% tags=["solution"]
+# %% tags=["solution"] placeholder="acks = None"
 orders = [make("order.placed", {"order_id": f"x-{i}"}) for i in range(3)]
 await fresh_stream(js, "ORDERS", ["order.>"], duplicate_window=300)
 acks = await publish_events(js, orders)
@@ -259,6 +259,6 @@ acks.append(await publish_event(js, orders[0]))
 [(ack.seq, ack.duplicate) for ack in acks]
 
 # %%
-from edalab.course import check
+from edalab.course import check, hint  # stuck? hint("03") in a new cell
 
 await check("03", js, acks)

@@ -432,6 +432,6 @@ for symbol in ("AAPL", "MSFT", "NVDA"):
         await js.publish(f"price.{symbol}", str(price).encode())
 
 # %%
-from edalab.course import check
+from edalab.course import check, hint  # stuck? hint("04") in a new cell
 
 await check("04", js)

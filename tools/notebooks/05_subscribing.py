@@ -513,6 +513,6 @@ async def bill(event):
 await billing.run(bill, timeout=0.5)
 
 # %%
-from edalab.course import check
+from edalab.course import check, hint  # stuck? hint("05") in a new cell
 
 await check("05", js)

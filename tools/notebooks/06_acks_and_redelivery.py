@@ -372,6 +372,6 @@ log = DeliveryLog()
 await careful.run(flaky, timeout=2, on_transient="let_expire", observer=log.observe)
 
 # %%
-from edalab.course import check
+from edalab.course import check, hint  # stuck? hint("06") in a new cell
 
 await check("06", js, log)

@@ -243,6 +243,6 @@ async for delivery in audit.events(timeout=0.5):
     await delivery.ack(sync=True)
 
 # %%
-from edalab.course import check
+from edalab.course import check, hint  # stuck? hint("07") in a new cell
 
 await check("07", js)

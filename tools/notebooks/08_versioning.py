@@ -192,7 +192,7 @@ compare_models(UserCreatedV2, UserCreatedV3)
 # version 4:
 
 
-# %% tags=["solution"]
+# %% tags=["solution"] placeholder="registry = None"
 class UserCreatedV4(UserCreatedV3):
     country: str = "unknown"
 
@@ -208,6 +208,6 @@ def add_country(data):
 compare_models(UserCreatedV3, UserCreatedV4).compatible
 
 # %%
-from edalab.course import check
+from edalab.course import check, hint  # stuck? hint("08") in a new cell
 
 await check("08", js, registry)

@@ -202,6 +202,6 @@ acks = await publish_events(js, entries, retry_for=30)
 sum(bool(a.duplicate) for a in acks)
 
 # %%
-from edalab.course import check
+from edalab.course import check, hint  # stuck? hint("09") in a new cell
 
 await check("09", js)

@@ -253,6 +253,6 @@ async def charge(event):
 
 
 # %%
-from edalab.course import check
+from edalab.course import check, hint  # stuck? hint("10") in a new cell
 
 await check("10", js, charge)

@@ -250,6 +250,6 @@ for letter in await dead.letters(stream="PAYMENTS"):
 await replays.run(book, timeout=0.5)
 
 # %%
-from edalab.course import check
+from edalab.course import check, hint  # stuck? hint("11") in a new cell
 
 await check("11", js)

@@ -310,6 +310,6 @@ await ensure_stream(js, "SHOP", ["order.>", "payment.>"])
 await ensure_consumer(js, "SHOP", "audit", filter_subject="order.>")
 
 # %%
-from edalab.course import check
+from edalab.course import check, hint  # stuck? hint("12") in a new cell
 
 await check("12", js, url=srv.url, user="auditor", password="audit-secret")

@@ -427,6 +427,6 @@ for p in range(4):
         await msg.ack_sync()
 
 # %%
-from edalab.course import check
+from edalab.course import check, hint  # stuck? hint("14") in a new cell
 
 await check("14", js)

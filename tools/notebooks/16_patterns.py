@@ -523,6 +523,6 @@ await on_reserved(reserved_id)
 await on_reserved(reserved_id)  # the redelivery
 
 # %%
-from edalab.course import check
+from edalab.course import check, hint  # stuck? hint("16") in a new cell
 
 await check("16", js)

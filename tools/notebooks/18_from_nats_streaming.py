@@ -307,6 +307,6 @@ billing = await js.subscribe(
 [await asyncio.wait_for(handled.get(), timeout=5) for _ in range(2)]
 
 # %%
-from edalab.course import check
+from edalab.course import check, hint  # stuck? hint("18") in a new cell
 
 await check("18", js)

@@ -84,7 +84,7 @@ async def checker(nc: Any, patterns: Any = None) -> str:
         isinstance(patterns, list | tuple)
         and bool(patterns)
         and all(isinstance(p, str) for p in patterns),
-        "pass the pattern(s) you subscribe to as a list: await check('02', nc, ['user.>'])",
+        "pass the pattern(s) you subscribe to as a list: await check('02', nc, patterns)",
     )
     for p in patterns:
         try:

@@ -75,14 +75,15 @@ async def _redeliver_17(
     return report, _awards(seen)
 
 
-async def checker(js: JetStreamContext, handler: Any = None) -> str:
+async def checker(js: JetStreamContext, award: Any = None) -> str:
     """One award per payment stored, and the same award id published on a redelivery.
 
     The verdict does not depend on SHOP's duplicate window: the ids are compared, and
     whatever the redelivery stored is deleted. Timing: shop-loyalty's acks are given
     2 s to land; the redelivery ends after every payment or 5 s without one.
     """
-    _require(handler is not None, "pass your handler: await check('17', js, handler=award)")
+    handler = award
+    _require(handler is not None, "pass your handler: await check('17', js, award=award)")
     info = await _stream(js, "SHOP")
     events = await _events(js, info)
     payments = [e for e in events if e.type == "shop.payment.captured"]
