@@ -90,7 +90,7 @@ def explain(error: BaseException, tb: TracebackType | None = None) -> list[str] 
 
         >>> explain(ValueError("mine")) is None
         True
-        >>> explain(NameError("name 'js' is not defined", name="js"))[-1][:30]
+        >>> explain(NameError("name 'js' is not defined", name="js"))[-1][:31]
         'hint: run the setup cells first'
     """
     frames = traceback.extract_tb(tb or error.__traceback__)
