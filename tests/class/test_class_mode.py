@@ -21,11 +21,7 @@ from edalab.course.classroom import (
     report_subjects,
 )
 from edalab.course.cli import main as cli
-
-
-def _creds(path: Path) -> dict[str, str]:
-    env = load_env_file(path)
-    return {"user": env["NATS_USER"], "password": env["NATS_PASSWORD"]}
+from tests.classes import class_server, creds
 
 
 @pytest.fixture
@@ -64,12 +60,12 @@ def test_server_start_with_the_class_accounts_listens_on_the_class_port(
     student = load_env_file(machine / "class" / "students" / "s01.env")
 
     async def work() -> int:
-        nc = await connect(student["NATS_URL"], **_creds(machine / "class/students/s01.env"))
+        nc = await connect(student["NATS_URL"], **creds(machine / "class/students/s01.env"))
         try:
             await nc.jetstream().publish("class.report.03.fail", b"{}", timeout=2)
         finally:
             await nc.close()
-        teacher = await connect(student["NATS_URL"], **_creds(machine / "class/instructor.env"))
+        teacher = await connect(student["NATS_URL"], **creds(machine / "class/instructor.env"))
         try:
             return (await teacher.jetstream().stream_info(PROGRESS_STREAM)).state.messages
         finally:
@@ -146,24 +142,15 @@ def test_class_mode_without_nats_url_says_to_load_the_env_file(
 def classroom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NatsServer, Path]]:
     """A class of two on one server, with the instructor's stream."""
     out = tmp_path_factory.mktemp("class")
-    room = Classroom.generate(2, bcrypt_rounds=4)
-    with NatsServer(name="edalab-class-mode-test", config=room.accounts_conf()) as srv:
-        room.write(out, url=srv.url)
-
-        async def setup() -> None:
-            nc = await connect(srv.url, **_creds(out / "instructor.env"))
-            await ensure_progress_stream(nc.jetstream())
-            await nc.close()
-
-        asyncio.run(setup())
+    with class_server(2, out, "edalab-class-mode-test") as (_, srv):
         yield srv, out
 
 
 async def test_a_student_cannot_fill_the_instructors_stream_with_junk(classroom) -> None:
     """Only the course's exercises and verdicts are stored; junk subjects and huge bodies not."""
     srv, out = classroom
-    student = await connect(srv.url, **_creds(out / "students" / "s01.env"))
-    teacher = await connect(srv.url, **_creds(out / "instructor.env"))
+    student = await connect(srv.url, **creds(out / "students" / "s01.env"))
+    teacher = await connect(srv.url, **creds(out / "instructor.env"))
     try:
         sjs, tjs = student.jetstream(), teacher.jetstream()
         before = (await tjs.stream_info(PROGRESS_STREAM)).state.messages
@@ -188,7 +175,7 @@ async def test_a_student_cannot_fill_the_instructors_stream_with_junk(classroom)
 async def test_an_older_wide_open_progress_stream_is_narrowed(classroom) -> None:
     """A CLASS_PROGRESS made with `class.report.*.*.*` is brought to the course's subjects."""
     srv, out = classroom
-    teacher = await connect(srv.url, **_creds(out / "instructor.env"))
+    teacher = await connect(srv.url, **creds(out / "instructor.env"))
     try:
         js = teacher.jetstream()
         info = await js.stream_info(PROGRESS_STREAM)
@@ -211,7 +198,7 @@ async def test_hints_reach_the_instructors_view_like_checks(
 
     srv, out = classroom
     monkeypatch.setenv("EDALAB_STATE_DIR", str(tmp_path))
-    teacher = await connect(srv.url, **_creds(out / "instructor.env"))
+    teacher = await connect(srv.url, **creds(out / "instructor.env"))
     watcher = ClassWatcher(teacher.jetstream(), ["s01", "s02"], ["05"])
     await watcher.start()
     for key, value in load_env_file(out / "students" / "s02.env").items():
@@ -256,8 +243,8 @@ async def test_a_report_the_stream_does_not_take_says_whom_to_ask(classroom) -> 
     from edalab.course.classroom import report_check
 
     srv, out = classroom
-    teacher = await connect(srv.url, **_creds(out / "instructor.env"))
-    student = await connect(srv.url, **_creds(out / "students" / "s01.env"))
+    teacher = await connect(srv.url, **creds(out / "instructor.env"))
+    student = await connect(srv.url, **creds(out / "students" / "s01.env"))
     try:
         js = teacher.jetstream()
         info = await js.stream_info(PROGRESS_STREAM)

@@ -30,11 +30,11 @@ from edalab.course.classroom import (
     PROGRESS_STREAM,
     Classroom,
     ClassWatcher,
-    ensure_progress_stream,
     load_env_file,
 )
 from edalab.course.cli import main as cli
 from edalab.course.workshop import reset
+from tests.classes import class_server, creds
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,22 +43,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Classroom, NatsServer, Path]]:
     """A class of three on one embedded server, its files written, the progress stream made."""
     out = tmp_path_factory.mktemp("class")
-    classroom = Classroom.generate(3, bcrypt_rounds=4)
-    with NatsServer(name="edalab-class-test", config=classroom.accounts_conf()) as srv:
-        classroom.write(out, url=srv.url)
-
-        async def setup() -> None:
-            nc = await connect(srv.url, **_creds(out / "instructor.env"))
-            await ensure_progress_stream(nc.jetstream())
-            await nc.close()
-
-        asyncio.run(setup())
+    with class_server(3, out, "edalab-class-test") as (classroom, srv):
         yield classroom, srv, out
-
-
-def _creds(path: Path) -> dict[str, str]:
-    env = load_env_file(path)
-    return {"user": env["NATS_USER"], "password": env["NATS_PASSWORD"]}
 
 
 def test_class_init_writes_private_credentials_and_a_config_the_server_accepts(
@@ -95,8 +81,8 @@ def test_class_init_writes_private_credentials_and_a_config_the_server_accepts(
 async def test_each_student_has_their_own_streams_and_cannot_touch_anothers(room) -> None:
     """Two students create ORDERS; each sees only their own; reset deletes only the caller's."""
     _, srv, out = room
-    ann = await connect(srv.url, **_creds(out / "students" / "s01.env"))
-    bob = await connect(srv.url, **_creds(out / "students" / "s02.env"))
+    ann = await connect(srv.url, **creds(out / "students" / "s01.env"))
+    bob = await connect(srv.url, **creds(out / "students" / "s02.env"))
     try:
         ajs, bjs = ann.jetstream(), bob.jetstream()
         await fresh_stream(ajs, "ORDERS", ["order.>"])
@@ -136,7 +122,7 @@ async def test_checks_in_class_mode_reach_the_instructors_live_view(
     from edalab.course.exercises import check
 
     _, srv, out = room
-    teacher = await connect(srv.url, **_creds(out / "instructor.env"))
+    teacher = await connect(srv.url, **creds(out / "instructor.env"))
     watcher = ClassWatcher(teacher.jetstream(), ["s01", "s02", "s03"], ["02", "03"])
     await watcher.start()
     for key, value in load_env_file(out / "students" / "s01.env").items():
@@ -193,7 +179,7 @@ def test_the_instructor_page_shows_progress_live_in_a_browser(room) -> None:
         url = first.split()[-1]
 
         async def report() -> str | None:
-            student = await connect(srv.url, **_creds(out / "students" / "s02.env"))
+            student = await connect(srv.url, **creds(out / "students" / "s02.env"))
             try:
                 return await report_check(student.jetstream(), "05", True, "ok")
             finally:
@@ -225,7 +211,7 @@ def test_the_same_accounts_run_a_three_node_cluster(tmp_path: Path) -> None:
     with NatsCluster(3, base_dir=tmp_path / "nodes", config=room.accounts_conf()) as cluster:
 
         async def work() -> int:
-            nc = await connect(cluster.urls, **_creds(tmp_path / "students" / "s01.env"))
+            nc = await connect(cluster.urls, **creds(tmp_path / "students" / "s01.env"))
             try:
                 js = nc.jetstream()
                 await fresh_stream(js, "ORDERS", ["order.>"], num_replicas=3)
@@ -278,7 +264,7 @@ def test_reset_from_the_cli_uses_the_students_credentials(room, monkeypatch, cap
     _, srv, out = room
 
     async def make(env: str) -> None:
-        nc = await connect(srv.url, **_creds(out / "students" / env))
+        nc = await connect(srv.url, **creds(out / "students" / env))
         await fresh_stream(nc.jetstream(), "USERS", ["user.>"])
         await nc.close()
 
@@ -290,7 +276,7 @@ def test_reset_from_the_cli_uses_the_students_credentials(room, monkeypatch, cap
     assert "stream USERS" in capsys.readouterr().out
 
     async def still_there() -> int:
-        nc = await connect(srv.url, **_creds(out / "students" / "s01.env"))
+        nc = await connect(srv.url, **creds(out / "students" / "s01.env"))
         try:
             return (await nc.jetstream().stream_info("USERS")).state.messages
         finally:
@@ -332,7 +318,7 @@ async def test_checks_on_a_lesson_server_still_report_and_progress_does_not(
     from edalab.course.workshop import progress
 
     _, srv, out = room
-    teacher = await connect(srv.url, **_creds(out / "instructor.env"))
+    teacher = await connect(srv.url, **creds(out / "instructor.env"))
     watcher = ClassWatcher(teacher.jetstream(), ["s01", "s02", "s03"], ["07"])
     await watcher.start()
     _as_student(monkeypatch, out, "s03")
@@ -363,8 +349,8 @@ async def test_a_pass_stays_a_pass_when_a_later_attempt_fails(room) -> None:
     from edalab.course.classroom import read_progress, report_check
 
     _, srv, out = room
-    student = await connect(srv.url, **_creds(out / "students" / "s01.env"))
-    teacher = await connect(srv.url, **_creds(out / "instructor.env"))
+    student = await connect(srv.url, **creds(out / "students" / "s01.env"))
+    teacher = await connect(srv.url, **creds(out / "instructor.env"))
     try:
         assert await report_check(student.jetstream(), "13", True, "ok") is None
         assert await report_check(student.jetstream(), "13", False, "broke it") is None

@@ -12,22 +12,38 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
+def _execute(
+    nb: nbformat.NotebookNode,
+    path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    *,
+    allow_errors: bool,
+) -> None:
+    """Run ``nb`` (outputs cleared) in a fresh kernel with its own embedded server."""
+    monkeypatch.delenv("NATS_URL", raising=False)
+    monkeypatch.setenv("EDALAB_STATE_DIR", str(tmp_path))
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+    client = NotebookClient(
+        nb,
+        timeout=180,
+        kernel_name="python3",
+        allow_errors=allow_errors,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    client.execute(env=dict(os.environ))
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_twice_in_one_kernel(
     path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Run all cells, then all cells again; only cells tagged raises-exception may fail."""
-    monkeypatch.delenv("NATS_URL", raising=False)
-    monkeypatch.setenv("EDALAB_STATE_DIR", str(tmp_path))
     nb = nbformat.read(path, as_version=4)
     nb.cells = nb.cells + [nbformat.from_dict(dict(c)) for c in nb.cells]
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs = []
-    client = NotebookClient(
-        nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
-    )
-    client.execute(env=dict(os.environ))
+    _execute(nb, path, monkeypatch, tmp_path, allow_errors=False)
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code" or "raises-exception" in cell.metadata.get("tags", []):
             continue
@@ -50,8 +66,6 @@ def test_each_cell_run_twice_in_a_row_works_or_says_what_to_run_first(
     path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Re-running one cell at once: it works, or its error is the cell's line, type and a hint."""
-    monkeypatch.delenv("NATS_URL", raising=False)
-    monkeypatch.setenv("EDALAB_STATE_DIR", str(tmp_path))
     nb = nbformat.read(path, as_version=4)
     cells = []
     for cell in nb.cells:
@@ -60,17 +74,7 @@ def test_each_cell_run_twice_in_a_row_works_or_says_what_to_run_first(
             again = {**dict(cell), "metadata": {**cell.metadata, "again": True}}
             cells.append(nbformat.from_dict(again))
     nb.cells = cells
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs = []
-    client = NotebookClient(
-        nb,
-        timeout=180,
-        kernel_name="python3",
-        allow_errors=True,
-        resources={"metadata": {"path": str(path.parent)}},
-    )
-    client.execute(env=dict(os.environ))
+    _execute(nb, path, monkeypatch, tmp_path, allow_errors=True)
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code" or not cell.metadata.get("again"):
             continue

@@ -2,27 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-
 from edalab import EventConsumer, EventFactory, SchemaRegistry, ensure_stream, publish_event
-
-
-class V1(BaseModel):
-    user_id: str
-    name: str
-
-
-class V2(BaseModel):
-    user_id: str
-    first_name: str
-    last_name: str
-
-
-class V3(BaseModel):
-    user_id: str
-    first_name: str
-    last_name: str
-    email: str | None = None
+from tests.versions import V1, V2, V3
 
 
 async def test_consumer_routes_unknown_versions_away(js, stream_name, token) -> None:

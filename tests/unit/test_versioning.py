@@ -13,24 +13,7 @@ from edalab import (
     compare_models,
 )
 from edalab._versioning import version_of
-
-
-class V1(BaseModel):
-    user_id: str
-    name: str
-
-
-class V2(BaseModel):
-    user_id: str
-    first_name: str
-    last_name: str
-
-
-class V3(BaseModel):
-    user_id: str
-    first_name: str
-    last_name: str
-    email: str | None = None
+from tests.versions import V1, V2, V3
 
 
 def registry() -> SchemaRegistry:
