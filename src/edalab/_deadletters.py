@@ -264,9 +264,19 @@ class DeadLetters:
         )
 
     async def discard(self, letter: DeadLetter) -> None:
-        """Remove the letter (the original message stays in its stream)."""
-        with contextlib.suppress(nats.js.errors.NotFoundError):
+        """Remove the letter (the original message stays in its stream).
+
+        A letter already removed (a cell run twice) is left alone; the server answers
+        that with "sequence not found" (10043) or "no message found" (10057).
+        """
+        try:
             await self.js.delete_msg(self.stream, letter.id)
+        except nats.js.errors.APIError as err:
+            if not isinstance(err, nats.js.errors.NotFoundError) and err.err_code not in (
+                10043,
+                10057,
+            ):
+                raise
 
     @staticmethod
     def table(letters: list[DeadLetter]) -> Table:

@@ -75,10 +75,23 @@ class Outbox:
     def add(
         self, event: Event, *, subject: str | None = None, headers: dict[str, str] | None = None
     ) -> None:
-        """Queue ``event``: call it inside the transaction that changes the business rows."""
+        """Queue ``event``: call it inside the transaction that changes the business rows.
+
+        Rows are keyed by the event id: an event already queued (or sent) is not queued
+        again, so a transaction that runs twice queues its event once.
+
+        >>> db = sqlite3.connect(":memory:")
+        >>> outbox = Outbox(db)
+        >>> for _ in range(2):
+        ...     with db:
+        ...         outbox.add(Event.create("order.placed", {"order_id": "o1"}, id="e1"))
+        >>> outbox.counts()
+        {'pending': 1, 'sent': 0}
+        """
         subj = validate_subject(subject or event.type)
         self.db.execute(
-            f"INSERT INTO {self.table} (event_id, subject, body, headers) VALUES (?, ?, ?, ?)",
+            f"INSERT INTO {self.table} (event_id, subject, body, headers) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (event_id) DO NOTHING",
             (event.id, subj, event.to_json(), json.dumps(headers or {}, sort_keys=True)),
         )
 

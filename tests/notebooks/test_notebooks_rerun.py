@@ -54,11 +54,8 @@ def test_notebook_runs_twice_in_one_kernel(
         )
 
 
-#: Every notebook but 13 and 15 (a cluster, benchmarks: too slow to run twice over) and
-#: 11, 16 and 18, where a re-run cell still fails in the cell's own Python with no hint
-#: (two dead letters unpacked from three, an outbox row inserted twice, an empty fetch
-#: indexed; see issue 19).
-SINGLE_CELL = [p for p in NOTEBOOKS if p.name[:2] not in ("11", "13", "15", "16", "18")]
+#: Every notebook but 13 and 15 (a cluster, benchmarks: too slow to run twice over).
+SINGLE_CELL = [p for p in NOTEBOOKS if p.name[:2] not in ("13", "15")]
 
 
 @pytest.mark.parametrize("path", SINGLE_CELL, ids=[p.stem for p in SINGLE_CELL])

@@ -31,14 +31,14 @@ server = ensure_server()
 nc = await connect(server)
 js = nc.jetstream()
 make = EventFactory(prefix="pay-")
-await fresh_stream(js, "PAYMENTS", ["payment.>"])
 
 # %% [markdown]
 # Six messages: a negative amount (rejected on purpose), one message that is not an
 # event at all, and four payments, two of them of zero cents (the bookkeeping divides
-# by the amount).
+# by the amount), in a fresh stream (so running this cell again starts over).
 
 # %%
+await fresh_stream(js, "PAYMENTS", ["payment.>"])
 await publish_events(js, [make("payment.captured", {"amount_cents": -1})])
 await js.publish("payment.captured", b"\x00 not an event")
 amounts = [500, 0, 700, 0]

@@ -113,8 +113,10 @@ from edalab import Event, publish_event
 
 
 async def place_naively(order_id, amount_cents, *, crash=False):
-    with db:
-        db.execute("INSERT INTO orders VALUES (?, ?)", (order_id, amount_cents))
+    with db:  # ON CONFLICT DO NOTHING: placing an order again keeps one row
+        db.execute(
+            "INSERT INTO orders VALUES (?, ?) ON CONFLICT DO NOTHING", (order_id, amount_cents)
+        )
     if crash:
         raise Crash(f"died after committing {order_id}, before publishing")
     event = Event.create("order.placed", {"order_id": order_id}, id=f"order-{order_id}")
@@ -154,7 +156,9 @@ outbox = Outbox(db)
 
 def place(order_id, amount_cents):
     with db:  # one transaction: both rows, or neither (sqlite3's default transactions)
-        db.execute("INSERT INTO orders VALUES (?, ?)", (order_id, amount_cents))
+        db.execute(
+            "INSERT INTO orders VALUES (?, ?) ON CONFLICT DO NOTHING", (order_id, amount_cents)
+        )
         outbox.add(Event.create("order.placed", {"order_id": order_id}, id=f"order-{order_id}"))
 
 
@@ -365,11 +369,14 @@ opened.seq
 # %%
 import nats.js.errors
 
-first = await js.publish("account.a1.withdrawn", b'{"amount": 80}', headers=expecting(opened.seq))
-try:
-    await js.publish("account.a1.withdrawn", b'{"amount": 80}', headers=expecting(opened.seq))
-except nats.js.errors.APIError as err:
-    print(err.err_code, err.description)
+for teller in ("first", "second"):
+    try:
+        ack = await js.publish(
+            "account.a1.withdrawn", b'{"amount": 80}', headers=expecting(opened.seq)
+        )
+        print(teller, "appended at", ack.seq)
+    except nats.js.errors.APIError as err:
+        print(teller, "refused:", err.err_code, err.description)
 
 # %% [markdown]
 # `edalab.append` wraps it: it checks the whole aggregate (every subject of

@@ -176,9 +176,16 @@ only_new = await EventConsumer.create(
 # ## Trap 2: `MaxInflight` was per subscriber; `max_ack_pending` is per consumer
 #
 # Two workers share one durable with `max_ack_pending=2`. Between them they may hold
-# two unacknowledged messages, not two each:
+# two unacknowledged messages, not two each (the cell starts with a new durable, so it
+# runs the same way again):
 
 # %%
+import contextlib
+
+import nats.js.errors
+
+with contextlib.suppress(nats.js.errors.NotFoundError):  # none yet on the first run
+    await js.delete_consumer("MIGRATION", "shared")
 await publish_event(js, Event.create("user.created", "{}", id="124"), subject="events")
 await publish_event(js, Event.create("user.created", "{}", id="125"), subject="events")
 worker_a = await EventConsumer.create(js, "MIGRATION", "shared", max_ack_pending=2)
