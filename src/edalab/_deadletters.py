@@ -47,7 +47,7 @@ from edalab._events import Event
 from edalab._nats import JetStream
 from edalab._publishing import MSG_ID
 from edalab._reasons import Reason
-from edalab._streams import StreamSetup, Table, ensure_stream, stream_messages
+from edalab._streams import StreamSetup, ensure_stream, stream_messages
 from edalab._waiting import wait_for
 
 __all__ = [
@@ -267,22 +267,3 @@ class DeadLetters:
         """Remove the letter (the original message stays in its stream)."""
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await self.js.delete_msg(self.stream, letter.id)
-
-    @staticmethod
-    def table(letters: list[DeadLetter]) -> Table:
-        """A small table of letters for a notebook."""
-        return Table(
-            ["id", "category", "stream", "seq", "consumer", "deliveries", "reason"],
-            [
-                [
-                    d.id,
-                    str(d.category),
-                    d.stream,
-                    d.stream_seq,
-                    d.consumer,
-                    d.deliveries,
-                    d.reason,
-                ]
-                for d in letters
-            ],
-        )

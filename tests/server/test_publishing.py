@@ -18,7 +18,6 @@ from edalab import (
     PublishError,
     SubjectError,
     ensure_stream,
-    fresh_stream,
     ingest_events,
     jetstream,
     publish_event,
@@ -26,6 +25,7 @@ from edalab import (
     stored_event_ids,
 )
 from edalab._publishing import FAST_INGEST_SINCE
+from edalab.course import fresh_stream
 
 
 async def test_publish_returns_the_ack(js, stream_name, token) -> None:
