@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 from edalab import wait_for
-from edalab._server import free_port
+from edalab.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
