@@ -45,10 +45,10 @@ async def student(env_file: str) -> dict[str, Any]:
         EventConsumer,
         PermissionDenied,
         connect,
-        fresh_stream,
         publish_events,
         subscribe_checked,
     )
+    from edalab.course import fresh_stream
     from edalab.course.classroom import load_env_file
     from edalab.course.exercises import check
 

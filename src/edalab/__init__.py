@@ -11,7 +11,8 @@ This module is the API: every public name is imported from ``edalab`` itself
 Two documented subpackages sit beside it: ``edalab.testing`` is the pytest plugin
 (fixtures ``nats_server``, ``nc``, ``js``) and the only module that imports pytest;
 ``edalab.course`` is the course itself (lessons, exercise checkers, workshop tools,
-benchmarks, the capstone shop), built on this API. The library never imports the course.
+benchmarks, the capstone shop, and the lessons' own helpers such as ``fresh_stream``,
+``lesson_server`` and the tables), built on this API. The library never imports the course.
 """
 
 from edalab._binary import find_nats_server
@@ -33,7 +34,7 @@ from edalab._consuming import (
     stored_event_ids,
 )
 from edalab._deadletters import DeadLetter, DeadLetters
-from edalab._discovery import ServerHandle, ensure_server, lesson_server
+from edalab._discovery import ServerHandle, ensure_server
 from edalab._errors import (
     AuthenticationError,
     ConcurrencyConflict,
@@ -56,7 +57,6 @@ from edalab._errors import (
     ServerUnreachableError,
     StreamConfigConflict,
     StreamError,
-    StreamInUse,
     SubjectError,
     TransientError,
     UnknownVersionError,
@@ -85,7 +85,7 @@ from edalab._security import (
     permission_checked,
 )
 from edalab._server import NatsServer
-from edalab._streams import Table, ensure_stream, fresh_stream, stream_messages
+from edalab._streams import ensure_stream, stream_messages
 from edalab._subjects import matches, overlaps, split_version, subject, validate_subject
 from edalab._tracing import (
     CAUSATION_ID,
@@ -143,9 +143,7 @@ __all__ = [
     "ServerUnreachableError",
     "StreamConfigConflict",
     "StreamError",
-    "StreamInUse",
     "SubjectError",
-    "Table",
     "TraceContext",
     "TransientError",
     "UnknownVersionError",
@@ -163,7 +161,6 @@ __all__ = [
     "ensure_stream",
     "find_nats_server",
     "flow_headers",
-    "fresh_stream",
     "from_binary",
     "from_message",
     "from_structured",
@@ -171,7 +168,6 @@ __all__ = [
     "ingest_events",
     "jetstream",
     "jetstream_user",
-    "lesson_server",
     "matches",
     "nkey_user",
     "overlaps",

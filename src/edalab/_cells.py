@@ -3,9 +3,9 @@
 An error raised deep inside nats-py (a fetch that timed out, a refused publish) comes
 with pages of the library's frames, and a timeout with a chain of ``CancelledError``
 and ``TimeoutError``. In a notebook, :func:`install` (which ``ensure_server`` and
-``lesson_server`` call, so every notebook's setup cell does it) makes IPython show such
-an error in three lines instead: the line of the learner's own cell that raised it, the
-exception's type and message, and what to do next when there is a usual cause::
+``edalab.course.lesson_server`` call, so every notebook's setup cell does it) makes
+IPython show such an error in three lines instead: the line of the learner's own cell
+that raised it, the exception's type and message, and what to do next when there is a usual cause::
 
     cell line 2: [msg] = await sub.fetch(1, timeout=5)
     TimeoutError: nats: timeout

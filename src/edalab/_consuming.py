@@ -56,7 +56,7 @@ from edalab._errors import (
 from edalab._events import Event, stream_sequence
 from edalab._nats import Inbox, JetStream, connection_of
 from edalab._reasons import Reason
-from edalab._streams import Table, plain
+from edalab._streams import plain
 
 if TYPE_CHECKING:
     from edalab._versioning import SchemaRegistry
@@ -69,7 +69,6 @@ __all__ = [
     "RunReport",
     "consumer_filters",
     "ensure_consumer",
-    "loss_report",
     "stored_event_ids",
 ]
 
@@ -707,13 +706,3 @@ async def stored_event_ids(
     finally:
         await sub.unsubscribe()
     return ids
-
-
-def loss_report(published: Sequence[Event], acknowledged: int, stored: Counter[str]) -> Table:
-    """Published, acknowledged, stored, duplicates, missing: one row, for a lesson or a test."""
-    missing = len({e.id for e in published} - set(stored))
-    duplicates = sum(c - 1 for c in stored.values())
-    return Table(
-        ["published", "acknowledged", "stored", "duplicates", "missing"],
-        [[len(published), acknowledged, len(stored), duplicates, missing]],
-    )

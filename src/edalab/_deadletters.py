@@ -44,10 +44,10 @@ from nats.js.api import PubAck, RawStreamMsg, StorageType
 from edalab._consuming import EventConsumer
 from edalab._errors import EdalabError
 from edalab._events import Event
-from edalab._nats import JetStream
+from edalab._nats import ErrCode, JetStream
 from edalab._publishing import MSG_ID
 from edalab._reasons import Reason
-from edalab._streams import StreamSetup, Table, ensure_stream, stream_messages
+from edalab._streams import StreamSetup, ensure_stream, stream_messages
 from edalab._waiting import wait_for
 
 __all__ = [
@@ -267,32 +267,18 @@ class DeadLetters:
         """Remove the letter (the original message stays in its stream).
 
         A letter already removed (a cell run twice) is left alone; the server answers
-        that with "sequence not found" (10043) or "no message found" (10057).
+        that with "sequence not found" (10043) or a failed deletion (10057) whose text
+        says "no message found".
         """
         try:
             await self.js.delete_msg(self.stream, letter.id)
         except nats.js.errors.APIError as err:
-            if not isinstance(err, nats.js.errors.NotFoundError) and err.err_code not in (
-                10043,
-                10057,
-            ):
+            gone = isinstance(err, nats.js.errors.NotFoundError) or (
+                err.err_code == ErrCode.SEQUENCE_NOT_FOUND
+                or (
+                    err.err_code == ErrCode.MSG_DELETE_FAILED
+                    and "no message found" in (err.description or "")
+                )
+            )
+            if not gone:
                 raise
-
-    @staticmethod
-    def table(letters: list[DeadLetter]) -> Table:
-        """A small table of letters for a notebook."""
-        return Table(
-            ["id", "category", "stream", "seq", "consumer", "deliveries", "reason"],
-            [
-                [
-                    d.id,
-                    str(d.category),
-                    d.stream,
-                    d.stream_seq,
-                    d.consumer,
-                    d.deliveries,
-                    d.reason,
-                ]
-                for d in letters
-            ],
-        )

@@ -5,8 +5,9 @@
 start``, else starts one that lives as long as the kernel. In class mode
 (``EDALAB_CLASS=1``, set by a student's class env file) only ``NATS_URL`` will do: a
 class server that does not answer is an error saying whom to ask, never a private
-server that would hide the student's work from the class. :func:`lesson_server` gives
-a lesson a server of its own (to restart or crash it, notebooks ``07`` and ``09``).
+server that would hide the student's work from the class. ``edalab.course.lesson_server``
+gives a lesson a server of its own (to restart or crash it, notebooks ``07`` and ``09``)
+through :meth:`LocalServers.lesson`.
 
 The servers this Python process started are held by :data:`local_servers`, one
 :class:`LocalServers` object (not hidden module globals): ``local_servers.stop()``
@@ -38,7 +39,6 @@ __all__ = [
     "class_mode",
     "ensure_server",
     "env_credentials",
-    "lesson_server",
     "local_servers",
     "running_server",
 ]
@@ -199,7 +199,7 @@ class LocalServers:
 
 
 #: The servers this Python process started (what :func:`ensure_server` and
-#: :func:`lesson_server` use).
+#: ``edalab.course.lesson_server`` use).
 local_servers = LocalServers()
 
 
@@ -221,21 +221,3 @@ def ensure_server(*, quiet: bool = False) -> ServerHandle:
     if found is not None:
         return found
     return ServerHandle(local_servers.ensure_embedded().url, "embedded")
-
-
-def lesson_server(name: str, **options: Any) -> NatsServer:
-    """A server of the lesson's own, for what a shared one cannot show (restarts, crashes).
-
-    Calling it again with the same ``name`` (re-running the cell) stops the previous one
-    first, so a notebook can run twice in one kernel. Stopped when Python exits.
-    Options go to :class:`~edalab._server.NatsServer`.
-
-        >>> srv = lesson_server("doc-example")
-        >>> srv.running
-        True
-        >>> srv.stop()
-    """
-    from edalab._cells import install
-
-    install()
-    return local_servers.lesson(name, **options)

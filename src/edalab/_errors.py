@@ -18,8 +18,7 @@ The tree::
     ├── PermissionDenied            the server refused a publish or subscribe
     ├── StreamError
     │   ├── StreamConfigConflict    an existing stream differs and cannot be updated
-    │   ├── NoStreamError           no stream captures a published subject
-    │   └── StreamInUse             another notebook's running kernel holds the stream
+    │   └── NoStreamError           no stream captures a published subject
     ├── PublishError                a publish was not acknowledged
     │   └── ConcurrencyConflict     an append whose expected last sequence was stale
     ├── ConsumerError
@@ -213,21 +212,6 @@ class StreamConfigConflict(StreamError):
             f"{k}: {_show(old)} -> {_show(new)}" for k, (old, new) in changes.items()
         )
         super().__init__(f"stream {stream!r}: {reason}" + (f" ({detail})" if detail else ""))
-
-
-class StreamInUse(StreamError):
-    """``fresh_stream`` would delete a stream that another running notebook kernel created."""
-
-    def __init__(self, stream: str, notebook: str, pid: int) -> None:
-        self.stream = stream
-        self.notebook = notebook
-        self.pid = pid
-        super().__init__(
-            f"stream {stream!r} is held by {notebook} (its kernel, process {pid}, is still "
-            "running on this machine): run one notebook at a time. Shut that kernel down "
-            "(Kernel > Shut Down Kernel, or the Running Terminals and Kernels tab), then run "
-            "this cell again; if no such notebook is open, `edalab reset` starts over"
-        )
 
 
 class NoStreamError(StreamError):

@@ -192,7 +192,9 @@ class ErrCode(IntEnum):
     """JetStream API error codes edalab decides by (nats-server's ``server/errors.json``)."""
 
     CONSUMER_NOT_FOUND = 10014  # JSConsumerNotFoundErr, 404
+    SEQUENCE_NOT_FOUND = 10043  # JSSequenceNotFoundErrF, 400: "sequence {seq} not found"
     STREAM_CREATE = 10049  # JSStreamCreateErrF, 500: "{err}" (e.g. "error creating store")
+    MSG_DELETE_FAILED = 10057  # JSStreamMsgDeleteFailedF, 500: "{err}" (e.g. "no message found")
     STREAM_NOT_FOUND = 10059  # JSStreamNotFoundErr, 404
     STREAM_SUBJECT_OVERLAP = 10065  # JSStreamSubjectOverlapErr, 400
     WRONG_LAST_SEQUENCE = 10071  # JSStreamWrongLastSequenceErrF, 400: "wrong last sequence: {seq}"

@@ -16,7 +16,8 @@ per test and need pytest-asyncio (``pip install 'edalab[test]'``); without it th
 plugin still loads, and ``nc``/``js`` fail with that advice when a test asks for them.
 (Without the entry point, add ``pytest_plugins = ["edalab.testing"]`` to your
 ``conftest.py``.) This is the only module of edalab that imports pytest; the event
-factory and the fixed clock are in :mod:`edalab._factories`.
+factory and the fixed clock are exported by ``edalab``. :func:`free_port` names a free
+TCP port, for a test that must give one in advance (a server's URL in a config file).
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from typing import Any, Protocol, TypeVar, cast
 import pytest
 
 import edalab
+from edalab._server import free_port
 
-__all__ = ["js", "nats_server", "nats_url", "nc"]
+__all__ = ["free_port", "js", "nats_server", "nats_url", "nc"]
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from edalab._server import free_port
+from edalab.testing import free_port
 from tests.chromium import launch, require_browser
 
 ROOT = Path(__file__).resolve().parents[2]

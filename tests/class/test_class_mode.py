@@ -12,7 +12,6 @@ import nats.js.errors
 import pytest
 
 from edalab import NatsServer, ServerError, ServerUnreachableError, connect
-from edalab._server import free_port
 from edalab.course.classroom import (
     PROGRESS_STREAM,
     Classroom,
@@ -21,6 +20,7 @@ from edalab.course.classroom import (
     report_subjects,
 )
 from edalab.course.cli import main as cli
+from edalab.testing import free_port
 from tests.classes import class_server, creds
 
 
@@ -106,7 +106,7 @@ def test_class_mode_with_the_class_server_down_is_an_error_not_a_private_server(
     """EDALAB_CLASS=1 and an unreachable NATS_URL: ensure_server() names the URL and the
     instructor, even with an edalab server of this machine's running, and starts nothing."""
     from edalab import ensure_server
-    from edalab._discovery import local_servers
+    from tests.internals import local_servers
 
     assert cli(["server", "start"]) == 0  # a private server this machine ran earlier
     url = _unreachable_class(monkeypatch)

@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 from edalab import wait_for
-from edalab._server import free_port
+from edalab.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,7 +76,8 @@ def _machine(tmp_path: Path, name: str) -> dict[str, str]:
 #: The notebook's side, mirrored: notebook 00's connect cell, 04's answer, its check cell.
 STUDENT_CHECK = """
 import asyncio
-from edalab import connect, ensure_server, fresh_stream
+from edalab import connect, ensure_server
+from edalab.course import fresh_stream
 from edalab.course import check
 
 async def main():

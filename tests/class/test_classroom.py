@@ -21,11 +21,11 @@ from edalab import (
     PermissionDenied,
     connect,
     find_nats_server,
-    fresh_stream,
     stream_leader,
     subscribe_checked,
     wait_for,
 )
+from edalab.course import fresh_stream
 from edalab.course.classroom import (
     PROGRESS_STREAM,
     Classroom,

@@ -17,8 +17,8 @@ from edalab import (
     stream_leader,
     wait_until_current,
 )
-from edalab._urls import probe
 from edalab.course.cli import main as cli
+from tests.internals import probe
 
 pytestmark = pytest.mark.slow
 

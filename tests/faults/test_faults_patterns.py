@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from edalab import Event, Outbox, connect, fresh_stream, stream_messages, wait_for
-from edalab.course import saga
+from edalab import Event, Outbox, connect, stream_messages, wait_for
+from edalab.course import fresh_stream, saga
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from edalab._cells import explain
+from tests.internals import explain
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -121,7 +121,8 @@ def _fresh_stream_in_a_kernel(nats_url: str, name: str) -> dict[str, str]:
     from nbclient import NotebookClient
 
     cell = (
-        f"from edalab import connect, fresh_stream\nnc = await connect({nats_url!r})\n"
+        "from edalab import connect\nfrom edalab.course import fresh_stream\n"
+        f"nc = await connect({nats_url!r})\n"
         f"await fresh_stream(nc.jetstream(), {name!r}, [{name.lower() + '.>'!r}])"
     )
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
@@ -138,10 +139,10 @@ async def test_a_stream_held_by_another_running_kernel_is_not_deleted(
     """fresh_stream in a second kernel refuses, naming the notebook; once it exits, proceeds."""
     import json
 
-    from edalab import _streams
+    from tests.internals import stream_claim
 
     await js.add_stream(name=stream_name, subjects=[f"{stream_name.lower()}.>"])
-    claim = _streams._claim(await js.stream_info(stream_name))
+    claim = stream_claim(await js.stream_info(stream_name))
     claim.parent.mkdir(parents=True, exist_ok=True)
 
     def held_by(pid: int) -> None:
@@ -158,5 +159,5 @@ async def test_a_stream_held_by_another_running_kernel_is_not_deleted(
     done = await asyncio.to_thread(_fresh_stream_in_a_kernel, nats_url, stream_name)
     assert done["ename"] == "", done
     assert not claim.exists()  # the old stream's record went with it
-    mine = json.loads(_streams._claim(await js.stream_info(stream_name)).read_text())
+    mine = json.loads(stream_claim(await js.stream_info(stream_name)).read_text())
     assert mine["pid"] not in (str(os.getpid()), str(gone.pid))

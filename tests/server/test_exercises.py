@@ -13,10 +13,10 @@ from edalab import (
     EventFactory,
     SchemaRegistry,
     TransientError,
-    fresh_stream,
     publish_event,
     publish_events,
 )
+from edalab.course import fresh_stream
 from edalab.course._checkers import _core as exercises
 from edalab.course.charts.redelivery import DeliveryLog
 from edalab.course.exercises import EXERCISES, Exercise, check

@@ -22,7 +22,6 @@ from edalab import (
     append,
     derived_id,
     flow_headers,
-    fresh_stream,
     from_binary,
     from_message,
     from_structured,
@@ -31,7 +30,7 @@ from edalab import (
     to_binary,
     to_structured,
 )
-from edalab.course import saga
+from edalab.course import fresh_stream, saga
 from edalab.course.exercises import check
 
 

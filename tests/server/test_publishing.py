@@ -18,14 +18,14 @@ from edalab import (
     PublishError,
     SubjectError,
     ensure_stream,
-    fresh_stream,
     ingest_events,
     jetstream,
     publish_event,
     publish_events,
     stored_event_ids,
 )
-from edalab._publishing import FAST_INGEST_SINCE
+from edalab.course import fresh_stream
+from tests.internals import FAST_INGEST_SINCE
 
 
 async def test_publish_returns_the_ack(js, stream_name, token) -> None:

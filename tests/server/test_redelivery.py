@@ -5,14 +5,8 @@ from __future__ import annotations
 import pytest
 from matplotlib.ticker import ScalarFormatter
 
-from edalab import (
-    ConsumerError,
-    EventConsumer,
-    EventFactory,
-    TransientError,
-    fresh_stream,
-    publish_events,
-)
+from edalab import ConsumerError, EventConsumer, EventFactory, TransientError, publish_events
+from edalab.course import fresh_stream
 from edalab.course.charts.redelivery import DeliveryLog, on_time, timeline, window
 
 BACKOFF = [0.2, 0.5]

@@ -22,10 +22,17 @@ from edalab import (
     connect,
     nkey_user,
 )
-from edalab._confidential import mask_url, redact, secrets_in_config, write_private
-from edalab._discovery import running_server
-from edalab._state import ServerState, read_cluster_state, save_cluster_state
 from edalab.course.cli import main as cli
+from tests.internals import (
+    ServerState,
+    mask_url,
+    read_cluster_state,
+    redact,
+    running_server,
+    save_cluster_state,
+    secrets_in_config,
+    write_private,
+)
 
 ANN_PW = "ann-s3cret-pw"
 ADMIN_PW = "admin-s3cret-pw"

@@ -22,11 +22,8 @@ from edalab import (
     find_nats_server,
     wait_for,
 )
-from edalab._discovery import local_servers
-from edalab._processes import wait_pid_gone
-from edalab._state import read_state
-from edalab._urls import probe
 from edalab.course.cli import main as cli
+from tests.internals import local_servers, probe, read_state, wait_pid_gone
 
 
 @pytest.fixture

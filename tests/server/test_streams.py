@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from nats.js.api import RetentionPolicy, StorageType
 
-from edalab import StreamConfigConflict, Table, ensure_stream, fresh_stream
-from edalab.course import stream_table
+from edalab import StreamConfigConflict, ensure_stream
+from edalab.course import Table, fresh_stream, stream_table
 
 
 async def test_create_then_unchanged(js, stream_name, token) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from edalab import EventConsumer, ProcessedIds, connect, fresh_stream
+from edalab import EventConsumer, ProcessedIds, connect
+from edalab.course import fresh_stream
 from edalab.course.cli import main as cli
 from edalab.course.exercises import EXERCISES
 

@@ -15,7 +15,7 @@ from edalab import (
     SubjectError,
     validate_subject,
 )
-from edalab._events import describe_validation_error
+from tests.internals import describe_validation_error
 
 # Exactly what Go's encoding/json writes for the seed's struct
 # (Data is a string; time.Time marshals as RFC 3339 with nanoseconds and an offset).

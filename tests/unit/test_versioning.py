@@ -12,7 +12,7 @@ from edalab import (
     UpcastError,
     compare_models,
 )
-from edalab._versioning import version_of
+from tests.internals import version_of
 from tests.versions import V1, V2, V3
 
 

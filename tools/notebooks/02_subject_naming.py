@@ -25,7 +25,8 @@
 # > subscription can name a pattern, so the naming scheme does real work.
 
 # %%
-from edalab import connect, lesson_server, subject
+from edalab import connect, subject
+from edalab.course import lesson_server
 
 srv = lesson_server("02")
 nc = await connect(srv.url)
@@ -87,7 +88,7 @@ await arrivals("user.*", ["user", "user.created", "user.profile.updated"])
 # Now five patterns against the same four subjects, with a tick for each delivery:
 
 # %%
-from edalab import Table
+from edalab.course import Table
 
 patterns = ["user.*", "user.>", "user.*.updated", "*.created", ">"]
 published = ["user", "user.created", "user.profile.updated", "order.created"]

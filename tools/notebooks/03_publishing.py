@@ -48,7 +48,7 @@ await nc.publish("order.placed", event.to_json())
 # numbers below are the same every time this notebook runs.
 
 # %%
-from edalab import fresh_stream
+from edalab.course import fresh_stream
 
 await fresh_stream(js, "ORDERS", ["order.>"])
 

@@ -21,8 +21,8 @@
 # > discard-new, and lets a stream delete what its consumers have acknowledged.
 
 # %%
-from edalab import connect, ensure_server, fresh_stream
-from edalab.course import state_change
+from edalab import connect, ensure_server
+from edalab.course import fresh_stream, state_change
 
 server = ensure_server()
 nc = await connect(server)

@@ -25,7 +25,8 @@
 # %%
 import asyncio
 
-from edalab import EventFactory, connect, ensure_server, fresh_stream, publish_events
+from edalab import EventFactory, connect, ensure_server, publish_events
+from edalab.course import fresh_stream
 
 server = ensure_server()
 nc = await connect(server)
@@ -194,7 +195,7 @@ len(arrivals) > 6
 # %%
 from itertools import groupby
 
-from edalab import Table
+from edalab.course import Table
 
 
 def kind(msg):

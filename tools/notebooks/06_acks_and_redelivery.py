@@ -25,8 +25,8 @@ import asyncio
 
 from nats.js.api import ConsumerConfig
 
-from edalab import EventFactory, connect, ensure_server, fresh_stream, publish_events
-from edalab.course import consumer_table
+from edalab import EventFactory, connect, ensure_server, publish_events
+from edalab.course import consumer_table, fresh_stream
 from edalab.course.charts.redelivery import DeliveryLog, timeline
 
 server = ensure_server()

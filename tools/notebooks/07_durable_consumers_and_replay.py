@@ -23,7 +23,8 @@
 # temporary directory) instead of the shared one.
 
 # %%
-from edalab import EventFactory, connect, fresh_stream, lesson_server, publish_events
+from edalab import EventFactory, connect, publish_events
+from edalab.course import fresh_stream, lesson_server
 
 srv = lesson_server("07")
 nc = await connect(srv.url)

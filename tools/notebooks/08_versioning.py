@@ -23,7 +23,8 @@
 # %%
 from pydantic import BaseModel
 
-from edalab import EventFactory, connect, ensure_server, fresh_stream, publish_event
+from edalab import EventFactory, connect, ensure_server, publish_event
+from edalab.course import fresh_stream
 
 server = ensure_server()
 nc = await connect(server)

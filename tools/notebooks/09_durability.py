@@ -29,7 +29,8 @@ import asyncio
 import json
 import urllib.request
 
-from edalab import EventFactory, connect, fresh_stream, lesson_server, publish_events
+from edalab import EventFactory, connect, publish_events
+from edalab.course import fresh_stream, lesson_server
 
 srv = lesson_server("09")
 nc = await connect(srv.url, max_reconnect_attempts=-1)

@@ -23,7 +23,8 @@
 import asyncio
 import contextlib
 
-from edalab import EventConsumer, EventFactory, connect, ensure_server, fresh_stream, publish_events
+from edalab import EventConsumer, EventFactory, connect, ensure_server, publish_events
+from edalab.course import fresh_stream
 
 server = ensure_server()
 nc = await connect(server)

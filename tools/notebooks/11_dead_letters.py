@@ -25,7 +25,8 @@
 # %%
 import json
 
-from edalab import EventConsumer, EventFactory, connect, ensure_server, fresh_stream, publish_events
+from edalab import EventConsumer, EventFactory, connect, ensure_server, publish_events
+from edalab.course import fresh_stream
 
 server = ensure_server()
 nc = await connect(server)
@@ -140,9 +141,10 @@ sorted(handled["payments"]), sorted(handled["audit"])
 
 # %%
 from edalab import Reason
+from edalab.course import dead_letter_table
 
 letters = await dead.wait_for(5)
-DeadLetters.table(letters)
+dead_letter_table(letters)
 
 # %%
 Counter((letter.consumer, letter.category) for letter in letters)

@@ -62,7 +62,7 @@ print(config)
 orders.inbox_prefix, billing.inbox_prefix
 
 # %%
-from edalab import lesson_server
+from edalab.course import lesson_server
 
 srv = lesson_server("12", config=config)
 

@@ -25,7 +25,8 @@
 # This lesson runs its own server, so that it can read the server's monitoring endpoint.
 
 # %%
-from edalab import connect, lesson_server
+from edalab import connect
+from edalab.course import lesson_server
 
 server = lesson_server("14")
 nc = await connect(server.url)
@@ -41,7 +42,7 @@ js = nc.jetstream()
 # %%
 import json
 
-from edalab import fresh_stream
+from edalab.course import fresh_stream
 
 await fresh_stream(js, "LEDGER", ["ledger.*"])
 amounts = [120, 80, 700, 900, 40, 60, 30, 650, 20, 10, 800, 90]

@@ -27,7 +27,8 @@
 import asyncio
 import time
 
-from edalab import EventFactory, connect, ensure_server, fresh_stream, publish_events
+from edalab import EventFactory, connect, ensure_server, publish_events
+from edalab.course import fresh_stream
 
 server = ensure_server()
 nc = await connect(server)

@@ -346,7 +346,7 @@ await saga.outcomes(js), orchestration.stock, orchestration.billing
 # to. Raw nats-py:
 
 # %%
-from edalab import fresh_stream
+from edalab.course import fresh_stream
 
 await fresh_stream(js, "ACCOUNTS", ["account.>"])
 

@@ -116,9 +116,9 @@ sorted(shop.paid_orders)
 # The server's advisory landed in the dead-letter stream:
 
 # %%
-from edalab import DeadLetters
+from edalab.course import dead_letter_table
 
-DeadLetters.table(await shop.dead.wait_for(1))
+dead_letter_table(await shop.dead.wait_for(1))
 
 # %% [markdown]
 # Everyone else carried on: the e-mail service welcomed both users and confirmed the
@@ -267,7 +267,7 @@ rebuilt == shop.analytics
 # The trace recorded every publish, delivery, ack, retry and termination:
 
 # %%
-from edalab import Table
+from edalab.course import Table
 
 counts = shop.trace.counts()
 kinds = ["publish", "duplicate", "deliver", "ack", "retry", "term"]

@@ -36,7 +36,8 @@
 # request answered by a `PubAck`.
 
 # %%
-from edalab import Event, connect, ensure_server, fresh_stream, publish_event
+from edalab import Event, connect, ensure_server, publish_event
+from edalab.course import fresh_stream
 
 server = ensure_server()
 nc = await connect(server)  # no cluster id, no client id: just server URLs

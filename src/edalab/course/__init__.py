@@ -13,13 +13,25 @@ In a notebook: ``from edalab.course import check, hint`` then ``await check("03"
 ``hint("03")`` gives the next of three hints, ``hint("03", solution=True)`` the worked
 solution once you have tried.
 
-Teaching helpers the lessons show but a service would not need live here too:
-``consumer_table``, ``stream_table`` and ``state_change`` (what a consumer or a stream
-holds, as a table) and ``loss_report`` (which published events a stream lost).
+Teaching helpers the lessons use but a service would not need live here too:
+``fresh_stream`` (a clean stream at the top of a lesson; ``StreamInUse`` when another
+running notebook holds it), ``lesson_server`` (a server of the lesson's own), and
+``Table`` with ``consumer_table``, ``stream_table``, ``state_change`` (what a consumer or
+a stream holds), ``loss_report`` (which published events a stream lost) and
+``dead_letter_table``.
 """
 
-from edalab._consuming import loss_report
-from edalab._streams import consumer_table, state_change, stream_table
+from edalab.course._lesson import (
+    StreamInUse,
+    Table,
+    consumer_table,
+    dead_letter_table,
+    fresh_stream,
+    lesson_server,
+    loss_report,
+    state_change,
+    stream_table,
+)
 from edalab.course.exercises import CheckResult, check
 from edalab.course.hints import Hint, hint
 from edalab.course.manifest import LESSONS, Lesson, course_map, lesson
@@ -29,11 +41,16 @@ __all__ = [
     "CheckResult",
     "Hint",
     "Lesson",
+    "StreamInUse",
+    "Table",
     "check",
     "consumer_table",
     "course_map",
+    "dead_letter_table",
+    "fresh_stream",
     "hint",
     "lesson",
+    "lesson_server",
     "loss_report",
     "state_change",
     "stream_table",

@@ -29,7 +29,7 @@ from edalab._consuming import EventConsumer
 from edalab._events import Event
 from edalab._factories import EventFactory
 from edalab._publishing import MSG_ID, ingest_events, publish_event, publish_events
-from edalab._streams import fresh_stream
+from edalab.course._lesson import fresh_stream
 
 __all__ = [
     "GO_COUNTERPART",

@@ -49,10 +49,11 @@ import nats.js.errors
 from nats.js.api import StorageType
 from nats.js.client import JetStreamContext
 
+from edalab import ensure_stream
 from edalab._confidential import write_private
 from edalab._errors import EdalabError
-from edalab._streams import Table, ensure_stream
 from edalab._urls import server_address, without_credentials
+from edalab.course._lesson import Table
 
 __all__ = [
     "PROGRESS_STREAM",

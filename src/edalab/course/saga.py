@@ -48,11 +48,11 @@ from edalab import (
     TraceContext,
     derived_id,
     flow_headers,
-    fresh_stream,
     publish_event,
     stream_messages,
     wait_for,
 )
+from edalab.course._lesson import fresh_stream
 from edalab.course.services import Services
 
 __all__ = [

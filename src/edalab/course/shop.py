@@ -49,11 +49,11 @@ from edalab import (
     JetStream,
     ProcessedIds,
     SchemaRegistry,
-    fresh_stream,
     publish_event,
     stream_messages,
     wait_for,
 )
+from edalab.course._lesson import fresh_stream
 from edalab.course.services import Services
 
 __all__ = [

@@ -21,7 +21,7 @@ from typing import Any
 import nats.js.errors
 from nats.js.client import JetStreamContext
 
-from edalab._streams import Table
+from edalab.course._lesson import Table
 from edalab.course.exercises import EXERCISES, CheckResult, check, recorded_passes
 from edalab.course.manifest import course_buckets, course_streams
 

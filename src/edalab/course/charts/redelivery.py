@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from nats.aio.msg import Msg
 
 from edalab._consuming import Delivery
-from edalab._streams import Table
+from edalab.course._lesson import Table
 from edalab.course.charts import plain_numbers
 
 if TYPE_CHECKING:
