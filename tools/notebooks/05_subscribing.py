@@ -472,7 +472,7 @@ await main()
 # so that `asyncio.run` may run inside a running loop. Apply it in the cell that needs
 # it, never in a library at import time: it lasts until the kernel restarts (rerun
 # without a restart, the failing `%run` above now works) and swaps asyncio's tasks and
-# futures for slower pure-Python ones. In the script itself nothing changes: a program
+# futures for slower pure-Python ones (on Python before 3.14). In the script itself nothing changes: a program
 # started with `python packer.py` has no running loop, and `asyncio.run` is right there.
 
 # %%

@@ -313,7 +313,7 @@ await consumer_table(js, "TASKS", "worker")
 # %% [markdown]
 # ## The helper and `backoff`
 #
-# By default a transient failure is nak'ed after `retry_delay` (one second), and on a
+# By default a transient failure is nak'ed with a delay of `retry_delay` (one second), and on a
 # consumer with a `backoff` such a `nak` mixes the two as shown above: the *n*-th retry
 # comes after `retry_delay + backoff[n-1] - backoff[0]`.
 # With `on_transient="let_expire"` the helper sends nothing: the message comes back when

@@ -183,7 +183,8 @@ ceiling
 # On the machine this course was written on (2 cores, otherwise quiet; best of three,
 # in this notebook's kernel) these were 210k–230k msgs/s without the header, 140k–170k
 # with it, and 150k–190k received per second. They vary from run to run and machine to
-# machine: the output above is whichever run built this notebook. The Go client, same machine and server build, the
+# machine: the output above is whichever run built this notebook, and it can be well
+# below these figures when the machine was busy. The Go client, same machine and server build, the
 # same hour: 180–240k async publishes with a `PubAck` each and 230–300k fetched and
 # acked per second (`benchmarks/README.md` says how to run it). The server is not the
 # limit: the Python client's per-message work is (building the header, parsing each

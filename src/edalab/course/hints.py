@@ -42,13 +42,16 @@ __all__ = ["HINTS", "Hint", "hint", "hints_taken", "note_check"]
 HINTS: dict[str, tuple[str, str, str]] = {
     "00": (
         "Core NATS delivers a message only to subscriptions that exist when it is "
-        "published: subscribe first, then publish. The second half shows the opposite.",
-        "`sub = await nc.subscribe(subject)`, `await nc.publish(subject, data)`, "
-        "`await sub.next_msg(timeout=2)`; a late subscription's `next_msg` raises "
-        "`nats.errors.TimeoutError`.",
-        "mine = await nc.subscribe('hello.<name>'); publish; await mine.next_msg(...)\n"
-        "publish again; late = await nc.subscribe('hello.<name>')\n"
-        "try: await late.next_msg(timeout=0.5) except nats.errors.TimeoutError: ...",
+        "published: inside greet, subscribe first, then publish, then wait for it.",
+        "`async def greet(nc, name)`: `sub = await nc.subscribe(f'hello.{name}')`, "
+        "`await nc.publish(f'hello.{name}', data)`, `msg = await sub.next_msg(timeout=2)`; "
+        "return the message (or its data).",
+        "async def greet(nc, name):\n"
+        "    mine = await nc.subscribe(f'hello.{name}')\n"
+        "    await nc.publish(f'hello.{name}', b'hi ' + name.encode())\n"
+        "    msg = await mine.next_msg(timeout=2)\n"
+        "    await mine.unsubscribe()\n"
+        "    return msg",
     ),
     "01": (
         "An event carries its data as a model; encoding for the Go struct puts the data "

@@ -43,8 +43,9 @@ GLOSSARY: tuple[Term, ...] = (
          "03"),
     Term("stream", "stores the messages published on its subjects, in order, each with a "
          "sequence number, until its limits or retention policy remove them", "03"),
-    Term("`PubAck`", "a stream's answer to a JetStream publish: stored, in which stream, "
-         "at which sequence, and whether it was a duplicate", "03"),
+    Term("`PubAck`", "a stream's answer to a JetStream publish: accepted (and stored, "
+         "unless an interest stream had no consumer for it), in which stream, at which "
+         "sequence, and whether it was a duplicate", "03"),
     Term("`Nats-Msg-Id`", "a header naming a message; within its duplicate window, a "
          "stream drops a second message with the same id", "03"),
     Term("retention", "when a stream deletes messages: at its limits (`max_msgs`, "
@@ -64,8 +65,9 @@ GLOSSARY: tuple[Term, ...] = (
          "deliver it again", "06"),
     Term("redelivery", "a consumer delivering a message again: no ack within `ack_wait`, "
          "or a nak", "06"),
-    Term("`max_deliver`, `backoff`", "the most deliveries of one message; the delays "
-         "between redeliveries after `ack_wait` ran out", "06"),
+    Term("`max_deliver`, `backoff`", "the most deliveries of one message; one ack "
+         "timeout per delivery (`backoff[0]` for the first, `backoff[1]` for the second, "
+         "...) in place of the single `ack_wait`", "06"),
     Term("durable consumer", "a consumer with a name, kept on the server across client "
          "disconnects and server restarts; an ephemeral one goes away when unused", "07"),
     Term("upcaster", "a function that turns an event of one version into the next "
