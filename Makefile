@@ -103,9 +103,11 @@ unit: install
 	$(BIN)/python -m pytest tests/unit src/edalab --doctest-modules -q
 
 ## make suites: every other folder of tests/ (server, faults, cluster, class, browser, book,
-## packaging, notebooks; each folder's name is its tests' marker, e.g. -m "not faults")
+## packaging, notebooks; each folder's name is its tests' marker, e.g. -m "not faults"). The
+## notebook tests run three at a time: each is a kernel with its own server that mostly waits.
 suites: install book-install
-	$(BIN)/python -m pytest tests -m "not unit" -q
+	$(BIN)/python -m pytest tests -m "not unit and not notebooks" -q
+	$(BIN)/python -m pytest tests/notebooks -q -n 3
 
 ## make compat: the library's unit tests on the oldest versions pyproject.toml allows
 compat: compat-install
