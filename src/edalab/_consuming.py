@@ -691,14 +691,30 @@ async def stored_event_ids(
 
     For checking a run after faults: an id counted twice is a duplicate, a missing id a
     loss. Undecodable messages are not counted (and not terminated).
+
+    Each fetch waits up to ``timeout``; right after a fault (a restarted node, a new
+    consumer leader) a fetch can come back empty, so reading goes on until nothing came
+    for ``5 * timeout`` in a row, then :class:`TimeoutError` names what was read.
     """
     total = (await js.stream_info(stream)).state.messages
     sub = await js.pull_subscribe(">", stream=stream)
     ids: Counter[str] = Counter()
     seen = 0
+    quiet = 0  # fetches in a row that brought nothing
     try:
         while seen < total:
-            for msg in await sub.fetch(min(500, total - seen), timeout=timeout):
+            try:
+                msgs = await sub.fetch(min(500, total - seen), timeout=timeout)
+            except nats.errors.TimeoutError as err:
+                quiet += 1
+                if quiet >= 5:
+                    raise TimeoutError(
+                        f"stream {stream}: read {seen} of {total} messages, then nothing "
+                        f"for {5 * timeout:g} s"
+                    ) from err
+                continue
+            quiet = 0
+            for msg in msgs:
                 seen += 1
                 with contextlib.suppress(EventError):
                     ids[Event.from_msg(msg).id] += 1
