@@ -6,8 +6,8 @@
 
 This module is the API: every public name is imported from ``edalab`` itself
 (``from edalab import connect, EventConsumer``); the modules behind it are private
-(``edalab._streams``, ``edalab._consuming``, ...) and may change between versions.
-``edalab._nats`` is the one module that talks to nats-py beyond its public client API.
+(``_streams``, ``_consuming``, ...) and may change between versions.
+``_nats`` is the one module that talks to nats-py beyond its public client API.
 Two documented subpackages sit beside it: ``edalab.testing`` is the pytest plugin
 (fixtures ``nats_server``, ``nc``, ``js``) and the only module that imports pytest;
 ``edalab.course`` is the course itself (lessons, exercise checkers, workshop tools,
@@ -15,27 +15,27 @@ benchmarks, the capstone shop, and the lessons' own helpers such as ``fresh_stre
 ``lesson_server`` and the tables), built on this API. The library never imports the course.
 """
 
-from edalab._binary import find_nats_server
-from edalab._cloudevents import (
+from ._binary import find_nats_server
+from ._cloudevents import (
     from_binary,
     from_message,
     from_structured,
     to_binary,
     to_structured,
 )
-from edalab._cluster import NatsCluster, stream_leader, wait_until_current
-from edalab._concurrency import aggregate_version, append
-from edalab._connection import connect, publish_checked, subscribe_checked
-from edalab._consuming import (
+from ._cluster import NatsCluster, stream_leader, wait_until_current
+from ._concurrency import aggregate_version, append
+from ._connection import connect, publish_checked, subscribe_checked
+from ._consuming import (
     Delivery,
     EventConsumer,
     RunReport,
     ensure_consumer,
     stored_event_ids,
 )
-from edalab._deadletters import DeadLetter, DeadLetters
-from edalab._discovery import ServerHandle, ensure_server
-from edalab._errors import (
+from ._deadletters import DeadLetter, DeadLetters
+from ._discovery import ServerHandle, ensure_server
+from ._errors import (
     AuthenticationError,
     ConcurrencyConflict,
     ConsumerConfigConflict,
@@ -62,20 +62,20 @@ from edalab._errors import (
     UnknownVersionError,
     UpcastError,
 )
-from edalab._events import Event, utc_now
-from edalab._factories import EventFactory, FixedClock
-from edalab._idempotency import ProcessedIds
-from edalab._nats import Connection, JetStream, jetstream
-from edalab._outbox import Outbox, OutboxRelay
-from edalab._publishing import (
+from ._events import Event, utc_now
+from ._factories import EventFactory, FixedClock
+from ._idempotency import ProcessedIds
+from ._nats import Connection, JetStream, jetstream
+from ._outbox import Outbox, OutboxRelay
+from ._publishing import (
     MSG_ID,
     IngestReport,
     ingest_events,
     publish_event,
     publish_events,
 )
-from edalab._reasons import Reason
-from edalab._security import (
+from ._reasons import Reason
+from ._security import (
     User,
     authorization_config,
     consumer_permissions,
@@ -84,18 +84,18 @@ from edalab._security import (
     nkey_user,
     permission_checked,
 )
-from edalab._server import NatsServer
-from edalab._streams import ensure_stream, stream_messages
-from edalab._subjects import matches, overlaps, split_version, subject, validate_subject
-from edalab._tracing import (
+from ._server import NatsServer
+from ._streams import ensure_stream, stream_messages
+from ._subjects import matches, overlaps, split_version, subject, validate_subject
+from ._tracing import (
     CAUSATION_ID,
     CORRELATION_ID,
     TraceContext,
     derived_id,
     flow_headers,
 )
-from edalab._versioning import SchemaRegistry, compare_models
-from edalab._waiting import wait_for
+from ._versioning import SchemaRegistry, compare_models
+from ._waiting import wait_for
 
 __version__ = "0.1.0"
 
@@ -188,3 +188,10 @@ __all__ = [
     "wait_for",
     "wait_until_current",
 ]
+
+# Errors show (in tracebacks and reprs) under the name users import: edalab.SubjectError.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) and issubclass(_obj, Exception):
+        _obj.__module__ = "edalab"
+del _name, _obj

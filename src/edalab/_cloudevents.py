@@ -1,7 +1,7 @@
 """The event envelope as a CloudEvents 1.0 event (notebook 16).
 
 CloudEvents (https://cloudevents.io, spec 1.0.2) standardises the envelope every
-event system reinvents. :class:`~edalab._events.Event` maps onto it one to one:
+event system reinvents. :class:`~edalab.Event` maps onto it one to one:
 
 =============  ===========================  =====================================
 Event          CloudEvents attribute        note
@@ -32,7 +32,7 @@ binding's working draft (1.0.3-wip), as the Go SDK's JetStream binding does:
   them), then percent-decodes it once, rejecting bytes that are not UTF-8.
 
     >>> from datetime import datetime, timezone
-    >>> from edalab._events import Event
+    >>> from edalab import Event
     >>> event = Event(id="e1", type="order.placed", data={"order_id": "o1"},
     ...               timestamp=datetime(2026, 1, 2, tzinfo=timezone.utc), source="/shop/orders")
     >>> headers, body = to_structured(event)
@@ -55,8 +55,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, unquote
 
-from edalab._errors import EventDecodeError, EventError
-from edalab._events import Event
+from ._errors import EventDecodeError, EventError
+from ._events import Event
 
 __all__ = [
     "BINARY_PREFIX",
@@ -130,7 +130,7 @@ def to_structured(event: Event) -> tuple[dict[str, str], bytes]:
 
 
 def from_structured(body: bytes) -> Event:
-    """Read a structured CloudEvent; :class:`~edalab._errors.EventDecodeError` says what's wrong."""
+    """Read a structured CloudEvent; :class:`~edalab.EventDecodeError` says what's wrong."""
     try:
         attributes = json.loads(body)
     except ValueError as err:
@@ -205,6 +205,6 @@ def from_message(headers: Mapping[str, str] | None, body: bytes) -> Event:
         >>> from_message({}, b'{"specversion": "1.0"}')  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        edalab._errors.EventDecodeError: ...binary CloudEvent: specversion is None, not '1.0'
+        edalab.EventDecodeError: ...binary CloudEvent: specversion is None, not '1.0'
     """
     return from_structured(body) if is_structured(headers) else from_binary(headers, body)

@@ -26,9 +26,9 @@ from typing import Any, Self
 import nats.errors
 from nats.js.client import JetStreamContext
 
-from edalab._errors import ServerStartError
-from edalab._server import Lifecycle, NatsServer, free_port
-from edalab._waiting import wait_for
+from ._errors import ServerStartError
+from ._server import Lifecycle, NatsServer, free_port
+from ._waiting import wait_for
 
 __all__ = ["NatsCluster", "stream_leader", "wait_until_current"]
 

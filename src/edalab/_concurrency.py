@@ -27,10 +27,10 @@ import nats.js.errors
 from nats.js.api import PubAck
 from nats.js.client import JetStreamContext
 
-from edalab._errors import ConcurrencyConflict, PublishError
-from edalab._events import Event
-from edalab._nats import ErrCode, err_code_of
-from edalab._publishing import publish_event
+from ._errors import ConcurrencyConflict, PublishError
+from ._events import Event
+from ._nats import ErrCode, err_code_of
+from ._publishing import publish_event
 
 __all__ = [
     "EXPECTED_LAST_SUBJECT_SEQUENCE",

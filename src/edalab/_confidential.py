@@ -1,7 +1,7 @@
 """Keep passwords, tokens and nkey seeds out of messages, and out of other users' reach.
 
 Everything edalab shows a person (an error, a repr, the CLI's output, the server log
-tail quoted in :class:`~edalab._errors.ServerStartError`) goes through :func:`mask_url` or
+tail quoted in :class:`~edalab.ServerStartError`) goes through :func:`mask_url` or
 :func:`redact` first; every file edalab writes that may hold a credential (a server
 configuration with passwords, a state file) is created with :func:`write_private`,
 readable by its owner only (mode 0600). Notebook ``12_security`` shows the errors.

@@ -5,8 +5,8 @@ bad credentials the same way, and reports a denied publish or subscribe only
 through ``error_cb`` (a publish that needs a reply then just times out).
 :func:`connect` fixes the first two, and keeps a log of each connection's errors
 so that :func:`publish_checked`, :func:`subscribe_checked` and
-:func:`~edalab._publishing.publish_event` can raise
-:class:`~edalab._errors.PermissionDenied` naming the user and the subject
+:func:`~edalab.publish_event` can raise
+:class:`~edalab.PermissionDenied` naming the user and the subject
 (notebooks ``00_start_here`` and ``12_security``)::
 
     nc = await connect()                                   # ensure_server() + fail fast
@@ -31,11 +31,11 @@ import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.subscription import Subscription
 
-from edalab._confidential import redact
-from edalab._discovery import ServerHandle, ensure_server, env_credentials
-from edalab._errors import AuthenticationError, PermissionDenied, ServerUnreachableError
-from edalab._nats import Connection
-from edalab._urls import probe, server_urls, url_user
+from ._confidential import redact
+from ._discovery import ServerHandle, ensure_server, env_credentials
+from ._errors import AuthenticationError, PermissionDenied, ServerUnreachableError
+from ._nats import Connection
+from ._urls import probe, server_urls, url_user
 
 __all__ = [
     "ConnectionLog",
@@ -121,11 +121,11 @@ async def connect(
 ) -> Connection:
     """Connect to NATS, failing within ``timeout`` seconds with the URL in the error.
 
-    Raises :class:`~edalab._errors.InvalidURLError` for a URL no client could use,
-    :class:`~edalab._errors.ServerUnreachableError` when nothing (or no NATS
-    server) answers, and :class:`~edalab._errors.AuthenticationError` at once when
+    Raises :class:`~edalab.InvalidURLError` for a URL no client could use,
+    :class:`~edalab.ServerUnreachableError` when nothing (or no NATS
+    server) answers, and :class:`~edalab.AuthenticationError` at once when
     the server refuses the credentials, naming the user it tried (from the options or
-    the URL). Without ``url`` it uses :func:`~edalab._discovery.ensure_server`, and
+    the URL). Without ``url`` it uses :func:`~edalab.ensure_server`, and
     credentials from the environment (:func:`env_credentials`). Other options go to
     ``nats.connect`` (``user``/``password``, ``nkeys_seed_str``, ``error_cb`` ...).
 
@@ -164,7 +164,7 @@ async def connect(
     options["error_cb"] = record
     options.setdefault("connect_timeout", max(1, int(min(timeout, 5))))
     options.setdefault("reconnect_time_wait", 0.5)
-    nc = Connection()  # its jetstream() keeps the connection: see edalab._nats
+    nc = Connection()  # its jetstream() keeps the connection: see _nats
     attempt = asyncio.ensure_future(nc.connect(servers, **options))
     refusal = asyncio.ensure_future(refused.wait())
     try:

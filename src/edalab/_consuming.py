@@ -1,10 +1,10 @@
 """Consume events from JetStream: durable consumers and a typed handler loop.
 
 :func:`ensure_consumer` (notebook ``07_durable_consumers_and_replay``) is the
-consumer twin of :func:`~edalab._streams.ensure_stream`: idempotent, it updates what
+consumer twin of :func:`~edalab.ensure_stream`: idempotent, it updates what
 the server lets change and, for what it does not (a durable's deliver policy,
 its start sequence, its ack policy...), raises
-:class:`~edalab._errors.ConsumerConfigConflict`, or starts afresh when you pass
+:class:`~edalab.ConsumerConfigConflict`, or starts afresh when you pass
 ``recreate=True``.
 
 :class:`EventConsumer` (notebooks ``05_subscribing`` and ``06_acks_and_redelivery``)
@@ -44,7 +44,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo
 from nats.js.client import JetStreamContext
 
 from edalab import _nats
-from edalab._errors import (
+
+from ._errors import (
     ConsumerConfigConflict,
     ConsumerError,
     EventDecodeError,
@@ -53,13 +54,13 @@ from edalab._errors import (
     TransientError,
     UnknownVersionError,
 )
-from edalab._events import Event, stream_sequence
-from edalab._nats import Inbox, JetStream, connection_of
-from edalab._reasons import Reason
-from edalab._streams import plain
+from ._events import Event, stream_sequence
+from ._nats import Inbox, JetStream, connection_of
+from ._reasons import Reason
+from ._streams import plain
 
 if TYPE_CHECKING:
-    from edalab._versioning import SchemaRegistry
+    from ._versioning import SchemaRegistry
 
 __all__ = [
     "ConsumerSetup",
@@ -141,7 +142,7 @@ async def ensure_consumer(
     ``config`` takes :class:`nats.js.api.ConsumerConfig` fields (``deliver_policy``,
     ``filter_subject``, ``ack_wait``, ``max_deliver``, ``backoff`` ...). Only those
     are compared with an existing consumer. A change the server refuses raises
-    :class:`~edalab._errors.ConsumerConfigConflict`, unless ``recreate=True``, which
+    :class:`~edalab.ConsumerConfigConflict`, unless ``recreate=True``, which
     deletes the consumer (and its position in the stream) and creates it anew.
     """
     wanted = {"durable_name": durable, **config}
@@ -281,7 +282,7 @@ class _PullRequests:
     server's 408 when the request expires), so when this stops no request of ours is
     left open on the server to capture messages nobody will read. nats-py's ``fetch``
     waits on each message with its own timeout; here replies gather in an
-    :class:`~edalab._nats.Inbox` and are taken all at once.
+    :class:`Inbox` and are taken all at once.
     """
 
     def __init__(self, consumer: EventConsumer, batch: int, timeout: float, quota: _Quota) -> None:
@@ -385,7 +386,7 @@ class EventConsumer:
     """A durable pull consumer that yields decoded events.
 
     Create it with :meth:`create`; ``registry`` (a
-    :class:`~edalab._versioning.SchemaRegistry`) upcasts every event to its newest
+    :class:`~edalab.SchemaRegistry`) upcasts every event to its newest
     version before you see it.
     """
 
@@ -469,7 +470,7 @@ class EventConsumer:
 
         Messages that cannot be decoded are quarantined, not returned. It reads with the
         same pull requests as :meth:`events`, so it fails the same way: a deleted
-        consumer raises :class:`~edalab._errors.ConsumerError` (nats-py's ``fetch``
+        consumer raises :class:`~edalab.ConsumerError` (nats-py's ``fetch``
         would report its "409 Consumer Deleted" as a timeout, as if nothing came).
         """
         out: list[Delivery] = []
@@ -542,9 +543,9 @@ class EventConsumer:
         """Call ``handler(event)`` (or ``handler(event, delivery)``) for each event.
 
         - returns normally: ack (with ``double_ack``, wait for the server's confirmation);
-        - raises :class:`~edalab._errors.TransientError`: nak, redelivered after its
+        - raises :class:`~edalab.TransientError`: nak, redelivered after its
           ``delay`` (or ``retry_delay``);
-        - raises :class:`~edalab._errors.PermanentError`: terminate and quarantine;
+        - raises :class:`~edalab.PermanentError`: terminate and quarantine;
         - raises anything else: treated as transient (nak after ``retry_delay``), and
           recorded in the report; ``max_deliver`` on the consumer bounds the retries.
 
@@ -556,7 +557,7 @@ class EventConsumer:
         - ``"let_expire"``: send nothing, so the message comes back when its ack timer
           runs out: after ``ack_wait``, or after the consumer's next ``backoff`` step
           (a plain nak, without a delay, ignores ``backoff``).
-          A :class:`~edalab._errors.TransientError` that names its own ``delay`` is still
+          A :class:`~edalab.TransientError` that names its own ``delay`` is still
           nak'ed with it. Give ``timeout`` more than the longest step, or the run stops
           before the message comes back. Notebook ``06_acks_and_redelivery`` shows both.
 

@@ -5,9 +5,9 @@ JetStream publishes an *advisory* whenever a consumer gives up on a message:
 - ``$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<stream>.<consumer>`` when it was
   delivered ``max_deliver`` times without an ack;
 - ``$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.<stream>.<consumer>`` when a client
-  terminated it (``+TERM``; :class:`~edalab._consuming.EventConsumer` adds the reason,
-  a :class:`~edalab._reasons.Reason`: undecodable, unknown version, or rejected by the
-  handler's :class:`~edalab._errors.PermanentError`).
+  terminated it (``+TERM``; :class:`~edalab.EventConsumer` adds the reason,
+  a :class:`~edalab.Reason`: undecodable, unknown version, or rejected by the
+  handler's :class:`~edalab.PermanentError`).
 
 Advisories are core NATS messages: nobody listening means they are gone. A stream
 capturing them (notebook ``11_dead_letters``) keeps every one, even while no operator
@@ -19,7 +19,7 @@ original subject would reach *every* consumer whose filter matches it, and each 
 them would handle the event a second time. :meth:`DeadLetters.replay` instead
 publishes it to a per-consumer replay subject, ``<prefix>.<stream>.<consumer>``, held
 in the dead-letter stream itself; :meth:`DeadLetters.replays` gives that consumer an
-:class:`~edalab._consuming.EventConsumer` reading only its own replays, to run with the
+:class:`~edalab.EventConsumer` reading only its own replays, to run with the
 same handler::
 
     dead = DeadLetters(js)
@@ -41,14 +41,14 @@ from typing import Any, Literal
 import nats.js.errors
 from nats.js.api import PubAck, RawStreamMsg, StorageType
 
-from edalab._consuming import EventConsumer
-from edalab._errors import EdalabError
-from edalab._events import Event
-from edalab._nats import ErrCode, JetStream
-from edalab._publishing import MSG_ID
-from edalab._reasons import Reason
-from edalab._streams import StreamSetup, ensure_stream, stream_messages
-from edalab._waiting import wait_for
+from ._consuming import EventConsumer
+from ._errors import EdalabError
+from ._events import Event
+from ._nats import ErrCode, JetStream
+from ._publishing import MSG_ID
+from ._reasons import Reason
+from ._streams import StreamSetup, ensure_stream, stream_messages
+from ._waiting import wait_for
 
 __all__ = [
     "ADVISORY_SUBJECTS",

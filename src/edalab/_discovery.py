@@ -27,11 +27,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from edalab._confidential import mask_url
-from edalab._errors import InvalidURLError, ServerError, ServerUnreachableError
-from edalab._server import NatsServer
-from edalab._state import read_state
-from edalab._urls import probe
+from ._confidential import mask_url
+from ._errors import InvalidURLError, ServerError, ServerUnreachableError
+from ._server import NatsServer
+from ._state import read_state
+from ._urls import probe
 
 __all__ = [
     "LocalServers",
@@ -75,7 +75,7 @@ def env_credentials(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     ``NATS_CREDS`` (a credentials file) or ``NATS_USER`` with ``NATS_PASSWORD``
     (a class's student file sets these; see ``edalab class init``). They go with a
     server ``NATS_URL`` chose (:attr:`ServerHandle.options`), which
-    :func:`~edalab._connection.connect` applies.
+    :func:`~edalab.connect` applies.
 
         >>> env_credentials({"NATS_USER": "s01", "NATS_PASSWORD": "pw"})["user"]
         's01'
@@ -132,7 +132,7 @@ def running_server(*, quiet: bool = False) -> ServerHandle | None:
 
     Never starts one. An unreachable (or malformed) ``NATS_URL`` is reported on stderr,
     with any password masked, unless ``quiet``. In class mode (:func:`class_mode`) it is
-    an error instead (:class:`~edalab._errors.ServerUnreachableError`), with no fallback.
+    an error instead (:class:`~edalab.ServerUnreachableError`), with no fallback.
     """
     env_url = os.environ.get("NATS_URL")
     if class_mode():
@@ -212,9 +212,9 @@ def ensure_server(*, quiet: bool = False) -> ServerHandle:
        (calling again returns the same one).
 
     In class mode only the first: an unreachable class server raises
-    :class:`~edalab._errors.ServerUnreachableError` naming its URL and whom to ask.
+    :class:`~edalab.ServerUnreachableError` naming its URL and whom to ask.
     """
-    from edalab._cells import install
+    from ._cells import install
 
     install()  # in a notebook: errors show the learner's line, not nats-py's internals
     found = running_server(quiet=quiet)

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edalab._confidential import mask_url, redact
+from ._confidential import mask_url, redact
 
 
 def _show(value: Any) -> str:
@@ -58,7 +58,7 @@ class EventError(EdalabError):
 
 
 class EventDecodeError(EventError):
-    """A message could not be decoded into an :class:`~edalab._events.Event`.
+    """A message could not be decoded into an :class:`~edalab.Event`.
 
     Carries the ``subject`` and stream ``sequence`` (when known), the ``reason``
     and the undecoded ``raw`` bytes, so nothing is lost.
@@ -239,7 +239,7 @@ class PublishError(EdalabError):
 class ConcurrencyConflict(PublishError):
     """Someone appended to the aggregate since you read it: reload and decide again.
 
-    Raised by :func:`edalab._concurrency.append` when the server refuses an append whose
+    Raised by :func:`edalab.append` when the server refuses an append whose
     ``Nats-Expected-Last-Subject-Sequence`` is no longer the last one (JetStream error
     10071, "wrong last sequence").
     """

@@ -35,9 +35,9 @@ from pydantic import (
     ValidationInfo,
 )
 
-from edalab._errors import EventDecodeError, PayloadError
-from edalab._nats import is_jetstream_delivery
-from edalab._subjects import validate_subject
+from ._errors import EventDecodeError, PayloadError
+from ._nats import is_jetstream_delivery
+from ._subjects import validate_subject
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
@@ -109,7 +109,7 @@ class Event(BaseModel):
 
     ``type`` is the subject the event is published to unless another is given, so
     :meth:`create` refuses a type that cannot be one (a wildcard, whitespace, an empty
-    token) with the :class:`~edalab._errors.SubjectError` a publish would raise, and
+    token) with the :class:`~edalab.SubjectError` a publish would raise, and
     ``Event(...)`` with pydantic's ``ValidationError`` naming field ``type`` and the same
     reason. Decoding (:meth:`from_json`) does not: what another producer stored must stay
     readable. (The checks are validators that run on Python input only, so decoding, the
@@ -120,7 +120,7 @@ class Event(BaseModel):
         >>> Event.create("user created")
         Traceback (most recent call last):
         ...
-        edalab._errors.SubjectError: invalid subject 'user created': contains whitespace
+        edalab.SubjectError: invalid subject 'user created': contains whitespace
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -199,7 +199,7 @@ class Event(BaseModel):
         subject: str | None = None,
         sequence: int | None = None,
     ) -> Event:
-        """Decode wire bytes, or raise :class:`~edalab._errors.EventDecodeError`.
+        """Decode wire bytes, or raise :class:`~edalab.EventDecodeError`.
 
         The error names the subject and stream sequence (when given), what was
         wrong, and keeps the raw bytes.

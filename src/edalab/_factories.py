@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from edalab._events import Event
+from ._events import Event
 
 __all__ = ["EventFactory", "FixedClock"]
 

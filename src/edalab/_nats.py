@@ -57,7 +57,7 @@ from nats.aio.subscription import Subscription
 from nats.js.api import DEFAULT_PREFIX, PubAck
 from nats.js.client import JetStreamContext
 
-from edalab._errors import NoStreamError, NotAnEdalabJetStream, PublishError
+from ._errors import NoStreamError, NotAnEdalabJetStream, PublishError
 
 __all__ = [
     "ApiError",
@@ -123,7 +123,7 @@ def connection_of(js: JetStreamContext) -> NATS:
 
     >>> connection_of(object())  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    edalab._errors.NotAnEdalabJetStream: this needs an edalab JetStream ...
+    edalab.NotAnEdalabJetStream: this needs an edalab JetStream ...
     """
     if isinstance(js, JetStream):
         return js.connection

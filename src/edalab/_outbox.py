@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from nats.js.api import PubAck
 from nats.js.client import JetStreamContext
 
-from edalab._events import Event
-from edalab._publishing import publish_event
-from edalab._subjects import validate_subject
+from ._events import Event
+from ._publishing import publish_event
+from ._subjects import validate_subject
 
 __all__ = ["Outbox", "OutboxRelay", "OutboxRow"]
 

@@ -2,7 +2,7 @@
 
 ``edalab server start`` and ``edalab cluster start`` leave servers running after the
 command exits; later commands find them again by the pid recorded in the state file
-(:mod:`edalab._state`) and stop them with :func:`stop_pid`.
+(``_state``) and stop them with :func:`stop_pid`.
 
     >>> import os
     >>> pid_alive(os.getpid())

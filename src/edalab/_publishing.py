@@ -32,11 +32,12 @@ from nats.js.api import PubAck
 from nats.js.client import JetStreamContext
 
 from edalab import _nats
-from edalab._connection import connection_log, permission_error
-from edalab._errors import NoStreamError, PublishError
-from edalab._events import Event
-from edalab._nats import Inbox, JetStream, connection_of
-from edalab._subjects import validate_subject
+
+from ._connection import connection_log, permission_error
+from ._errors import NoStreamError, PublishError
+from ._events import Event
+from ._nats import Inbox, JetStream, connection_of
+from ._subjects import validate_subject
 
 __all__ = [
     "FAST_INGEST_SINCE",
@@ -77,8 +78,8 @@ async def publish_event(
     """Publish one event and await its ``PubAck``.
 
     The subject is ``event.type`` unless ``subject`` (a string or a function of
-    the event) says otherwise. Raises :class:`~edalab._errors.NoStreamError` when no
-    stream captures the subject and :class:`~edalab._errors.PublishError` otherwise.
+    the event) says otherwise. Raises :class:`~edalab.NoStreamError` when no
+    stream captures the subject and :class:`~edalab.PublishError` otherwise.
 
     With ``retry_for`` > 0, a publish that timed out or found the server away
     (restarting, JetStream not ready) is sent again, with the same
@@ -288,7 +289,7 @@ async def publish_events(
     again (same ``Nats-Msg-Id``) as :func:`publish_event` does, so a server
     restart in the middle loses nothing and duplicates nothing.
 
-    ``js`` must be an edalab :class:`~edalab._nats.JetStream` (what
+    ``js`` must be an edalab :class:`~edalab.JetStream` (what
     ``nc.jetstream()`` returns for a connection made by :func:`edalab.connect`):
     the events go out on its connection, each with the reply subject
     ``<inbox>.<index>`` under one wildcard subscription. nats-py's ``publish_async``

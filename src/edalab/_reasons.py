@@ -1,8 +1,8 @@
 """Why a message was given up on: one typed value for quarantines and dead letters.
 
-:class:`~edalab._consuming.EventConsumer` terminates a message it cannot or must not
+:class:`~edalab.EventConsumer` terminates a message it cannot or must not
 handle, and tells the server why (``+TERM <text>``); the server copies that text into
-its ``MSG_TERMINATED`` advisory, where :class:`~edalab._deadletters.DeadLetters` reads
+its ``MSG_TERMINATED`` advisory, where :class:`~edalab.DeadLetters` reads
 it back (notebook ``11_dead_letters``). The text crosses the wire, so it is formatted
 and parsed here, in one place, and everyone else compares :class:`Reason` values::
 
@@ -31,7 +31,7 @@ class Reason(StrEnum):
     UNKNOWN_VERSION = "unknown version"
     #: Another event error (an upcaster failed, a payload does not validate).
     INVALID_EVENT = "invalid event"
-    #: The handler raised :class:`~edalab._errors.PermanentError`.
+    #: The handler raised :class:`~edalab.PermanentError`.
     REJECTED = "rejected"
     #: Terminated by a client that gave no reason edalab knows.
     TERMINATED = "terminated"

@@ -28,7 +28,7 @@ grants only what a role uses instead:
     nc = await connect(url, user="audit", password="pw", inbox_prefix=con.inbox_prefix)
 
 :func:`permission_checked` turns a JetStream call that the server refused (which
-nats-py reports only as a timeout) into :class:`~edalab._errors.PermissionDenied`.
+nats-py reports only as a timeout) into :class:`~edalab.PermissionDenied`.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ from dataclasses import dataclass, field, replace
 import nats.errors
 from nats.aio.client import Client as NATS
 
-from edalab._connection import connection_log
-from edalab._errors import PermissionDenied, SubjectError
-from edalab._nats import consumer_api_subjects
+from ._connection import connection_log
+from ._errors import PermissionDenied, SubjectError
+from ._nats import consumer_api_subjects
 
 __all__ = [
     "User",
@@ -234,7 +234,7 @@ def _restore_case(subject: str, names: Sequence[str]) -> str:
 
 @contextlib.asynccontextmanager
 async def permission_checked(nc: NATS, *names: str) -> AsyncIterator[None]:
-    """Raise :class:`~edalab._errors.PermissionDenied` when the server refused what the block sent.
+    """Raise :class:`~edalab.PermissionDenied` when the server refused what the block sent.
 
     A refused JetStream request (delete a stream, fetch, ``ack_sync``) reaches
     nats-py as a timeout: the server drops the request and reports the violation

@@ -1,6 +1,6 @@
 """Run a real ``nats-server`` with JetStream: the process, started, stopped, killed.
 
-:class:`NatsServer` starts the binary (found by :func:`edalab._binary.find_nats_server`)
+:class:`NatsServer` starts the binary (found by :func:`edalab.find_nats_server`)
 on free loopback ports with its own store directory, waits until its ``/healthz``
 endpoint reports JetStream ready, and stops it (terminate, then kill). It is a plain
 and an async context manager (notebooks ``07`` and ``09`` restart and crash one)::
@@ -10,11 +10,11 @@ and an async context manager (notebooks ``07`` and ``09`` restart and crash one)
 
 Its configuration file is written readable by its owner only (it may hold passwords),
 and the server's log and error output quoted in a
-:class:`~edalab._errors.ServerStartError` have every password, token and seed masked.
+:class:`~edalab.ServerStartError` have every password, token and seed masked.
 
-Finding a server for a notebook (:func:`~edalab._discovery.ensure_server`), the state
-file of ``edalab server`` (:mod:`edalab._state`), pids (:mod:`edalab._processes`) and
-:func:`~edalab._waiting.wait_for` are modules of their own.
+Finding a server for a notebook (:func:`~edalab.ensure_server`), the state
+file of ``edalab server`` (``_state``), pids (``_processes``) and
+:func:`~edalab.wait_for` are modules of their own.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from types import TracebackType
 from typing import Self
 from urllib.parse import urlsplit
 
-from edalab._binary import find_nats_server
-from edalab._confidential import mask_url, redact, secrets_in_config, write_private
-from edalab._errors import ServerStartError
+from ._binary import find_nats_server
+from ._confidential import mask_url, redact, secrets_in_config, write_private
+from ._errors import ServerStartError
 
 __all__ = ["Lifecycle", "NatsServer", "free_port"]
 

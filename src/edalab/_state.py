@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from edalab._confidential import write_private
-from edalab._processes import pid_alive
-from edalab._urls import probe
+from ._confidential import write_private
+from ._processes import pid_alive
+from ._urls import probe
 
 __all__ = [
     "ServerState",

@@ -5,7 +5,7 @@ silently succeeds when it is the same: a notebook cell that creates a stream
 must be safe to re-run, and a changed configuration must not be ignored.
 :func:`ensure_stream` (notebook ``03_publishing``) creates the stream, or
 reports it unchanged, or updates what the server allows to change, or raises
-:class:`~edalab._errors.StreamConfigConflict` naming each differing field::
+:class:`~edalab.StreamConfigConflict` naming each differing field::
 
     setup = await ensure_stream(js, "USERS", ["user.>"])
     setup.action        # 'created', then 'unchanged' on a re-run
@@ -22,9 +22,9 @@ import nats.js.errors
 from nats.js.api import RawStreamMsg, StreamConfig, StreamInfo
 from nats.js.client import JetStreamContext
 
-from edalab._errors import StreamConfigConflict
-from edalab._nats import ErrCode
-from edalab._subjects import overlaps, validate_subject
+from ._errors import StreamConfigConflict
+from ._nats import ErrCode
+from ._subjects import overlaps, validate_subject
 
 __all__ = [
     "StreamSetup",

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from edalab._errors import SubjectError
+from ._errors import SubjectError
 
 __all__ = [
     "matches",

@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from edalab._errors import EventError
+from ._errors import EventError
 
 __all__ = [
     "CAUSATION_ID",
@@ -102,7 +102,7 @@ class TraceContext:
 
     @classmethod
     def parse(cls, value: str) -> TraceContext:
-        """Read a ``traceparent`` header; an :class:`~edalab._errors.EventError` names it if bad."""
+        """Read a ``traceparent`` header; an :class:`~edalab.EventError` names it if bad."""
         match = _TRACEPARENT.match(value.strip())
         if not match or set(match[1]) == {"0"} or set(match[2]) == {"0"}:
             raise EventError(f"not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>): {value!r}")

@@ -3,7 +3,7 @@
 A NATS URL is ``nats://[user:password@]host:port`` (or ``tls://``, ``ws://``,
 ``wss://``; ``host:port`` alone means ``nats://``), several of them comma separated
 for a cluster. :func:`server_urls` checks each and raises
-:class:`~edalab._errors.InvalidURLError` naming what is wrong (never echoing a
+:class:`~edalab.InvalidURLError` naming what is wrong (never echoing a
 password); :func:`probe` asks whether a NATS server answers there. Used by
 :func:`edalab.connect` and the ``edalab`` command (notebook ``00_start_here``).
 
@@ -16,10 +16,10 @@ password); :func:`probe` asks whether a NATS server answers there. Used by
 from __future__ import annotations
 
 import socket
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
-from edalab._confidential import mask_url
-from edalab._errors import InvalidURLError
+from ._confidential import mask_url
+from ._errors import InvalidURLError
 
 __all__ = ["SCHEMES", "probe", "server_address", "server_urls", "url_user", "without_credentials"]
 
@@ -53,12 +53,12 @@ def _split(url: str) -> SplitResult:
 def server_urls(url: str) -> list[str]:
     """Each URL of a comma-separated list, checked, with ``nats://`` added where missing.
 
-    Raises :class:`~edalab._errors.InvalidURLError` for the first bad one.
+    Raises :class:`~edalab.InvalidURLError` for the first bad one.
 
         >>> server_urls("localhost:notaport")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        edalab._errors.InvalidURLError: ...: port 'notaport' is not a number from 1 to 65535
+        edalab.InvalidURLError: ...: port 'notaport' is not a number from 1 to 65535
     """
     servers = [u.strip() for u in url.split(",") if u.strip()]
     if not servers:
@@ -101,7 +101,8 @@ def without_credentials(url: str) -> str:
     out = []
     for server in server_urls(url):
         parts = _split(server)
-        out.append(parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl())
+        host = parts.netloc.rpartition("@")[2]
+        out.append(urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment)))
     return ",".join(out)
 
 
@@ -109,7 +110,7 @@ def probe(url: str, timeout: float = 1.0) -> str | None:
     """Return ``None`` if a NATS server answers at ``url``, else why not.
 
     Opens a TCP connection and reads the server's ``INFO`` greeting. A malformed URL
-    raises :class:`~edalab._errors.InvalidURLError`.
+    raises :class:`~edalab.InvalidURLError`.
 
         >>> probe("nats://127.0.0.1:1", timeout=0.5) is not None
         True

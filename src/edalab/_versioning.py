@@ -5,7 +5,7 @@ Notebook ``08_versioning`` teaches both strategies from the seed tutorial: a
 (``user.created.v2``). Either way a handler should see one shape, the newest.
 A :class:`SchemaRegistry` knows each version's pydantic model and how to turn
 version *n* into *n + 1*; it upcasts chains (v1 → v2 → v3) and rejects versions it
-does not know with :class:`~edalab._errors.UnknownVersionError`::
+does not know with :class:`~edalab.UnknownVersionError`::
 
     registry = SchemaRegistry()
     registry.register("user.created", 1, UserCreatedV1)
@@ -31,9 +31,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from edalab._errors import PayloadError, UnknownVersionError, UpcastError
-from edalab._events import Event
-from edalab._subjects import split_version
+from ._errors import PayloadError, UnknownVersionError, UpcastError
+from ._events import Event
+from ._subjects import split_version
 
 __all__ = ["Compatibility", "SchemaRegistry", "Upcaster", "compare_models", "version_of"]
 
@@ -44,7 +44,7 @@ F = TypeVar("F", bound=Upcaster)
 def version_of(event: Event, subject: str | None = None) -> int:
     """The event's version: the subject's ``.vN`` suffix when there is one, else ``event.version``.
 
-    >>> from edalab._factories import EventFactory
+    >>> from edalab import EventFactory
     >>> version_of(EventFactory()("user.created"), "user.created.v2")
     2
     """

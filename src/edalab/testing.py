@@ -30,7 +30,8 @@ from typing import Any, Protocol, TypeVar, cast
 import pytest
 
 import edalab
-from edalab._server import free_port
+
+from ._server import free_port
 
 __all__ = ["free_port", "js", "nats_server", "nats_url", "nc"]
 

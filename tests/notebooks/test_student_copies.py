@@ -79,8 +79,9 @@ def test_empty_answer_is_not_yet(number: str, tmp_path: Path) -> None:
     assert f"✘ exercise {number} not yet" in verdict, f"{number}: {verdict!r}"
     assert "Traceback" not in verdict
     placeholder = any(
-        c.get("metadata", {}).get("placeholder")
+        re.match(r"\w+ = None  # your answer", "".join(c["source"]))
         for c in json.loads(NOTEBOOKS[number].read_text())["cells"]
+        if c["cell_type"] == "code"
     )
     if placeholder:  # the check judges the learner's (empty) answer, not a lesson variable
         assert "is still None: write your answer" in verdict, f"{number}: {verdict!r}"

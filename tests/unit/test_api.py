@@ -106,8 +106,11 @@ def _imports(tree: ast.Module) -> list[tuple[str, list[str]]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [(alias.name, []) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            found.append((node.module, [alias.name for alias in node.names]))
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:  # relative: every library module sits in the edalab package
+                module = "edalab" + (f".{module}" if module else "")
+            found.append((module, [alias.name for alias in node.names]))
     return found
 
 

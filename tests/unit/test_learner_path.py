@@ -84,7 +84,7 @@ def test_notebook_05_shows_the_asyncio_run_trap_and_both_ways_out() -> None:
         assert "%run" not in source and "asyncio.run(" not in source, x.notebook
     cells = _code_cells("05_subscribing")
     sources = ["".join(c["source"]) for c in cells]
-    script = next(i for i, s in enumerate(sources) if 'asyncio.run(main())\n"""' in s)
+    script = next(i for i, c in enumerate(cells) if "asyncio.run(main())" in _stdout(c))
     trap = next(i for i, s in enumerate(sources) if s.strip() == "%run $script")
     assert script < trap
     assert "raises-exception" in cells[trap]["metadata"].get("tags", [])

@@ -151,7 +151,11 @@ await late.unsubscribe()
 # own and watches the subject: one greeting published, the same one returned.
 
 
-# %% tags=["solution"] placeholder="greet = None"
+# %%
+greet = None  # your answer, in the next cell, replaces this
+
+
+# %% tags=["solution"]
 async def greet(nc, name):
     mine = await nc.subscribe(f"hello.{name}")
     await nc.publish(f"hello.{name}", f"Hi, I am {name}".encode())

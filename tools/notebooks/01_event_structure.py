@@ -185,7 +185,10 @@ Event.create("user.created", {"user_id": "u1", "email": "ann@example.com"}, vers
 # The check sends your model through the same round trip, then tries payloads it must
 # refuse.
 
-# %% tags=["solution"] placeholder="OrderPlaced = None"
+# %%
+OrderPlaced = None  # your answer, in the next cell, replaces this
+
+# %% tags=["solution"]
 from edalab import PayloadError
 
 

@@ -90,12 +90,12 @@ await arrivals("user.*", ["user", "user.created", "user.profile.updated"])
 # %%
 from edalab.course import Table
 
-patterns = ["user.*", "user.>", "user.*.updated", "*.created", ">"]
+tried = ["user.*", "user.>", "user.*.updated", "*.created", ">"]
 published = ["user", "user.created", "user.profile.updated", "order.created"]
-arrived = {p: await arrivals(p, published) for p in patterns}
+arrived = {p: await arrivals(p, published) for p in tried}
 Table(
-    ["subject", *patterns],
-    [[s, *("x" if s in arrived[p] else "" for p in patterns)] for s in published],
+    ["subject", *tried],
+    [[s, *("x" if s in arrived[p] else "" for p in tried)] for s in published],
 )
 
 # %% [markdown]
@@ -107,7 +107,7 @@ Table(
 # %%
 from edalab import matches
 
-all(matches(p, s) == (s in arrived[p]) for p in patterns for s in published)
+all(matches(p, s) == (s in arrived[p]) for p in tried for s in published)
 
 # %% [markdown]
 # A wildcard is a whole token: in `user.prof*` the last token is just the text `prof*`.
@@ -200,7 +200,10 @@ subject("user", "created", version=2), split_version("user.created.v2")
 # pattern(s) it subscribes to, try them, then let the check publish a set of probe
 # subjects on the server and report exactly which ones your patterns receive.
 
-# %% tags=["solution"] placeholder="patterns = None"
+# %%
+patterns = None  # your answer, in the next cell, replaces this
+
+# %% tags=["solution"]
 patterns = ["user.*.updated", "user.deleted"]
 mailer = [await nc.subscribe(p) for p in patterns]
 await nc.publish("user.address.updated", b"{}")

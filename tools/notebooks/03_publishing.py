@@ -142,8 +142,8 @@ futures = [
     for i in range(100)
 ]
 await js.publish_async_completed()
-acks = [f.result() for f in futures]
-acks[0].seq, acks[-1].seq
+results = [f.result() for f in futures]
+results[0].seq, results[-1].seq
 
 # %% [markdown]
 # Those 100 publishes were never unbounded: nats-py lets at most
@@ -212,8 +212,8 @@ js3.publish_async_pending()
 # %%
 from edalab import publish_events
 
-acks = await publish_events(js, [make("order.shipped", {"n": i}) for i in range(500)], window=64)
-len(acks), acks[-1].seq
+shipped = await publish_events(js, [make("order.shipped", {"n": i}) for i in range(500)], window=64)
+len(shipped), shipped[-1].seq
 
 # %% [markdown]
 # Notebook 15 measures how much faster this is than a loop of awaited publishes.
@@ -251,7 +251,10 @@ await publish_event(js, make("refund.requested", {"order_id": "o-1"}), timeout=1
 # Keep the four `PubAck`s in a list `acks`: the check reads them, then looks in the
 # stream for what the server kept.
 
-# %% tags=["solution"] placeholder="acks = None"
+# %%
+acks = None  # your answer, in the next cell, replaces this
+
+# %% tags=["solution"]
 orders = [make("order.placed", {"order_id": f"x-{i}"}) for i in range(3)]
 await fresh_stream(js, "ORDERS", ["order.>"], duplicate_window=300)
 acks = await publish_events(js, orders)

@@ -405,41 +405,12 @@ await stream_chart(js, "ORDERS", *names)
 # `asyncio.run(main())`. This one packs whatever waits for `packer`, then exits:
 
 # %%
-import tempfile
 from pathlib import Path
 
-script = Path(tempfile.mkdtemp()) / "packer.py"
-script.write_text(
-    """\
-import asyncio
+import edalab.course
 
-import nats
-
-from edalab import connect
-
-
-async def main():
-    nc = await connect()  # the course's server, as in every notebook
-    js = nc.jetstream()
-    packer = await js.pull_subscribe("order.placed", durable="packer", stream="ORDERS")
-    packed = 0
-    while True:
-        try:
-            msgs = await packer.fetch(10, timeout=0.5)
-        except nats.errors.TimeoutError:
-            break  # nothing waiting: done
-        for msg in msgs:
-            await msg.ack()
-            packed += 1
-    await nc.close()
-    print(f"packed {packed} orders")
-
-
-if __name__ == "__main__":
-    asyncio.run(main())
-"""
-)
-script.name
+script = Path(edalab.course.__file__).parent / "packer.py"
+print(script.read_text().partition('"""\n\n')[2].strip())
 
 # %% [markdown]
 # IPython's `%run` runs a script in this kernel as `python` would, as `"__main__"`.

@@ -359,7 +359,10 @@ helped.table(expected=[0.2, 0.6])
 # `DeliveryLog` named `log` (`observer=log.observe`): the check compares the times you
 # observed with your backoff, and the deliveries with the server's count.
 
-# %% tags=["solution"] placeholder="log = None"
+# %%
+log = None  # your answer, in the next cell, replaces this
+
+# %% tags=["solution"]
 careful = await EventConsumer.create(js, "TASKS", "careful", max_deliver=4, backoff=[0.2, 0.4, 0.8])
 
 

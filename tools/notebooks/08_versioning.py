@@ -193,7 +193,7 @@ compare_models(UserCreatedV2, UserCreatedV3)
 # version 4:
 
 
-# %% tags=["solution"] placeholder="registry = None"
+# %% tags=["solution"]
 class UserCreatedV4(UserCreatedV3):
     country: str = "unknown"
 

@@ -245,7 +245,10 @@ at_a.event.id == at_b.event.id, len(await kv.history(at_a.event.id))
 # calls your handler from two workers at once, then as a redelivery, then for a payment
 # another process has already charged, and counts the writes on the server.
 
-# %% tags=["solution"] placeholder="charge = None"
+# %%
+charge = None  # your answer, in the next cell, replaces this
+
+# %% tags=["solution"]
 charges = await ProcessedIds.open(js, "charges", history=5)
 
 

@@ -297,7 +297,10 @@ await subscribe_checked(nc_billing, "_INBOX_orders.>")
 # stream and the consumer as admin (keep the admin's JetStream context in `js`), then check (the checker publishes a probe order,
 # logs in as the auditor, fetches and acks it, and tries what it must not do):
 
-# %% tags=["solution"] placeholder="js = None"
+# %%
+js = None  # your answer, in the next cell, replaces this
+
+# %% tags=["solution"]
 for nc in (nc_orders, nc_billing, nc_wide, nc_admin):
     await nc.close()
 auditor = jetstream_user(

@@ -302,7 +302,10 @@ fig = shop.trace.plot()
 # then check, passing your handler: the checker delivers every payment to it once more
 # and counts the awards in the stream. `u1` should end with 17 points.
 
-# %% tags=["solution"] placeholder="award = None"
+# %%
+award = None  # your answer, in the next cell, replaces this
+
+# %% tags=["solution"]
 from edalab import publish_event
 from edalab.course.shop import PaymentCaptured, PointsAwarded
 

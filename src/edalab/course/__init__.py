@@ -21,7 +21,12 @@ a stream holds), ``loss_report`` (which published events a stream lost) and
 ``dead_letter_table``.
 """
 
-from edalab.course._lesson import (
+from edalab.course.exercises import CheckResult, check
+from edalab.course.hints import Hint, hint
+from edalab.course.manifest import LESSONS, Lesson, course_map, lesson
+
+from .._cells import install as short_errors
+from ._lesson import (
     StreamInUse,
     Table,
     consumer_table,
@@ -32,9 +37,6 @@ from edalab.course._lesson import (
     state_change,
     stream_table,
 )
-from edalab.course.exercises import CheckResult, check
-from edalab.course.hints import Hint, hint
-from edalab.course.manifest import LESSONS, Lesson, course_map, lesson
 
 __all__ = [
     "LESSONS",
@@ -52,6 +54,7 @@ __all__ = [
     "lesson",
     "lesson_server",
     "loss_report",
+    "short_errors",
     "state_change",
     "stream_table",
 ]

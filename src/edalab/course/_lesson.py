@@ -35,10 +35,11 @@ from edalab import (
     StreamError,
     ensure_stream,
 )
-from edalab._discovery import local_servers
-from edalab._nats import ErrCode, err_code_of
-from edalab._state import state_dir
-from edalab._streams import StreamSetup
+
+from .._discovery import local_servers
+from .._nats import ErrCode, err_code_of
+from .._state import state_dir
+from .._streams import StreamSetup
 
 __all__ = [
     "StreamInUse",
@@ -83,7 +84,7 @@ def lesson_server(name: str, **options: Any) -> NatsServer:
         True
         >>> srv.stop()
     """
-    from edalab._cells import install
+    from .._cells import install
 
     install()
     return local_servers.lesson(name, **options)

@@ -24,12 +24,13 @@ from typing import Any
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType
 
 from edalab import JetStream
-from edalab._connection import connect
-from edalab._consuming import EventConsumer
-from edalab._events import Event
-from edalab._factories import EventFactory
-from edalab._publishing import MSG_ID, ingest_events, publish_event, publish_events
-from edalab.course._lesson import fresh_stream
+
+from .._connection import connect
+from .._consuming import EventConsumer
+from .._events import Event
+from .._factories import EventFactory
+from .._publishing import MSG_ID, ingest_events, publish_event, publish_events
+from ._lesson import fresh_stream
 
 __all__ = [
     "GO_COUNTERPART",

@@ -50,10 +50,11 @@ from nats.js.api import StorageType
 from nats.js.client import JetStreamContext
 
 from edalab import ensure_stream
-from edalab._confidential import write_private
-from edalab._errors import EdalabError
-from edalab._urls import server_address, without_credentials
-from edalab.course._lesson import Table
+
+from .._confidential import write_private
+from .._errors import EdalabError
+from .._urls import server_address, without_credentials
+from ._lesson import Table
 
 __all__ = [
     "PROGRESS_STREAM",
@@ -270,7 +271,7 @@ def load_env_file(path: Path | str) -> dict[str, str]:
 
 def in_class_mode() -> bool:
     """Whether this process is a student's in class mode (``EDALAB_CLASS=1``)."""
-    from edalab._discovery import class_mode
+    from .._discovery import class_mode
 
     return class_mode()
 
@@ -322,7 +323,7 @@ async def _send(
         if js is not None:
             await js.publish(subject, body, timeout=timeout)
             return None
-        from edalab._connection import connect
+        from .._connection import connect
 
         nc = await connect(timeout=timeout)
         try:

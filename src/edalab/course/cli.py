@@ -25,12 +25,12 @@ from typing import Any
 
 import nats.errors
 
-from edalab._confidential import mask_url, redact
-from edalab._discovery import env_credentials, running_server
-from edalab._errors import EdalabError
-from edalab._processes import pid_alive, stop_pid
-from edalab._server import NatsServer
-from edalab._state import (
+from .._confidential import mask_url, redact
+from .._discovery import env_credentials, running_server
+from .._errors import EdalabError
+from .._processes import pid_alive, stop_pid
+from .._server import NatsServer
+from .._state import (
     ServerState,
     read_cluster_state,
     read_state,
@@ -38,9 +38,12 @@ from edalab._state import (
     save_cluster_state,
     state_dir,
 )
-from edalab._urls import probe, server_address
+from .._urls import probe, server_address
 
 #: Every command and its one-line summary: ``edalab --help`` and each ``--help`` read this.
+#: What ``add_subparsers()`` returns (argparse names its class only privately).
+Subcommands = Any
+
 COMMANDS = {
     "server": "manage the shared nats-server",
     "server start": "one server for all notebooks (--config class/accounts.conf: the class's)",
@@ -215,7 +218,7 @@ def _server_url(args: argparse.Namespace) -> int:
 
 
 def _cluster_start(args: argparse.Namespace) -> int:
-    from edalab._cluster import NatsCluster
+    from .._cluster import NatsCluster
 
     klass = _class_dir(args)
     if klass is not None:
@@ -287,7 +290,7 @@ def _course_url(args: argparse.Namespace) -> str:
 
 
 async def _with_js(url: str, work: Callable[[Any], Awaitable[Any]], **creds: Any) -> Any:
-    from edalab._connection import connect
+    from .._connection import connect
 
     # By default a student's NATS_USER/NATS_PASSWORD, from the environment.
     nc = await connect(url, **(creds or env_credentials()))
@@ -334,7 +337,7 @@ def _progress(args: argparse.Namespace) -> int:
 
 
 def _command(
-    group: argparse._SubParsersAction[argparse.ArgumentParser],
+    group: Subcommands,
     path: str,
     func: Callable[[argparse.Namespace], int] | None = None,
 ) -> argparse.ArgumentParser:
@@ -342,7 +345,9 @@ def _command(
     its ``--help`` starts with that summary (plain text)."""
     summary = COMMANDS[path]
     name = path.split()[-1]
-    parser = group.add_parser(name, help=summary, description=summary[:1].upper() + summary[1:])
+    parser: argparse.ArgumentParser = group.add_parser(
+        name, help=summary, description=summary[:1].upper() + summary[1:]
+    )
     if func is not None:
         parser.set_defaults(func=func)
     return parser
@@ -416,9 +421,10 @@ def _instructor(args: argparse.Namespace) -> tuple[str, dict[str, Any], list[str
 
 
 def _class_progress(args: argparse.Namespace) -> int:
-    from edalab._connection import connect
     from edalab.course.classroom import ClassWatcher, serve_progress
     from edalab.course.exercises import EXERCISES
+
+    from .._connection import connect
 
     url, creds, students = _instructor(args)
 
@@ -451,8 +457,9 @@ def _class_progress(args: argparse.Namespace) -> int:
 
 async def _settle(watcher: Any) -> None:
     """Let the ordered consumer replay what the stream holds now (bounded)."""
-    from edalab._waiting import wait_for
     from edalab.course.classroom import PROGRESS_STREAM
+
+    from .._waiting import wait_for
 
     info = await watcher.js.stream_info(PROGRESS_STREAM)
     want = info.state.messages
@@ -463,7 +470,7 @@ async def _settle(watcher: Any) -> None:
     await wait_for(caught_up, timeout=10, what="the class progress stream to replay")
 
 
-def _add_class_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_class_commands(sub: Subcommands) -> None:
     klass = _command(sub, "class")
     ksub = klass.add_subparsers(dest="action", required=True, metavar="action")
     init = _command(ksub, "class init", _class_init)

@@ -13,6 +13,6 @@ A checker observes behaviour on the live server: what it delivered, stored, drop
 The checkers themselves live in a private package, one module per lesson.
 """
 
-from edalab.course._checkers import EXERCISES, CheckResult, Exercise, check, recorded_passes
+from ._checkers import EXERCISES, CheckResult, Exercise, check, recorded_passes
 
 __all__ = ["EXERCISES", "CheckResult", "Exercise", "check", "recorded_passes"]

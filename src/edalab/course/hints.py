@@ -276,7 +276,7 @@ async def _itself(value: Hint) -> Hint:
 
 def _journal_file() -> Path:
     """This machine's record of hints and attempts, one per user (like ``progress.json``)."""
-    from edalab._state import state_dir
+    from .._state import state_dir
 
     user = "".join(c for c in os.environ.get("NATS_USER", "") if c.isalnum() or c in "-_")
     return state_dir() / (f"hints-{user}.json" if user else "hints.json")

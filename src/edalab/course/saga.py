@@ -52,8 +52,9 @@ from edalab import (
     stream_messages,
     wait_for,
 )
-from edalab.course._lesson import fresh_stream
 from edalab.course.services import Services
+
+from ._lesson import fresh_stream
 
 __all__ = [
     "CARD_LIMIT_CENTS",

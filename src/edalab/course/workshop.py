@@ -21,9 +21,10 @@ from typing import Any
 import nats.js.errors
 from nats.js.client import JetStreamContext
 
-from edalab.course._lesson import Table
 from edalab.course.exercises import EXERCISES, CheckResult, check, recorded_passes
 from edalab.course.manifest import course_buckets, course_streams
+
+from ._lesson import Table
 
 __all__ = [
     "COURSE_BUCKETS",
@@ -149,22 +150,16 @@ ANSWER_PROMPT = "# YOUR CODE HERE"
 def _answer_cell(solution: dict[str, Any]) -> dict[str, Any]:
     """An empty code cell, with the prompt, where the solution was (same id, no tags).
 
-    A solution whose metadata names a ``placeholder`` (``"award = None"``) starts with
-    it, so that the check cell's arguments exist before the learner writes anything and
-    the check says what to write instead of raising ``NameError``.
+    The check cell's arguments exist anyway: the cell before the solution sets each to
+    ``None`` (``award = None``), so the check says what to write instead of raising
+    ``NameError``.
     """
-    placeholder = solution.get("metadata", {}).get("placeholder", "")
-    lines = [
-        f"{line}  # a placeholder: your code below replaces it"
-        for line in placeholder.split(";")
-        if line.strip()
-    ]
     cell: dict[str, Any] = {
         "cell_type": "code",
         "execution_count": None,
         "metadata": {},
         "outputs": [],
-        "source": "".join(f"{line}\n" for line in [*lines, ANSWER_PROMPT]),
+        "source": f"{ANSWER_PROMPT}\n",
     }
     if "id" in solution:
         cell["id"] = solution["id"]

@@ -3,7 +3,9 @@
 The public face is :mod:`edalab.course.exercises`; the shared machinery is ``_core``.
 """
 
-from edalab.course._checkers import (
+from edalab.course.manifest import LESSONS
+
+from . import (
     ex00,
     ex01,
     ex02,
@@ -23,9 +25,8 @@ from edalab.course._checkers import (
     ex17,
     ex18,
 )
-from edalab.course._checkers._core import EXERCISES, Checker, CheckResult, Exercise, check
-from edalab.course._checkers._core import recorded_passes as recorded_passes
-from edalab.course.manifest import LESSONS
+from ._core import EXERCISES, Checker, CheckResult, Exercise, check
+from ._core import recorded_passes as recorded_passes
 
 _CHECKERS: dict[str, Checker] = {
     "00": ex00.checker,

@@ -3,10 +3,10 @@
 Everything else comes from the public ``edalab`` namespace.
 """
 
-from edalab._connection import connection_log
-from edalab._consuming import consumer_filters
-from edalab._nats import connection_of
-from edalab._state import state_dir
+from ..._connection import connection_log
+from ..._consuming import consumer_filters
+from ..._nats import connection_of
+from ..._state import state_dir
 
 __all__ = [
     "connection_log",

@@ -24,7 +24,8 @@ from nats.js.api import ConsumerInfo, StreamInfo
 from nats.js.client import JetStreamContext
 
 from edalab import EdalabError, Event, stream_messages, wait_for
-from edalab.course._checkers._common import state_dir
+
+from ._common import state_dir
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
 
-from edalab.course._checkers._core import _NotYet, _require
+from ._core import _NotYet, _require
 
 
 async def checker(nc: Any, greet: Any = None) -> str:

@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from edalab import Event, PayloadError
-from edalab.course._checkers._core import _NotYet, _require
+
+from ._core import _NotYet, _require
 
 
 async def checker(model: Any = None) -> str:

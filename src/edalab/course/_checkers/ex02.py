@@ -16,7 +16,8 @@ import nats.js.errors
 from nats.aio.client import Client as NATS
 
 from edalab import SubjectError, validate_subject
-from edalab.course._checkers._core import _NotYet, _require
+
+from ._core import _NotYet, _require
 
 #: Exercise 02's fixed probes: subject -> whether the mailer wants it (user.<part>.updated,
 #: user.deleted). Each check adds a user.<part>.updated with a part drawn at random.

@@ -13,7 +13,8 @@ from nats.js.api import PubAck
 from nats.js.client import JetStreamContext
 
 from edalab import matches
-from edalab.course._checkers._core import _all_of, _events, _NotYet, _require, _stream
+
+from ._core import _all_of, _events, _NotYet, _require, _stream
 
 
 def _ack_fields(ack: Any) -> tuple[str, int, bool]:

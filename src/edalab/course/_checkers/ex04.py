@@ -14,7 +14,8 @@ import nats.js.errors
 from nats.js.client import JetStreamContext
 
 from edalab import matches
-from edalab.course._checkers._core import _all_of, _NotYet, _require, _stream
+
+from ._core import _all_of, _NotYet, _require, _stream
 
 _PRICE_SYMBOLS = ("AAPL", "MSFT", "NVDA")
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 from nats.js.client import JetStreamContext
 
 from edalab import stream_messages
-from edalab.course._checkers._common import consumer_filters
-from edalab.course._checkers._core import _all_of, _floor, _require, _settled, _stream
+
+from ._common import consumer_filters
+from ._core import _all_of, _floor, _require, _settled, _stream
 
 
 async def checker(js: JetStreamContext) -> str:

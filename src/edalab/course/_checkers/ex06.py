@@ -10,7 +10,7 @@ from typing import Any
 
 from nats.js.client import JetStreamContext
 
-from edalab.course._checkers._core import _all_of, _drained, _require, _settled
+from ._core import _all_of, _drained, _require, _settled
 
 
 async def checker(js: JetStreamContext, log: Any = None) -> str:

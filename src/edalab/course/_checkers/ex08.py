@@ -10,7 +10,8 @@ from typing import Any
 from nats.js.client import JetStreamContext
 
 from edalab import EdalabError, Event, SchemaRegistry, compare_models, stream_messages
-from edalab.course._checkers._core import _all_of, _NotYet, _require, _stream
+
+from ._core import _all_of, _NotYet, _require, _stream
 
 
 async def checker(js: JetStreamContext, registry: Any = None) -> str:

@@ -8,7 +8,8 @@ from __future__ import annotations
 from nats.js.client import JetStreamContext
 
 from edalab import MSG_ID, EdalabError, Event, stream_messages
-from edalab.course._checkers._core import _NotYet, _require, _stream
+
+from ._core import _NotYet, _require, _stream
 
 
 async def checker(js: JetStreamContext) -> str:

@@ -14,7 +14,8 @@ from nats.js.api import RawStreamMsg
 from nats.js.client import JetStreamContext
 
 from edalab import Event, ProcessedIds
-from edalab.course._checkers._core import _all_of, _NotYet, _require
+
+from ._core import _all_of, _NotYet, _require
 
 
 async def checker(js: JetStreamContext, charge: Any = None) -> str:

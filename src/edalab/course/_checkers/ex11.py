@@ -8,7 +8,8 @@ from __future__ import annotations
 from nats.js.client import JetStreamContext
 
 from edalab import DeadLetters, JetStream, stream_messages
-from edalab.course._checkers._core import _floor, _NotYet, _require, _settled, _stream
+
+from ._core import _floor, _NotYet, _require, _settled, _stream
 
 
 async def checker(js: JetStreamContext) -> str:

@@ -22,8 +22,9 @@ from edalab import (
     permission_checked,
     subscribe_checked,
 )
-from edalab.course._checkers._common import connection_log, consumer_filters
-from edalab.course._checkers._core import _consumer, _NotYet, _require, _stream
+
+from ._common import connection_log, consumer_filters
+from ._core import _consumer, _NotYet, _require, _stream
 
 
 def _concrete(pattern: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from nats.js.client import JetStreamContext
 
-from edalab.course._checkers._core import _events, _require, _stream
+from ._core import _events, _require, _stream
 
 
 async def checker(js: JetStreamContext) -> str:

@@ -12,8 +12,9 @@ import nats.js.errors
 from nats.js.client import JetStreamContext
 
 from edalab import matches
-from edalab.course._checkers._common import consumer_filters
-from edalab.course._checkers._core import _drained, _floor, _NotYet, _require, _settled, _stream
+
+from ._common import consumer_filters
+from ._core import _drained, _floor, _NotYet, _require, _settled, _stream
 
 _SHIP_PARTITIONS = 4
 

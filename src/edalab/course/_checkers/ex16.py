@@ -16,7 +16,8 @@ from edalab import (
     derived_id,
     stream_messages,
 )
-from edalab.course._checkers._core import _NotYet, _require, _stream
+
+from ._core import _NotYet, _require, _stream
 
 
 async def checker(js: JetStreamContext) -> str:

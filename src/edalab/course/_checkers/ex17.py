@@ -13,8 +13,9 @@ import nats.js.errors
 from nats.js.client import JetStreamContext
 
 from edalab import EdalabError, Event, EventConsumer, JetStream, NotAnEdalabJetStream
-from edalab.course._checkers._common import connection_of
-from edalab.course._checkers._core import _drained, _events, _NotYet, _require, _settled, _stream
+
+from ._common import connection_of
+from ._core import _drained, _events, _NotYet, _require, _settled, _stream
 
 _AWARD = "shop.points.awarded"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from nats.js.api import DeliverPolicy
 from nats.js.client import JetStreamContext
 
-from edalab.course._checkers._core import _delivered_once, _drained, _require, _settled, _stream
+from ._core import _delivered_once, _drained, _require, _settled, _stream
 
 
 async def checker(js: JetStreamContext) -> str:

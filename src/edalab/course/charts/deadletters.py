@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from nats.js.client import JetStreamContext
 
-from edalab._deadletters import DeadLetters
+from ..._deadletters import DeadLetters
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING
 
 from nats.aio.msg import Msg
 
-from edalab._consuming import Delivery
-from edalab.course._lesson import Table
 from edalab.course.charts import plain_numbers
+
+from ..._consuming import Delivery
+from .._lesson import Table
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

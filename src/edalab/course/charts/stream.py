@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING
 from nats.js.api import ConsumerInfo, StreamInfo
 from nats.js.client import JetStreamContext
 
-from edalab._streams import stream_messages
 from edalab.course.charts import plain_numbers
+
+from ..._streams import stream_messages
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
