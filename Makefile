@@ -60,7 +60,7 @@ $(LEARNER_STAMP): pyproject.toml
 	touch $(LEARNER_STAMP)
 
 $(NBVAL_STAMP): $(LEARNER_STAMP)
-	$(LEARNER)/bin/python -m pip install --quiet "nbval>=0.11"
+	$(LEARNER)/bin/python -m pip install --quiet "nbval>=0.11" "pytest-xdist>=3.6"
 	touch $(NBVAL_STAMP)
 
 learner: $(LEARNER_STAMP)
@@ -103,10 +103,11 @@ unit: install
 	$(BIN)/python -m pytest tests/unit src/edalab --doctest-modules -q
 
 ## make suites: every other folder of tests/ (server, faults, cluster, class, browser, book,
-## packaging, notebooks; each folder's name is its tests' marker, e.g. -m "not faults"). The
-## notebook tests run three at a time: each is a kernel with its own server that mostly waits.
+## packaging, notebooks; each folder's name is its tests' marker, e.g. -m "not faults"). Two
+## tests at a time (pytest-xdist; each worker has its own session server and state directory),
+## the notebook tests three at a time: each is a kernel with its own server that mostly waits.
 suites: install book-install
-	$(BIN)/python -m pytest tests -m "not unit and not notebooks" -q
+	$(BIN)/python -m pytest tests -m "not unit and not notebooks" -q -n 2
 	$(BIN)/python -m pytest tests/notebooks -q -n 3
 
 ## make compat: the library's unit tests on the oldest versions pyproject.toml allows
@@ -114,10 +115,13 @@ compat: compat-install
 	@cat $(COMPAT)/floors.txt | tr '\n' ' '; echo
 	env -u NATS_URL $(COMPAT)/bin/python -m pytest $(COMPAT_TESTS) -q -p no:cacheprovider
 
-## the notebooks under strict nbval, in the learner's venv: its install alone runs them
+## the notebooks under strict nbval, in the learner's venv: its install alone runs them. Three
+## notebooks at a time (pytest-xdist; --dist loadscope keeps a notebook's cells in order on one
+## kernel), each worker with a server of its own (tests/nbval_workers.py).
 notebooks-test: $(NBVAL_STAMP)
 	rm -rf .state/nbtest
-	$(NB_ENV) $(LEARNER)/bin/python -m pytest notebooks/*.ipynb $(NBVAL) -q
+	$(NB_ENV) PYTHONPATH=tests $(LEARNER)/bin/python -m pytest notebooks/*.ipynb $(NBVAL) -q \
+	  -p nbval_workers -n 3 --dist loadscope
 
 ## make notebooks: re-execute the notebook sources in tools/notebooks and store the outputs
 notebooks: install

@@ -22,7 +22,8 @@ KINDS = (
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Keep the tests' edalab state out of the user's home; make sure edalab's fixtures load.
+    """Keep the tests' edalab state out of the user's home (a directory per xdist worker); load
+    edalab's fixtures.
 
     The fixtures (``nats_server``, ``nats_url``, ``nc``, ``js``) come from the plugin the
     package declares (entry point ``pytest11``); an editable install made before that
@@ -32,6 +33,9 @@ def pytest_configure(config: pytest.Config) -> None:
     import tempfile
 
     os.environ.setdefault("EDALAB_STATE_DIR", tempfile.mkdtemp(prefix="edalab-test-state-"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # workers inherit the controller's dir
+    if worker and not os.environ["EDALAB_STATE_DIR"].endswith(worker):
+        os.environ["EDALAB_STATE_DIR"] = os.path.join(os.environ["EDALAB_STATE_DIR"], worker)
     os.environ.pop("EDALAB_CLASS", None)  # a student's shell: the tests bring their own servers
     manager = config.pluginmanager
     if not manager.has_plugin("edalab") and not manager.has_plugin("edalab.testing"):

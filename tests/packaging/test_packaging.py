@@ -151,9 +151,11 @@ def test_every_learner_environment_installs_the_lab_extra_and_nothing_else() -> 
 
 
 def test_notebooks_run_under_nbval_in_the_learner_venv() -> None:
-    """`make test` runs the notebooks with the learner venv's python, nbval added on top."""
+    """`make test` runs the notebooks with the learner venv's python, nbval (and pytest-xdist,
+    three notebooks at a time, each worker with its own server) added on top."""
     makefile = (ROOT / "Makefile").read_text()
     rule = makefile.split("\nnotebooks-test: ", 1)[1].split("\n\n", 1)[0]
     assert "$(LEARNER)/bin/python -m pytest notebooks/*.ipynb $(NBVAL)" in rule
     nbval_rule = makefile.split("$(NBVAL_STAMP): $(LEARNER_STAMP)", 1)[1].split("\n\n", 1)[0]
-    assert _install_specs(nbval_rule) == ["nbval>=0.11"]
+    assert _install_specs(nbval_rule) == ["nbval>=0.11", "pytest-xdist>=3.6"]
+    assert "-p nbval_workers -n 3 --dist loadscope" in rule
