@@ -73,7 +73,9 @@ class _Run:
             err = None if task.cancelled() else task.exception()
             said = f"{type(err).__name__}: {err}" if err else "it returned"
             hint = (
-                "the consumer has a priority group, so every pull must name it: " + _FIX
+                "the consumer has a priority group, so every pull must name it: pull with "
+                "PriorityPuller(js, stream, consumer, <the group in config>), or put "
+                '"group" in each raw pull request'
                 if "Priority Group missing" in str(err)
                 else "a worker keeps pulling until it is cancelled"
             )
