@@ -17,8 +17,8 @@
 #   per partition (notebook 14), and say what changing the partition count does.
 #
 # > **From NATS Streaming.** STAN had no standby mode: the members of a (durable) queue
-# > group all received messages, and "one active worker" meant a lock of your own outside
-# > the streaming server. In JetStream the server picks the active worker.
+# > group all received messages, so "one active worker" was yours to coordinate outside
+# > the streaming server. With a priority group, the JetStream server picks it.
 #
 # nats-py 2.16 has no API for priority groups (nothing in its source mentions
 # `priority_groups`, `Nats-Pin-Id` or `min_pending`), so this lesson shows them on the
@@ -57,8 +57,9 @@ await fresh_stream(js, "WORK", ["work.>"])
 # ## The consumer, on the wire
 #
 # The consumer's configuration gets three fields (nats-server 2.11): `priority_groups`
-# (one group for now), `priority_policy` and `priority_timeout` (nanoseconds; 2 minutes
-# when left out). nats-py's `ConsumerConfig` has none of them:
+# (a list of names, each pull names one; use one, as ADR-42 advises: the server keeps a
+# single pin per consumer), `priority_policy` and `priority_timeout` (nanoseconds; 2
+# minutes when left out). nats-py's `ConsumerConfig` has none of them:
 
 # %%
 import dataclasses
@@ -450,9 +451,9 @@ Table(headers, [await drill(c) for c in ("plain", "one-at-a-time", "pinned")])
 # %% [markdown]
 # | | who gets messages | in flight | when a worker dies |
 # |---|---|---|---|
-# | queue group (core NATS, or a push consumer's `deliver_group`) | every member, spread among them | one per member and message | the others carry on; nothing to take over |
+# | queue group (core NATS, or a push consumer's `deliver_group`) | every member, spread among them | no limit in core NATS; a push consumer's `max_ack_pending` | the others carry on; nothing to take over |
 # | `max_ack_pending=1` | every worker that pulls, one message at a time | 1 for the whole consumer | its message is redelivered after `ack_wait`; the others carry on |
-# | `pinned_client` | one worker; the others stand by | as many as the pinned worker pulls | the standby takes over `priority_timeout` after its last pull |
+# | `pinned_client` | one worker; the others stand by | what the pinned worker pulls (up to `max_ack_pending`) | the standby takes over `priority_timeout` after its last pull |
 # | one worker per partition (14) | one worker per partition, all active | per partition (1 with `max_ack_pending=1`) | its partition stops until you start another worker for it |
 #
 # `max_ack_pending=1` gives order, not one worker: the next message goes to whichever

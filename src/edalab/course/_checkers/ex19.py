@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import nats.errors
@@ -37,7 +37,7 @@ _FIX = (
 class _Run:
     """The two workers under test: what each handled, and when."""
 
-    def __init__(self, js: JetStreamContext, worker: Callable[..., Awaitable[Any]]) -> None:
+    def __init__(self, js: JetStreamContext, worker: Callable[..., Coroutine[Any, Any, Any]]) -> None:
         self.js = js
         self.worker = worker
         self.handled: dict[str, list[int]] = {"a": [], "b": []}
