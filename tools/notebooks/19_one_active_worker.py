@@ -151,7 +151,7 @@ import asyncio
 import contextlib
 import time
 
-from edalab import PriorityPuller, wait_for
+from edalab import PriorityPuller
 
 workers = {name: PriorityPuller(js, "WORK", "work", "workers") for name in ("a", "b")}
 handled = {"a": [], "b": []}
@@ -182,6 +182,15 @@ async def stop(name):
             await task
 
 
+# %% [markdown]
+# The cells below wait for what they need, each with a deadline: `until` for something
+# this notebook sees, `pulls_waiting` for pull requests the server holds (the consumer's
+# `num_waiting`):
+
+# %%
+from edalab import wait_for
+
+
 async def until(condition, what, timeout=10):
     async def check():
         return condition()
@@ -198,13 +207,15 @@ async def pulls_waiting(stream, consumer, count):
 
 # %% [markdown]
 # `a` starts first. Its first pull waits until the raw client's pin has expired, then
-# gets job 2 and the pin. Only then does `b` start, and 18 more jobs go out:
+# gets job 2 and the pin. Only then does `b` start; once both have a pull waiting on the
+# server, 18 more jobs go out:
 
 # %%
 start("a")
 await js.publish("work.job", b"2")
 await until(lambda: workers["a"].pinned, "worker a to be pinned")
 start("b")
+await pulls_waiting("WORK", "work", 2)
 for n in range(3, 21):
     await js.publish("work.job", str(n).encode())
 await until(lambda: len(handled["a"]) + len(handled["b"]) >= 19, "19 jobs handled")
@@ -445,6 +456,7 @@ async def drill(consumer):
     return [consumer, busy, 1 if peak[0] == 1 else "more than 1"]
 
 
+# %%
 headers = ["consumer", "workers that got jobs", "jobs in flight at once"]
 Table(headers, [await drill(c) for c in ("plain", "one-at-a-time", "pinned")])
 
