@@ -127,8 +127,7 @@ shown(await pull({"batch": 1, "expires": 10**9}))
 
 # %% [markdown]
 # With the group, the message comes, and with it the pin id the server just gave this
-# client (the `Nats-Pin-Id` header: a random 22-character NUID, shown here as `PIN-ID`
-# when the notebook is tested):
+# client (the `Nats-Pin-Id` header: a random 22-character NUID, new on every run):
 
 # %%
 first = await pull({"batch": 1, "expires": 2 * 10**9, "group": "workers"})
