@@ -60,6 +60,24 @@ async def raw_worker(js: Any, stream: str, consumer: str, handle: Any) -> None:
             await msg.ack()
 
 
+async def pinless_worker(js: Any, stream: str, consumer: str, handle: Any) -> None:
+    """A wrong answer: raw pulls in the group that never send the pin id back."""
+    nc = js.connection
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    while True:
+        request = {"batch": 5, "expires": 250_000_000, "group": "workers"}
+        await nc.publish(
+            f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}", json.dumps(request).encode(), inbox
+        )
+        while True:
+            msg = await sub.next_msg(timeout=5)
+            if msg.headers and "Status" in msg.headers:
+                break
+            await handle(msg)
+            await msg.ack()
+
+
 async def plain_fetch_worker(js: Any, stream: str, consumer: str, handle: Any) -> None:
     """A wrong answer: nats-py's fetch, which sends no group."""
     sub = await js.pull_subscribe_bind(consumer, stream)
@@ -111,6 +129,15 @@ async def test_19_workers_that_do_not_name_the_group_get_a_400(js) -> None:
     assert not result.passed
     assert "Priority Group missing" in result.message, result.message
     assert "every pull must name it: pull with PriorityPuller" in result.message
+
+
+async def test_19_a_worker_that_forgets_its_pin_loses_it(js) -> None:
+    """Pulls in the group without the pin id: the pin moves every priority_timeout, so
+    the jobs come under two pins, to one worker or both: not yet, naming the header."""
+    result = await check("19", js, PINNED, pinless_worker, report=False)
+    assert not result.passed
+    assert "the 6 jobs came under 2 different pin ids" in result.message, result.message
+    assert "send the id from the Nats-Pin-Id header with every later pull" in result.message
 
 
 async def test_19_a_long_priority_timeout_takes_over_too_late(js) -> None:

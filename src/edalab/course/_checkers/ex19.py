@@ -20,6 +20,7 @@ from nats.js.client import JetStreamContext
 
 from edalab import ConsumerError, ensure_consumer, ensure_priority_consumer, ensure_stream
 
+from ._common import pin_id_of
 from ._core import _NotYet, _require
 
 STREAM, CONSUMER = "PINCHECK", "pincheck"
@@ -34,13 +35,18 @@ _FIX = (
 )
 
 
+#: The learner's ``async def worker(js, stream, consumer, handle)``.
+Worker = Callable[..., Coroutine[Any, Any, Any]]
+
+
 class _Run:
     """The two workers under test: what each handled, and when."""
 
-    def __init__(self, js: JetStreamContext, worker: Callable[..., Coroutine[Any, Any, Any]]) -> None:
+    def __init__(self, js: JetStreamContext, worker: Worker) -> None:
         self.js = js
         self.worker = worker
         self.handled: dict[str, list[int]] = {"a": [], "b": []}
+        self.pins: dict[str, set[str | None]] = {"a": set(), "b": set()}  # Nats-Pin-Id seen
         self.spans: list[tuple[str, float, float]] = []  # (worker, start, end)
         self.tasks: dict[str, asyncio.Task[Any]] = {}
 
@@ -49,6 +55,7 @@ class _Run:
             started = time.monotonic()
             try:
                 self.handled[name].append(int(msg.data))
+                self.pins[name].add(pin_id_of(msg))
                 await asyncio.sleep(0.01)  # the job's work
             finally:
                 self.spans.append((name, started, time.monotonic()))
@@ -156,14 +163,16 @@ async def checker(js: JetStreamContext, config: Any = None, worker: Any = None) 
     priority_timeout = await _setup(js, config)
     run = _Run(js, worker)
     try:
-        return await _scenario(js, run, priority_timeout)
+        return await _scenario(js, run, "group" in config, priority_timeout)
     finally:
         await run.stop_all()
         with contextlib.suppress(nats.errors.Error):
             await js.delete_stream(STREAM)
 
 
-async def _scenario(js: JetStreamContext, run: _Run, priority_timeout: float | None) -> str:
+async def _scenario(
+    js: JetStreamContext, run: _Run, grouped: bool, priority_timeout: float | None
+) -> str:
     run.start("a")
     await _publish(js, range(1, 2))
     _require(
@@ -184,6 +193,14 @@ async def _scenario(js: JetStreamContext, run: _Run, priority_timeout: float | N
         "ack each job after handle(msg)",
     )
     counts = {name: len(jobs) for name, jobs in run.handled.items()}
+    pins = {pin for seen in run.pins.values() for pin in seen}
+    _require(
+        not (grouped and len(pins) > 1),
+        f"the 6 jobs came under {len(pins)} different pin ids (a handled {counts['a']}, b "
+        f"{counts['b']}): the server moved the pin although the workers kept pulling, so "
+        "their pulls did not carry it: send the id from the Nats-Pin-Id header with every "
+        "later pull (as PriorityPuller does); a pull without it waits like a standby's",
+    )
     _require(
         min(counts.values()) == 0,
         f"both workers handled jobs (a: {counts['a']}, b: {counts['b']}); expected one "
