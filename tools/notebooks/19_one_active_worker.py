@@ -464,7 +464,7 @@ Table(headers, [await drill(c) for c in ("plain", "one-at-a-time", "pinned")])
 # |---|---|---|---|
 # | queue group (core NATS, or a push consumer's `deliver_group`) | every member, spread among them | no limit in core NATS; a push consumer's `max_ack_pending` | the others carry on; nothing to take over |
 # | `max_ack_pending=1` | every worker that pulls, one message at a time | 1 for the whole consumer | its message is redelivered after `ack_wait`; the others carry on |
-# | `pinned_client` | one worker; the others stand by | what the pinned worker pulls (up to `max_ack_pending`) | the standby takes over `priority_timeout` after its last pull |
+# | `pinned_client` | one worker; the others stand by | what the pinned worker pulls (up to `max_ack_pending`) | the standby takes over `priority_timeout` after its last pull; its unacked messages come back after `ack_wait` |
 # | one worker per partition (14) | one worker per partition, all active | per partition (1 with `max_ack_pending=1`) | its partition stops until you start another worker for it |
 #
 # `max_ack_pending=1` gives order, not one worker: the next message goes to whichever
@@ -508,9 +508,12 @@ Table(["key", "partition of 3", "partition of 4"], zip(keys, stored[:6], stored[
 #
 # ## Recap
 #
-# - A pull consumer with `priority_policy="pinned_client"` and a group (nats-server
-#   2.11+) delivers to one pinned client; the others' pulls wait. Every pull must name
-#   the group (else 400); the pinned one also sends its `Nats-Pin-Id`.
+# - A pull consumer with `priority_policy="pinned_client"` and a group delivers to one
+#   pinned client; the others' pulls wait. Every pull must name the group (else 400);
+#   the pinned one also sends its `Nats-Pin-Id`.
+# - Priority groups, both policies shown here, the pin header, UNPIN and the advisories
+#   came with nats-server 2.11 (the `prioritized` policy with 2.12); this course runs
+#   2.15.1.
 # - The pin moves `priority_timeout` (default 2 minutes) after the pinned client's last
 #   pull, or when an operator calls `$JS.API.CONSUMER.UNPIN`; the `PINNED`/`UNPINNED`
 #   advisories say when, the old client gets 423 on its next pull.
