@@ -35,7 +35,17 @@ from ._consuming import ConsumerSetup
 from ._errors import ConsumerConfigConflict, ConsumerError
 from ._nats import ErrCode, Inbox, PriorityPull, connection_of
 
-__all__ = ["PriorityPuller", "ensure_priority_consumer", "pinned_client", "unpin"]
+__all__ = [
+    "PRIORITY_GROUPS_SINCE",
+    "PriorityPuller",
+    "ensure_priority_consumer",
+    "pinned_client",
+    "unpin",
+]
+
+#: The nats-server release that brought priority groups (ADR-42): both policies, the
+#: ``Nats-Pin-Id`` header, the UNPIN API and the pinned/unpinned advisories.
+PRIORITY_GROUPS_SINCE = (2, 11)
 
 Policy = Literal["pinned_client", "overflow"]
 
@@ -78,6 +88,14 @@ async def ensure_priority_consumer(
                                                priority_timeout=1.0)
         setup.action   # 'created', then 'unchanged' when run again
     """
+    server = connection_of(js).connected_server_version
+    if (server.major, server.minor) < PRIORITY_GROUPS_SINCE:
+        # An older server ignores the fields it does not know: it would make a plain
+        # consumer, where every worker gets messages.
+        raise ConsumerError(
+            f"priority groups need nats-server {'.'.join(map(str, PRIORITY_GROUPS_SINCE))}+; "
+            f"this server is {server.major}.{server.minor}.{server.patch}"
+        )
     wanted = _wanted(durable, group, policy, priority_timeout, config)
     try:
         existing = (await _nats.consumer_info(js, stream, durable))["config"]
