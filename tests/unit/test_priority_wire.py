@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from nats.aio.msg import Msg
 
+from edalab import Connection, ConsumerError, ensure_priority_consumer
 from tests.internals import PriorityPull, pin_id_of, status_of
 
 
@@ -39,10 +41,6 @@ def test_a_423_means_the_pin_is_lost() -> None:
 async def test_an_older_server_is_refused_before_it_makes_a_plain_consumer() -> None:
     """A server before 2.11 would drop the priority fields and make a plain consumer: the
     helper refuses first (a connection not yet connected reports version 0.0.0)."""
-    import pytest
-
-    from edalab import Connection, ConsumerError, ensure_priority_consumer
-
     js = Connection().jetstream()
     with pytest.raises(ConsumerError, match=r"need nats-server 2\.11\+; this server is 0\.0\.0"):
         await ensure_priority_consumer(js, "S", "c", group="g")
