@@ -468,9 +468,11 @@ Table(headers, [await drill(c) for c in ("plain", "one-at-a-time", "pinned")])
 # | one worker per partition (14) | one worker per partition, all active | per partition (1 with `max_ack_pending=1`) | its partition stops until you start another worker for it |
 #
 # `max_ack_pending=1` gives order, not one worker: the next message goes to whichever
-# pull is waiting. Pinning gives one worker, not order under redelivery or a lock.
-# The two combine: a `pinned_client` consumer per partition gives each partition one
-# active worker and a standby.
+# pull is waiting. Pinning gives one active worker, but neither a lock (see unpinning)
+# nor order across a takeover: a dead worker's unacknowledged messages come back after
+# `ack_wait`, when the standby has moved on to newer ones. The ideas combine: a
+# `pinned_client` consumer per partition gives each partition one active worker and a
+# standby.
 #
 # ## Changing the partition count moves keys
 #
@@ -526,9 +528,10 @@ Table(["key", "partition of 3", "partition of 4"], zip(keys, stored[:6], stored[
 #
 # ## Exercise
 #
-# Write `config`, the consumer's settings (a dict: `group` and `priority_timeout`, plus
-# any `ConsumerConfig` field; without `group` the checker makes a plain consumer), and a
-# worker `async def worker(js, stream, consumer, handle)` that pulls forever, awaits
+# Write `config`, the consumer's settings as a dict: the checker passes it to
+# `ensure_priority_consumer` (`group`, `priority_timeout`, optionally `policy`, and any
+# `ConsumerConfig` field), or, without `group`, to `ensure_consumer`. And write a worker
+# `async def worker(js, stream, consumer, handle)` that pulls forever, awaits
 # `handle(msg)` for each message, then acks it. The checker creates the consumer on a
 # stream of its own, runs two workers, checks that only one handles jobs, cancels that
 # one, and checks that the other takes over within 3 seconds and that no job is handled
