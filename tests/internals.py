@@ -27,6 +27,11 @@ from edalab._discovery import local_servers, running_server
 # (tests/unit/test_events.py).
 from edalab._events import describe_validation_error
 
+# The priority-group fields of a pull request and the header and status a pinned_client
+# consumer answers with: wire details the public PriorityPuller hides, checked without a
+# server (tests/unit/test_priority_wire.py).
+from edalab._nats import PriorityPull, pin_id_of, status_of
+
 # Wait until a process is gone: `edalab server stop` must really end the server's process
 # (tests/server/test_server.py).
 from edalab._processes import wait_pid_gone
@@ -53,11 +58,13 @@ from edalab.course._lesson import _claim as stream_claim
 
 __all__ = [
     "FAST_INGEST_SINCE",
+    "PriorityPull",
     "ServerState",
     "describe_validation_error",
     "explain",
     "local_servers",
     "mask_url",
+    "pin_id_of",
     "probe",
     "read_cluster_state",
     "read_state",
@@ -65,6 +72,7 @@ __all__ = [
     "running_server",
     "save_cluster_state",
     "secrets_in_config",
+    "status_of",
     "stream_claim",
     "version_of",
     "wait_pid_gone",

@@ -67,6 +67,7 @@ from ._factories import EventFactory, FixedClock
 from ._idempotency import ProcessedIds
 from ._nats import Connection, JetStream, jetstream
 from ._outbox import Outbox, OutboxRelay
+from ._priority import PriorityPuller, ensure_priority_consumer, pinned_client, unpin
 from ._publishing import (
     MSG_ID,
     IngestReport,
@@ -131,6 +132,7 @@ __all__ = [
     "PayloadError",
     "PermanentError",
     "PermissionDenied",
+    "PriorityPuller",
     "ProcessedIds",
     "PublishError",
     "Reason",
@@ -157,6 +159,7 @@ __all__ = [
     "consumer_permissions",
     "derived_id",
     "ensure_consumer",
+    "ensure_priority_consumer",
     "ensure_server",
     "ensure_stream",
     "find_nats_server",
@@ -172,6 +175,7 @@ __all__ = [
     "nkey_user",
     "overlaps",
     "permission_checked",
+    "pinned_client",
     "publish_checked",
     "publish_event",
     "publish_events",
@@ -183,6 +187,7 @@ __all__ = [
     "subscribe_checked",
     "to_binary",
     "to_structured",
+    "unpin",
     "utc_now",
     "validate_subject",
     "wait_for",

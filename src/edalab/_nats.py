@@ -16,6 +16,12 @@ interface:
   fast-ingest replies (:func:`pub_reply`, :func:`ingest_reply`); the API subjects a
   least-privilege user needs (:func:`consumer_api_subjects`); :class:`Inbox` (replies
   gathered by one subscription's callback);
+- **priority groups (ADR-42, nats-server 2.11+), which nats-py 2.16 has no API for**: the
+  pull request's ``group``/``id``/``min_pending``/``min_ack_pending`` fields
+  (:class:`PriorityPull`, passed to :func:`request_next`), the ``Nats-Pin-Id`` header
+  (:func:`pin_id_of`), a consumer created and read as raw JSON (:func:`create_consumer`,
+  :func:`consumer_info`: nats-py's ``ConsumerConfig`` drops ``priority_groups``,
+  ``priority_policy`` and ``priority_timeout``) and the UNPIN request (:func:`unpin`);
 - **errors**: the JetStream error codes edalab decides by (:class:`ErrCode`, checked
   against nats-server's ``server/errors.json``), :func:`err_code_of`,
   :func:`publish_error` and :func:`retryable`; every translation raises edalab's error
@@ -66,21 +72,26 @@ __all__ = [
     "Inbox",
     "IngestReply",
     "JetStream",
+    "PriorityPull",
     "Status",
     "api_prefix",
     "connection_of",
     "consumer_api_subjects",
+    "consumer_info",
+    "create_consumer",
     "err_code_of",
     "ingest_reply",
     "ingest_reply_subject",
     "is_jetstream_delivery",
     "jetstream",
+    "pin_id_of",
     "pub_reply",
     "publish_error",
     "request_next",
     "retryable",
     "status_of",
     "term",
+    "unpin",
 ]
 
 
@@ -151,9 +162,12 @@ class Inbox:
         self.msgs: deque[Msg] = deque()
         self._wake: asyncio.Future[None] | None = None
         self._sub: Subscription | None = None
+        #: The subject it listens on (set by :meth:`open`).
+        self.subject = ""
 
     async def open(self, nc: NATS, subject: str) -> Inbox:
         """Subscribe to ``subject`` (usually an inbox wildcard) and gather what comes."""
+        self.subject = subject
         self._sub = await nc.subscribe(subject, cb=self._gather)
         return self
 
@@ -272,17 +286,105 @@ def is_jetstream_delivery(msg: Msg) -> bool:
     return bool(msg.reply) and msg.reply.startswith(_ACK_PREFIX)
 
 
+@dataclass(frozen=True, slots=True)
+class PriorityPull:
+    """The ADR-42 fields of a pull request to a consumer with a priority group (2.11+).
+
+    ``group`` is required by such a consumer (else "400 Bad Request - Priority Group
+    missing"); ``id`` is the pin a ``pinned_client`` consumer gave this client (its
+    ``Nats-Pin-Id`` header); ``min_pending``/``min_ack_pending`` hold an ``overflow``
+    consumer's request back until the backlog / the unacknowledged count reaches them.
+
+    >>> PriorityPull("jobs", min_pending=50).fields()
+    {'group': 'jobs', 'min_pending': 50}
+    """
+
+    group: str
+    id: str | None = None
+    min_pending: int | None = None
+    min_ack_pending: int | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The request's JSON fields (those set)."""
+        out: dict[str, Any] = {"group": self.group}
+        for key in ("id", "min_pending", "min_ack_pending"):
+            value = getattr(self, key)
+            if value:
+                out[key] = value
+        return out
+
+
 async def request_next(
-    nc: NATS, js: JetStreamContext, stream: str, consumer: str, reply: str, batch: int, expires: int
+    nc: NATS,
+    js: JetStreamContext,
+    stream: str,
+    consumer: str,
+    reply: str,
+    batch: int,
+    expires: int,
+    priority: PriorityPull | None = None,
 ) -> None:
     """Ask the pull consumer for up to ``batch`` messages, delivered to ``reply``.
 
     ``expires`` is in nanoseconds: by then the server answers with what it has, at worst
-    a status (408) that counts the messages it did not deliver.
+    a status (408) that counts the messages it did not deliver. ``priority`` adds the
+    priority-group fields (:class:`PriorityPull`).
     """
     subject = f"{api_prefix(js)}.CONSUMER.MSG.NEXT.{stream}.{consumer}"
-    request = {"batch": batch, "expires": expires}
+    request: dict[str, Any] = {"batch": batch, "expires": expires}
+    if priority is not None:
+        request |= priority.fields()
     await nc.publish(subject, json.dumps(request).encode(), reply=reply)
+
+
+#: The header a ``pinned_client`` consumer puts on every message it delivers (ADR-42).
+PIN_ID = "Nats-Pin-Id"
+
+
+def pin_id_of(msg: Msg) -> str | None:
+    """The pin id ``msg`` carries (a ``pinned_client`` consumer's delivery), else ``None``."""
+    return msg.headers.get(PIN_ID) if msg.headers else None
+
+
+async def _api(js: JetStreamContext, subject: str, body: dict[str, Any], timeout: float) -> Any:
+    """One JetStream API request; its JSON answer, or nats-py's ``APIError`` raised."""
+    nc = connection_of(js)
+    reply = await nc.request(
+        f"{api_prefix(js)}.{subject}", json.dumps(body).encode(), timeout=timeout
+    )
+    resp = json.loads(reply.data)
+    if "error" in resp:
+        raise ApiError.of(resp["error"]).exception()
+    return resp
+
+
+async def create_consumer(
+    js: JetStreamContext, stream: str, config: dict[str, Any], timeout: float = 5.0
+) -> dict[str, Any]:
+    """Create (or update) a durable consumer from raw JSON config; the server's info, as JSON.
+
+    For fields nats-py's ``ConsumerConfig`` does not know (``priority_groups``,
+    ``priority_policy``, ``priority_timeout`` in nanoseconds).
+    """
+    name = config["durable_name"]
+    body = {"stream_name": stream, "config": config}
+    info: dict[str, Any] = await _api(js, f"CONSUMER.CREATE.{stream}.{name}", body, timeout)
+    return info
+
+
+async def consumer_info(
+    js: JetStreamContext, stream: str, consumer: str, timeout: float = 5.0
+) -> dict[str, Any]:
+    """A consumer's info as the server sends it (with ``priority_groups`` state)."""
+    info: dict[str, Any] = await _api(js, f"CONSUMER.INFO.{stream}.{consumer}", {}, timeout)
+    return info
+
+
+async def unpin(
+    js: JetStreamContext, stream: str, consumer: str, group: str, timeout: float = 5.0
+) -> None:
+    """Clear a ``pinned_client`` consumer's pin for ``group`` (``$JS.API.CONSUMER.UNPIN``)."""
+    await _api(js, f"CONSUMER.UNPIN.{stream}.{consumer}", {"group": group}, timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +400,15 @@ class Status:
     def heartbeat(self) -> bool:
         """An idle heartbeat (100): nothing to count."""
         return self.code == "100"
+
+    @property
+    def pin_lost(self) -> bool:
+        """423: the pull carried a pin id that is not (or no longer) the consumer's pin.
+
+        "Nats-Pin-Id mismatch" when another client holds the pin, "Nats-Wrong-Pin-Id"
+        when the server picks a new one; either way the client pulls on without an id.
+        """
+        return self.code == "423"
 
     @property
     def consumer_deleted(self) -> bool:

@@ -250,6 +250,23 @@ HINTS: dict[str, tuple[str, str, str]] = {
         "stream='MIGRATION', manual_ack=True, config=ConsumerConfig(...))\n"
         "await what the callback hands over, with a timeout",
     ),
+    "19": (
+        "A plain consumer shares its messages among every worker that pulls. To keep one "
+        "active, the consumer needs a priority group with the `pinned_client` policy, "
+        "every pull must name that group, and `priority_timeout` (how long the server "
+        "waits for the pinned worker's next pull) must be short for a quick takeover.",
+        "`config = {'group': 'workers', 'priority_timeout': 1.0}`; in `worker`, make one "
+        "`PriorityPuller(js, stream, consumer, 'workers')` and loop: `fetch(batch=..., "
+        "timeout=...)` with a timeout well below `priority_timeout`, `await handle(msg)` "
+        "then `await msg.ack()` for each message.",
+        "config = {'group': 'workers', 'priority_timeout': 1.0}\n"
+        "async def worker(js, stream, consumer, handle):\n"
+        "    puller = PriorityPuller(js, stream, consumer, 'workers')\n"
+        "    while True:\n"
+        "        for msg in await puller.fetch(batch=5, timeout=0.25):\n"
+        "            await handle(msg)\n"
+        "            await msg.ack()",
+    ),
 }
 
 TIER_NAMES = ("a nudge", "the API to use", "the shape of the answer")

@@ -238,6 +238,15 @@ LESSONS: tuple[Lesson, ...] = (
         streams=("MIGRATION",),
         exercise="a STAN subscription translated",
     ),
+    Lesson(
+        "19",
+        "one_active_worker",
+        "One active worker, and a standby",
+        "priority groups: a pinned worker with a standby that takes over, unpinning, the "
+        "overflow policy; versus queue groups, `max_ack_pending=1` and partitions",
+        streams=("WORK", "BACKLOG", "DRILL", "KEYED"),
+        exercise="a consumer and worker pair: one active, a standby takes over in time",
+    ),
 )
 
 
@@ -274,6 +283,9 @@ PACE: dict[str, Pace] = {
         (("08", "upcasters"), ("10", "`ProcessedIds`"), ("11", "`DeadLetters` and replay")),
     ),
     "18": Pace(25, (("05", "consumers and acks"), ("07", "durables and deliver policies"))),
+    "19": Pace(
+        35, (("06", "`ack_wait` and redelivery"), ("14", "partitions and `max_ack_pending`"))
+    ),
 }
 
 #: What every notebook's top cell tells a learner about running it.
