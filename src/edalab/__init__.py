@@ -76,6 +76,7 @@ from ._publishing import (
     publish_events,
 )
 from ._reasons import Reason
+from ._replication import wait_replicated
 from ._security import (
     User,
     authorization_config,
@@ -197,6 +198,7 @@ __all__ = [
     "utc_now",
     "validate_subject",
     "wait_for",
+    "wait_replicated",
     "wait_until_current",
 ]
 

@@ -238,6 +238,26 @@ LESSONS: tuple[Lesson, ...] = (
         streams=("MIGRATION",),
         exercise="a STAN subscription translated",
     ),
+    Lesson(
+        "20",
+        "topology_and_recovery",
+        "Stream topology and disaster recovery",
+        "a mirror as a read replica and what it refuses, sources with subject transforms, "
+        "a stream shared with another account, a leaf node cut off and catching up, a "
+        "snapshot restored into a fresh server",
+        streams=(
+            "SALES",
+            "SALES_READ",
+            "SALES_EU",
+            "SALES_US",
+            "SALES_WORLD",
+            "REPORTS",
+            "INVOICES",
+            "STORE",
+            "STORES",
+        ),
+        exercise="REPORTS: both regions' sales under report., read-only",
+    ),
 )
 
 
@@ -274,6 +294,10 @@ PACE: dict[str, Pace] = {
         (("08", "upcasters"), ("10", "`ProcessedIds`"), ("11", "`DeadLetters` and replay")),
     ),
     "18": Pace(25, (("05", "consumers and acks"), ("07", "durables and deliver policies"))),
+    "20": Pace(
+        40,
+        (("12", "users and permissions"), ("13", "replicated streams and catching up")),
+    ),
 }
 
 #: What every notebook's top cell tells a learner about running it.
