@@ -343,8 +343,7 @@ hq.state.messages
 # %% [markdown]
 # How long that took (it varies from run to run; the output is not compared):
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 "under 2 s" if caught_up < 2 else f"{caught_up:.0f} s"
 
 # %% [markdown]
