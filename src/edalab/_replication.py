@@ -27,6 +27,10 @@ async def wait_replicated(
 
     ``messages`` counts what the copy should hold (the origin's messages, or the sum of
     the sources'); a copy that holds more is reported at once, not waited on.
+
+        await js.add_stream(StreamConfig(name="SALES_READ", mirror=StreamSource(name="SALES")))
+        info = await wait_replicated(js, "SALES_READ", messages=6)
+        info.mirror.lag            # 0
     """
     latest: list[StreamInfo] = []
 

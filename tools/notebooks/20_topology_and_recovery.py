@@ -18,12 +18,13 @@
 # - take a **snapshot** of a stream and restore it into a fresh server, every message and
 #   consumer position intact.
 #
-# > **From NATS Streaming.** A STAN server offered fault tolerance (an active server and
-# > standbys sharing one store), clustering (channels replicated with Raft) or
-# > partitioning (channels split between servers, not replicated), one mode at a time.
-# > It had no mirrors, no sources, no leaf nodes and no snapshot API, and every client
-# > that could reach it could use every channel. In JetStream these are features of the
-# > streams and of the `nats-server`s themselves.
+# > **From NATS Streaming.** A STAN server could run with fault tolerance (an active
+# > server and standbys sharing one store), with clustering (channels replicated with
+# > Raft) or with partitioning (channels split between servers, not replicated); clustering
+# > excluded the other two. It had nothing like mirrors, sources or leaf-node domains, no
+# > snapshot request for clients (a backup was a copy of its store), and every client that
+# > could reach it could use every channel. In JetStream all of this belongs to the
+# > streams and to the `nats-server`s themselves.
 #
 # The lesson starts servers of its own (five small ones, on loopback), so it disturbs
 # no other notebook.
@@ -132,6 +133,17 @@ Table(["attempt", "err_code", "description"], refused)
 
 # %%
 [(await js.stream_info(name)).state.messages for name in ("SALES", "SALES_READ")]
+
+# %% [markdown]
+# In a disaster the origin may be gone for good. Then the replica can take over:
+# removing `mirror` from its configuration **promotes** it to an ordinary stream
+# (nats-server 2.12+), with every message it copied. Given no subjects, it takes its
+# own name as its subject, and now accepts writes:
+
+# %%
+promoted = await js.update_stream(replace(cfg, mirror=None))
+ack = await js.publish("SALES_READ", b'{"sale": "after the promotion"}')
+promoted.config.mirror, promoted.config.subjects, ack.stream, ack.seq
 
 # %% [markdown]
 # ## Sources: several streams into one
@@ -356,19 +368,20 @@ from edalab.course import loss_report
 loss_report(before + during, len(before) + len(acked), await stored_event_ids(js_hub, "STORES"))
 
 # %% [markdown]
-# The quick catch-up holds for a short cut. The hub's source sends heartbeats each
-# second and checks its origins every 10 s: after 10 s of silence it asks the leaf for a
-# new consumer, and a request sent while the link is still down waits 30 s for an answer
-# before the next try (then backs off: 10 s, 20 s, ... up to 2 minutes). So after a long
-# outage, expect the copy to resume up to a minute after the link returns (nats-server's
+# The quick catch-up holds for a short cut. The consumer that feeds the hub's source
+# sends a heartbeat every second, and the hub checks its sources every 10 s: after 10 s
+# of silence it asks the leaf for a new consumer, and a request sent while the link is
+# still down waits 30 s for an answer before the next try, and further tries back off
+# (10 s, 20 s, ... up to 2 minutes). So after a long outage the copy resumes tens of
+# seconds, or a couple of minutes, after the link returns (nats-server's
 # `server/stream.go`: `sourceHealthCheckInterval`, `srcConsumerWaitTime`,
 # `calculateRetryBackoff`).
 #
 # ## A snapshot, restored elsewhere
 #
-# A mirror follows its origin, mistakes included: a purge or a deleted message is copied
-# too. A **snapshot** is a copy at one moment, kept aside. nats-py has no API for it; the
-# server's is two requests. First a busier day for `SALES`, and a consumer part way
+# A mirror is a live copy inside the same system. A **snapshot** is a copy at one
+# moment, kept aside as a file: to go back to after a mistake, or to bring a stream to
+# a server that never knew it. nats-py has no API for it; the server's is two requests. First a busier day for `SALES`, and a consumer part way
 # through it, so there is a position to keep:
 
 # %%
@@ -455,7 +468,7 @@ Table(
 #   subjects and sequences included; it serves reads and consumers, has no subjects of
 #   its own (10034 "stream mirrors can not contain subjects"), cannot be re-pointed
 #   (10055), and reports its `lag`. Since nats-server 2.12, removing `mirror` from its
-#   configuration promotes it to a normal stream.
+#   configuration promotes it to an ordinary stream that takes writes.
 # - **Sources** gather several streams into one, each copy tagged `Nats-Stream-Source`;
 #   `subject_transforms` on a source rename subjects on the way.
 # - **Accounts** share nothing by default; an owner exports the few API subjects a
@@ -464,7 +477,7 @@ Table(
 #   own JetStream sees only its own streams.
 # - A **leaf node** keeps its own JetStream domain: it takes writes while cut off, and a
 #   hub stream that sources it through `$JS.<domain>.API` catches up when the link
-#   returns, quickly after a short cut, up to a minute after a long one.
+#   returns: quickly after a short cut, tens of seconds or minutes after a long one.
 # - A **snapshot** (`$JS.API.STREAM.SNAPSHOT.<stream>`, `...RESTORE.<stream>`) copies a
 #   stream with its consumers' positions into a file; `snapshot_stream` and
 #   `restore_stream` drive it and refuse a damaged file.
