@@ -326,18 +326,26 @@ import asyncio
 await asyncio.to_thread(leaf.cut_leaf_links)
 during = [make("store.sale", {"n": i}) for i in range(20, 220)]
 acked = await publish_events(js_leaf, during)
+at_hub = await js_hub.stream_info("STORES")
 Table(
-    ["leaf links", "published during the cut", "acknowledged by the leaf", "STORE", "STORES (hub)"],
+    ["links", "published in the cut", "acked by the leaf", "STORE", "STORES", "lag seen"],
     [
         [
             leaf.leaf_connections(),
             len(during),
             len(acked),
             (await js_leaf.stream_info("STORE")).state.messages,
-            (await js_hub.stream_info("STORES")).state.messages,
+            at_hub.state.messages,
+            at_hub.sources[0].lag,
         ]
     ],
 )
+
+# %% [markdown]
+# Headquarters holds the 20 sales from before the cut. Its source still reports a lag
+# of 0: lag is what the hub last heard from the leaf, and it has heard nothing since the
+# cut. A lag of 0 says "caught up with what I know", not "caught up": watch how long
+# ago a source was last active (`active`, in nanoseconds) too.
 
 # %% [markdown]
 # The link comes back. The hub's source resumes where its copy ended (each copied
