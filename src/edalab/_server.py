@@ -326,7 +326,12 @@ class NatsServer(Lifecycle):
         """Disconnect this leaf node from its hubs, and stay disconnected (the server runs on).
 
         Marks every remote ``disabled`` (nats-server 2.12+) and reloads the configuration
-        (``SIGHUP``); returns once the server reports no leaf connection.
+        (``SIGHUP``); returns once the server reports no leaf connection. The cut outlasts
+        a restart, until :meth:`restore_leaf_links`::
+
+            leaf = NatsServer(domain="leaf", leaf_remotes=(hub.leafnode_url,)).start()
+            leaf.cut_leaf_links()        # the leaf's JetStream keeps taking writes
+            leaf.restore_leaf_links()    # a hub stream sourcing it catches up
         """
         self._set_links(on=False, timeout=timeout)
 

@@ -66,6 +66,20 @@ def test_accounts_config_refuses_duplicate_names():
         accounts_config([one, Account("B", [User("ann", password="y")])])
 
 
+def test_account_passwords_stay_out_of_reprs_and_errors():
+    """An account's repr hides its users' passwords; a failed start masks them in the log."""
+    account = Account("A", [User("ann", password="s3cret-pw")])
+    assert "s3cret-pw" not in repr(account)
+    broken = accounts_config([account]) + "\nthis is not configuration {"
+    server = NatsServer(name="edalab-broken-accounts", config=broken)
+    try:
+        with pytest.raises(ServerError) as failed:
+            server.start()
+    finally:
+        server.stop()  # removes its temporary directories
+    assert "s3cret-pw" not in str(failed.value)
+
+
 def test_leaf_links_need_remotes():
     """Cutting the links of a server that has none is an error that says so."""
     with NatsServer(name="edalab-no-remotes") as srv, pytest.raises(ServerError, match="remotes"):
