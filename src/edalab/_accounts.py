@@ -97,7 +97,10 @@ def accounts_config(accounts: Sequence[Account]) -> str:
 
     >>> print(accounts_config([Account("A", [User("ann", password="pw")])]))
     accounts {
-      "A": {"users": [{"user": "ann", "password": "pw"}], "jetstream": "enabled"}
+      "A": {
+        "users": [{"user": "ann", "password": "pw"}],
+        "jetstream": "enabled"
+      }
     }
     """
     names = [a.name for a in accounts]
@@ -107,8 +110,18 @@ def accounts_config(accounts: Sequence[Account]) -> str:
     if len(set(users)) != len(users):
         raise ValueError(f"user names must be unique across accounts: {users}")
     # The server's configuration format accepts JSON values.
-    lines = [f"  {json.dumps(a.name)}: {json.dumps(a.entry())}" for a in accounts]
-    return "accounts {\n" + "\n".join(lines) + "\n}"
+    # One line per user, export and import, so a printed configuration reads well.
+    blocks = []
+    for a in accounts:
+        fields = []
+        for key, value in a.entry().items():
+            if isinstance(value, list) and len(value) > 1:
+                items = ",\n".join(f"      {json.dumps(v)}" for v in value)
+                fields.append(f"    {json.dumps(key)}: [\n{items}\n    ]")
+            else:
+                fields.append(f"    {json.dumps(key)}: {json.dumps(value)}")
+        blocks.append(f"  {json.dumps(a.name)}: {{\n" + ",\n".join(fields) + "\n  }")
+    return "accounts {\n" + "\n".join(blocks) + "\n}"
 
 
 def share_consumer(

@@ -192,20 +192,21 @@ sorted((m.subject, " ".join(m.headers["Nats-Stream-Source"].split()[:2])) for m 
 # **imports** it. To let a partner company read invoices, the account `SHOP` exports
 # exactly three subjects of its JetStream API: its stream's info, the fetch of one
 # consumer (`partner`), and that consumer's acks. `PARTNER` imports the first two under
-# the prefix `$JS.SHOP.API`, so they do not collide with its own JetStream's:
+# the prefix `$JS.SHOP.API`, so they do not collide with its own JetStream's. In the
+# server's configuration (`share_consumer` lists the subjects, `accounts_config` writes
+# the block; the users come in the next cell):
 
 # %%
 from edalab import Account, User, accounts_config, share_consumer
 
 exports, imports = share_consumer("SHOP", "INVOICES", "partner")
-Table(
-    ["SHOP exports", "PARTNER sees it as"],
-    [[e.subject, i.to or i.subject] for e, i in zip(exports, imports, strict=True)],
+print(
+    accounts_config([Account("SHOP", [], exports=exports), Account("PARTNER", [], imports=imports)])
 )
 
 # %% [markdown]
-# The server's configuration gets both accounts, each with a user and its own
-# JetStream (`accounts_config` writes the block; users and passwords as in lesson 12):
+# A fetch is answered with several messages, hence `response_type: stream` on its
+# export. Each account gets a user (as in lesson 12) and its own JetStream:
 
 # %%
 shop = Account("SHOP", [User("shop", password="shop-pw")], exports=exports)
