@@ -97,8 +97,8 @@ class NatsServer(Lifecycle):
     write; the default is two minutes). ``domain``, ``leafnode_port`` and
     ``leaf_remotes`` make a hub and its leaf nodes (notebook
     ``20_topology_and_recovery``): the hub listens on :attr:`leafnode_url`, a leaf
-    connects to it, and each keeps its own JetStream domain. ``config`` is extra configuration text
-    appended to the generated file (accounts, authorization, ...); it stays out of
+    connects to it, and each keeps its own JetStream domain. ``config`` is extra
+    configuration text appended to the generated file (accounts, authorization, ...); it stays out of
     the repr, and its secrets out of every error.
 
         >>> with NatsServer() as srv:
@@ -360,11 +360,6 @@ class NatsServer(Lifecycle):
                 )
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(timeout=_POLL)  # a reload is not awaitable from outside
-
-    def halt(self, timeout: float = 5.0) -> None:
-        """Stop the process (terminate, then kill) and keep its store and ports for
-        :meth:`start` again: a site going down, and coming back."""
-        self._terminate(timeout)
 
     def kill(self) -> None:
         """``kill -9`` the process, as a crash would; the store stays for :meth:`start` again."""
