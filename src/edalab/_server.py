@@ -98,8 +98,8 @@ class NatsServer(Lifecycle):
     ``leaf_remotes`` make a hub and its leaf nodes (notebook
     ``20_topology_and_recovery``): the hub listens on :attr:`leafnode_url`, a leaf
     connects to it, and each keeps its own JetStream domain. ``config`` is extra
-    configuration text appended to the generated file (accounts, authorization, ...); it stays out of
-    the repr, and its secrets out of every error.
+    configuration text appended to the generated file (accounts, authorization,
+    ...); it stays out of the repr, and its secrets out of every error.
 
         >>> with NatsServer() as srv:
         ...     srv.url.startswith("nats://127.0.0.1:")
