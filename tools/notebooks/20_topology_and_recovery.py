@@ -21,10 +21,11 @@
 # > **From NATS Streaming.** A STAN server could run with fault tolerance (an active
 # > server and standbys sharing one store), with clustering (channels replicated with
 # > Raft) or with partitioning (channels split between servers, not replicated); clustering
-# > excluded the other two. It had nothing like mirrors, sources or leaf-node domains, no
-# > snapshot request for clients (a backup was a copy of its store), and every client that
-# > could reach it could use every channel. In JetStream all of this belongs to the
-# > streams and to the `nats-server`s themselves.
+# > excluded the other two. It had nothing like mirrors, sources or leaf-node domains,
+# > and no snapshot request for clients (its data lived in its store, files or a SQL
+# > database, backed up as such); every client that could reach it could use every
+# > channel. In JetStream all of this belongs to the streams and to the `nats-server`s
+# > themselves.
 #
 # The lesson starts servers of its own (five small ones, on loopback), so it disturbs
 # no other notebook.
