@@ -51,6 +51,10 @@ from edalab._urls import probe
 # Which version an event's subject or type names (tests/unit/test_versioning.py).
 from edalab._versioning import version_of
 
+# Exercise 20's checker waits up to 5 s for copies that a wrong answer never makes; its
+# tests shorten that wait, which needs the module (tests/server/test_exercise_20.py).
+from edalab.course._checkers import ex20 as checker_20
+
 # Where fresh_stream records which notebook kernel holds a stream: the refusal test plays
 # another kernel by writing that record, so it needs the record's path
 # (tests/notebooks/test_notebook_subjects.py).
@@ -60,6 +64,7 @@ __all__ = [
     "FAST_INGEST_SINCE",
     "PriorityPull",
     "ServerState",
+    "checker_20",
     "describe_validation_error",
     "explain",
     "local_servers",

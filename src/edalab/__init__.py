@@ -15,6 +15,7 @@ benchmarks, the capstone shop, and the lessons' own helpers such as ``fresh_stre
 ``lesson_server`` and the tables), built on this API. The library never imports the course.
 """
 
+from ._accounts import Account, Export, Import, accounts_config, share_consumer
 from ._binary import find_nats_server
 from ._cloudevents import (
     from_binary,
@@ -76,6 +77,7 @@ from ._publishing import (
     publish_events,
 )
 from ._reasons import Reason
+from ._replication import wait_replicated
 from ._security import (
     User,
     authorization_config,
@@ -86,6 +88,7 @@ from ._security import (
     permission_checked,
 )
 from ._server import NatsServer
+from ._snapshots import Snapshot, SnapshotError, restore_stream, snapshot_stream
 from ._streams import ensure_stream, stream_messages
 from ._subjects import matches, overlaps, split_version, subject, validate_subject
 from ._tracing import (
@@ -104,6 +107,7 @@ __all__ = [
     "CAUSATION_ID",
     "CORRELATION_ID",
     "MSG_ID",
+    "Account",
     "AuthenticationError",
     "ConcurrencyConflict",
     "Connection",
@@ -118,8 +122,10 @@ __all__ = [
     "EventDecodeError",
     "EventError",
     "EventFactory",
+    "Export",
     "FixedClock",
     "HandlerError",
+    "Import",
     "IngestReport",
     "InvalidURLError",
     "JetStream",
@@ -143,6 +149,8 @@ __all__ = [
     "ServerHandle",
     "ServerStartError",
     "ServerUnreachableError",
+    "Snapshot",
+    "SnapshotError",
     "StreamConfigConflict",
     "StreamError",
     "SubjectError",
@@ -151,6 +159,7 @@ __all__ = [
     "UnknownVersionError",
     "UpcastError",
     "User",
+    "accounts_config",
     "aggregate_version",
     "append",
     "authorization_config",
@@ -179,6 +188,9 @@ __all__ = [
     "publish_checked",
     "publish_event",
     "publish_events",
+    "restore_stream",
+    "share_consumer",
+    "snapshot_stream",
     "split_version",
     "stored_event_ids",
     "stream_leader",
@@ -191,6 +203,7 @@ __all__ = [
     "utc_now",
     "validate_subject",
     "wait_for",
+    "wait_replicated",
     "wait_until_current",
 ]
 

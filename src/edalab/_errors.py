@@ -18,7 +18,8 @@ The tree::
     ├── PermissionDenied            the server refused a publish or subscribe
     ├── StreamError
     │   ├── StreamConfigConflict    an existing stream differs and cannot be updated
-    │   └── NoStreamError           no stream captures a published subject
+    │   ├── NoStreamError           no stream captures a published subject
+    │   └── SnapshotError           a snapshot not taken, a file damaged, a restore refused
     ├── PublishError                a publish was not acknowledged
     │   └── ConcurrencyConflict     an append whose expected last sequence was stale
     ├── ConsumerError

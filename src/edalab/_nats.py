@@ -22,6 +22,9 @@ interface:
   (:func:`pin_id_of`), a consumer created and read as raw JSON (:func:`create_consumer`,
   :func:`consumer_info`: nats-py's ``ConsumerConfig`` drops ``priority_groups``,
   ``priority_policy`` and ``priority_timeout``) and the UNPIN request (:func:`unpin`);
+- **snapshots**: nats-py has no API for them; :func:`stream_snapshot` and
+  :func:`stream_restore` drive ``$JS.API.STREAM.SNAPSHOT.<stream>`` and
+  ``$JS.API.STREAM.RESTORE.<stream>`` (chunks, flow-control acks, the end marker);
 - **errors**: the JetStream error codes edalab decides by (:class:`ErrCode`, checked
   against nats-server's ``server/errors.json``), :func:`err_code_of`,
   :func:`publish_error` and :func:`retryable`; every translation raises edalab's error
@@ -51,6 +54,7 @@ import asyncio
 import contextlib
 import json
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -89,7 +93,10 @@ __all__ = [
     "publish_error",
     "request_next",
     "retryable",
+    "shared_consumer_subjects",
     "status_of",
+    "stream_restore",
+    "stream_snapshot",
     "term",
     "unpin",
 ]
@@ -210,8 +217,10 @@ class ErrCode(IntEnum):
     STREAM_CREATE = 10049  # JSStreamCreateErrF, 500: "{err}" (e.g. "error creating store")
     MSG_DELETE_FAILED = 10057  # JSStreamMsgDeleteFailedF, 500: "{err}" (e.g. "no message found")
     STREAM_NOT_FOUND = 10059  # JSStreamNotFoundErr, 404
+    STREAM_RESTORE = 10062  # JSStreamRestoreErrF, 500: "restore failed: {err}"
     STREAM_SUBJECT_OVERLAP = 10065  # JSStreamSubjectOverlapErr, 400
     WRONG_LAST_SEQUENCE = 10071  # JSStreamWrongLastSequenceErrF, 400: "wrong last sequence: {seq}"
+    STREAM_NAME_EXIST_RESTORE = 10130  # JSStreamNameExistRestoreFailedErr, 400
     WRONG_LAST_SEQUENCE_CONSTANT = 10164  # JSStreamWrongLastSequenceConstantErr, 400
     BATCH_PUBLISH_DISABLED = 10205  # JSBatchPublishDisabledErr, 400
     BATCH_PUBLISH_UNKNOWN_ID = 10208  # JSBatchPublishUnknownBatchIDErr, 400
@@ -279,6 +288,24 @@ def consumer_api_subjects(stream: str, consumer: str, prefix: str = DEFAULT_PREF
         f"{prefix}.CONSUMER.INFO.{stream}.{consumer}",
         f"{_ACK_PREFIX}{stream}.{consumer}.>",
     ]
+
+
+def shared_consumer_subjects(
+    stream: str, consumer: str, prefix: str
+) -> list[tuple[str, str | None]]:
+    """What an account exports so another can read a stream's info and one consumer.
+
+    Pairs of (the subject in the owner's account, its name in the importer's, under
+    the importer's API ``prefix``; ``None`` where it keeps its name, as acks do).
+
+    >>> shared_consumer_subjects("S", "c", "$JS.X.API")  # doctest: +NORMALIZE_WHITESPACE
+    [('$JS.API.STREAM.INFO.S', '$JS.X.API.STREAM.INFO.S'),
+     ('$JS.API.CONSUMER.MSG.NEXT.S.c', '$JS.X.API.CONSUMER.MSG.NEXT.S.c'), ('$JS.ACK.S.c.>', None)]
+    """
+    fetch, _info, acks = consumer_api_subjects(stream, consumer)
+    info = f"{DEFAULT_PREFIX}.STREAM.INFO.{stream}"
+    local = len(DEFAULT_PREFIX)
+    return [(info, prefix + info[local:]), (fetch, prefix + fetch[local:]), (acks, None)]
 
 
 def is_jetstream_delivery(msg: Msg) -> bool:
@@ -527,3 +554,84 @@ def ingest_reply(msg: Msg) -> IngestReply:
 def ingest_reply_subject(prefix: str, flow: int, seq: int, op: int) -> str:
     """The reply subject of message ``seq`` of a fast-ingest batch (op 0 start, 1 add, 2 commit)."""
     return f"{prefix}.{flow}.fail.{seq}.{op}.$FI"
+
+
+# --- snapshots (nats-server's server/jetstream_api.go: jsStreamSnapshotRequest, streamSnapshot,
+# jsStreamRestoreRequest, processStreamRestore) ------------------------------------------------
+
+
+def _answer(msg: Msg) -> dict[str, Any]:
+    """A JetStream API reply as a dict; its ``error`` raised as nats-py's ``APIError``."""
+    if msg.headers and msg.headers.get("Status") == _NO_RESPONDERS:
+        raise nats.errors.NoRespondersError
+    answer: dict[str, Any] = json.loads(msg.data)
+    if "error" in answer:
+        raise ApiError.of(answer["error"]).exception()
+    return answer
+
+
+async def stream_snapshot(
+    js: JetStreamContext,
+    stream: str,
+    write: Callable[[bytes], object],
+    *,
+    chunk_size: int = 128 * 1024,
+    timeout: float = 5.0,
+) -> dict[str, Any]:
+    """Take a snapshot of ``stream``, handing its bytes to ``write`` chunk by chunk.
+
+    Returns the server's first answer: the stream's ``config`` and ``state`` at the
+    snapshot (a restore sends them back). The protocol: the request names a deliver
+    subject; the server streams chunks there, each but the last with a reply subject
+    that the client answers (an empty message) to let more come (a window of 8 MiB
+    in flight; the server gives up after 5 s without an ack); an empty message ends
+    the transfer, its status ``204`` for success, ``408``/``500`` for failure (raised
+    as ``APIError`` with that code). Consumers are included.
+    """
+    nc = connection_of(js)
+    inbox = await Inbox().open(nc, deliver := nc.new_inbox())
+    try:
+        request = {"deliver_subject": deliver, "chunk_size": chunk_size}
+        subject = f"{api_prefix(js)}.STREAM.SNAPSHOT.{stream}"
+        answer = _answer(await nc.request(subject, json.dumps(request).encode(), timeout=timeout))
+        while True:
+            if not await inbox.wait(timeout):
+                raise nats.errors.TimeoutError
+            msg = inbox.msgs.popleft()
+            if not msg.data:  # the end: 204, or why the server stopped
+                status = status_of(msg)
+                if status is not None and status.code != "204":
+                    raise ApiError(int(status.code), None, status.description).exception()
+                return answer
+            write(msg.data)
+            if msg.reply:  # flow control: one more chunk may come
+                await nc.publish(msg.reply, b"")
+    finally:
+        await inbox.close()
+
+
+async def stream_restore(
+    js: JetStreamContext,
+    stream: str,
+    snapshot: dict[str, Any],
+    chunks: Iterable[bytes],
+    *,
+    timeout: float = 5.0,
+) -> dict[str, Any]:
+    """Restore ``stream`` from ``snapshot`` (the answer :func:`stream_snapshot` returned)
+    and its ``chunks``; returns the server's last answer (``stream_info`` of the new stream).
+
+    The request carries the stream's ``config`` and ``state``; the server answers with
+    a subject to send the chunks to, acknowledges each (an empty reply; an error
+    instead when it cannot store it) and answers the final empty message with the
+    restored stream's info, or the reason it failed (``10062``, "restore failed").
+    """
+    nc = connection_of(js)
+    body = json.dumps({"config": snapshot["config"], "state": snapshot["state"]}).encode()
+    subject = f"{api_prefix(js)}.STREAM.RESTORE.{stream}"
+    deliver = _answer(await nc.request(subject, body, timeout=timeout))["deliver_subject"]
+    for chunk in chunks:
+        reply = await nc.request(deliver, chunk, timeout=timeout)
+        if reply.data:
+            _answer(reply)  # the server refused the chunk and said why
+    return _answer(await nc.request(deliver, b"", timeout=timeout))

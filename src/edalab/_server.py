@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 from ._binary import find_nats_server
 from ._confidential import mask_url, redact, secrets_in_config, write_private
-from ._errors import ServerStartError
+from ._errors import ServerError, ServerStartError
 
 __all__ = ["Lifecycle", "NatsServer", "free_port"]
 
@@ -94,9 +94,12 @@ class NatsServer(Lifecycle):
     ``port=0`` picks a free port (the server chooses it itself; no race). With
     ``store_dir=None`` a temporary store is made and removed on :meth:`stop`.
     ``sync_interval`` is JetStream's fsync interval (``"always"`` syncs every
-    write; the default is two minutes). ``config`` is extra configuration text
-    appended to the generated file (accounts, authorization, ...); it stays out of
-    the repr, and its secrets out of every error.
+    write; the default is two minutes). ``domain``, ``leafnode_port`` and
+    ``leaf_remotes`` make a hub and its leaf nodes (notebook
+    ``20_topology_and_recovery``): the hub listens on :attr:`leafnode_url`, a leaf
+    connects to it, and each keeps its own JetStream domain. ``config`` is extra
+    configuration text appended to the generated file (accounts, authorization,
+    ...); it stays out of the repr, and its secrets out of every error.
 
         >>> with NatsServer() as srv:
         ...     srv.url.startswith("nats://127.0.0.1:")
@@ -113,6 +116,12 @@ class NatsServer(Lifecycle):
     run_dir: Path | str | None = None
     start_timeout: float = 10.0
     detach: bool = False
+    #: JetStream domain (``$JS.<domain>.API`` reaches it from across a leaf node link).
+    domain: str | None = None
+    #: Accept leaf node connections on this port (``0``: a free one, kept across restarts).
+    leafnode_port: int | None = None
+    #: Hub URLs (``nats-leaf://host:port``) this server connects to as a leaf node.
+    leaf_remotes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self._proc: subprocess.Popen[bytes] | None = None
@@ -120,6 +129,7 @@ class NatsServer(Lifecycle):
         self.url = ""
         self.monitor_url = ""
         self.pid: int | None = None
+        self._links_on = True
         if self.store_dir is None:
             tmp = tempfile.TemporaryDirectory(prefix="edalab-store-")
             self._tmp.append(tmp)
@@ -153,6 +163,13 @@ class NatsServer(Lifecycle):
         return Path(self.run_dir or ".") / "nats-server.conf"
 
     @property
+    def leafnode_url(self) -> str:
+        """Where leaf nodes connect (``nats-leaf://127.0.0.1:<port>``); ``""`` without one."""
+        if not self.leafnode_port:
+            return ""
+        return f"nats-leaf://{self.host}:{self.leafnode_port}"
+
+    @property
     def running(self) -> bool:
         """Whether the process is alive."""
         return self._proc is not None and self._proc.poll() is None
@@ -165,7 +182,20 @@ class NatsServer(Lifecycle):
             js = [f"store_dir: {json.dumps(str(self.store_dir))}"]
             if self.sync_interval:
                 js.append(f"sync_interval: {json.dumps(self.sync_interval)}")
+            if self.domain:
+                js.append(f"domain: {json.dumps(self.domain)}")
             lines.append("jetstream {\n  " + "\n  ".join(js) + "\n}")
+        leaf = []
+        if self.leafnode_port is not None:
+            if not self.leafnode_port:  # chosen once: leaf nodes must find it after a restart
+                self.leafnode_port = free_port(self.host)
+            leaf.append(f"listen: {json.dumps(f'{self.host}:{self.leafnode_port}')}")
+        if self.leaf_remotes:
+            off, remotes = json.dumps(not self._links_on), self.leaf_remotes
+            urls = ", ".join(f"{{url: {json.dumps(u)}, disabled: {off}}}" for u in remotes)
+            leaf.append(f"remotes: [{urls}]")
+        if leaf:
+            lines.append("leafnodes {\n  " + "\n  ".join(leaf) + "\n}")
         if self.config:
             lines.append(self.config)
         write_private(self.config_file, "\n".join(lines) + "\n")
@@ -291,6 +321,45 @@ class NatsServer(Lifecycle):
         for tmp in self._tmp:
             tmp.cleanup()
         self._tmp.clear()
+
+    def cut_leaf_links(self, timeout: float = 5.0) -> None:
+        """Disconnect this leaf node from its hubs, and stay disconnected (the server runs on).
+
+        Marks every remote ``disabled`` (nats-server 2.12+) and reloads the configuration
+        (``SIGHUP``); returns once the server reports no leaf connection. The cut outlasts
+        a restart, until :meth:`restore_leaf_links`::
+
+            leaf = NatsServer(domain="leaf", leaf_remotes=(hub.leafnode_url,)).start()
+            leaf.cut_leaf_links()        # the leaf's JetStream keeps taking writes
+            leaf.restore_leaf_links()    # a hub stream sourcing it catches up
+        """
+        self._set_links(on=False, timeout=timeout)
+
+    def restore_leaf_links(self, timeout: float = 10.0) -> None:
+        """Connect this leaf node to its hubs again; returns once every link is up."""
+        self._set_links(on=True, timeout=timeout)
+
+    def leaf_connections(self) -> int:
+        """How many leaf node connections the server has (its ``/leafz`` endpoint)."""
+        with urllib.request.urlopen(f"{self.monitor_url}/leafz", timeout=2) as r:
+            return int(json.loads(r.read()).get("leafnodes", 0))
+
+    def _set_links(self, *, on: bool, timeout: float) -> None:
+        if not self.leaf_remotes or self._proc is None:
+            raise ServerError("only a running server with leaf_remotes has leaf links to set")
+        self._links_on = on
+        self._write_config()
+        self._proc.send_signal(signal.SIGHUP)  # nats-server reloads its configuration
+        want = len(self.leaf_remotes) if on else 0
+        deadline = time.monotonic() + timeout
+        while (seen := self.leaf_connections()) != want:
+            if time.monotonic() > deadline:
+                raise ServerError(
+                    f"{self.name or 'server'} has {seen} leaf connections after {timeout:g}s "
+                    f"(expected {want}); last lines of its log:\n{self.log_tail(5)}"
+                )
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(timeout=_POLL)  # a reload is not awaitable from outside
 
     def kill(self) -> None:
         """``kill -9`` the process, as a crash would; the store stays for :meth:`start` again."""

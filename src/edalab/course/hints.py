@@ -267,6 +267,18 @@ HINTS: dict[str, tuple[str, str, str]] = {
         "            await handle(msg)\n"
         "            await msg.ack()",
     ),
+    "20": (
+        "A mirror copies one stream; a stream with `sources` gathers several, and each source "
+        "can rename subjects on the way. Give REPORTS no subjects of its own: then nothing "
+        "can publish into it.",
+        "`StreamConfig(name='REPORTS', sources=[StreamSource(name='SALES_EU', "
+        "subject_transforms=[SubjectTransform(src=..., dest=...)]), ...])`; a `>` in `src` "
+        "takes every deeper subject, and the same `>` in `dest` puts it back.",
+        "reports = await js.add_stream(StreamConfig(name='REPORTS', sources=[\n"
+        "    StreamSource(name='SALES_EU', subject_transforms=[\n"
+        "        SubjectTransform(src='eu.sale.>', dest='report.eu.sale.>')]),\n"
+        "    <the same for SALES_US>]))",
+    ),
 }
 
 TIER_NAMES = ("a nudge", "the API to use", "the shape of the answer")

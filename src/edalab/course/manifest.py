@@ -247,6 +247,26 @@ LESSONS: tuple[Lesson, ...] = (
         streams=("WORK", "BACKLOG", "DRILL", "KEYED"),
         exercise="a consumer and worker pair: one active, a standby takes over in time",
     ),
+    Lesson(
+        "20",
+        "topology_and_recovery",
+        "Stream topology and disaster recovery",
+        "a mirror as a read replica and what it refuses, sources with subject transforms, "
+        "a stream shared with another account, a leaf node cut off and catching up, a "
+        "snapshot restored into a fresh server",
+        streams=(
+            "SALES",
+            "SALES_READ",
+            "SALES_EU",
+            "SALES_US",
+            "SALES_WORLD",
+            "REPORTS",
+            "INVOICES",
+            "STORE",
+            "STORES",
+        ),
+        exercise="REPORTS: both regions' sales under report., read-only",
+    ),
 )
 
 
@@ -285,6 +305,10 @@ PACE: dict[str, Pace] = {
     "18": Pace(25, (("05", "consumers and acks"), ("07", "durables and deliver policies"))),
     "19": Pace(
         35, (("06", "`ack_wait` and redelivery"), ("14", "partitions and `max_ack_pending`"))
+    ),
+    "20": Pace(
+        40,
+        (("12", "users and permissions"), ("13", "replicated streams and catching up")),
     ),
 }
 

@@ -25,6 +25,7 @@ from . import (
     ex17,
     ex18,
     ex19,
+    ex20,
 )
 from ._core import EXERCISES, Checker, CheckResult, Exercise, check
 from ._core import recorded_passes as recorded_passes
@@ -49,6 +50,7 @@ _CHECKERS: dict[str, Checker] = {
     "17": ex17.checker,
     "18": ex18.checker,
     "19": ex19.checker,
+    "20": ex20.checker,
 }
 EXERCISES.update(
     (x.number, Exercise(x.number, x.notebook, x.exercise, _CHECKERS[x.number]))

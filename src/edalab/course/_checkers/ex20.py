@@ -1,0 +1,163 @@
+"""The checker of exercise 20 (notebook 20_topology_and_recovery).
+
+The task: REPORTS: both regions' sales under report., read-only.
+
+Judged on the live server: new sales are published in both regions (one a level deeper
+than the lesson's, ``eu.sale.probe.<token>``), and each must arrive in the learner's
+stream once, under ``report.<its subject>``; then a publish into the stream must fail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+from collections import Counter
+from typing import Any
+
+import nats.errors
+import nats.js.errors
+from nats.js.api import StreamInfo
+from nats.js.client import JetStreamContext
+
+from edalab import wait_for
+
+from ._core import _NotYet, _require, _stream
+
+#: The streams the exercise gathers, and the region each holds.
+ORIGINS = {"SALES_EU": "eu", "SALES_US": "us"}
+PREFIX = "report."
+_WAIT = 5.0  # seconds for the copies to arrive: a source copies within milliseconds
+
+
+def _name_of(reports: Any) -> str:
+    if isinstance(reports, str):
+        return reports
+    config = getattr(reports, "config", None)
+    name = getattr(config, "name", None)
+    _require(
+        isinstance(name, str) and bool(name),
+        f"check('20', js, reports) takes the StreamInfo that js.add_stream returned (or the "
+        f"stream's name); got {type(reports).__name__}",
+    )
+    return str(name)
+
+
+async def _stream_or_hint(js: JetStreamContext, name: str) -> StreamInfo:
+    try:
+        info: StreamInfo = await js.stream_info(name)
+    except nats.js.errors.NotFoundError:
+        raise _NotYet(
+            f"there is no stream {name!r} yet: create it with sources=[StreamSource(name="
+            "'SALES_EU', subject_transforms=[...]), StreamSource(name='SALES_US', ...)] (a "
+            "stream that captures eu.sale.> itself is refused: those subjects belong to "
+            "SALES_EU, error 10065 'subjects overlap')"
+        ) from None
+    return info
+
+
+async def _publish_probes(js: JetStreamContext, token: str) -> dict[bytes, str]:
+    """New sales in both regions: ``{payload: subject}``."""
+    probes: dict[bytes, str] = {}
+    for stream, region in ORIGINS.items():
+        for subject in (f"{region}.sale.placed", f"{region}.sale.probe.{token}"):
+            data = json.dumps({"probe": token, "subject": subject}).encode()
+            await js.publish(subject, data, stream=stream, timeout=5)
+            probes[data] = subject
+    return probes
+
+
+async def _copies(
+    js: JetStreamContext, name: str, after: int, probes: dict[bytes, str]
+) -> list[tuple[bytes, str]]:
+    """``(payload, subject)`` of every probe that reached ``name`` past sequence ``after``."""
+    seen: list[tuple[bytes, str]] = []
+    next_seq = [after + 1]
+
+    async def all_arrived() -> bool:
+        last = (await js.stream_info(name)).state.last_seq
+        for seq in range(next_seq[0], last + 1):
+            try:
+                msg = await js.get_msg(name, seq)
+            except nats.js.errors.NotFoundError:
+                continue
+            if msg.data in probes:
+                seen.append((msg.data or b"", msg.subject or ""))
+        next_seq[0] = max(next_seq[0], last + 1)
+        return set(probes) <= {data for data, _ in seen}
+
+    with contextlib.suppress(TimeoutError):  # judged by the caller, on what did arrive
+        await wait_for(all_arrived, timeout=_WAIT, what=f"the new sales to reach {name}")
+    return seen
+
+
+def _judge(
+    name: str, info: StreamInfo, probes: dict[bytes, str], seen: list[tuple[bytes, str]]
+) -> None:
+    counts = Counter(data for data, _ in seen)
+    missing = sorted(probes[d] for d in probes if not counts[d])
+    if missing:
+        what = f"{len(missing)} of the {len(probes)} new sales never reached {name}: "
+        what += ", ".join(missing)
+        if info.mirror is not None:
+            raise _NotYet(
+                what + f"; {name} is a mirror of {info.mirror.name}, and a mirror copies one "
+                "stream (all of it, unless filtered): gather SALES_EU and SALES_US with "
+                "sources=[...], one StreamSource each"
+            )
+        sourced = sorted(s.name for s in info.config.sources or [])
+        raise _NotYet(
+            what + f"; {name} sources {', '.join(sourced) or 'nothing'}: source both SALES_EU "
+            "and SALES_US, and let each transform take every subject of its stream "
+            "(eu.sale.> with '>', not only one more token with '*')"
+        )
+    wrong = sorted(
+        {
+            f"{subject} (from {probes[data]})"
+            for data, subject in seen
+            if subject != PREFIX + probes[data]
+        }
+    )
+    _require(
+        not wrong,
+        f"the new sales reached {name} as {', '.join(wrong)}; expected "
+        f"{PREFIX}<their subject>, e.g. {PREFIX}eu.sale.placed: give each source a "
+        "subject_transforms=[SubjectTransform(src=..., dest=...)] that puts report. in front",
+    )
+    twice = sorted(probes[d] for d, n in counts.items() if n > 1)
+    _require(
+        not twice,
+        f"{', '.join(twice)} reached {name} more than once: is a region sourced twice?",
+    )
+
+
+async def checker(js: JetStreamContext, reports: Any) -> str:
+    """New sales in both regions reach the learner's stream once each, renamed; it takes
+    no publish of its own. Timing: at most 5 s waiting for the copies."""
+    name = _name_of(reports)
+    for origin in ORIGINS:
+        try:
+            await _stream(js, origin)
+        except _NotYet as missing:
+            raise _NotYet(f"{missing}: run the notebook's cells on sources first") from None
+    info = await _stream_or_hint(js, name)
+    subjects = info.config.subjects or []
+    _require(
+        not subjects,
+        f"{name} has subjects of its own ({', '.join(subjects)}), so anyone may publish into "
+        "it: a read replica takes messages from its sources only; create it without subjects",
+    )
+    token = secrets.token_hex(4)
+    probes = await _publish_probes(js, token)
+    seen = await _copies(js, name, info.state.last_seq, probes)
+    _judge(name, info, probes, seen)
+    try:
+        await js.publish(f"{PREFIX}eu.sale.placed", b"{}", stream=name, timeout=2)
+    except (nats.errors.Error, TimeoutError):
+        pass  # refused, or nothing captures the subject: what a read replica does
+    else:
+        raise _NotYet(f"{name} accepted a publish on {PREFIX}eu.sale.placed: make it read-only")
+    return (
+        f"all {len(probes)} new sales of SALES_EU and SALES_US reached {name} once each, "
+        f"under {PREFIX}<subject>, and a publish into {name} found nothing to take it"
+    )
