@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import pickle
 
 import pytest
 
@@ -41,7 +42,7 @@ def test_tampered_jwt_is_refused() -> None:
     """Changing one claim after signing breaks the signature."""
     team = Account("TEAM_A")
     user = team.user("ann", publish=["a.>"])
-    head, body, sig = user.jwt.split(".")
+    head, _body, sig = user.jwt.split(".")
     claims = _part(user.jwt, 1)
     claims["nats"] = {**claims["nats"], "pub": {"allow": [">"]}}  # type: ignore[dict-item]
     forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
@@ -107,8 +108,6 @@ def test_secrets_never_show() -> None:
         NKey.from_seed(seeds[3][:40])
     assert seeds[3][:20] not in str(info.value) and info.value.__cause__ is None
     with pytest.raises(TypeError):
-        import pickle
-
         pickle.dumps(ann.key)
 
 

@@ -238,6 +238,16 @@ LESSONS: tuple[Lesson, ...] = (
         streams=("MIGRATION",),
         exercise="a STAN subscription translated",
     ),
+    Lesson(
+        "21",
+        "many_teams",
+        "Many teams on one NATS",
+        "decentralized security: operator, accounts and users as signed JWTs, a memory "
+        "resolver, account limits enforced, revoking a connected user, an auth callout in "
+        "Python and what happens when it is down",
+        streams=("TEAM_A_WORK", "TEAM_A_MORE"),
+        exercise="an auth callout's decide: the right person into their team, others refused",
+    ),
 )
 
 
@@ -274,6 +284,7 @@ PACE: dict[str, Pace] = {
         (("08", "upcasters"), ("10", "`ProcessedIds`"), ("11", "`DeadLetters` and replay")),
     ),
     "18": Pace(25, (("05", "consumers and acks"), ("07", "durables and deliver policies"))),
+    "21": Pace(40, (("12", "users and permissions"), ("13", "servers of a lesson's own"))),
 }
 
 #: What every notebook's top cell tells a learner about running it.
