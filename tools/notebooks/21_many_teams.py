@@ -1,9 +1,9 @@
 # %% [markdown]
 # # 21 · Many teams on one NATS
 #
-# **About 40 minutes.** Needs 12 Security (users and permissions), 13 Clustering (servers
-# of a lesson's own). One notebook at a time; when in doubt, Restart Kernel and Run All
-# (the *Kernel* menu).
+# **About 40 minutes.** Needs 12 Security (users and permissions), 13 Clustering
+# (servers of a lesson's own). One notebook at a time; when in doubt, Restart Kernel and
+# Run All (the *Kernel* menu).
 #
 # **Learning goals**
 #

@@ -114,6 +114,17 @@ async def _judge(lab: CalloutLab, word: str) -> str:
             f"ann, with her right password, was refused: your decide raised ({raised}) "
             "and the server got no answer",
         )
+        placed = [
+            v.removeprefix("admitted to ")
+            for u, v in lab.service.log.decisions
+            if u == "ann" and v != "refused"
+        ]
+        _require(
+            not placed,
+            f"your decide put ann in account {placed[-1] if placed else ''!r} but the server "
+            "refused her: it has "
+            "no such account (it has TEAM_A and TEAM_B); name it f'TEAM_{person.team.upper()}'",
+        )
         raise _NotYet(
             "ann, with her right password, was refused: return a Grant for a person "
             "whose password people.verify accepts"
@@ -154,6 +165,12 @@ async def _judge(lab: CalloutLab, word: str) -> str:
             )
         bob, _ = await _login(lab, "bob", f"bob-{word}")
         _require(bob is not None, "bob, with his right password, was refused")
+        account = _accounts(lab).get("bob", "")
+        _require(
+            account == "TEAM_B",
+            f"bob (team b) landed in account {account!r}; expected 'TEAM_B': each team has "
+            "an account of its own, Grant(account=f'TEAM_{person.team.upper()}', ...)",
+        )
         try:
             spy = await subscribe_checked(ann, "team.b.>")
         except PermissionDenied:
