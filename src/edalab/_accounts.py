@@ -35,6 +35,7 @@ import hashlib
 import inspect
 import json
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -481,6 +482,10 @@ class CalloutLog:
     errors: list[str] = field(default_factory=list)
 
 
+#: The service answering on each connection (one per connection).
+_SERVICES: weakref.WeakKeyDictionary[NATS, AuthCalloutService] = weakref.WeakKeyDictionary()
+
+
 class AuthCalloutService:
     """Answer nats-server's auth callout requests with ``decide(request)``.
 
@@ -502,7 +507,17 @@ class AuthCalloutService:
         self._sub: Any = None
 
     async def start(self) -> Self:
-        """Subscribe to ``$SYS.REQ.USER.AUTH`` (and flush, so the next login is answered)."""
+        """Subscribe to ``$SYS.REQ.USER.AUTH`` (and flush, so the next login is answered).
+
+        A service started earlier on the same connection is stopped first (a cell run
+        again must not leave an old service answering beside the new one).
+        """
+        old = _SERVICES.get(self.nc)
+        if old is not None and old is not self:
+            await old.stop()
+        _SERVICES[self.nc] = self
+        if self._sub is not None:
+            return self
         self._sub = await self.nc.subscribe(AUTH_CALLOUT_SUBJECT, cb=self._handle)
         await self.nc.flush()
         return self
