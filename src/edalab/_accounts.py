@@ -410,8 +410,10 @@ def operator_config(operator: Operator, system_account: Account, accounts: Seque
 async def push_account(nc: NATS, account_jwt: str, *, timeout: float = 2.0) -> str:
     """Send a new account JWT to the server (``nc`` is a system-account user).
 
-    Returns the server's message (``"jwt updated"``); raises :class:`JWTError` with the
-    server's error otherwise.
+    Returns the server's message: ``"jwt updated"``, or ``"jwt update skipped"`` when the
+    server has not loaded that account yet (no client of it has connected; the memory
+    resolver then keeps its preloaded JWT). Raises :class:`JWTError` with the server's
+    error when it refuses the JWT (not signed by its operator, for one).
     """
     account = decode_jwt(account_jwt, kind="account")["sub"]
     msg = await nc.request(

@@ -223,7 +223,9 @@ await nats.connect(
 # time is void). The new account JWT must reach the server: with the memory resolver, a
 # system-account user sends it to `$SYS.REQ.ACCOUNT.<account>.CLAIMS.UPDATE` (with the
 # `full` resolver, `$SYS.REQ.CLAIMS.UPDATE`). `push_account` does that and returns the
-# server's answer:
+# server's answer (`jwt update skipped` would mean the server has not loaded that
+# account yet, because no client of it has connected: the memory resolver then keeps the
+# preloaded JWT):
 
 # %%
 from edalab import push_account
@@ -389,7 +391,7 @@ nc_amy.is_connected
 await connect(csrv.url, user="amy", password="guess")
 
 # %% tags=["raises-exception"]
-await connect(csrv.url, user="mallory", password="amy-pw")
+await connect(csrv.url, user="mallory", password="m4ll0ry")
 
 # %% [markdown]
 # Amy's permissions came from the callout: her team's subjects, nothing else.
