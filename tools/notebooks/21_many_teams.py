@@ -288,7 +288,9 @@ srv.stop()
 # request is a JWT signed by the server, carrying what the client sent (user, password,
 # token...) and a fresh user key; the answer is a JWT signed by the `issuer` account key,
 # holding either an error or a user JWT for that key: its account (`aud`, outside
-# operator mode) and permissions (nats-server `server/auth_callout.go`, ADR-26).
+# operator mode) and permissions (nats-server `server/auth_callout.go`, ADR-26). The
+# request carries the client's password in clear: in production, an `xkey` in the
+# `auth_callout` block makes the server encrypt requests for the service (not done here).
 #
 # Our identity provider is a file of people, passwords stored as bcrypt hashes only:
 
