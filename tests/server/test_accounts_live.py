@@ -48,7 +48,12 @@ async def test_account_limits_are_enforced(trust) -> None:  # type: ignore[no-un
     assert info.value.err_code == 10027
     nc2 = await connect(srv.url, user_credentials=team.user("bob").credentials())
     with pytest.raises(ServerUnreachableError, match="maximum account active connections"):
-        await connect(srv.url, user_credentials=team.user("cy").credentials(), timeout=1)
+        await connect(
+            srv.url,
+            user_credentials=team.user("cy").credentials(),
+            allow_reconnect=False,
+            timeout=3,
+        )
     await nc2.close()
     await nc.close()
 
