@@ -187,6 +187,10 @@ def decode_jwt(token: str, *, kind: str | None = None) -> dict[str, Any]:
 
     ``kind`` (``"user"``, ``"account"``, ``"authorization_request"`` ...) must then be
     the claims' ``nats.type``. Raises :class:`JWTError` otherwise.
+
+        >>> ann = Account("TEAM_A").user("ann", publish=["a.>"])
+        >>> decode_jwt(ann.jwt, kind="user")["name"]
+        'ann'
     """
     parts = token.strip().split(".")
     if len(parts) != 3:
@@ -395,6 +399,11 @@ def operator_config(operator: Operator, system_account: Account, accounts: Seque
     ``accounts`` are account JWTs (the system account's included), preloaded into
     ``resolver: MEMORY``; updates arrive later on
     ``$SYS.REQ.ACCOUNT.<account>.CLAIMS.UPDATE`` (:func:`push_account`).
+
+        >>> op, system, team = Operator("ACME"), Account("SYS"), Account("TEAM_A")
+        >>> text = operator_config(op, system, [system.jwt(op), team.jwt(op)])
+        >>> [line.split(":")[0] for line in text.splitlines() if not line[:1] in " }"]
+        ['operator', 'system_account', 'resolver', 'resolver_preload']
     """
     preload = {decode_jwt(token, kind="account")["sub"]: token for token in accounts}
     return "\n".join(
@@ -413,7 +422,10 @@ async def push_account(nc: NATS, account_jwt: str, *, timeout: float = 2.0) -> s
     Returns the server's message: ``"jwt updated"``, or ``"jwt update skipped"`` when the
     server has not loaded that account yet (no client of it has connected; the memory
     resolver then keeps its preloaded JWT). Raises :class:`JWTError` with the server's
-    error when it refuses the JWT (not signed by its operator, for one).
+    error when it refuses the JWT (not signed by its operator, for one)::
+
+        team.revoke(ann)
+        await push_account(nc_sys, team.jwt(operator))   # 'jwt updated'
     """
     account = decode_jwt(account_jwt, kind="account")["sub"]
     msg = await nc.request(

@@ -141,3 +141,15 @@ def test_callout_config_names_issuer_and_service_user() -> None:
     text = auth_callout_config(issuer, "auth", "pw", ["TEAM_A"], timeout=0.5)
     assert f'issuer: "{issuer.public_key}"' in text and "timeout: 0.5" in text
     assert issuer.reveal_seed() not in text
+
+
+def test_connection_limit_error_gets_a_rerun_hint() -> None:
+    """A refusal for the account's connection limit (a cell run again) says what to do."""
+    from edalab import ServerUnreachableError
+    from tests.internals import explain
+
+    err = ServerUnreachableError(
+        "nats://127.0.0.1:4222", "Error: nats: 'maximum account active connections exceeded'"
+    )
+    lines = explain(err) or []
+    assert lines and lines[-1].startswith("hint: the account's connection limit is reached")
