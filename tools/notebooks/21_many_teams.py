@@ -17,10 +17,9 @@
 #   and see what the server does when that service is down.
 #
 # > **From NATS Streaming.** STAN had no accounts: the streaming server was itself one
-# > NATS client, in one account, and every client of a cluster id saw every channel
-# > (the maintainers' answer to a request for accounts, nats-streaming-server issue 933,
-# > was to put separate servers behind leaf nodes). Separate teams meant separate
-# > streaming servers. With JetStream each account has a JetStream of its own: streams,
+# > NATS client, in one account, and every client of a cluster id could use every
+# > channel (asked for accounts, nats-streaming-server issue 933, the maintainers pointed
+# > to leaf nodes as a workaround). Separate teams meant separate streaming servers. With JetStream each account has a JetStream of its own: streams,
 # > consumers and limits per account, on one server.
 #
 # This lesson starts two servers of its own: one trusting an operator, one asking a
@@ -70,10 +69,11 @@ team_a
 # ## What a JWT is
 #
 # Three base64url parts joined by dots: a header, the claims, and the issuer's
-# signature over the first two. The layout is nats-io/jwt's (v2). We write it with the
-# `nkeys` package (a dependency of nats-py's nkey support) rather than `nats-jwt`: that
+# signature over the first two. The layout is nats-io/jwt's (v2). edalab writes it with
+# the `nkeys` package (what nats-py signs nkey logins with) rather than `nats-jwt`: that
 # package has two releases, calls itself not well tested, and lacks the authorization
-# claims a callout needs; signing JSON takes twenty lines. The raw header:
+# claims a callout needs, while signing and checking a JWT takes a few dozen lines. The
+# raw header:
 
 # %%
 import base64
