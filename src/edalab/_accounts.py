@@ -567,7 +567,9 @@ class AuthCalloutService:
             self.log.errors.append(f"decide raised for {request.user!r}: {text}")
             return
         if grant is not None and not isinstance(grant, Grant):
-            self.log.errors.append(f"decide returned {type(grant).__name__}, not a Grant or None")
+            self.log.errors.append(
+                f"decide returned {type(grant).__name__} for {request.user!r}, not a Grant or None"
+            )
             return
         await self.nc.publish(msg.reply, self.response(request, grant).encode())
 

@@ -129,3 +129,15 @@ async def test_unknown_account_name_is_not_yet() -> None:
     result = await check("21", decide, report=False)
     assert not result.passed
     assert "team_a" in result.message and "no such account" in result.message
+
+
+async def test_returning_true_is_not_yet() -> None:
+    """A decide returning True (not a Grant) leaves ann unanswered: the check names it."""
+
+    def decide(request, people):  # type: ignore[no-untyped-def]
+        return people.verify(request.user, request.password)
+
+    result = await check("21", decide, report=False)
+    assert not result.passed
+    assert "decide returned bool for 'ann', not a Grant or None" in result.message
+    assert "return Grant(account=" in result.message

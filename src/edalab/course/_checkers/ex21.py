@@ -111,8 +111,10 @@ async def _judge(lab: CalloutLab, word: str) -> str:
         raised = _raised(lab, "ann")
         _require(
             not raised,
-            f"ann, with her right password, was refused: your decide raised ({raised}) "
-            "and the server got no answer",
+            f"ann, with her right password, was refused after the server's {lab.timeout:g} s "
+            f"auth timeout: {raised.replace('decide raised', 'your decide raised')}, so the "
+            "service could not answer; return Grant(account=..., publish=[...], "
+            "subscribe=[...]) for her",
         )
         placed = [
             v.removeprefix("admitted to ")
