@@ -15,7 +15,24 @@ benchmarks, the capstone shop, and the lessons' own helpers such as ``fresh_stre
 ``lesson_server`` and the tables), built on this API. The library never imports the course.
 """
 
-from ._accounts import Account, Export, Import, accounts_config, share_consumer
+from ._accounts import (
+    AUTH_CALLOUT_SUBJECT,
+    Account,
+    AccountQuota,
+    AccountUser,
+    AuthCalloutService,
+    Grant,
+    JWTError,
+    LoginRequest,
+    NKey,
+    Operator,
+    UserCredentials,
+    auth_callout_config,
+    decode_jwt,
+    encode_jwt,
+    operator_config,
+    push_account,
+)
 from ._binary import find_nats_server
 from ._cloudevents import (
     from_binary,
@@ -88,6 +105,7 @@ from ._security import (
     permission_checked,
 )
 from ._server import NatsServer
+from ._sharing import ConfigAccount, Export, Import, accounts_config, share_consumer
 from ._snapshots import Snapshot, SnapshotError, restore_stream, snapshot_stream
 from ._streams import ensure_stream, stream_messages
 from ._subjects import matches, overlaps, split_version, subject, validate_subject
@@ -104,12 +122,17 @@ from ._waiting import wait_for
 __version__ = "0.1.0"
 
 __all__ = [
+    "AUTH_CALLOUT_SUBJECT",
     "CAUSATION_ID",
     "CORRELATION_ID",
     "MSG_ID",
     "Account",
+    "AccountQuota",
+    "AccountUser",
+    "AuthCalloutService",
     "AuthenticationError",
     "ConcurrencyConflict",
+    "ConfigAccount",
     "Connection",
     "ConsumerConfigConflict",
     "ConsumerError",
@@ -124,15 +147,20 @@ __all__ = [
     "EventFactory",
     "Export",
     "FixedClock",
+    "Grant",
     "HandlerError",
     "Import",
     "IngestReport",
     "InvalidURLError",
+    "JWTError",
     "JetStream",
+    "LoginRequest",
+    "NKey",
     "NatsCluster",
     "NatsServer",
     "NoStreamError",
     "NotAnEdalabJetStream",
+    "Operator",
     "Outbox",
     "OutboxRelay",
     "PayloadError",
@@ -159,14 +187,18 @@ __all__ = [
     "UnknownVersionError",
     "UpcastError",
     "User",
+    "UserCredentials",
     "accounts_config",
     "aggregate_version",
     "append",
+    "auth_callout_config",
     "authorization_config",
     "compare_models",
     "connect",
     "consumer_permissions",
+    "decode_jwt",
     "derived_id",
+    "encode_jwt",
     "ensure_consumer",
     "ensure_priority_consumer",
     "ensure_server",
@@ -182,12 +214,14 @@ __all__ = [
     "jetstream_user",
     "matches",
     "nkey_user",
+    "operator_config",
     "overlaps",
     "permission_checked",
     "pinned_client",
     "publish_checked",
     "publish_event",
     "publish_events",
+    "push_account",
     "restore_stream",
     "share_consumer",
     "snapshot_stream",

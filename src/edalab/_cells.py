@@ -72,6 +72,11 @@ def _hint(error: BaseException) -> str:
             "a subscription from an earlier run of this cell still holds that durable "
             "consumer: unsubscribe it first, or Restart Kernel and Run All"
         )
+    if "maximum account active connections exceeded" in str(error):
+        return (
+            "the account's connection limit is reached, and connections made by earlier "
+            "runs of these cells still count: close them, or Restart Kernel and Run All"
+        )
     if isinstance(error, nats.errors.ConnectionClosedError):
         return "the connection is closed: run the notebook's setup cells again"
     if isinstance(error, TimeoutError | nats.errors.TimeoutError):

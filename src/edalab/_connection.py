@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import re
 import weakref
+from collections import UserString
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,7 +35,7 @@ from nats.aio.subscription import Subscription
 from ._confidential import redact
 from ._discovery import ServerHandle, ensure_server, env_credentials
 from ._errors import AuthenticationError, PermissionDenied, ServerUnreachableError
-from ._nats import Connection
+from ._nats import Connection, UserCredentials
 from ._urls import probe, server_urls, url_user
 
 __all__ = [
@@ -92,8 +93,16 @@ def _identity(options: dict[str, Any], url: str) -> str:
         return f"{options['name']} ({key})" if options.get("name") else key
     if options.get("token"):
         return "token user"
-    if options.get("user_credentials"):
-        return f"the user in {options['user_credentials']}"
+    creds = options.get("user_credentials")
+    if creds:
+        if isinstance(creds, UserCredentials):  # a JWT user of edalab.Account.user
+            return f"JWT user {creds.user!r}"
+        # Raw credentials text holds the seed: name a file, never the text.
+        return (
+            "the user of the credentials given"
+            if isinstance(creds, UserString)
+            else (f"the user in {creds}")
+        )
     return url_user(url) or "anonymous"
 
 

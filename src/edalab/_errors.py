@@ -16,6 +16,7 @@ The tree::
     │   ├── ServerUnreachableError  nothing answers at a URL
     │   └── AuthenticationError     the server refused the credentials
     ├── PermissionDenied            the server refused a publish or subscribe
+    ├── JWTError                    a NATS JWT malformed or not signed by its issuer
     ├── StreamError
     │   ├── StreamConfigConflict    an existing stream differs and cannot be updated
     │   ├── NoStreamError           no stream captures a published subject

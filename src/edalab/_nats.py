@@ -62,6 +62,7 @@ from typing import Any
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
+from nats.aio.client import RawCredentials
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.api import DEFAULT_PREFIX, PubAck
@@ -635,3 +636,27 @@ async def stream_restore(
         if reply.data:
             _answer(reply)  # the server refused the chunk and said why
     return _answer(await nc.request(deliver, b"", timeout=timeout))
+
+
+class UserCredentials(RawCredentials):
+    """A ``.creds`` text for ``connect(user_credentials=...)``, shown without its seed.
+
+    (Here because it subclasses nats-py's ``RawCredentials``; made by ``edalab.AccountUser``.)
+
+    nats-py reads the JWT and the seed from the text; ``repr`` and ``str`` name the user only.
+    """
+
+    def __init__(self, name: str, jwt: str, public_key: str, seed: str) -> None:
+        self.user = name
+        self.public_key = public_key
+        super().__init__(
+            "-----BEGIN NATS USER JWT-----\n"
+            f"{jwt}\n------END NATS USER JWT------\n\n"
+            "-----BEGIN USER NKEY SEED-----\n"
+            f"{seed}\n------END USER NKEY SEED------\n"
+        )
+
+    def __repr__(self) -> str:
+        return f"<credentials of user {self.user!r} ({self.public_key[:1]}..., seed hidden)>"
+
+    __str__ = __repr__

@@ -8,7 +8,7 @@ import pytest
 from nats.js.api import StreamConfig, StreamSource
 
 from edalab import (
-    Account,
+    ConfigAccount,
     NatsServer,
     ServerError,
     User,
@@ -25,8 +25,8 @@ async def test_a_shared_consumer_reads_and_acks_and_nothing_else():
     exports, imports = share_consumer("OWNER", "BILLS", "partner")
     config = accounts_config(
         [
-            Account("OWNER", [User("owner", password="o-pw")], exports=exports),
-            Account("GUEST", [User("guest", password="g-pw")], imports=imports),
+            ConfigAccount("OWNER", [User("owner", password="o-pw")], exports=exports),
+            ConfigAccount("GUEST", [User("guest", password="g-pw")], imports=imports),
         ]
     )
     with NatsServer(name="edalab-accounts-test", config=config) as srv:
@@ -59,16 +59,16 @@ async def test_a_shared_consumer_reads_and_acks_and_nothing_else():
 
 def test_accounts_config_refuses_duplicate_names():
     """Two accounts of one name, or one user name twice, are refused before any server."""
-    one = Account("A", [User("ann", password="x")])
+    one = ConfigAccount("A", [User("ann", password="x")])
     with pytest.raises(ValueError, match="account names"):
-        accounts_config([one, Account("A", [User("bob", password="x")])])
+        accounts_config([one, ConfigAccount("A", [User("bob", password="x")])])
     with pytest.raises(ValueError, match="user names"):
-        accounts_config([one, Account("B", [User("ann", password="y")])])
+        accounts_config([one, ConfigAccount("B", [User("ann", password="y")])])
 
 
 def test_account_passwords_stay_out_of_reprs_and_errors():
     """An account's repr hides its users' passwords; a failed start masks them in the log."""
-    account = Account("A", [User("ann", password="s3cret-pw")])
+    account = ConfigAccount("A", [User("ann", password="s3cret-pw")])
     assert "s3cret-pw" not in repr(account)
     broken = accounts_config([account]) + "\nthis is not configuration {"
     server = NatsServer(name="edalab-broken-accounts", config=broken)

@@ -198,11 +198,13 @@ sorted((m.subject, " ".join(m.headers["Nats-Stream-Source"].split()[:2])) for m 
 # the block; the users come in the next cell):
 
 # %%
-from edalab import Account, User, accounts_config, share_consumer
+from edalab import ConfigAccount, User, accounts_config, share_consumer
 
 exports, imports = share_consumer("SHOP", "INVOICES", "partner")
 print(
-    accounts_config([Account("SHOP", [], exports=exports), Account("PARTNER", [], imports=imports)])
+    accounts_config(
+        [ConfigAccount("SHOP", [], exports=exports), ConfigAccount("PARTNER", [], imports=imports)]
+    )
 )
 
 # %% [markdown]
@@ -210,8 +212,8 @@ print(
 # export. Each account gets a user (as in lesson 12) and its own JetStream:
 
 # %%
-shop = Account("SHOP", [User("shop", password="shop-pw")], exports=exports)
-partner = Account("PARTNER", [User("partner", password="partner-pw")], imports=imports)
+shop = ConfigAccount("SHOP", [User("shop", password="shop-pw")], exports=exports)
+partner = ConfigAccount("PARTNER", [User("partner", password="partner-pw")], imports=imports)
 acc_srv = lesson_server("20-accounts", config=accounts_config([shop, partner]))
 nc_shop = await connect(acc_srv.url, user="shop", password="shop-pw")
 js_shop = nc_shop.jetstream()

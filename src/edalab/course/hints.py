@@ -279,6 +279,22 @@ HINTS: dict[str, tuple[str, str, str]] = {
         "        SubjectTransform(src='eu.sale.>', dest='report.eu.sale.>')]),\n"
         "    <the same for SALES_US>]))",
     ),
+    "21": (
+        "Three outcomes: a known person with the right password gets a Grant for their "
+        "team; anyone else gets None (refused at once). Never raise: an unanswered login "
+        "waits for the server's auth timeout.",
+        "`person = people.get(request.user)` is None for an unknown name; "
+        "`people.verify(request.user, request.password)` checks the password; "
+        "`Grant(account=..., publish=[...], subscribe=[...])` lists what the user may do "
+        "(a Grant without publish= allows every subject of the account).",
+        "def decide(request, people):\n"
+        "    person = people.get(request.user)\n"
+        "    if person is None or not people.verify(request.user, request.password):\n"
+        "        return None\n"
+        "    own = f'team.{person.team}.>'\n"
+        "    return Grant(account=f'TEAM_{person.team.upper()}', publish=[own], "
+        "subscribe=[own, '_INBOX.>'])",
+    ),
 }
 
 TIER_NAMES = ("a nudge", "the API to use", "the shape of the answer")

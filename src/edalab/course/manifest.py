@@ -267,6 +267,16 @@ LESSONS: tuple[Lesson, ...] = (
         ),
         exercise="REPORTS: both regions' sales under report., read-only",
     ),
+    Lesson(
+        "21",
+        "many_teams",
+        "Many teams on one NATS",
+        "decentralized security: operator, accounts and users as signed JWTs, a memory "
+        "resolver, account limits enforced, revoking a connected user, an auth callout in "
+        "Python and what happens when it is down",
+        streams=("TEAM_A_WORK", "TEAM_A_MORE"),
+        exercise="an auth callout's decide: the right person into their team, others refused",
+    ),
 )
 
 
@@ -310,6 +320,7 @@ PACE: dict[str, Pace] = {
         40,
         (("12", "users and permissions"), ("13", "replicated streams and catching up")),
     ),
+    "21": Pace(40, (("12", "users and permissions"), ("13", "servers of a lesson's own"))),
 }
 
 #: What every notebook's top cell tells a learner about running it.

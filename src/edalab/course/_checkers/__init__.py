@@ -26,6 +26,7 @@ from . import (
     ex18,
     ex19,
     ex20,
+    ex21,
 )
 from ._core import EXERCISES, Checker, CheckResult, Exercise, check
 from ._core import recorded_passes as recorded_passes
@@ -51,6 +52,7 @@ _CHECKERS: dict[str, Checker] = {
     "18": ex18.checker,
     "19": ex19.checker,
     "20": ex20.checker,
+    "21": ex21.checker,
 }
 EXERCISES.update(
     (x.number, Exercise(x.number, x.notebook, x.exercise, _CHECKERS[x.number]))
