@@ -209,7 +209,9 @@ async def test_batches_and_ack_batch_settle_every_event(js, stream_name, token, 
     consumer = await EventConsumer.create(js, stream_name, "bulk", ack_policy=policy)
     assert consumer.ack_policy == policy
     seen = []
-    async for deliveries in consumer.batches(batch=64, timeout=0.5):
+    # max_events ends the loop at the last event; the timeout only bounds a stall (a busy
+    # machine can be slower than 0.5 s between two batches).
+    async for deliveries in consumer.batches(batch=64, timeout=5, max_events=300):
         assert 0 < len(deliveries) <= 64
         seen += [d.event.id for d in deliveries]
         await consumer.ack_batch(deliveries)
