@@ -221,6 +221,7 @@ class EventDecoder:
 def reason_of(err: BaseException) -> str | None:
     """The ``+TERM`` reason for a permanent failure (edalab's texts), ``None`` for the others.
 
+    >>> from edalab import PermanentError, TransientError
     >>> reason_of(PermanentError("free order"))
     'handler: free order'
     >>> reason_of(TransientError("busy")) is None
