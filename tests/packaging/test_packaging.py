@@ -78,7 +78,7 @@ def test_faststream_is_an_extra_the_learner_set_pins_and_the_library_lacks() -> 
 
     assert "faststream" not in {_name(r) for r in PROJECT["dependencies"]}
     (extra,) = [Requirement(r) for r in EXTRAS["faststream"]]
-    assert extra.name == "faststream" and "nats" in extra.extras
+    assert extra.name == "faststream" and {"nats", "cli"} <= extra.extras
     (pin,) = [Requirement(r) for r in EXTRAS["lab"] if _name(r) == "faststream"]
     assert "nats" in pin.extras
     (version,) = [s.version for s in pin.specifier]
