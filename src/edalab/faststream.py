@@ -401,8 +401,9 @@ def _recorded(value: bytes) -> Any:
 class ReplayRoute:
     """Where :meth:`~edalab.DeadLetters.replay` sends ``consumer``'s letters: subscriber arguments.
 
-    Stack a second ``@broker.subscriber(**route.subscriber())`` on the same handler and
-    the replays of this consumer's dead letters reach it, and no other service.
+    Stack a second ``@broker.subscriber(route.subject, stream=route.jstream,
+    durable=route.durable)`` on the same handler and the replays of this consumer's dead
+    letters reach it, and no other service.
 
         >>> route = ReplayRoute("SHOP", "shop-payments")
         >>> route.subject, route.durable
@@ -424,10 +425,7 @@ class ReplayRoute:
         """The durable that reads the replays (the one :meth:`~edalab.DeadLetters.replays` uses)."""
         return f"replay-{self.stream}-{self.consumer}"
 
-    def subscriber(self) -> dict[str, Any]:
-        """``subject``, ``stream`` (not declared: the dead letters own it) and ``durable``."""
-        return {
-            "subject": self.subject,
-            "stream": JStream(self.dead_letters, declare=False),
-            "durable": self.durable,
-        }
+    @property
+    def jstream(self) -> JStream:
+        """The dead-letter stream, left undeclared (:class:`~edalab.DeadLetters` owns it)."""
+        return JStream(self.dead_letters, declare=False)

@@ -259,7 +259,7 @@ async def test_a_dead_letter_replays_to_the_consumer_that_gave_up_only(
     route = ReplayRoute(stream_name, "svc")
 
     @_subscriber(broker, stream_name, f"{token}.placed", "svc", decoder=EventDecoder())
-    @_subscriber(broker, **route.subscriber(), decoder=EventDecoder())  # the replays
+    @_subscriber(broker, route.jstream, route.subject, route.durable, decoder=EventDecoder())
     async def handle(event: Event) -> None:
         if broken:
             raise PermanentError("missing price")

@@ -50,7 +50,7 @@ def test_all_is_what_the_namespace_exports(name: str) -> None:
 
 
 def test_every_library_module_is_private() -> None:
-    """Besides ``testing`` (the pytest plugin) and ``faststream`` (an extra's), all are ``_name``."""
+    """Besides ``testing`` (the pytest plugin) and ``faststream`` (an extra), all are ``_name``."""
     public = {
         p.stem
         for p in LIBRARY.glob("*.py")

@@ -119,7 +119,7 @@ async def start_service(
         f"edalab.course.services_faststream.{name}:app",
     ]
     with log.open("wb") as out:
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block; waiting below is async
             command,
             env={**os.environ, "NATS_URL": url, **extra},
             stdout=out,
@@ -132,9 +132,7 @@ async def start_service(
 
     async def ready() -> bool:
         if not service.running:
-            raise RuntimeError(
-                f"{name} exited with {process.returncode}:\n{service.log_tail()}"
-            )
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{service.log_tail()}")
         for stream, durable in DURABLES[name]:
             if not await _pulling(js, stream, durable):
                 return False

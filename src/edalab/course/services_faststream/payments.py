@@ -52,13 +52,10 @@ charges = IdempotencyGuard("shop-charges", broker)
 broker.add_middleware(charges)  # the innermost: Failures sees what the guard raises
 app = FastStream(broker)
 
-consumer = {
-    "pull_sub": PullSub(batch_size=20, timeout=1.0),
-    "config": ConsumerConfig(max_deliver=3, ack_wait=ACK_WAIT),
-    "decoder": EventDecoder(registry),
-    "ack_policy": AckPolicy.NACK_ON_ERROR,
-}
 replays = ReplayRoute(STREAM, DURABLE)
+config = ConsumerConfig(max_deliver=3, ack_wait=ACK_WAIT)
+decoder = EventDecoder(registry)
+pull = PullSub(batch_size=20, timeout=1.0)
 
 
 @app.on_startup
@@ -71,9 +68,23 @@ async def streams() -> None:
 
 
 @broker.subscriber(
-    "shop.order.placed", stream=JStream(STREAM, declare=False), durable=DURABLE, **consumer
+    "shop.order.placed",
+    stream=JStream(STREAM, declare=False),  # edalab's ensure_stream owns it, above
+    durable=DURABLE,
+    config=config,
+    pull_sub=pull,
+    decoder=decoder,
+    ack_policy=AckPolicy.NACK_ON_ERROR,  # an error publishing the result: retried
 )
-@broker.subscriber(**replays.subscriber(), **consumer)
+@broker.subscriber(  # the dead letters replayed to payments, and to nobody else
+    replays.subject,
+    stream=replays.jstream,
+    durable=replays.durable,
+    config=config,
+    pull_sub=pull,
+    decoder=decoder,
+    ack_policy=AckPolicy.NACK_ON_ERROR,
+)
 @broker.publisher("shop.payment.captured", stream=STREAM)
 async def pay(event: Event) -> Event:
     """Charge the order (the guard records it once) and say so: ``shop.payment.captured``."""
