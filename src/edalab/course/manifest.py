@@ -238,6 +238,17 @@ LESSONS: tuple[Lesson, ...] = (
         streams=("MIGRATION",),
         exercise="a STAN subscription translated",
     ),
+    Lesson(
+        "22",
+        "workbook_to_service",
+        "From workbook to service",
+        "two capstone services as FastStream apps, with edalab's guarantees as FastStream "
+        "middlewares: `Nats-Msg-Id` on publish, upcasting decoder, nak vs term with dead "
+        "letters and replay, an idempotency guard",
+        streams=("SHOP", "DEAD_LETTERS"),
+        buckets=("shop-charges", "shop-emails-sent"),
+        exercise="a payments service's middleware stack: charged once, retried, dead-lettered",
+    ),
 )
 
 
@@ -274,6 +285,7 @@ PACE: dict[str, Pace] = {
         (("08", "upcasters"), ("10", "`ProcessedIds`"), ("11", "`DeadLetters` and replay")),
     ),
     "18": Pace(25, (("05", "consumers and acks"), ("07", "durables and deliver policies"))),
+    "22": Pace(40, (("17", "the capstone's shop"), ("11", "dead letters and replay"))),
 }
 
 #: What every notebook's top cell tells a learner about running it.

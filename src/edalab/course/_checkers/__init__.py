@@ -24,6 +24,7 @@ from . import (
     ex16,
     ex17,
     ex18,
+    ex22,
 )
 from ._core import EXERCISES, Checker, CheckResult, Exercise, check
 from ._core import recorded_passes as recorded_passes
@@ -47,6 +48,7 @@ _CHECKERS: dict[str, Checker] = {
     "16": ex16.checker,
     "17": ex17.checker,
     "18": ex18.checker,
+    "22": ex22.checker,
 }
 EXERCISES.update(
     (x.number, Exercise(x.number, x.notebook, x.exercise, _CHECKERS[x.number]))

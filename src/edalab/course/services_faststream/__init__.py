@@ -28,7 +28,7 @@ from nats.js.client import JetStreamContext
 
 from edalab import wait_for
 
-__all__ = ["DURABLES", "ServiceProcess", "start_service", "stop_all"]
+__all__ = ["DURABLES", "ServiceProcess", "settled", "start_service", "stop_all"]
 
 #: The durable consumers each app pulls from (stream, durable): ready when all are pulling.
 DURABLES: dict[str, list[tuple[str, str]]] = {
@@ -144,6 +144,23 @@ async def start_service(
         service.stop()
         raise
     return service
+
+
+async def settled(js: JetStreamContext, *names: str, timeout: float = 20.0) -> None:
+    """Wait until every durable of the apps ``names`` has nothing pending or unacknowledged."""
+
+    async def quiet() -> bool:
+        for name in names:
+            for stream, durable in DURABLES[name]:
+                try:
+                    info = await js.consumer_info(stream, durable)
+                except nats.js.errors.NotFoundError:
+                    return False
+                if info.num_pending or info.num_ack_pending:
+                    return False
+        return True
+
+    await wait_for(quiet, timeout=timeout, what=f"the apps {', '.join(names)} to settle")
 
 
 @atexit.register
