@@ -30,7 +30,7 @@ from collections import Counter
 from edalab import Event, connect
 from edalab.course import Table, lesson_server
 from edalab.course.services_faststream import start_service
-from edalab.course.shop import OrderPlacedV2, Shop
+from edalab.course.shop import Shop
 
 server = lesson_server("22")
 nc = await connect(server.url)
@@ -237,7 +237,11 @@ await settle()
 # %%
 charges = await js.key_value("shop-charges")
 [
-    Counter(p.data["order_id"] for p in await shop.stored("shop.payment.captured")),
+    dict(
+        sorted(
+            Counter(p.data["order_id"] for p in await shop.stored("shop.payment.captured")).items()
+        )
+    ),
     len(await charges.keys()),
     (await js.stream_info("KV_shop-charges")).state.last_seq,
 ]
