@@ -37,6 +37,8 @@ nc = await connect(server.url)
 js = nc.jetstream()
 shop = Shop(js)
 await shop.setup()
+shop.roll_out_order_v2()  # payments reads version 2 of order.placed: producers may send it
+await shop.start(["orders", "analytics"])  # payments and emails run as FastStream apps
 
 # %% [markdown]
 # ## The map: what you used, what FastStream has, what edalab adds
@@ -100,14 +102,7 @@ emails = await start_service("emails", server.url, js)
 [payments.running, emails.running]
 
 # %% [markdown]
-# The notebook runs `orders` and `analytics` as before; payments reads version 2 of
-# `order.placed`, so the notebook's producers may now send it:
-
-# %%
-shop.roll_out_order_v2()
-await shop.start(["orders", "analytics"])
-
-# %% [markdown]
+# The notebook runs `orders` and `analytics` as before (started in the first cell).
 # `settle` waits until the notebook's consumers and the apps' durables have nothing
 # pending or unacknowledged:
 
@@ -210,8 +205,8 @@ dead_letter_table(await shop.dead.wait_for(1))
 
 # %%
 payments = await start_service("payments", server.url, js, env={"SHOP_PAYMENTS_FIXED": "1"})
-(letter,) = await shop.dead.letters(consumer="shop-payments")
-await shop.dead.replay(letter)
+for letter in await shop.dead.letters(consumer="shop-payments"):
+    await shop.dead.replay(letter)
 await settle()
 sorted(shop.paid_orders)
 
