@@ -53,7 +53,7 @@ class RejectAll(BaseMiddleware):
 
 
 class OwnFailures(BaseMiddleware):
-    """A right answer written differently: the learner's own mapping, with FastStream's exceptions."""
+    """A right answer written differently: the learner's own mapping to FastStream's exceptions."""
 
     async def consume_scope(self, call_next: Any, msg: Any) -> Any:
         try:
