@@ -51,14 +51,14 @@ from typing import Any
 
 try:
     from faststream import BaseMiddleware, ContextRepo, StreamMessage
-    from faststream.exceptions import NackMessage, RejectMessage
+    from faststream.exceptions import HandlerException, NackMessage, RejectMessage
     from faststream.nats import JStream, NatsBroker
 except ImportError as err:  # pragma: no cover - the packaging test runs without it
     raise ImportError(
         'edalab.faststream needs FastStream with NATS: pip install "edalab[faststream]"'
     ) from err
 from nats.aio.msg import Msg
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 # edalab's own names are reached through their modules: this module's namespace holds
 # only what it defines (its __all__), the rest is imported from `edalab`.
@@ -235,6 +235,8 @@ def reason_of(err: BaseException) -> str | None:
         return _reasons.Reason.UNKNOWN_VERSION.text(str(err))
     if isinstance(err, _errors.UpcastError | _errors.PayloadError):
         return _reasons.Reason.INVALID_EVENT.text(str(err))
+    if isinstance(err, ValidationError):  # FastStream's validation of the handler's arguments
+        return _reasons.Reason.INVALID_EVENT.text(_events.describe_validation_error(err))
     return None
 
 
@@ -248,7 +250,7 @@ class _Failures(BaseMiddleware):
             return await call_next(msg)
         except _errors.TransientError as err:
             raise NackMessage(delay=self.config.delay if err.delay is None else err.delay) from err
-        except (NackMessage, RejectMessage):
+        except HandlerException:  # NackMessage, RejectMessage, AckMessage...: as they say
             raise
         except Exception as err:
             reason = reason_of(err)
@@ -307,7 +309,11 @@ def _encoded(result: Any) -> bytes:
         return result
     if isinstance(result, str):
         return result.encode()
-    return b"1" if result is None else str(result).encode()
+    return _NONE if result is None else str(result).encode()
+
+
+#: What the guard records for a handler that returned ``None`` (its effect happened; no result).
+_NONE = b"null"
 
 
 class _Guard(BaseMiddleware):
@@ -341,7 +347,8 @@ class IdempotencyGuard:
     second one), so exactly one result per event is ever recorded, across redeliveries,
     restarts and workers. A delivery whose event has a recorded result skips the
     handler and returns that result again (an ``Event`` result is re-published with
-    its own id: the stream drops the copy). ``applied`` and ``repeats`` count both.
+    its own id: the stream drops the copy; ``None`` stays ``None``; anything else comes
+    back as the recorded bytes). ``applied`` and ``repeats`` count both.
 
     Keep the handler's other side effects out, or give them the event id as their
     idempotency key: a crash between the handler and the record runs it again (at
@@ -387,7 +394,9 @@ class IdempotencyGuard:
 
 
 def _recorded(value: bytes) -> Any:
-    """A recorded result as the handler returned it: an Event if it was one, else the bytes."""
+    """A recorded result again: an Event if it was one, ``None`` if none, else the bytes."""
+    if value == _NONE:
+        return None
     try:
         return _events.Event.from_json(value)
     except _errors.EdalabError:

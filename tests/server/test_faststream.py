@@ -66,6 +66,13 @@ async def _quiet(js, stream: str, durable: str, timeout: float = 10.0) -> None:
     await wait_for(settled, timeout=timeout, what=f"{durable} to settle")
 
 
+async def _handled(guard: IdempotencyGuard, count: int) -> None:
+    async def done() -> bool:
+        return guard.applied + guard.repeats >= count
+
+    await wait_for(done, timeout=10, what=f"{count} deliveries through the guard")
+
+
 def _subscriber(
     broker: NatsBroker, stream: str | JStream, subject: str, durable: str, **kw: Any
 ) -> Any:
@@ -169,7 +176,7 @@ async def test_the_guard_applies_a_redelivered_event_once(nats_url, js, stream_n
         await _quiet(js, stream_name, "svc")
     await js.delete_consumer(stream_name, "svc")  # redeployed, consumer reset: all again
     async with TestNatsBroker(broker, with_real=True):
-        await _quiet(js, stream_name, "svc")
+        await _handled(guard, 2)
     assert runs == ["o-1"]
     assert (guard.applied, guard.repeats) == (1, 1)
     assert await charges.value("o-1") == b"500"
@@ -287,3 +294,47 @@ async def _letters(dead: DeadLetters, stream: str) -> list[Any]:
 
     await wait_for(one, timeout=10, what=f"a dead letter of {stream}")
     return await dead.letters(stream=stream)
+
+
+async def test_a_body_that_fails_the_handlers_model_is_terminated_as_invalid(
+    nats_url, js, dead, stream_name, token
+):
+    """FastStream's own validation error (handler argument) is permanent: +TERM, invalid event."""
+    await ensure_stream(js, stream_name, [f"{token}.>"])
+    broker = NatsBroker(nats_url, log_level=logging.DEBUG, middlewares=[Failures(delay=0.05)])
+    tries: list[int] = []
+
+    @_subscriber(broker, stream_name, f"{token}.placed", "svc")
+    async def handle(order: OrderV1) -> None:
+        tries.append(1)
+
+    async with TestNatsBroker(broker, with_real=True) as br:
+        await br.publish({"order_id": "o1"}, f"{token}.placed", stream=stream_name)
+        (letter,) = await _letters(dead, stream_name)
+    assert tries == [] and letter.category is Reason.INVALID_EVENT
+    assert "total_cents" in letter.reason and letter.deliveries == 1
+
+
+async def test_a_guarded_handler_returning_none_repeats_as_none(nats_url, js, stream_name, token):
+    """A handler with no result: recorded as done; its redelivery returns None, not b"null"."""
+    await ensure_stream(js, stream_name, [f"{token}.>"])
+    ids = await ProcessedIds.open(js, f"{token}-done", fresh=True)
+    guard = IdempotencyGuard(ids)
+    broker = NatsBroker(nats_url, log_level=logging.DEBUG, middlewares=[Failures(), guard])
+
+    @_subscriber(broker, stream_name, f"{token}.placed", "svc", decoder=EventDecoder())
+    @broker.publisher(f"{token}.echo", stream=stream_name)
+    async def handle(event: Event) -> None:
+        return None
+
+    async with TestNatsBroker(broker, with_real=True) as br:
+        await br.publish(
+            Event.create(f"{token}.placed", id="e-1"), f"{token}.placed", stream=stream_name
+        )
+        await _handled(guard, 1)
+    await js.delete_consumer(stream_name, "svc")
+    async with TestNatsBroker(broker, with_real=True):
+        await _handled(guard, 2)
+    assert (guard.applied, guard.repeats) == (1, 1) and await ids.value("e-1") == b"null"
+    echoed = [raw.data or b"" async for _, raw in stream_messages(js, stream_name)][1:]
+    assert echoed == [b"", b""]  # FastStream publishes None as an empty body: both times
