@@ -66,38 +66,46 @@ class OwnFailures(BaseMiddleware):
 
 async def test_the_solution_passes(js) -> None:
     """The notebook's answer: charged once each, retried, poison dead-lettered."""
-    result = await check("22", js, middlewares=solution)
+    result = await check("22", js, middlewares=solution, report=False)
     assert result.passed, result.message
 
 
 async def test_an_own_middleware_with_the_guard_passes(js) -> None:
     """A BaseMiddleware of the learner's own (nak transient, reject permanent) passes too."""
-    result = await check("22", js, middlewares=lambda c: (OwnFailures, IdempotencyGuard(c)))
+    result = await check(
+        "22", js, middlewares=lambda c: (OwnFailures, IdempotencyGuard(c)), report=False
+    )
     assert result.passed, result.message
 
 
 async def test_none_says_write_your_answer(js) -> None:
     """The placeholder answer: still None, with where to write it."""
-    result = await check("22", js, middlewares=None)
+    result = await check("22", js, middlewares=None, report=False)
     assert not result.passed and "still None" in result.message
 
 
 async def test_no_guard_is_charged_twice(js) -> None:
     """Without IdempotencyGuard the reset consumer charges each order again."""
-    result = await check("22", js, middlewares=lambda c: [EventPublishing(), Failures(delay=0.1)])
+    result = await check(
+        "22", js, middlewares=lambda c: [EventPublishing(), Failures(delay=0.1)], report=False
+    )
     assert not result.passed
     assert "charged 2 times" in result.message and "IdempotencyGuard(charges)" in result.message
 
 
 async def test_catching_every_exception_loses_the_poison(js) -> None:
     """A catch-all middleware acknowledges the poison order: no dead letter, it is lost."""
-    result = await check("22", js, middlewares=lambda c: [CatchAll, IdempotencyGuard(c)])
+    result = await check(
+        "22", js, middlewares=lambda c: [CatchAll, IdempotencyGuard(c)], report=False
+    )
     assert not result.passed and "left no dead letter" in result.message
 
 
 async def test_rejecting_a_transient_failure_terminates_it(js) -> None:
     """Raising RejectMessage for every error terminates the busy order instead of a nak."""
-    result = await check("22", js, middlewares=lambda c: [RejectAll, IdempotencyGuard(c)])
+    result = await check(
+        "22", js, middlewares=lambda c: [RejectAll, IdempotencyGuard(c)], report=False
+    )
     assert not result.passed
     assert "busy order (TransientError) was terminated" in result.message
     assert "NackMessage(delay=...)" in result.message
@@ -105,11 +113,11 @@ async def test_rejecting_a_transient_failure_terminates_it(js) -> None:
 
 async def test_a_stack_without_failures_retries_the_poison_to_max_deliver(js) -> None:
     """With only the guard, FastStream's nak retries PermanentError until max_deliver."""
-    result = await check("22", js, middlewares=lambda c: [IdempotencyGuard(c)])
+    result = await check("22", js, middlewares=lambda c: [IdempotencyGuard(c)], report=False)
     assert not result.passed and "terminated at the first delivery" in result.message
 
 
 async def test_not_a_list_says_what_to_return(js) -> None:
     """A function returning one middleware, not a list: the message shows the expected list."""
-    result = await check("22", js, middlewares=lambda c: IdempotencyGuard(c))
+    result = await check("22", js, middlewares=lambda c: IdempotencyGuard(c), report=False)
     assert not result.passed and "expected a list" in result.message
