@@ -88,7 +88,7 @@ def test_faststream_is_an_extra_the_learner_set_pins_and_the_library_lacks() -> 
 def test_faststream_is_left_out_of_the_plain_install_by_its_metadata(tmp_path: Path) -> None:
     """The built wheel's metadata names FastStream only under `extra == "faststream"` (or lab)."""
     out = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
          "--quiet", "--wheel-dir", str(tmp_path), str(ROOT)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -195,3 +195,50 @@ def test_notebooks_run_under_nbval_in_the_learner_venv() -> None:
     assert "$(LEARNER)/bin/python -m pytest notebooks/*.ipynb $(NBVAL)" in rule
     nbval_rule = makefile.split("$(NBVAL_STAMP): $(LEARNER_STAMP)", 1)[1].split("\n\n", 1)[0]
     assert _install_specs(nbval_rule) == ["nbval>=0.11"]
+
+
+def test_the_faststream_extra_runs_the_lesson_services_in_a_fresh_venv(tmp_path: Path) -> None:
+    """`pip install "edalab[faststream]"` alone: `faststream run ...payments:app` serves SHOP."""
+    import asyncio
+    import signal
+
+    from edalab import NatsServer, connect, wait_for
+
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    subprocess.run(
+        [env_dir / "bin" / "python", "-m", "pip", "install", "--quiet",
+         "--disable-pip-version-check", f"{ROOT}[faststream]"],
+        check=True, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    clean = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"}}
+
+    async def served(url: str, app: subprocess.Popen[bytes]) -> None:
+        nc = await connect(url)
+        js = nc.jetstream()
+
+        async def pulling() -> bool:
+            assert app.poll() is None, log.read_text()[-2000:]
+            try:
+                return bool((await js.consumer_info("SHOP", "shop-payments")).num_waiting)
+            except Exception:
+                return False
+
+        try:
+            await wait_for(pulling, timeout=60, what="the payments app to pull")
+        finally:
+            await nc.close()
+
+    log = tmp_path / "payments.log"
+    app_path = "edalab.course.services_faststream.payments:app"
+    with NatsServer(store_dir=tmp_path / "store") as server, log.open("wb") as out:
+        app = subprocess.Popen(
+            [env_dir / "bin" / "faststream", "run", app_path],
+            env={**clean, "NATS_URL": server.url}, cwd=tmp_path, stdout=out, stderr=out,
+        )  # fmt: skip
+        try:
+            asyncio.run(served(server.url, app))
+        finally:
+            app.send_signal(signal.SIGTERM)
+            code = app.wait(30)
+    assert code == 0, log.read_text()[-2000:]
