@@ -51,7 +51,7 @@ await shop.start(["orders", "analytics"])  # payments and emails run as FastStre
 # | `EventConsumer.run`: ack, nak, term | `AckPolicy`; `NackMessage`, `RejectMessage`; default `REJECT_ON_ERROR` | `Failures` (a `consume_scope` middleware): `TransientError` → nak with a delay, `PermanentError` → `+TERM` with the reason |
 # | `DeadLetters`: advisories kept, replayed to one consumer | nothing | the same `DeadLetters`; `ReplayRoute` stacks the replay subscriber on the handler |
 # | `ProcessedIds.record`: effect and mark in one write | nothing | `IdempotencyGuard`: the handler's result recorded once per event id |
-# | `ensure_stream`: idempotent, reports changes | declares the stream, overwriting a differing config | `JStream(..., declare=False)` and `ensure_stream` at start-up |
+# | `ensure_stream`: idempotent, reports changes | declares the stream at start; a differing one is updated to its config, with a warning | `JStream(..., declare=False)` and `ensure_stream` at start-up |
 # | `edalab.testing` fixtures (a real server) | `TestNatsBroker(broker, with_real=True)` | both together: tests/server/test_faststream.py |
 #
 # FastStream's default for a JetStream subscriber deserves a look: an exception in a
