@@ -1,4 +1,4 @@
-"""Benchmark edalab against raw nats-py (and the Go client), in one run, against one server.
+"""Benchmark edalab against raw nats-py, FastStream (and the Go client), in one run, one server.
 
     python benchmarks/run.py --quick --json out.json          # about a minute
     python benchmarks/run.py --json results.json --plot results.png
@@ -6,8 +6,10 @@
     python benchmarks/run.py --quick --go-reference go.txt    # adds edalab/Go
 
 Starts an embedded nats-server (or uses --url), runs each scenario for raw nats-py
-and for edalab (alternating, best of --rounds), prints messages per second and the
-ratios edalab / raw (and edalab / Go with --go-reference), the machine's load
+and for edalab (alternating, best of --rounds), and for three of them FastStream, plain
+and with edalab's middlewares (when faststream is installed); prints messages per second
+and the ratios edalab / raw, edalab / FastStream, FastStream+edalab / FastStream (and
+edalab / Go with --go-reference), the machine's load
 average before and after, and writes JSON (layout in benchmarks/README.md) and a PNG.
 """
 
@@ -50,6 +52,8 @@ TARGETS = {
     "bulk vs naive publish": 8,
     "batch vs naive consume": 5,
 }
+#: edalab must not be slower than FastStream doing the same job (issue 21).
+FASTSTREAM_TARGET = 1.0
 #: Targets for edalab / Go (issue 13), checked when --go-reference is given.
 GO_TARGETS = {"fast ingest": 0.6, "batch consume, ack all": 0.4}
 
@@ -60,6 +64,10 @@ def checks(results: list[Result]) -> list[dict[str, object]]:
     for r in results:
         want = TARGETS[r.name]
         out.append({"scenario": r.name, "target": f"edalab/raw >= {want}", "met": r.ratio >= want})
+        fs = r.faststream_ratio
+        if fs is not None:
+            target = f"edalab/FastStream >= {FASTSTREAM_TARGET}"
+            out.append({"scenario": r.name, "target": target, "met": fs >= FASTSTREAM_TARGET})
         go = r.go_ratio
         if r.name in GO_TARGETS and go is not None:
             want = GO_TARGETS[r.name]
@@ -116,6 +124,7 @@ async def measure(args: argparse.Namespace) -> list[Result]:
             scale=args.scale,
             only=args.only,
             go_reference=args.go,
+            faststream=not args.no_faststream,
         )
     finally:
         bar.close()
@@ -153,6 +162,7 @@ def main(argv: list[str]) -> int:
             "cpus": os.cpu_count(),
             "nats_py": importlib.metadata.version("nats-py"),
             "edalab": edalab.__version__,
+            "faststream": _version("faststream"),
             "event_loop": "uvloop" if args.uvloop else "asyncio",
             "load_before": load_before,
             "load_after": load_after,
@@ -170,6 +180,13 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes, about a minute")
@@ -185,6 +202,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="run on uvloop (default: when installed)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-faststream",
+        action="store_true",
+        help="leave out the FastStream peer (it runs when faststream is installed)",
+    )
     p.add_argument("--scale", type=float, default=1.0, help="multiply every size (smoke tests)")
     p.add_argument(
         "--go-reference",

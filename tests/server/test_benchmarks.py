@@ -51,6 +51,23 @@ def test_quick_run_writes_json_with_every_scenario_and_a_plot(tmp_path: Path) ->
         "edalab/raw >= 0.95",
         "edalab/Go >= 0.4",
     }
+    # FastStream runs as a peer on per-event publish, bulk publish and consume, plain and
+    # with edalab's middlewares, in the same rounds; each has its target edalab/FastStream.
+    with_fs = {r["name"] for r in data["results"] if r["faststream_per_s"]}
+    assert with_fs == {"sync publish", "async publish", "pull consume"}
+    for name in with_fs:
+        r = by_name[name]
+        assert r["faststream_edalab_per_s"] > 0 and r["faststream"]
+        assert abs(r["faststream_ratio"] - r["edalab_per_s"] / r["faststream_per_s"]) < 1e-3
+        assert (
+            abs(r["middleware_ratio"] - r["faststream_edalab_per_s"] / r["faststream_per_s"]) < 1e-3
+        )
+        assert "edalab/FastStream >= 1.0" in {
+            t["target"] for t in data["targets"] if t["scenario"] == name
+        }
+    assert by_name["encode+decode"]["faststream_ratio"] is None
+    assert data["environment"]["faststream"]
+    assert "edalab/FastStream" in run.stdout and "FS+edalab/FS" in run.stdout
     assert len(data["environment"]["load_before"]) == 3
     assert "edalab/Go" in run.stdout and "load average" in run.stdout
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -69,6 +86,10 @@ def test_go_reference_lines_are_read_and_the_table_shows_them() -> None:
     plain.go_per_s = 200_000.0
     table = summary([plain])
     assert "edalab/Go" in table and table.splitlines()[1].endswith("0.50")
+    assert "FastStream" not in table
+    plain.faststream_per_s, plain.faststream_edalab_per_s = 25_000.0, 20_000.0
+    row = summary([plain]).splitlines()[1].split()
+    assert row[-4:] == ["25,000", "4.00", "20,000", "0.80"]
 
 
 async def test_each_side_runs_with_the_harness_heap_frozen_and_it_is_undone() -> None:

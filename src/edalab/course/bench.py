@@ -70,6 +70,10 @@ class Result:
     edalab_per_s: float
     rounds: list[dict[str, float]] = field(default_factory=list)
     go_per_s: float | None = None
+    #: FastStream doing the same job: plain, and with edalab's middlewares and decoder.
+    faststream: str | None = None
+    faststream_per_s: float | None = None
+    faststream_edalab_per_s: float | None = None
 
     @property
     def ratio(self) -> float:
@@ -81,13 +85,27 @@ class Result:
         """edalab's speed as a fraction of the Go client's, when a Go figure is known."""
         return self.edalab_per_s / self.go_per_s if self.go_per_s else None
 
+    @property
+    def faststream_ratio(self) -> float | None:
+        """edalab's speed as a fraction of plain FastStream's (above 1: edalab is faster)."""
+        fs = self.faststream_per_s
+        return self.edalab_per_s / fs if fs else None
+
+    @property
+    def middleware_ratio(self) -> float | None:
+        """FastStream with edalab's pieces as a fraction of plain FastStream (1.0: free)."""
+        fs, ours = self.faststream_per_s, self.faststream_edalab_per_s
+        return ours / fs if fs and ours else None
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, with the ratios."""
-        go = self.go_ratio
+        go, fs, mw = self.go_ratio, self.faststream_ratio, self.middleware_ratio
         return {
             **asdict(self),
             "ratio": round(self.ratio, 4),
             "go_ratio": None if go is None else round(go, 4),
+            "faststream_ratio": None if fs is None else round(fs, 4),
+            "middleware_ratio": None if mw is None else round(mw, 4),
         }
 
 
@@ -135,6 +153,9 @@ class Bench:
 
     js: JetStream
     storage: StorageType
+    #: Connected FastStream brokers (``faststream[nats]``): plain, and with edalab's pieces.
+    fs: Any = None
+    fs_edalab: Any = None
 
     async def fresh(self) -> None:
         """An empty BENCH stream (fast ingest allowed: it does not change other publishes)."""
@@ -166,6 +187,9 @@ class Scenario:
     raw_size: str | None = None
     filled: bool = False
     stream: bool = True
+    faststream_label: str | None = None
+    faststream: Side | None = None
+    faststream_edalab: Side | None = None
 
 
 # --- the sides -------------------------------------------------------------------------
@@ -304,16 +328,128 @@ async def edalab_codec(b: Bench, events: list[Event]) -> int:
     return len(events)
 
 
+# --- FastStream as a peer (brokers configured as a service would: no per-message logs) ---
+
+
+async def faststream_brokers(url: str) -> tuple[Any, Any]:
+    """Two connected FastStream brokers: plain, and with edalab's publishing and failures.
+
+    Access logs (one line per message) go out at DEBUG under an INFO logger: a production
+    service's setting, so no side pays for per-message log lines.
+    """
+    import logging
+
+    from faststream.nats import NatsBroker
+
+    from edalab.faststream import EventPublishing, Failures
+
+    plain = NatsBroker(url, log_level=logging.DEBUG, pending_size=8 * 1024 * 1024)
+    ours = NatsBroker(
+        url,
+        log_level=logging.DEBUG,
+        pending_size=8 * 1024 * 1024,
+        middlewares=[EventPublishing(), Failures()],
+    )
+    await plain.start()
+    await ours.start()
+    return plain, ours
+
+
+async def fs_publish_each(b: Bench, events: list[Event]) -> int:
+    """FastStream's publish of the event model, awaited (its PubAck), one at a time."""
+    for e in events:
+        await b.fs.publish(e, "bench.event", stream="BENCH")
+    return len(events)
+
+
+async def fs_edalab_publish_each(b: Bench, events: list[Event]) -> int:
+    """The same on a broker with EventPublishing: edalab's JSON, Nats-Msg-Id, flow headers."""
+    for e in events:
+        await b.fs_edalab.publish(e, "bench.event", stream="BENCH")
+    return len(events)
+
+
+async def _fs_bulk(broker: Any, events: list[Event], window: int = 256) -> int:
+    # FastStream has no batch publish for NATS: concurrent awaited publishes, a window at
+    # once, each with a 5 s timeout (its default, 0.5 s, times out under load).
+    import asyncio
+
+    for i in range(0, len(events), window):
+        await asyncio.gather(
+            *(
+                broker.publish(e, "bench.event", stream="BENCH", timeout=5)
+                for e in events[i : i + window]
+            )
+        )
+    return len(events)
+
+
+async def fs_publish_bulk(b: Bench, events: list[Event]) -> int:
+    """FastStream: concurrent ``broker.publish`` (256 in flight), each awaiting its PubAck."""
+    return await _fs_bulk(b.fs, events)
+
+
+async def fs_edalab_publish_bulk(b: Bench, events: list[Event]) -> int:
+    """The same with EventPublishing on the broker."""
+    return await _fs_bulk(b.fs_edalab, events)
+
+
+async def _fs_consume(broker: Any, events: list[Event], durable: str, **options: Any) -> int:
+    import asyncio
+
+    from faststream.nats import JStream, PullSub
+
+    done = asyncio.Event()
+    got = 0
+
+    async def handle(event: Event) -> None:  # FastStream validates the body into an Event
+        nonlocal got
+        got += 1
+        if got == len(events):
+            done.set()
+
+    sub = broker.subscriber(
+        "bench.>",
+        stream=JStream("BENCH", declare=False),
+        durable=durable,
+        pull_sub=PullSub(batch_size=256, timeout=5),
+        **options,
+    )
+    sub(handle)
+    await sub.start()
+    try:
+        await asyncio.wait_for(done.wait(), 120)
+    finally:
+        await sub.stop()
+    return got
+
+
+async def fs_consume(b: Bench, events: list[Event]) -> int:
+    """A FastStream pull subscriber (batches of 256): body validated into Event, acked."""
+    return await _fs_consume(b.fs, events, "fs")
+
+
+async def fs_edalab_consume(b: Bench, events: list[Event]) -> int:
+    """The same with EventDecoder and the Failures middleware."""
+    from edalab.faststream import EventDecoder
+
+    return await _fs_consume(b.fs_edalab, events, "fs_edalab", decoder=EventDecoder())
+
+
 #: Every scenario, in the order they run and are reported.
 SCENARIOS = [
     Scenario("sync publish", "js.publish, awaited", "publish_event", "sync",
-             awaited_loop, publish_each),
+             awaited_loop, publish_each, faststream_label="broker.publish(stream=), awaited",
+             faststream=fs_publish_each, faststream_edalab=fs_edalab_publish_each),
     Scenario("async publish", "js.publish_async + completed", "publish_events", "async",
-             publish_async_all, windowed),
+             publish_async_all, windowed, faststream_label="gather(broker.publish), 256 at once",
+             faststream=fs_publish_bulk, faststream_edalab=fs_edalab_publish_bulk),
     Scenario("fast ingest", "js.publish_async + completed", "ingest_events", "async",
              publish_async_all, ingested),
     Scenario("pull consume", "fetch(256) + decode + ack", "EventConsumer.events + ack",
-             "consume", fetch_decode_ack, consumer_events, filled=True),
+             "consume", fetch_decode_ack, consumer_events, filled=True,
+             faststream_label="subscriber(pull_sub=PullSub(256)), handler(event: Event)",
+             faststream=fs_consume, faststream_edalab=fs_edalab_consume),
     Scenario("batch consume", "fetch(500) + decode + ack each",
              "EventConsumer.batches + ack_batch", "consume",
              fetch_ack_each, consumer_batches, filled=True),
@@ -365,8 +501,14 @@ async def compare(
         raw_rate = await _timed(scenario.raw, bench, raw)
         await _prepare(bench, scenario, ours)
         ours_rate = await _timed(scenario.edalab, bench, ours)
-        per_round.append({"raw": raw_rate, "edalab": ours_rate})
-    return Result(
+        rates = {"raw": raw_rate, "edalab": ours_rate}
+        if scenario.faststream and scenario.faststream_edalab and bench.fs is not None:
+            await _prepare(bench, scenario, ours)
+            rates["faststream"] = await _timed(scenario.faststream, bench, ours)
+            await _prepare(bench, scenario, ours)
+            rates["faststream_edalab"] = await _timed(scenario.faststream_edalab, bench, ours)
+        per_round.append(rates)
+    result = Result(
         scenario.name,
         scenario.raw_label,
         scenario.edalab_label,
@@ -375,6 +517,11 @@ async def compare(
         max(r["edalab"] for r in per_round),
         per_round,
     )
+    if "faststream" in per_round[0]:
+        result.faststream = scenario.faststream_label
+        result.faststream_per_s = max(r["faststream"] for r in per_round)
+        result.faststream_edalab_per_s = max(r["faststream_edalab"] for r in per_round)
+    return result
 
 
 async def run_all(
@@ -387,12 +534,21 @@ async def run_all(
     only: list[str] | None = None,
     scale: float = 1.0,
     go_reference: dict[str, float] | None = None,
+    faststream: bool = True,
 ) -> list[Result]:
-    """Run every scenario (or those named in ``only``) against the server at ``url``."""
+    """Run every scenario (or those named in ``only``) against the server at ``url``.
+
+    With ``faststream`` (and FastStream installed), the scenarios that have a FastStream
+    side run it too, plain and with edalab's middlewares, in the same rounds.
+    """
+    import importlib.util
+
     say: Progress = progress or (lambda _: None)
     sizes = scenario_sizes(quick, scale)
     nc = await connect(url, pending_size=8 * 1024 * 1024)
     bench = Bench(nc.jetstream(publish_async_max_pending=4096), storage)
+    if faststream and importlib.util.find_spec("faststream") is not None:
+        bench.fs, bench.fs_edalab = await faststream_brokers(url)
     results = []
     try:
         for scenario in SCENARIOS:
@@ -403,6 +559,9 @@ async def run_all(
                     result.go_per_s = go_reference.get(go)
                 results.append(result)
     finally:
+        for broker in (bench.fs, bench.fs_edalab):
+            if broker is not None:
+                await broker.stop()
         await nc.close()
     return results
 
@@ -410,14 +569,25 @@ async def run_all(
 def summary(results: list[Result]) -> str:
     """A plain-text table of results (with edalab/Go when the Go figures are known)."""
     with_go = any(r.go_per_s for r in results)
+    with_fs = any(r.faststream_per_s for r in results)
     rows = [["scenario", "raw msg/s", "edalab msg/s", "edalab/raw"]]
     if with_go:
         rows[0] += ["Go msg/s", "edalab/Go"]
+    if with_fs:
+        rows[0] += ["FastStream msg/s", "edalab/FastStream", "FS+edalab msg/s", "FS+edalab/FS"]
     for r in results:
         row = [r.name, f"{r.raw_per_s:,.0f}", f"{r.edalab_per_s:,.0f}", f"{r.ratio:.2f}"]
         if with_go:
             go = r.go_ratio
             row += [f"{r.go_per_s:,.0f}" if r.go_per_s else "", "" if go is None else f"{go:.2f}"]
+        if with_fs:
+            fs, mw = r.faststream_ratio, r.middleware_ratio
+            row += [
+                f"{r.faststream_per_s:,.0f}" if r.faststream_per_s else "",
+                "" if fs is None else f"{fs:.2f}",
+                f"{r.faststream_edalab_per_s:,.0f}" if r.faststream_edalab_per_s else "",
+                "" if mw is None else f"{mw:.2f}",
+            ]
         rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(

@@ -295,6 +295,18 @@ HINTS: dict[str, tuple[str, str, str]] = {
         "    return Grant(account=f'TEAM_{person.team.upper()}', publish=[own], "
         "subscribe=[own, '_INBOX.>'])",
     ),
+    "22": (
+        "Three guarantees, three pieces: a redelivered order must find its charge already "
+        "recorded, a transient failure must come back (a nak with a delay), a permanent one "
+        "must be terminated so the server's advisory makes it a dead letter. Catch nothing "
+        "yourself: let each error reach the piece that maps it.",
+        "`from edalab.faststream import EventPublishing, Failures, IdempotencyGuard`; "
+        "`Failures(delay=...)` turns TransientError into NackMessage(delay=...) and "
+        "PermanentError into a +TERM with its reason; `IdempotencyGuard(charges)` records "
+        "the handler's result with `charges.record`. The list is outermost first.",
+        "def middlewares(charges):\n"
+        "    return [EventPublishing(), Failures(delay=0.1), IdempotencyGuard(charges)]",
+    ),
 }
 
 TIER_NAMES = ("a nudge", "the API to use", "the shape of the answer")

@@ -277,6 +277,17 @@ LESSONS: tuple[Lesson, ...] = (
         streams=("TEAM_A_WORK", "TEAM_A_MORE"),
         exercise="an auth callout's decide: the right person into their team, others refused",
     ),
+    Lesson(
+        "22",
+        "workbook_to_service",
+        "From workbook to service",
+        "two capstone services as FastStream apps, with edalab's guarantees as FastStream "
+        "middlewares: `Nats-Msg-Id` on publish, upcasting decoder, nak vs term with dead "
+        "letters and replay, an idempotency guard",
+        streams=("SHOP", "DEAD_LETTERS"),
+        buckets=("shop-charges", "shop-emails-sent"),
+        exercise="a payments service's middleware stack: charged once, retried, dead-lettered",
+    ),
 )
 
 
@@ -321,6 +332,7 @@ PACE: dict[str, Pace] = {
         (("12", "users and permissions"), ("13", "replicated streams and catching up")),
     ),
     "21": Pace(40, (("12", "users and permissions"), ("13", "servers of a lesson's own"))),
+    "22": Pace(40, (("17", "the capstone's shop"), ("11", "dead letters and replay"))),
 }
 
 #: What every notebook's top cell tells a learner about running it.

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -321,10 +321,17 @@ class Shop:
         }
 
     # -- running -------------------------------------------------------------------
-    async def start(self) -> None:
-        """Create each service's durable consumer and serve it, all under one TaskGroup."""
+    async def start(self, services: Iterable[str] | None = None) -> None:
+        """Create each service's durable consumer and serve it, all under one TaskGroup.
+
+        ``services`` (names) starts only those: the others run elsewhere (notebook 22
+        runs payments and email as FastStream apps, on the same stream).
+        """
         await self._services.start()
+        chosen = set(self._handlers() if services is None else services)
         for name, (filters, handler) in self._handlers().items():
+            if name not in chosen:
+                continue
             consumer = await EventConsumer.create(
                 self.js,
                 STREAM,

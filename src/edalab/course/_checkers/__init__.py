@@ -27,6 +27,7 @@ from . import (
     ex19,
     ex20,
     ex21,
+    ex22,
 )
 from ._core import EXERCISES, Checker, CheckResult, Exercise, check
 from ._core import recorded_passes as recorded_passes
@@ -53,6 +54,7 @@ _CHECKERS: dict[str, Checker] = {
     "19": ex19.checker,
     "20": ex20.checker,
     "21": ex21.checker,
+    "22": ex22.checker,
 }
 EXERCISES.update(
     (x.number, Exercise(x.number, x.notebook, x.exercise, _CHECKERS[x.number]))
