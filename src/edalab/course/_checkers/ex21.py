@@ -7,6 +7,9 @@ The check starts a server of its own whose logins a callout service decides with
 learner's function (over a directory of its own: ann and amy in team ``a``, bob in team
 ``b``), then logs in for real: a right password, a wrong one, an unknown name, and what
 an admitted user may publish and read.
+
+Every login is real: a right password, a wrong one, none at all, an unknown name; then
+what ann may publish and subscribe to (her team's subjects and an inbox only).
 """
 
 from __future__ import annotations
@@ -140,6 +143,7 @@ async def _judge(lab: CalloutLab, word: str) -> str:
             "Grant(account=f'TEAM_{person.team.upper()}', ...)",
         )
         await _refused_quickly(lab, "ann", "guess", "a wrong password")
+        await _refused_quickly(lab, "ann", "", "a login without a password")
         await _refused_quickly(lab, "mallory", f"ann-{word}", "an unknown name")
         try:
             inbox = await subscribe_checked(ann, "team.a.>")
@@ -155,6 +159,13 @@ async def _judge(lab: CalloutLab, word: str) -> str:
                 "ann published on team.a.plan but her own subscription got nothing"
             ) from None
         _require(got.data == b"ours", "ann's own message came back changed")
+        try:
+            await (await subscribe_checked(ann, ann.new_inbox())).unsubscribe()
+        except PermissionDenied:
+            raise _NotYet(
+                "ann may not subscribe to an inbox, so no request of hers can get its "
+                "reply: add '_INBOX.>' to subscribe=[...]"
+            ) from None
         for subject in ("ops.deploy", "team.b.plan"):
             try:
                 await publish_checked(ann, subject, b"not hers")
@@ -191,11 +202,23 @@ async def _judge(lab: CalloutLab, word: str) -> str:
                     "Grant(account=f'TEAM_{person.team.upper()}', ...), and allow only "
                     "team.<team>.> to subscribe"
                 )
+            await spy.unsubscribe()
+        for subject in ("team.b.>", "ops.>"):
+            try:
+                await (await subscribe_checked(ann, subject)).unsubscribe()
+            except PermissionDenied:
+                continue
+            raise _NotYet(
+                f"ann (team a) may subscribe to {subject}: the task allows her team's "
+                "subjects and her replies only; "
+                "subscribe=[f'team.{person.team}.>', '_INBOX.>']"
+            )
     finally:
         for nc in (ann, bob):
             if nc is not None:
                 await nc.close()
     return (
-        "ann admitted to TEAM_A at once with team a's subjects only; a "
-        "wrong password and an unknown name refused at once; team b's messages out of reach"
+        "ann admitted to TEAM_A at once with team a's subjects (and her inbox) only; a "
+        "wrong password, no password and an unknown name refused at once; team b's "
+        "messages out of reach"
     )
