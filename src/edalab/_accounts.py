@@ -250,7 +250,7 @@ def decode_jwt(token: str, *, kind: str | None = None) -> dict[str, Any]:
 
 
 def _positive(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 
 
 @dataclass(frozen=True)
@@ -527,6 +527,17 @@ class Grant:
     publish: list[str] | None = None
     subscribe: list[str] | None = None
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.account, str) or not self.account:
+            raise TypeError(f"Grant(account=...) is an account's name, not {self.account!r}")
+        for what in ("publish", "subscribe"):
+            subjects = getattr(self, what)
+            # A str is a sequence too: "a.>" would become the subjects "a", ".", ">".
+            if subjects is not None and (
+                isinstance(subjects, str) or not all(isinstance(x, str) for x in subjects)
+            ):
+                raise TypeError(f"Grant({what}=...) is a list of subjects, not {subjects!r}")
+
 
 Decide = Callable[[LoginRequest], "Grant | Awaitable[Grant | None] | None"]
 
@@ -616,6 +627,9 @@ class AuthCalloutService:
             self.log.errors.append(
                 f"decide returned {type(grant).__name__} for {request.user!r}, not a Grant or None"
             )
+            return
+        if not msg.reply:
+            self.log.errors.append(f"a request for {request.user!r} without a reply subject")
             return
         await self.nc.publish(msg.reply, self.response(request, grant).encode())
 

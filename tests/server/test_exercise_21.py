@@ -209,3 +209,19 @@ async def test_subscribe_without_inbox_is_not_yet() -> None:
 
     result = await check("21", decide, report=False)
     assert not result.passed and "'_INBOX.>'" in result.message
+
+
+async def test_a_subject_string_instead_of_a_list_is_not_yet() -> None:
+    """publish="team.a.>" (a str, not a list) gets a named TypeError, not 'no such account'."""
+
+    def decide(request, people):  # type: ignore[no-untyped-def]
+        person = people.get(request.user)
+        if person is None or not people.verify(request.user, request.password):
+            return None
+        own = f"team.{person.team}.>"
+        return Grant(f"TEAM_{person.team.upper()}", publish=own, subscribe=[own, "_INBOX.>"])
+
+    result = await check("21", decide, report=False)
+    assert not result.passed
+    assert "no such account" not in result.message
+    assert "list of subjects" in result.message

@@ -10,7 +10,16 @@ import time
 import nkeys
 import pytest
 
-from edalab import Account, AuthCalloutService, JWTError, LoginRequest, NKey, decode_jwt, encode_jwt
+from edalab import (
+    Account,
+    AuthCalloutService,
+    Grant,
+    JWTError,
+    LoginRequest,
+    NKey,
+    decode_jwt,
+    encode_jwt,
+)
 
 
 def _server_key() -> NKey:
@@ -95,3 +104,21 @@ def test_jti_hashes_the_claims_as_go_writes_them() -> None:
     go = f'{{"iat":7,"iss":"{key.public_key}","name":"é\\u0026\\u003c","sub":"{key.public_key}"}}'
     digest = hashlib.new("sha512_256", go.encode()).digest()
     assert decode_jwt(token)["jti"] == base64.b32encode(digest).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"publish": "team.a.>"}, {"subscribe": "team.a.>"}, {"publish": [1]}, {"account": ""}],
+)
+def test_a_grant_takes_lists_of_subjects(kwargs: dict[str, object]) -> None:
+    """Grant(publish="a.>") would allow the subjects "a", ".", ">": refused when made."""
+    with pytest.raises(TypeError, match="Grant"):
+        Grant(**{"account": "TEAM_A", **kwargs})  # type: ignore[arg-type]
+
+
+def test_a_float_expiry_is_checked_too() -> None:
+    """An ``exp`` written as a float is still a time that has passed."""
+    key = NKey.create("account")
+    claims = {"sub": key.public_key, "exp": time.time() - 10, "nats": {"type": "account"}}
+    with pytest.raises(JWTError, match="expired"):
+        decode_jwt(encode_jwt(claims, key))

@@ -124,11 +124,17 @@ async def _judge(lab: CalloutLab, word: str) -> str:
             for u, v in lab.service.log.decisions
             if u == "ann" and v != "refused"
         ]
+        unknown = [name for name in placed if name not in ("TEAM_A", "TEAM_B")]
         _require(
-            not placed,
-            f"your decide put ann in account {placed[-1] if placed else ''!r} but the server "
+            not unknown,
+            f"your decide put ann in account {unknown[-1] if unknown else ''!r} but the server "
             "refused her: it has "
             "no such account (it has TEAM_A and TEAM_B); name it f'TEAM_{person.team.upper()}'",
+        )
+        _require(
+            not placed,
+            "your decide admitted ann but the server refused the user it described: check "
+            "the Grant's subjects, e.g. publish=[f'team.{person.team}.>']",
         )
         raise _NotYet(
             "ann, with her right password, was refused: return a Grant for a person "
@@ -172,9 +178,9 @@ async def _judge(lab: CalloutLab, word: str) -> str:
             except PermissionDenied:
                 continue
             raise _NotYet(
-                f"ann (team a) may publish on {subject}: a Grant without publish= allows "
-                "every subject of the account; list only the team's subjects, "
-                "publish=[f'team.{person.team}.>']"
+                f"ann (team a) may publish on {subject}: list only her team's subjects, "
+                "publish=[f'team.{person.team}.>'] (a Grant without publish= allows every "
+                "subject of the account)"
             )
         bob, _ = await _login(lab, "bob", f"bob-{word}")
         _require(bob is not None, "bob, with his right password, was refused")
