@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import pickle
 import time
 
 import nkeys
@@ -122,3 +123,11 @@ def test_a_float_expiry_is_checked_too() -> None:
     claims = {"sub": key.public_key, "exp": time.time() - 10, "nats": {"type": "account"}}
     with pytest.raises(JWTError, match="expired"):
         decode_jwt(encode_jwt(claims, key))
+
+
+def test_credentials_are_not_pickled() -> None:
+    """Pickling a user's credentials (a UserString holding the seed) is refused, as for NKey."""
+    ann = Account("TEAM_A").user("ann")
+    with pytest.raises(TypeError, match="seed"):
+        pickle.dumps(ann.credentials())
+    assert ann.key.reveal_seed() not in repr(ann.credentials()) + str(ann.credentials())
