@@ -84,6 +84,14 @@ _PREFIXES: dict[str, int] = {
     "user": nkeys.PREFIX_BYTE_USER,
 }
 _KIND_OF_LETTER = {"O": "operator", "A": "account", "U": "user", "N": "server"}
+#: Who may sign a JWT of each ``nats.type`` (nats-io/jwt v2 ``ExpectedPrefixes``).
+_ISSUERS: dict[str, tuple[str, ...]] = {
+    "operator": ("O",),
+    "account": ("A", "O"),
+    "user": ("A",),
+    "authorization_request": ("N",),
+    "authorization_response": ("A",),
+}
 
 
 class JWTError(EdalabError):
@@ -152,6 +160,14 @@ def _dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
+def _go_json(value: Any) -> bytes:
+    """``value`` as Go's ``json.Marshal`` writes it (UTF-8 as is; ``<``, ``>``, ``&`` escaped)."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+        text = text.replace(char, escaped)
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
+
+
 def encode_jwt(claims: Mapping[str, Any], issuer: NKey) -> str:
     """Sign ``claims`` as a NATS JWT by ``issuer`` (sets ``iss``, ``iat`` and ``jti``).
 
@@ -168,7 +184,7 @@ def encode_jwt(claims: Mapping[str, Any], issuer: NKey) -> str:
     standard = {
         k: body[k] for k in ("aud", "exp", "iat", "iss", "name", "nbf", "sub") if body.get(k)
     }
-    digest = hashlib.new("sha512_256", _dumps(standard)).digest()
+    digest = hashlib.new("sha512_256", _go_json(standard)).digest()
     body["jti"] = base64.b32encode(digest).decode().rstrip("=")
     signed = f"{_b64(_dumps(_HEADER))}.{_b64(_dumps(body))}"
     return f"{signed}.{_b64(issuer.sign(signed.encode()))}"
@@ -179,14 +195,20 @@ def _public_key_bytes(public_key: str) -> bytes:
     raw = base64.b32decode(public_key + "=" * (-len(public_key) % 8))
     if len(raw) != 35 or nkeys.crc16_checksum(raw[:-2]) != raw[-2:]:
         raise ValueError("not an nkey public key")
+    if _KIND_OF_LETTER.get(public_key[:1]) is None or raw[0] & 0xF8 != raw[0]:
+        raise ValueError("not an operator, account, user or server key")
     return raw[1:33]
 
 
 def decode_jwt(token: str, *, kind: str | None = None) -> dict[str, Any]:
     """The claims of a NATS JWT, after checking its signature by its ``iss`` key.
 
-    ``kind`` (``"user"``, ``"account"``, ``"authorization_request"`` ...) must then be
-    the claims' ``nats.type``. Raises :class:`JWTError` otherwise.
+    As nats-io/jwt v2 does, the issuer must be a key of the kind that signs that type of
+    JWT (an account JWT by an ``O`` or ``A`` key, a user JWT by an ``A`` key, an
+    authorization request by a server's ``N`` key ...), and ``exp`` / ``nbf`` (unix
+    seconds, when set) must hold now. ``kind`` (``"user"``, ``"account"``,
+    ``"authorization_request"`` ...) must then be the claims' ``nats.type``. Raises
+    :class:`JWTError` otherwise.
 
         >>> ann = Account("TEAM_A").user("ann", publish=["a.>"])
         >>> decode_jwt(ann.jwt, kind="user")["name"]
@@ -201,6 +223,10 @@ def decode_jwt(token: str, *, kind: str | None = None) -> dict[str, Any]:
         signature = _unb64(parts[2])
     except ValueError as err:
         raise JWTError(f"a JWT part is not base64url JSON: {err}") from err
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise JWTError("a JWT's header and claims are JSON objects")
+    if not isinstance(claims.get("nats", {}), dict):
+        raise JWTError("a NATS JWT's 'nats' claim is a JSON object")
     if str(header.get("alg", "")).lower() != _HEADER["alg"]:
         raise JWTError(f"unexpected JWT algorithm {header.get('alg')!r}")
     issuer = str(claims.get("iss", ""))
@@ -211,7 +237,20 @@ def decode_jwt(token: str, *, kind: str | None = None) -> dict[str, Any]:
     found = claims.get("nats", {}).get("type")
     if kind is not None and found != kind:
         raise JWTError(f"expected a {kind} JWT, got {found!r}")
+    signers = _ISSUERS.get(str(found))
+    if signers is not None and issuer[:1] not in signers:
+        allowed = " or ".join(_KIND_OF_LETTER[letter] for letter in signers)
+        raise JWTError(f"{found} JWTs are signed by {allowed} keys, not by {issuer[:1]}... keys")
+    now = int(time.time())  # nats-io/jwt ClaimsData.Validate: whole seconds
+    if _positive(claims.get("exp")) and now > claims["exp"]:
+        raise JWTError(f"the {found} JWT expired at {claims['exp']} (now {now})")
+    if _positive(claims.get("nbf")) and claims["nbf"] > now:
+        raise JWTError(f"the {found} JWT is not valid before {claims['nbf']} (now {now})")
     return claims
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 
 
 @dataclass(frozen=True)
@@ -459,6 +498,10 @@ class LoginRequest:
         if claims.get("aud") != _REQUEST_AUDIENCE:
             raise JWTError(f"not an authorization request (aud {claims.get('aud')!r})")
         nats = claims["nats"]
+        # The server signs with its own key, whose public half is its id: a request
+        # signed by any other server key is not from the server it names.
+        if claims["iss"] != nats["server_id"]["id"]:
+            raise JWTError("the authorization request is not signed by the server it names")
         opts = nats.get("connect_opts", {})
         info = nats.get("client_info", {})
         return cls(
@@ -483,6 +526,17 @@ class Grant:
     account: str
     publish: list[str] | None = None
     subscribe: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.account, str) or not self.account:
+            raise TypeError(f"Grant(account=...) is an account's name, not {self.account!r}")
+        for what in ("publish", "subscribe"):
+            subjects = getattr(self, what)
+            # A str is a sequence too: "a.>" would become the subjects "a", ".", ">".
+            if subjects is not None and (
+                isinstance(subjects, str) or not all(isinstance(x, str) for x in subjects)
+            ):
+                raise TypeError(f"Grant({what}=...) is a list of subjects, not {subjects!r}")
 
 
 Decide = Callable[[LoginRequest], "Grant | Awaitable[Grant | None] | None"]
@@ -514,6 +568,9 @@ class AuthCalloutService:
     """
 
     def __init__(self, nc: NATS, issuer: NKey, decide: Decide) -> None:
+        if issuer.kind != "account":
+            # The server accepts responses and user JWTs signed by an account key only.
+            raise ValueError(f"the callout's issuer is an account key (A...), not {issuer!r}")
         self.nc = nc
         self.issuer = issuer
         self.decide = decide
@@ -555,7 +612,7 @@ class AuthCalloutService:
     async def _handle(self, msg: Msg) -> None:
         try:
             request = LoginRequest.from_jwt(msg.data.decode())
-        except (JWTError, KeyError, UnicodeDecodeError) as err:
+        except (JWTError, KeyError, TypeError, UnicodeDecodeError) as err:
             self.log.errors.append(f"unreadable request: {err}")
             return
         try:
@@ -570,6 +627,9 @@ class AuthCalloutService:
             self.log.errors.append(
                 f"decide returned {type(grant).__name__} for {request.user!r}, not a Grant or None"
             )
+            return
+        if not msg.reply:
+            self.log.errors.append(f"a request for {request.user!r} without a reply subject")
             return
         await self.nc.publish(msg.reply, self.response(request, grant).encode())
 

@@ -193,7 +193,11 @@ async def connect(
     if refused.is_set():
         raise AuthenticationError(first, log.identity)
     err = attempt.exception() if attempt.done() and not attempt.cancelled() else None
-    reason = log.errors[-1] if log.errors else err or TimeoutError(f"no connection in {timeout:g}s")
+    # The server's own words (a -ERR, which nats-py raises as a plain nats.errors.Error)
+    # beat the socket error that may follow when the server closes right after them.
+    said = [e for e in log.errors if type(e) is nats.errors.Error]
+    last = said[-1] if said else log.errors[-1] if log.errors else None
+    reason = last or err or TimeoutError(f"no connection in {timeout:g}s")
     why = redact(f"{type(reason).__name__}: {reason}".rstrip(": "), _secrets(options, servers))
     raise ServerUnreachableError(first, why)
 

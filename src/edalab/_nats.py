@@ -673,3 +673,6 @@ class UserCredentials(RawCredentials):
         return f"<credentials of user {self.user!r} ({self.public_key[:1]}..., seed hidden)>"
 
     __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("credentials are not pickled (their seed would be written out)")

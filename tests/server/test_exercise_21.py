@@ -141,3 +141,87 @@ async def test_returning_true_is_not_yet() -> None:
     assert not result.passed
     assert "decide returned bool for 'ann', not a Grant or None" in result.message
     assert "return Grant(account=" in result.message
+
+
+def _grant(person, *, publish=None, subscribe=None):  # type: ignore[no-untyped-def]
+    own = f"team.{person.team}.>"
+    return Grant(
+        f"TEAM_{person.team.upper()}",
+        publish=[own] if publish is None else publish,
+        subscribe=[own, "_INBOX.>"] if subscribe is None else subscribe,
+    )
+
+
+async def test_admitting_a_login_without_password_is_not_yet() -> None:
+    """A decide that checks a password only when one is sent lets an empty one in: not yet."""
+
+    def decide(request, people):  # type: ignore[no-untyped-def]
+        person = people.get(request.user)
+        if person is None:
+            return None
+        if request.password and not people.verify(request.user, request.password):
+            return None
+        return _grant(person)
+
+    result = await check("21", decide, report=False)
+    assert not result.passed
+    assert "a login without a password ('ann') was admitted" in result.message
+    assert "people.verify" in result.message
+
+
+async def test_plaintext_compare_to_the_hash_is_not_yet() -> None:
+    """Comparing the sent password to the stored bcrypt hash refuses everyone: not yet."""
+
+    def decide(request, people):  # type: ignore[no-untyped-def]
+        person = people.get(request.user)
+        if person is None or person.password_hash != request.password:
+            return None
+        return _grant(person)
+
+    result = await check("21", decide, report=False)
+    assert not result.passed
+    assert "ann, with her right password, was refused" in result.message
+    assert "people.verify" in result.message
+
+
+async def test_subscribe_everything_is_not_yet() -> None:
+    """A Grant that lets ann subscribe to '>' (her account's every subject): not yet."""
+
+    def decide(request, people):  # type: ignore[no-untyped-def]
+        person = people.get(request.user)
+        if person is None or not people.verify(request.user, request.password):
+            return None
+        return _grant(person, subscribe=[">"])
+
+    result = await check("21", decide, report=False)
+    assert not result.passed
+    assert "may subscribe to team.b.>" in result.message and "subscribe=[" in result.message
+
+
+async def test_subscribe_without_inbox_is_not_yet() -> None:
+    """Forgetting '_INBOX.>' leaves ann without replies: not yet, naming _INBOX."""
+
+    def decide(request, people):  # type: ignore[no-untyped-def]
+        person = people.get(request.user)
+        if person is None or not people.verify(request.user, request.password):
+            return None
+        return _grant(person, subscribe=[f"team.{person.team}.>"])
+
+    result = await check("21", decide, report=False)
+    assert not result.passed and "'_INBOX.>'" in result.message
+
+
+async def test_a_subject_string_instead_of_a_list_is_not_yet() -> None:
+    """publish="team.a.>" (a str, not a list) gets a named TypeError, not 'no such account'."""
+
+    def decide(request, people):  # type: ignore[no-untyped-def]
+        person = people.get(request.user)
+        if person is None or not people.verify(request.user, request.password):
+            return None
+        own = f"team.{person.team}.>"
+        return Grant(f"TEAM_{person.team.upper()}", publish=own, subscribe=[own, "_INBOX.>"])
+
+    result = await check("21", decide, report=False)
+    assert not result.passed
+    assert "no such account" not in result.message
+    assert "list of subjects" in result.message

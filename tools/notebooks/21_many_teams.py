@@ -18,8 +18,10 @@
 #
 # > **From NATS Streaming.** STAN had no accounts: the streaming server was itself one
 # > NATS client, in one account, and every client of a cluster id could use every
-# > channel (asked for accounts, nats-streaming-server issue 933, the maintainers pointed
-# > to leaf nodes as a workaround). Separate teams meant separate streaming servers. With JetStream each account has a JetStream of its own: streams,
+# > channel. Asked how to serve several tenants (nats-streaming-server issue 1043), its
+# > maintainer answered that STAN predates NATS 2.0 accounts and does not integrate with
+# > them: server and clients must share one account. Separate teams meant separate
+# > streaming servers. With JetStream each account has a JetStream of its own: streams,
 # > consumers and limits per account, on one server.
 #
 # This lesson starts two servers of its own: one trusting an operator, one asking a
@@ -220,12 +222,10 @@ await nats.connect(
 #
 # Ann's laptop is stolen. Team A revokes that user's key: the account's JWT gains
 # `revocations: {<user key>: <time>}` (every JWT of that key issued at or before that
-# time is void). The new account JWT must reach the server: with the memory resolver, a
-# system-account user sends it to `$SYS.REQ.ACCOUNT.<account>.CLAIMS.UPDATE` (with the
-# `full` resolver, `$SYS.REQ.CLAIMS.UPDATE`). `push_account` does that and returns the
-# server's answer (`jwt update skipped` would mean the server has not loaded that
-# account yet, because no client of it has connected: the memory resolver then keeps the
-# preloaded JWT):
+# time is void). The new account JWT must reach the server: a system-account user sends
+# it to `$SYS.REQ.ACCOUNT.<account>.CLAIMS.UPDATE`, which every resolver listens on (the
+# `full` resolver also takes `$SYS.REQ.CLAIMS.UPDATE`, reading the account from the
+# JWT). `push_account` does that and returns the server's answer:
 
 # %%
 from edalab import push_account
@@ -233,6 +233,14 @@ from edalab import push_account
 nc_sys = await connect(srv.url, user_credentials=system.user("admin").credentials())
 team_a.revoke(laptop)
 await push_account(nc_sys, team_a.jwt(acme))
+
+# %% [markdown]
+# The server answers `jwt update skipped` for an account it has not loaded yet (no
+# client of it has connected): the JWT is dropped, and a memory resolver goes on
+# serving the one it was preloaded with. A team C the server never loaded shows it:
+
+# %%
+await push_account(nc_sys, Account("TEAM_C").jwt(acme))
 
 # %% [markdown]
 # The server checked the connected clients of team A against the new revocations and
@@ -285,10 +293,11 @@ srv.stop()
 # company directory, an identity provider), the server can ask a service instead: with
 # `auth_callout` in its `authorization` block, every login (except the service's own
 # `auth_users`) becomes a request on `$SYS.REQ.USER.AUTH` in the service's account. The
-# request is a JWT signed by the server, carrying what the client sent (user, password,
-# token...) and a fresh user key; the answer is a JWT signed by the `issuer` account key,
-# holding either an error or a user JWT for that key: its account (`aud`, outside
-# operator mode) and permissions (nats-server `server/auth_callout.go`, ADR-26). The
+# request is a JWT signed by the server's own key, valid for the auth timeout (`exp`),
+# carrying what the client sent (user, password, token...) and a fresh user key; the
+# answer is a JWT signed by an account key, holding either an error or a user JWT for
+# that key, signed by the `issuer` account key: its account (`aud`, outside operator
+# mode) and permissions (nats-server `server/auth_callout.go`, ADR-26). The
 # request carries the client's password in clear: in production, an `xkey` in the
 # `auth_callout` block makes the server encrypt requests for the service (not done here).
 #
@@ -336,6 +345,15 @@ msg = await requests.next_msg(timeout=3)
 request = decode_jwt(msg.data.decode(), kind="authorization_request")
 sent = request["nats"]["connect_opts"]
 request["aud"], sent["user"], "***" if sent["pass"] else "", sorted(request["nats"])
+
+# %% [markdown]
+# `decode_jwt` checked the signature, that the signer is a server key (`N...`; an account
+# or user key may not sign a request) and that `exp` has not passed. The service also
+# checks that the signer is the server the request names, so a client that can publish
+# on `$SYS.REQ.USER.AUTH` cannot forge a login request:
+
+# %%
+request["iss"] == request["nats"]["server_id"]["id"], request["iss"][:1]
 
 # %% [markdown]
 # The answer, by hand: a user JWT for the request's `user_nkey`, placed in `TEAM_A`

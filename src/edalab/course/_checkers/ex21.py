@@ -7,6 +7,9 @@ The check starts a server of its own whose logins a callout service decides with
 learner's function (over a directory of its own: ann and amy in team ``a``, bob in team
 ``b``), then logs in for real: a right password, a wrong one, an unknown name, and what
 an admitted user may publish and read.
+
+Every login is real: a right password, a wrong one, none at all, an unknown name; then
+what ann may publish and subscribe to (her team's subjects and an inbox only).
 """
 
 from __future__ import annotations
@@ -121,11 +124,17 @@ async def _judge(lab: CalloutLab, word: str) -> str:
             for u, v in lab.service.log.decisions
             if u == "ann" and v != "refused"
         ]
+        unknown = [name for name in placed if name not in ("TEAM_A", "TEAM_B")]
         _require(
-            not placed,
-            f"your decide put ann in account {placed[-1] if placed else ''!r} but the server "
+            not unknown,
+            f"your decide put ann in account {unknown[-1] if unknown else ''!r} but the server "
             "refused her: it has "
             "no such account (it has TEAM_A and TEAM_B); name it f'TEAM_{person.team.upper()}'",
+        )
+        _require(
+            not placed,
+            "your decide admitted ann but the server refused the user it described: check "
+            "the Grant's subjects, e.g. publish=[f'team.{person.team}.>']",
         )
         raise _NotYet(
             "ann, with her right password, was refused: return a Grant for a person "
@@ -140,6 +149,7 @@ async def _judge(lab: CalloutLab, word: str) -> str:
             "Grant(account=f'TEAM_{person.team.upper()}', ...)",
         )
         await _refused_quickly(lab, "ann", "guess", "a wrong password")
+        await _refused_quickly(lab, "ann", "", "a login without a password")
         await _refused_quickly(lab, "mallory", f"ann-{word}", "an unknown name")
         try:
             inbox = await subscribe_checked(ann, "team.a.>")
@@ -155,15 +165,22 @@ async def _judge(lab: CalloutLab, word: str) -> str:
                 "ann published on team.a.plan but her own subscription got nothing"
             ) from None
         _require(got.data == b"ours", "ann's own message came back changed")
+        try:
+            await (await subscribe_checked(ann, ann.new_inbox())).unsubscribe()
+        except PermissionDenied:
+            raise _NotYet(
+                "ann may not subscribe to an inbox, so no request of hers can get its "
+                "reply: add '_INBOX.>' to subscribe=[...]"
+            ) from None
         for subject in ("ops.deploy", "team.b.plan"):
             try:
                 await publish_checked(ann, subject, b"not hers")
             except PermissionDenied:
                 continue
             raise _NotYet(
-                f"ann (team a) may publish on {subject}: a Grant without publish= allows "
-                "every subject of the account; list only the team's subjects, "
-                "publish=[f'team.{person.team}.>']"
+                f"ann (team a) may publish on {subject}: list only her team's subjects, "
+                "publish=[f'team.{person.team}.>'] (a Grant without publish= allows every "
+                "subject of the account)"
             )
         bob, _ = await _login(lab, "bob", f"bob-{word}")
         _require(bob is not None, "bob, with his right password, was refused")
@@ -191,11 +208,23 @@ async def _judge(lab: CalloutLab, word: str) -> str:
                     "Grant(account=f'TEAM_{person.team.upper()}', ...), and allow only "
                     "team.<team>.> to subscribe"
                 )
+            await spy.unsubscribe()
+        for subject in ("team.b.>", "ops.>"):
+            try:
+                await (await subscribe_checked(ann, subject)).unsubscribe()
+            except PermissionDenied:
+                continue
+            raise _NotYet(
+                f"ann (team a) may subscribe to {subject}: the task allows her team's "
+                "subjects and her replies only; "
+                "subscribe=[f'team.{person.team}.>', '_INBOX.>']"
+            )
     finally:
         for nc in (ann, bob):
             if nc is not None:
                 await nc.close()
     return (
-        "ann admitted to TEAM_A at once with team a's subjects only; a "
-        "wrong password and an unknown name refused at once; team b's messages out of reach"
+        "ann admitted to TEAM_A at once with team a's subjects (and her inbox) only; a "
+        "wrong password, no password and an unknown name refused at once; team b's "
+        "messages out of reach"
     )
