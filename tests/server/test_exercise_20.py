@@ -206,3 +206,21 @@ async def test_a_forgotten_await_says_so(js):
         await pending
     assert not result.passed
     assert "put await in front" in result.message
+
+
+async def test_regions_created_again_after_reports_say_start_over(js):
+    """Re-running the sources cell after a check recreates SALES_EU and SALES_US: REPORTS
+    resumes past the old streams' last sequence, skips the new sales, and the check says
+    to create it again (not that the transforms are wrong)."""
+    reports = await js.add_stream(
+        StreamConfig(name="REPORTS", sources=_sources("{r}.sale.>", "report.{r}.sale.>"))
+    )
+    assert (await check("20", js, reports, report=False)).passed  # REPORTS copied to seq 3
+    for stream, region in (("SALES_EU", "eu"), ("SALES_US", "us")):
+        await js.delete_stream(stream)
+        await js.add_stream(name=stream, subjects=[f"{region}.sale.>"])
+        await js.publish(f"{region}.sale.placed", b"{}")
+    result = await check("20", js, reports, report=False)
+    assert not result.passed
+    assert "SALES_EU and SALES_US was created again after REPORTS" in result.message, result.message
+    assert "delete it (await js.delete_stream('REPORTS'))" in result.message

@@ -127,14 +127,32 @@ def _patterns(info: StreamInfo) -> str:
     return "; ".join(out)
 
 
+def _recreated(info: StreamInfo, origins: dict[str, StreamInfo]) -> list[str]:
+    """The origins created after the learner's stream (a re-run of the sources cell)."""
+    if info.created is None:
+        return []
+    return [o for o, oi in origins.items() if oi.created is not None and oi.created > info.created]
+
+
 def _judge(
-    name: str, info: StreamInfo, probes: dict[bytes, str], seen: list[tuple[bytes, str]]
+    name: str,
+    info: StreamInfo,
+    probes: dict[bytes, str],
+    seen: list[tuple[bytes, str]],
+    recreated: list[str],
 ) -> None:
     counts = Counter(data for data, _ in seen)
     missing = sorted(probes[d] for d in probes if not counts[d])
     if missing:
         what = f"{len(missing)} of the {len(probes)} new sales never reached {name}: "
         what += ", ".join(missing)
+        _require(
+            not recreated,
+            what + f"; {' and '.join(recreated)} was created again after {name} (a cell "
+            f"re-run?), and {name} resumes each copy after the sequence it had reached in "
+            f"the old stream, skipping the new one's first sales: delete it "
+            f"(await js.delete_stream({name!r})) and create it again",
+        )
         if info.mirror is not None:
             raise _NotYet(
                 what + f"; {name} is a mirror of {info.mirror.name}, and a mirror copies one "
@@ -179,9 +197,10 @@ async def checker(js: JetStreamContext, reports: Any) -> str:
     """New sales in both regions reach the learner's stream once each, renamed; it takes
     no publish of its own. Timing: at most 5 s waiting for the copies."""
     name = _name_of(reports)
+    origins: dict[str, StreamInfo] = {}
     for origin in ORIGINS:
         try:
-            await _stream(js, origin)
+            origins[origin] = await _stream(js, origin)
         except _NotYet as missing:
             raise _NotYet(f"{missing}: run the notebook's cells on sources first") from None
     info = await _stream_or_hint(js, name)
@@ -194,7 +213,7 @@ async def checker(js: JetStreamContext, reports: Any) -> str:
     token = secrets.token_hex(4)
     probes = await _publish_probes(js, token)
     seen = await _copies(js, name, info.state.last_seq, probes, info)
-    _judge(name, info, probes, seen)
+    _judge(name, info, probes, seen, _recreated(info, origins))
     try:
         await js.publish(f"{PREFIX}eu.sale.placed", b"{}", stream=name, timeout=2)
     except (nats.errors.Error, TimeoutError):
