@@ -222,5 +222,7 @@ async def test_regions_created_again_after_reports_say_start_over(js):
         await js.publish(f"{region}.sale.placed", b"{}")
     result = await check("20", js, reports, report=False)
     assert not result.passed
-    assert "SALES_EU and SALES_US was created again after REPORTS" in result.message, result.message
+    assert "SALES_EU and SALES_US were created again after REPORTS" in result.message, (
+        result.message
+    )
     assert "delete it (await js.delete_stream('REPORTS'))" in result.message

@@ -69,8 +69,13 @@ for n, kind in enumerate(["placed", "placed", "refunded", "placed", "shipped", "
 # sequence number. With nats-py it is a `StreamConfig` whose `mirror` names the origin:
 
 # %%
+import contextlib
+
+import nats.js.errors
 from nats.js.api import StreamConfig, StreamSource
 
+with contextlib.suppress(nats.js.errors.NotFoundError):  # a re-run starts over
+    await js.delete_stream("SALES_READ")  # (even after the promotion further down)
 created = await js.add_stream(StreamConfig(name="SALES_READ", mirror=StreamSource(name="SALES")))
 created.config.mirror.name, created.config.subjects
 
@@ -112,8 +117,6 @@ reader = await js.pull_subscribe("sale.>", durable="report", stream="SALES_READ"
 
 # %%
 from dataclasses import replace
-
-import nats.js.errors
 
 cfg = (await js.stream_info("SALES_READ")).config
 attempts = {

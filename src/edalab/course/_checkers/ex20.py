@@ -148,7 +148,8 @@ def _judge(
         what += ", ".join(missing)
         _require(
             not recreated,
-            what + f"; {' and '.join(recreated)} was created again after {name} (a cell "
+            what + f"; {' and '.join(recreated)} "
+            f"{'were' if len(recreated) > 1 else 'was'} created again after {name} (a cell "
             f"re-run?), and {name} resumes each copy after the sequence it had reached in "
             f"the old stream, skipping the new one's first sales: delete it "
             f"(await js.delete_stream({name!r})) and create it again",
