@@ -386,14 +386,14 @@ loss_report(before + during, len(before) + len(acked), await stored_event_ids(js
 
 # %% [markdown]
 # The quick catch-up holds for a short cut. The consumer that feeds the hub's source
-# sends a heartbeat every second, and the hub checks its sources every 10 s: at the
-# first check after 10 s of silence (so 10 to 20 s into the cut) it asks the leaf for a
-# new consumer, and a request sent while the link is
-# still down waits 30 s for an answer before the next try, and further tries back off
-# (10 s, 20 s, ... up to 2 minutes). So after a long outage the copy resumes tens of
-# seconds, or a couple of minutes, after the link returns (nats-server's
-# `server/stream.go`: `sourceHealthCheckInterval`, `srcConsumerWaitTime`,
-# `calculateRetryBackoff`).
+# (an ephemeral one, since `STORE` keeps messages by limits) sends a heartbeat every
+# second, and the hub checks its sources every 10 s: at the first check after 10 s of
+# silence (so 10 to 20 s into the cut) it asks the leaf for a new consumer; a request
+# sent while the link is still down waits 30 s for an answer before the next try, and
+# further tries back off (10 s, 20 s, ... up to 2 minutes). So after a long outage the
+# copy resumes tens of seconds, or a couple of minutes, after the link returns
+# (nats-server's `server/stream.go`: `sourceHealthCheckInterval`,
+# `srcConsumerWaitTime`, `calculateRetryBackoff`).
 #
 # ## A snapshot, restored elsewhere
 #
