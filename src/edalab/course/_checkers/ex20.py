@@ -4,7 +4,9 @@ The task: REPORTS: both regions' sales under report., read-only.
 
 Judged on the live server: new sales are published in both regions (one a level deeper
 than the lesson's, ``eu.sale.probe.<token>``), and each must arrive in the learner's
-stream once, under ``report.<its subject>``; then a publish into the stream must fail.
+stream once, under ``report.<its subject>`` (the check waits for as many copies of each
+as the learner's sources let in, so a region sourced twice is seen twice); then a
+publish into the stream must fail.
 """
 
 from __future__ import annotations
@@ -203,7 +205,10 @@ async def checker(js: JetStreamContext, reports: Any) -> str:
         try:
             origins[origin] = await _stream(js, origin)
         except _NotYet as missing:
-            raise _NotYet(f"{missing}: run the notebook's cells on sources first") from None
+            raise _NotYet(
+                f"{missing} on the server js talks to: run the notebook's cells on sources "
+                "first, and check with the js of lesson_server('20') (not js_hub, js_fresh...)"
+            ) from None
     info = await _stream_or_hint(js, name)
     subjects = info.config.subjects or []
     _require(
