@@ -14,6 +14,7 @@ from __future__ import annotations
 from nats.js.api import StreamInfo
 from nats.js.client import JetStreamContext
 
+from ._errors import StreamError
 from ._waiting import wait_for
 
 __all__ = ["wait_replicated"]
@@ -23,7 +24,9 @@ async def wait_replicated(
     js: JetStreamContext, stream: str, *, messages: int, timeout: float = 10.0
 ) -> StreamInfo:
     """The info of ``stream`` once it holds ``messages`` messages and its mirror or every
-    source reports a lag of 0; ``TimeoutError`` naming what was missing otherwise.
+    source reports a lag of 0; ``TimeoutError`` naming what was missing otherwise, and
+    :class:`~edalab.StreamError` at once for a stream that copies nothing (no mirror, no
+    sources: say, a mirror promoted since).
 
     ``messages`` counts what the copy should hold (the origin's messages, or the sum of
     the sources'); a copy that holds more is reported at once, not waited on.
@@ -38,6 +41,11 @@ async def wait_replicated(
         info = await js.stream_info(stream)
         latest.append(info)
         origins = [info.mirror] if info.mirror else list(info.sources or [])
+        if not origins:
+            raise StreamError(
+                f"{stream} is neither a mirror nor has sources (promoted, or created without "
+                "them?): there is no copy to wait for"
+            )
         lagging = any(o.lag for o in origins)
         return info.state.messages >= messages and not lagging
 

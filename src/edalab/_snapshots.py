@@ -9,9 +9,11 @@ acknowledged), so a restored stream carries on where the original was::
     taken = await snapshot_stream(js, "ORDERS", "orders.snapshot")
     info = await restore_stream(js_elsewhere, "orders.snapshot")
 
-The file is one JSON line (the stream's name, configuration and state at the snapshot,
-the size and SHA-256 of what follows) and the server's archive after it. A file that
-was cut short or changed is refused before anything is sent (:class:`SnapshotError`).
+The file format is edalab's own, not that of ``nats stream backup`` (a directory with
+``backup.json`` and ``stream.tar.s2``; restore those with ``nats stream restore``): one
+JSON line (the stream's name, configuration and state at the snapshot, the size and
+SHA-256 of what follows) and the server's archive after it. A file that was cut short
+or changed is refused before anything is sent (:class:`SnapshotError`).
 """
 
 from __future__ import annotations
@@ -109,7 +111,9 @@ async def snapshot_stream(
     """Write a snapshot of stream ``name`` (messages, consumers and their positions) to ``path``.
 
     The stream keeps taking writes meanwhile; the snapshot is the state when the server
-    began it. Raises :class:`SnapshotError` naming the stream and the file when the server
+    began it. The file is edalab's own format (a JSON header line, then the server's
+    archive), read back by :func:`restore_stream`; ``nats stream restore`` does not read
+    it. Raises :class:`SnapshotError` naming the stream and the file when the server
     refuses or the transfer stops.
 
         taken = await snapshot_stream(js, "ORDERS", "orders.snapshot")
@@ -151,14 +155,27 @@ def _read_header(path: Path, data: BinaryIO) -> dict[str, Any]:
         head = {}
     if not isinstance(head, dict) or head.get("format") != _FORMAT:
         raise SnapshotError(
-            "?", path, "not a stream snapshot written by edalab.snapshot_stream (no header)"
+            "?",
+            path,
+            "not a stream snapshot written by edalab.snapshot_stream (no header); a "
+            "`nats stream backup` directory is restored with `nats stream restore`",
+        )
+    stream = head.get("stream")
+    kinds = {"stream": str, "config": dict, "state": dict, "bytes": int, "sha256": str}
+    bad = [key for key, kind in kinds.items() if not isinstance(head.get(key), kind)]
+    if bad or not stream:
+        raise SnapshotError(
+            stream if isinstance(stream, str) and stream else "?",
+            path,
+            f"its header line is damaged ({', '.join(bad or ['stream'])} missing or of the "
+            "wrong type): take the snapshot again or use an intact copy",
         )
     return head
 
 
 def _verified(path: Path, data: BinaryIO, head: dict[str, Any]) -> None:
     """Refuse a file cut short or changed, before the server sees a byte of it."""
-    stream, want = str(head.get("stream")), int(head.get("bytes", -1))
+    stream, want = str(head["stream"]), int(head["bytes"])
     start = data.tell()
     have = os.fstat(data.fileno()).st_size - start
     if have != want:
@@ -207,7 +224,8 @@ async def restore_stream(
     """Create the stream saved in ``path`` (by :func:`snapshot_stream`) on ``js``'s server.
 
     The stream comes back under its own name, with every message and every consumer at
-    the position it had. The file is checked first (size and SHA-256); the server
+    the position it had. Only files written by :func:`snapshot_stream` are read (not a
+    ``nats stream backup`` directory). The file is checked first (size and SHA-256); the server
     refuses a name already in use. Either way :class:`SnapshotError` says which stream
     and file, and why.
 

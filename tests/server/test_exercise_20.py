@@ -136,3 +136,93 @@ async def test_the_placeholder_and_missing_origins(js):
     result = await check("20", js, "REPORTS", report=False)
     assert not result.passed
     assert "no stream 'SALES_US' yet" in result.message and "run the notebook" in result.message
+
+
+async def test_a_region_sourced_twice_is_not_yet(js):
+    """Two overlapping sources of SALES_EU copy eu.sale.placed twice; the check waits for
+    both copies (not only the first) and names the overlap."""
+    sources = _sources("{r}.sale.>", "report.{r}.sale.>")
+    again = SubjectTransform(src="eu.sale.placed", dest="report.eu.sale.placed")
+    sources.append(StreamSource(name="SALES_EU", subject_transforms=[again]))
+    reports = await js.add_stream(StreamConfig(name="REPORTS", sources=sources))
+    result = await check("20", js, reports, report=False)
+    assert not result.passed
+    assert "eu.sale.placed reached REPORTS more than once" in result.message, result.message
+    assert "one StreamSource per region" in result.message
+
+
+async def test_one_region_only_names_the_missing_source(js):
+    """Only SALES_EU sourced: the next step names SALES_US."""
+    reports = await js.add_stream(
+        StreamConfig(name="REPORTS", sources=_sources("{r}.sale.>", "report.{r}.sale.>")[:1])
+    )
+    result = await check("20", js, reports, report=False)
+    assert not result.passed
+    assert "add a StreamSource for SALES_US" in result.message, result.message
+
+
+async def test_both_regions_with_one_regions_pattern_names_the_patterns(js):
+    """Both sourced, but the US source kept the EU pattern (copy-paste): nothing of SALES_US
+    matches it, and the check shows each source's pattern."""
+    sources = [
+        StreamSource(
+            name=f"SALES_{r.upper()}",
+            subject_transforms=[SubjectTransform(src="eu.sale.>", dest="report.eu.sale.>")],
+        )
+        for r in ("eu", "us")
+    ]
+    reports = await js.add_stream(StreamConfig(name="REPORTS", sources=sources))
+    result = await check("20", js, reports, report=False)
+    assert not result.passed
+    assert "2 of the 4 new sales never reached" in result.message, result.message
+    assert "SALES_US takes eu.sale.>" in result.message
+
+
+async def test_the_wrong_prefix_is_not_yet(js):
+    """reports. instead of report.: the copies arrive, under the wrong subject."""
+    reports = await js.add_stream(
+        StreamConfig(name="REPORTS", sources=_sources("{r}.sale.>", "reports.{r}.sale.>"))
+    )
+    result = await check("20", js, reports, report=False)
+    assert not result.passed
+    assert "as reports.eu.sale.placed (from eu.sale.placed)" in result.message
+
+
+async def test_the_config_passed_instead_of_the_info_passes(js):
+    """A learner who built the StreamConfig first may pass it: a right answer."""
+    config = StreamConfig(name="REPORTS", sources=_sources("{r}.sale.>", "report.{r}.sale.>"))
+    await js.add_stream(config)
+    result = await check("20", js, config, report=False)
+    assert result.passed, result.message
+
+
+async def test_a_forgotten_await_says_so(js):
+    """The coroutine of js.add_stream (no await) gets "put await in front"."""
+    config = StreamConfig(name="REPORTS", sources=_sources("{r}.sale.>", "report.{r}.sale.>"))
+    pending = js.add_stream(config)
+    try:
+        result = await check("20", js, pending, report=False)
+    finally:
+        await pending
+    assert not result.passed
+    assert "put await in front" in result.message
+
+
+async def test_regions_created_again_after_reports_say_start_over(js):
+    """Re-running the sources cell after a check recreates SALES_EU and SALES_US: REPORTS
+    resumes past the old streams' last sequence, skips the new sales, and the check says
+    to create it again (not that the transforms are wrong)."""
+    reports = await js.add_stream(
+        StreamConfig(name="REPORTS", sources=_sources("{r}.sale.>", "report.{r}.sale.>"))
+    )
+    assert (await check("20", js, reports, report=False)).passed  # REPORTS copied to seq 3
+    for stream, region in (("SALES_EU", "eu"), ("SALES_US", "us")):
+        await js.delete_stream(stream)
+        await js.add_stream(name=stream, subjects=[f"{region}.sale.>"])
+        await js.publish(f"{region}.sale.placed", b"{}")
+    result = await check("20", js, reports, report=False)
+    assert not result.passed
+    assert "SALES_EU and SALES_US were created again after REPORTS" in result.message, (
+        result.message
+    )
+    assert "delete it (await js.delete_stream('REPORTS'))" in result.message

@@ -148,3 +148,31 @@ async def test_not_a_snapshot_and_no_stream(js, tmp_path):
         await snapshot_stream(js, "SNAPTEST_NONE", tmp_path / "none")
     assert caught.value.stream == "SNAPTEST_NONE"
     assert not (tmp_path / "none").exists() and not (tmp_path / "none.part").exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (lambda head: head.pop("config"), STREAM),
+        (lambda head: head.update(bytes="many"), STREAM),
+        (lambda head: head.pop("stream"), "?"),
+    ],
+)
+async def test_a_damaged_header_is_refused_with_a_typed_error(
+    source, fresh_server, tmp_path, edit, named
+):
+    """A header line edited by hand (a field gone, a size that is not a number) gives
+    SnapshotError naming the file, never a KeyError or ValueError."""
+    path = tmp_path / "snap"
+    await snapshot_stream(source, STREAM, path)
+    line, _, archive = path.read_bytes().partition(b"\n")
+    head = json.loads(line)
+    edit(head)
+    path.write_bytes(json.dumps(head).encode() + b"\n" + archive)
+    nc = await connect(fresh_server.url)
+    try:
+        with pytest.raises(SnapshotError, match="header line is damaged") as caught:
+            await restore_stream(nc.jetstream(), path)
+        assert caught.value.stream == named and caught.value.path == path
+    finally:
+        await nc.close()

@@ -11,6 +11,7 @@ from edalab import (
     ConfigAccount,
     NatsServer,
     ServerError,
+    StreamError,
     User,
     accounts_config,
     connect,
@@ -116,3 +117,20 @@ async def test_wait_replicated_says_what_is_missing(js):
     finally:
         await js.delete_stream("TOPO_COPY")
         await js.delete_stream("TOPO_ORIGIN")
+
+
+async def test_wait_replicated_on_a_promoted_mirror_says_there_is_no_copy(js):
+    """A mirror promoted (its mirror removed) copies nothing: wait_replicated says so at
+    once, instead of returning an info whose ``mirror`` is None."""
+    await js.add_stream(name="TOPO_ORIGIN2", subjects=["topo.origin2"])
+    try:
+        await js.publish("topo.origin2", b"1")
+        mirror = StreamConfig(name="TOPO_COPY2", mirror=StreamSource(name="TOPO_ORIGIN2"))
+        await js.add_stream(mirror)
+        await wait_replicated(js, "TOPO_COPY2", messages=1)
+        await js.update_stream(StreamConfig(name="TOPO_COPY2"))
+        with pytest.raises(StreamError, match="TOPO_COPY2 is neither a mirror nor has sources"):
+            await wait_replicated(js, "TOPO_COPY2", messages=1, timeout=5)
+    finally:
+        await js.delete_stream("TOPO_COPY2")
+        await js.delete_stream("TOPO_ORIGIN2")

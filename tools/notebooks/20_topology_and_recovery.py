@@ -23,9 +23,9 @@
 # > Raft) or with partitioning (channels split between servers, not replicated); clustering
 # > excluded the other two. It had nothing like mirrors, sources or leaf-node domains,
 # > and no snapshot request for clients (its data lived in its store, files or a SQL
-# > database, backed up as such); every client that could reach it could use every
-# > channel. In JetStream all of this belongs to the streams and to the `nats-server`s
-# > themselves.
+# > database, backed up as such), and no accounts: all the clients of a STAN cluster
+# > shared one set of channels. In JetStream all of this belongs to the streams and to
+# > the `nats-server`s themselves.
 #
 # The lesson starts servers of its own (five small ones, on loopback), so it disturbs
 # no other notebook.
@@ -69,8 +69,13 @@ for n, kind in enumerate(["placed", "placed", "refunded", "placed", "shipped", "
 # sequence number. With nats-py it is a `StreamConfig` whose `mirror` names the origin:
 
 # %%
+import contextlib
+
+import nats.js.errors
 from nats.js.api import StreamConfig, StreamSource
 
+with contextlib.suppress(nats.js.errors.NotFoundError):  # a re-run starts over
+    await js.delete_stream("SALES_READ")  # (even after the promotion further down)
 created = await js.add_stream(StreamConfig(name="SALES_READ", mirror=StreamSource(name="SALES")))
 created.config.mirror.name, created.config.subjects
 
@@ -112,8 +117,6 @@ reader = await js.pull_subscribe("sale.>", durable="report", stream="SALES_READ"
 
 # %%
 from dataclasses import replace
-
-import nats.js.errors
 
 cfg = (await js.stream_info("SALES_READ")).config
 attempts = {
@@ -191,9 +194,11 @@ sorted((m.subject, " ".join(m.headers["Nats-Stream-Source"].split()[:2])) for m 
 # An **account** is a namespace of its own: its subjects, its streams, its JetStream
 # API. Nothing crosses between accounts unless one **exports** a subject and another
 # **imports** it. To let a partner company read invoices, the account `SHOP` exports
-# exactly three subjects of its JetStream API: its stream's info, the fetch of one
-# consumer (`partner`), and that consumer's acks. `PARTNER` imports the first two under
-# the prefix `$JS.SHOP.API`, so they do not collide with its own JetStream's. In the
+# exactly three subjects: two of its JetStream API (its stream's info, and the fetch of
+# one consumer, `partner`) and the subjects that consumer's messages are acked on
+# (`$JS.ACK.INVOICES.partner.>`, not part of the API). `PARTNER` imports the two API
+# subjects under the prefix `$JS.SHOP.API`, so they do not collide with its own
+# JetStream's, and the acks under their own names. In the
 # server's configuration (`share_consumer` lists the subjects, `accounts_config` writes
 # the block; the users come in the next cell):
 
@@ -245,7 +250,7 @@ for msg in fetched:
 # %% [markdown]
 # What the partner cannot do. Its own JetStream (`$JS.API`, without the prefix) has no
 # stream `INVOICES`, and lists no streams at all; through the prefix, nothing but the
-# three exported subjects has a responder, so deleting the stream or reading another
+# two imported API subjects has a responder, so deleting the stream or reading another
 # consumer finds nobody to answer (status 503, "no responders"):
 
 # %%
@@ -381,20 +386,22 @@ loss_report(before + during, len(before) + len(acked), await stored_event_ids(js
 
 # %% [markdown]
 # The quick catch-up holds for a short cut. The consumer that feeds the hub's source
-# sends a heartbeat every second, and the hub checks its sources every 10 s: after 10 s
-# of silence it asks the leaf for a new consumer, and a request sent while the link is
-# still down waits 30 s for an answer before the next try, and further tries back off
-# (10 s, 20 s, ... up to 2 minutes). So after a long outage the copy resumes tens of
-# seconds, or a couple of minutes, after the link returns (nats-server's
-# `server/stream.go`: `sourceHealthCheckInterval`, `srcConsumerWaitTime`,
-# `calculateRetryBackoff`).
+# (an ephemeral one, since `STORE` keeps messages by limits) sends a heartbeat every
+# second, and the hub checks its sources every 10 s: at the first check after 10 s of
+# silence (so 10 to 20 s into the cut) it asks the leaf for a new consumer; a request
+# sent while the link is still down waits 30 s for an answer before the next try, and
+# further tries back off (10 s, 20 s, ... up to 2 minutes). So after a long outage the
+# copy resumes tens of seconds, or a couple of minutes, after the link returns
+# (nats-server's `server/stream.go`: `sourceHealthCheckInterval`,
+# `srcConsumerWaitTime`, `calculateRetryBackoff`).
 #
 # ## A snapshot, restored elsewhere
 #
 # A mirror is a live copy inside the same system. A **snapshot** is a copy at one
 # moment, kept aside as a file: to go back to after a mistake, or to bring a stream to
-# a server that never knew it. nats-py has no API for it; the server's is two requests. First a busier day for `SALES`, and a consumer part way
-# through it, so there is a position to keep:
+# a server that never knew it. nats-py has no API for it; the server's is two requests.
+# First a busier day for `SALES`, and a consumer part way through it, so there is a
+# position to keep:
 
 # %%
 for n in range(6, 306):
@@ -407,9 +414,10 @@ for msg in await invoicing.fetch(4, timeout=5):
 # %% [markdown]
 # The raw protocol: ask `$JS.API.STREAM.SNAPSHOT.<stream>` to send the snapshot to a
 # subject of ours. The answer is the stream's configuration and state; then the chunks
-# come, each with a reply subject to acknowledge (that is the flow control: the server
-# keeps a window of chunks unacknowledged and gives up after 5 s without an ack), and an
-# empty message ends it (with status `204` after full chunks, or the reason the server
+# come, each full one with a reply subject to acknowledge (the last, shorter one has
+# none). That is the flow control: the server sends up to a window of chunks (8 MiB by
+# default) ahead of the acks, and gives up when 5 s pass with the window full. An empty
+# message ends it (with status `204` after full chunks, or the reason the server
 # stopped: `408`, `500`):
 
 # %%
@@ -419,11 +427,12 @@ request = {"deliver_subject": inbox, "chunk_size": 1024}
 answer = await nc.request("$JS.API.STREAM.SNAPSHOT.SALES", json.dumps(request).encode())
 received = []
 while (chunk := await chunks.next_msg(timeout=5)).data:
-    received.append(len(chunk.data))
+    received.append(chunk.reply)
     if chunk.reply:
         await nc.publish(chunk.reply, b"")
 await chunks.unsubscribe()
-sorted(json.loads(answer.data)), len(received) > 1, (chunk.headers or {}).get("Status")
+replied = all(received[:-1])  # every chunk but the last had a reply subject
+sorted(json.loads(answer.data)), len(received) > 1, replied, (chunk.headers or {}).get("Status")
 
 # %% [markdown]
 # (The bytes are a compressed archive of the stream's files and its consumers' state.)
@@ -501,7 +510,9 @@ Table(
 # `report.eu.sale.placed`), and no way to publish into it: it is a read replica. Create
 # it and pass its info (what `add_stream` returns) to the check. The checker publishes
 # new sales in both regions and expects each in `REPORTS` once, under its new subject,
-# then tries to publish into `REPORTS`.
+# then tries to publish into `REPORTS`. (If an earlier try left a `REPORTS`, delete it
+# first, `await js.delete_stream("REPORTS")`: `add_stream` refuses a name in use with
+# another configuration, error 10058.)
 
 # %%
 reports = None  # your answer, in the next cell, replaces this

@@ -4,12 +4,15 @@ The task: REPORTS: both regions' sales under report., read-only.
 
 Judged on the live server: new sales are published in both regions (one a level deeper
 than the lesson's, ``eu.sale.probe.<token>``), and each must arrive in the learner's
-stream once, under ``report.<its subject>``; then a publish into the stream must fail.
+stream once, under ``report.<its subject>`` (the check waits for as many copies of each
+as the learner's sources let in, so a region sourced twice is seen twice); then a
+publish into the stream must fail.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import secrets
 from collections import Counter
@@ -20,7 +23,7 @@ import nats.js.errors
 from nats.js.api import StreamInfo
 from nats.js.client import JetStreamContext
 
-from edalab import wait_for
+from edalab import matches, wait_for
 
 from ._core import _NotYet, _require, _stream
 
@@ -33,7 +36,13 @@ _WAIT = 5.0  # seconds for the copies to arrive: a source copies within millisec
 def _name_of(reports: Any) -> str:
     if isinstance(reports, str):
         return reports
-    config = getattr(reports, "config", None)
+    _require(
+        not inspect.isawaitable(reports),
+        "reports is a coroutine, not the stream's info: put await in front "
+        "(reports = await js.add_stream(...)) and run the cell again",
+    )
+    # The StreamInfo add_stream returns, or the StreamConfig given to it.
+    config = getattr(reports, "config", reports)
     name = getattr(config, "name", None)
     _require(
         isinstance(name, str) and bool(name),
@@ -67,10 +76,29 @@ async def _publish_probes(js: JetStreamContext, token: str) -> dict[bytes, str]:
     return probes
 
 
+def _copies_due(info: StreamInfo, subject: str) -> int:
+    """How many copies of a sale on ``subject`` the configuration lets in (at least one).
+
+    A region sourced twice with overlapping patterns copies a sale twice; waiting for
+    the first copy alone would judge before the second arrived.
+    """
+    origin = next(o for o, region in ORIGINS.items() if subject.startswith(region + "."))
+    due = 0
+    for source in info.config.sources or []:
+        if source.name != origin:
+            continue
+        srcs = [t.src for t in source.subject_transforms or []] or [source.filter_subject or ">"]
+        with contextlib.suppress(ValueError):  # a pattern the server took but we cannot read
+            due += any(matches(pattern, subject) for pattern in srcs if pattern)
+    return max(due, 1)
+
+
 async def _copies(
-    js: JetStreamContext, name: str, after: int, probes: dict[bytes, str]
+    js: JetStreamContext, name: str, after: int, probes: dict[bytes, str], info: StreamInfo
 ) -> list[tuple[bytes, str]]:
-    """``(payload, subject)`` of every probe that reached ``name`` past sequence ``after``."""
+    """``(payload, subject)`` of every probe that reached ``name`` past sequence ``after``
+    (waiting for as many copies of each as the sources let in)."""
+    due = {data: _copies_due(info, subject) for data, subject in probes.items()}
     seen: list[tuple[bytes, str]] = []
     next_seq = [after + 1]
 
@@ -84,21 +112,50 @@ async def _copies(
             if msg.data in probes:
                 seen.append((msg.data or b"", msg.subject or ""))
         next_seq[0] = max(next_seq[0], last + 1)
-        return set(probes) <= {data for data, _ in seen}
+        counts = Counter(data for data, _ in seen)
+        return all(counts[data] >= n for data, n in due.items())
 
     with contextlib.suppress(TimeoutError):  # judged by the caller, on what did arrive
         await wait_for(all_arrived, timeout=_WAIT, what=f"the new sales to reach {name}")
     return seen
 
 
+def _patterns(info: StreamInfo) -> str:
+    """Each source with the ``src`` of its transforms (or its filter), as a learner wrote them."""
+    out = []
+    for source in info.config.sources or []:
+        srcs = [t.src for t in source.subject_transforms or []] or [source.filter_subject or ">"]
+        out.append(f"{source.name} takes {', '.join(srcs)}")
+    return "; ".join(out)
+
+
+def _recreated(info: StreamInfo, origins: dict[str, StreamInfo]) -> list[str]:
+    """The origins created after the learner's stream (a re-run of the sources cell)."""
+    if info.created is None:
+        return []
+    return [o for o, oi in origins.items() if oi.created is not None and oi.created > info.created]
+
+
 def _judge(
-    name: str, info: StreamInfo, probes: dict[bytes, str], seen: list[tuple[bytes, str]]
+    name: str,
+    info: StreamInfo,
+    probes: dict[bytes, str],
+    seen: list[tuple[bytes, str]],
+    recreated: list[str],
 ) -> None:
     counts = Counter(data for data, _ in seen)
     missing = sorted(probes[d] for d in probes if not counts[d])
     if missing:
         what = f"{len(missing)} of the {len(probes)} new sales never reached {name}: "
         what += ", ".join(missing)
+        _require(
+            not recreated,
+            what + f"; {' and '.join(recreated)} "
+            f"{'were' if len(recreated) > 1 else 'was'} created again after {name} (a cell "
+            f"re-run?), and {name} resumes each copy after the sequence it had reached in "
+            f"the old stream, skipping the new one's first sales: delete it "
+            f"(await js.delete_stream({name!r})) and create it again",
+        )
         if info.mirror is not None:
             raise _NotYet(
                 what + f"; {name} is a mirror of {info.mirror.name}, and a mirror copies one "
@@ -106,10 +163,17 @@ def _judge(
                 "sources=[...], one StreamSource each"
             )
         sourced = sorted(s.name for s in info.config.sources or [])
+        unsourced = [origin for origin in ORIGINS if origin not in sourced]
+        if unsourced:
+            raise _NotYet(
+                what + f"; {name} sources {', '.join(sourced) or 'nothing'}: add a "
+                f"StreamSource for {' and '.join(unsourced)} (one per region)"
+            )
         raise _NotYet(
-            what + f"; {name} sources {', '.join(sourced) or 'nothing'}: source both SALES_EU "
-            "and SALES_US, and let each transform take every subject of its stream "
-            "(eu.sale.> with '>', not only one more token with '*')"
+            what + f"; {name} sources both regions, but a source copies only the subjects "
+            f"its transforms' src match: {_patterns(info)}; let each src take every subject "
+            "of its own region (eu.sale.> for SALES_EU, with '>', not only one more token "
+            "with '*')"
         )
     wrong = sorted(
         {
@@ -127,7 +191,8 @@ def _judge(
     twice = sorted(probes[d] for d, n in counts.items() if n > 1)
     _require(
         not twice,
-        f"{', '.join(twice)} reached {name} more than once: is a region sourced twice?",
+        f"{', '.join(twice)} reached {name} more than once: a region is sourced twice "
+        f"with patterns that overlap ({_patterns(info)}); keep one StreamSource per region",
     )
 
 
@@ -135,11 +200,15 @@ async def checker(js: JetStreamContext, reports: Any) -> str:
     """New sales in both regions reach the learner's stream once each, renamed; it takes
     no publish of its own. Timing: at most 5 s waiting for the copies."""
     name = _name_of(reports)
+    origins: dict[str, StreamInfo] = {}
     for origin in ORIGINS:
         try:
-            await _stream(js, origin)
+            origins[origin] = await _stream(js, origin)
         except _NotYet as missing:
-            raise _NotYet(f"{missing}: run the notebook's cells on sources first") from None
+            raise _NotYet(
+                f"{missing} on the server js talks to: run the notebook's cells on sources "
+                "first, and check with the js of lesson_server('20') (not js_hub, js_fresh...)"
+            ) from None
     info = await _stream_or_hint(js, name)
     subjects = info.config.subjects or []
     _require(
@@ -149,8 +218,8 @@ async def checker(js: JetStreamContext, reports: Any) -> str:
     )
     token = secrets.token_hex(4)
     probes = await _publish_probes(js, token)
-    seen = await _copies(js, name, info.state.last_seq, probes)
-    _judge(name, info, probes, seen)
+    seen = await _copies(js, name, info.state.last_seq, probes, info)
+    _judge(name, info, probes, seen, _recreated(info, origins))
     try:
         await js.publish(f"{PREFIX}eu.sale.placed", b"{}", stream=name, timeout=2)
     except (nats.errors.Error, TimeoutError):
