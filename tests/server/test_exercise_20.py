@@ -226,3 +226,12 @@ async def test_regions_created_again_after_reports_say_start_over(js):
         result.message
     )
     assert "delete it (await js.delete_stream('REPORTS'))" in result.message
+
+
+async def test_a_check_call_missing_its_js_says_how_to_write_it(js) -> None:
+    """check("20", reports) (the js left out) is a "not yet" naming the call, no TypeError."""
+    from edalab.course import check
+
+    result = await check("20", object(), report=False)
+    assert not result.passed
+    assert "await check('20', js, reports)" in result.message

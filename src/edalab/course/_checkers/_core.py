@@ -322,7 +322,16 @@ def _answered(spec: Exercise, first: Any, rest: tuple[Any, ...], named: dict[str
     A student copy's answer cell starts with placeholders (``award = None``) so that the
     check cell's own arguments exist before the learner has written anything.
     """
-    params = list(inspect.signature(spec.checker).parameters)
+    signature = inspect.signature(spec.checker)
+    params = list(signature.parameters)
+    try:
+        signature.bind(first, *rest, **named)
+    except TypeError as err:  # check("20", reports): the js left out, an answer too many
+        call = ", ".join([repr(spec.key), *params])
+        raise _NotYet(
+            f"the check cell's call does not fit ({err}): write it as "
+            f"`await check({call})`, as the exercise's check cell has it"
+        ) from None
     given = dict(zip(params, (first, *rest), strict=False)) | dict(named)
     answers = [*params[:1], *spec.needs]  # 12's js is the learner's admin context
     empty = [name for name in dict.fromkeys(answers) if name in given and given[name] is None]
