@@ -249,3 +249,12 @@ async def test_19_a_worker_that_is_not_a_coroutine_function_is_not_yet(js) -> No
     assert not result.passed and "returned NoneType, not a coroutine" in result.message
     result = await check("19", js, PINNED, two_params, report=False)
     assert not result.passed and "could not be called (" in result.message
+
+
+async def test_19_a_worker_pulling_another_group_is_told_to_match_config(js) -> None:
+    """config says group 'jobs', the workers pull in 'workers': the 400 and what to do."""
+    config = {"group": "jobs", "priority_timeout": 1.0}
+    result = await check("19", js, config, puller_worker, report=False)
+    assert not result.passed
+    assert "Invalid Priority Group" in result.message
+    assert "use the same group in config and in the worker" in result.message

@@ -125,6 +125,9 @@ class _Run:
                 "PriorityPuller(js, stream, consumer, <the group in config>), or put "
                 '"group" in each raw pull request'
                 if "Priority Group missing" in str(err)
+                else "its pulls name a group the consumer does not have: use the same group "
+                "in config and in the worker"
+                if "Invalid Priority Group" in str(err)
                 else "a worker keeps pulling until it is cancelled"
             )
             raise _NotYet(f"worker {name} stopped by itself ({said}); {hint}")
