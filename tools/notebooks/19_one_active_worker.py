@@ -90,6 +90,21 @@ reply = await nc.request("$JS.API.CONSUMER.CREATE.WORK.work", json.dumps(request
 {key: json.loads(reply.data)["config"][key] for key in priority_fields}
 
 # %% [markdown]
+# Left out, `priority_timeout` is 2 minutes; two groups are accepted, but the consumer's
+# state (the `priority_groups` of its info) covers the first only. A consumer to look at,
+# then delete:
+
+# %%
+two = {key: value for key, value in config.items() if key != "priority_timeout"}
+two |= {"durable_name": "two", "priority_groups": ["x", "y"]}
+request = {"stream_name": "WORK", "config": two}
+reply = await nc.request("$JS.API.CONSUMER.CREATE.WORK.two", json.dumps(request).encode())
+created = json.loads(reply.data)
+await js.delete_consumer("WORK", "two")
+minutes = created["config"]["priority_timeout"] / 60e9
+minutes, created["config"]["priority_groups"], [g["group"] for g in created["priority_groups"]]
+
+# %% [markdown]
 # `ensure_priority_consumer` does the same, idempotently (seconds, as everywhere in
 # edalab); run again with the same settings, it changes nothing:
 
