@@ -243,7 +243,8 @@ await until(lambda: len(handled["a"]) + len(handled["b"]) >= 19, "19 jobs handle
 
 # %% [markdown]
 # `b` pulled all along and got nothing. The consumer's state names the pin, the same id
-# `a` holds:
+# `a` holds (`pinned_client` reads the group's `pinned_client_id` from the
+# `priority_groups` list of the consumer's info, seen above):
 
 # %%
 from edalab import pinned_client
