@@ -7,6 +7,7 @@ priority_timeout, the placeholders) each get "not yet" with a next step.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -154,3 +155,106 @@ async def test_19_the_placeholders_say_still_none(js) -> None:
     result = await check("19", js, None, None, report=False)
     assert not result.passed
     assert result.message.startswith("config and worker is still None")
+
+
+async def ack_first_worker(js: Any, stream: str, consumer: str, handle: Any) -> None:
+    """A wrong answer: acks each message, then handles it (a crash mid-job loses it)."""
+    puller = PriorityPuller(js, stream, consumer, "workers")
+    while True:
+        for msg in await puller.fetch(batch=5, timeout=0.25):
+            await msg.ack()
+            await handle(msg)
+
+
+async def no_ack_worker(js: Any, stream: str, consumer: str, handle: Any) -> None:
+    """A wrong answer: handles each message and never acks it."""
+    puller = PriorityPuller(js, stream, consumer, "workers")
+    while True:
+        for msg in await puller.fetch(batch=5, timeout=0.25):
+            await handle(msg)
+
+
+async def slow_pull_worker(js: Any, stream: str, consumer: str, handle: Any) -> None:
+    """A wrong answer: one message per pull, each pull waiting 1.5 s, longer than the
+    1 s priority_timeout: busy, it keeps its pin; idle, it loses it."""
+    puller = PriorityPuller(js, stream, consumer, "workers")
+    while True:
+        for msg in await puller.fetch(batch=1, timeout=1.5):
+            await handle(msg)
+            await msg.ack()
+
+
+#: While set, catch_all_worker swallows cancellation too (as a bare ``except:`` does).
+SWALLOW = {"cancel": True}
+
+
+async def catch_all_worker(js: Any, stream: str, consumer: str, handle: Any) -> None:
+    """A wrong answer: catches every exception, cancellation included, and loops."""
+    puller = PriorityPuller(js, stream, consumer, "workers")
+    while True:
+        try:
+            for msg in await puller.fetch(batch=5, timeout=0.25):
+                await handle(msg)
+                await msg.ack()
+        except BaseException:
+            if not SWALLOW["cancel"]:
+                raise
+            await asyncio.sleep(0.05)
+
+
+async def test_19_a_worker_that_acks_before_handling_is_not_yet(js) -> None:
+    """The server saw job 1's ack while handle(msg) ran: not yet, ack after handle."""
+    result = await check("19", js, PINNED, ack_first_worker, report=False)
+    assert not result.passed
+    assert result.message.startswith("job 1 was acknowledged before handle(msg) ran")
+
+
+async def test_19_a_worker_that_never_acks_is_not_yet(js) -> None:
+    """Every job handled, none acked: not yet, naming msg.ack()."""
+    result = await check("19", js, PINNED, no_ack_worker, report=False)
+    assert not result.passed
+    assert result.message.startswith("6 of the 6 jobs handled are still unacknowledged")
+
+
+async def test_19_pulls_waiting_longer_than_priority_timeout_lose_the_pin(js) -> None:
+    """A pull expiry above priority_timeout: the pin is dropped while idle: not yet."""
+    result = await check("19", js, PINNED, slow_pull_worker, report=False)
+    assert not result.passed
+    assert "the pin was dropped although both workers kept pulling" in result.message
+    assert "keep each pull's expiry well below it" in result.message
+
+
+async def test_19_a_worker_that_swallows_cancellation_does_not_hang_the_check(js) -> None:
+    """A bare except keeps the cancelled worker alive: not yet within seconds, no hang."""
+    try:
+        result = await asyncio.wait_for(check("19", js, PINNED, catch_all_worker, report=False), 15)
+    finally:
+        SWALLOW["cancel"] = False  # the leftover workers may now stop
+    assert not result.passed
+    assert "kept running 1 s after it was cancelled: it catches asyncio.CancelledError" in (
+        result.message
+    )
+
+
+async def test_19_a_worker_that_is_not_a_coroutine_function_is_not_yet(js) -> None:
+    """A plain def, or the wrong parameters: not yet, naming the signature."""
+
+    def plain(js: Any, stream: str, consumer: str, handle: Any) -> None:
+        return None
+
+    async def two_params(js: Any, handle: Any) -> None:
+        return None
+
+    result = await check("19", js, PINNED, plain, report=False)
+    assert not result.passed and "returned NoneType, not a coroutine" in result.message
+    result = await check("19", js, PINNED, two_params, report=False)
+    assert not result.passed and "could not be called (" in result.message
+
+
+async def test_19_a_worker_pulling_another_group_is_told_to_match_config(js) -> None:
+    """config says group 'jobs', the workers pull in 'workers': the 400 and what to do."""
+    config = {"group": "jobs", "priority_timeout": 1.0}
+    result = await check("19", js, config, puller_worker, report=False)
+    assert not result.passed
+    assert "Invalid Priority Group" in result.message
+    assert "use the same group in config and in the worker" in result.message

@@ -139,3 +139,24 @@ async def test_a_pull_the_server_refuses_raises_with_its_reason(js) -> None:
         await PriorityPuller(js, "PRIO7", "w", "other").fetch(batch=1, timeout=0.3)
     with pytest.raises(ConsumerError, match="Not a Overflow Priority consumer"):
         await PriorityPuller(js, "PRIO7", "w", "g", min_pending=5).fetch(batch=1, timeout=0.3)
+
+
+async def test_acks_do_not_keep_the_pin_only_pulls_do(js) -> None:
+    """Lesson 19 says a pull is the pinned client's heartbeat and nothing else is: a
+    pinned puller that keeps its message in progress (+WPI every 0.2 s) but sends no pull
+    loses the pin priority_timeout (1 s) after it got it."""
+    await _stream(js, "PRIO8")
+    await ensure_priority_consumer(js, "PRIO8", "w", group="g", priority_timeout=1.0)
+    a = PriorityPuller(js, "PRIO8", "w", "g")
+    await _publish(js, "PRIO8", 1)
+    [msg] = await a.fetch(batch=1, timeout=1)
+    pinned_at = time.monotonic()
+    assert await pinned_client(js, "PRIO8", "w", "g") == a.pin_id
+
+    async def dropped() -> bool:
+        await msg.in_progress()  # each poll also tells the server: still working on it
+        return await pinned_client(js, "PRIO8", "w", "g") is None
+
+    await wait_for(dropped, timeout=3, what="the pin to be dropped", interval=0.2)
+    assert time.monotonic() - pinned_at >= 0.95
+    await msg.ack()

@@ -16,9 +16,10 @@
 # - tell this apart from a queue group, from `max_ack_pending=1` and from one worker
 #   per partition (notebook 14), and say what changing the partition count does.
 #
-# > **From NATS Streaming.** STAN had no standby mode: the members of a (durable) queue
-# > group all received messages, so "one active worker" was yours to coordinate outside
-# > the streaming server. With a priority group, the JetStream server picks it.
+# > **From NATS Streaming.** STAN had no standby subscriber: a (durable) queue group
+# > spread the messages over all its members (each to the member with the fewest
+# > unacknowledged ones), so "one active worker" was yours to coordinate outside the
+# > streaming server. With a priority group, the JetStream server picks it.
 #
 # nats-py 2.16 has no API for priority groups (nothing in its source mentions
 # `priority_groups`, `Nats-Pin-Id` or `min_pending`), so this lesson shows them on the
@@ -51,15 +52,17 @@ await fresh_stream(js, "WORK", ["work.>"])
 #                   ─▶ b's waiting pull gets the next message, and a new pin id
 # ```
 #
-# Each pull of the pinned worker restarts the server's `priority_timeout` timer: a pull
-# is its heartbeat. Nothing else does (not its acks).
+# Each pull the pinned worker sends with its pin id restarts the server's
+# `priority_timeout` timer: a pull is its heartbeat. Nothing else does (not its acks).
 #
 # ## The consumer, on the wire
 #
 # The consumer's configuration gets three fields (nats-server 2.11): `priority_groups`
-# (a list of names, each pull names one; use one, as ADR-42 advises: the server keeps a
-# single pin per consumer), `priority_policy` and `priority_timeout` (nanoseconds; 2
-# minutes when left out). nats-py's `ConsumerConfig` has none of them:
+# (a list of names, each pull names one), `priority_policy` and `priority_timeout`
+# (nanoseconds; on a `pinned_client` consumer 2 minutes when left out). Give it one
+# group: ADR-42 meant one per consumer for now, and although nats-server 2.15 accepts
+# more, it keeps a single pin per consumer and reports only the first group's state.
+# nats-py's `ConsumerConfig` has none of these fields:
 
 # %%
 import dataclasses
@@ -87,6 +90,21 @@ reply = await nc.request("$JS.API.CONSUMER.CREATE.WORK.work", json.dumps(request
 {key: json.loads(reply.data)["config"][key] for key in priority_fields}
 
 # %% [markdown]
+# Left out, `priority_timeout` is 2 minutes; two groups are accepted, but the consumer's
+# state (the `priority_groups` of its info) covers the first only. A consumer to look at,
+# then delete:
+
+# %%
+two = {key: value for key, value in config.items() if key != "priority_timeout"}
+two |= {"durable_name": "two", "priority_groups": ["x", "y"]}
+request = {"stream_name": "WORK", "config": two}
+reply = await nc.request("$JS.API.CONSUMER.CREATE.WORK.two", json.dumps(request).encode())
+created = json.loads(reply.data)
+await js.delete_consumer("WORK", "two")
+minutes = created["config"]["priority_timeout"] / 60e9
+minutes, created["config"]["priority_groups"], [g["group"] for g in created["priority_groups"]]
+
+# %% [markdown]
 # `ensure_priority_consumer` does the same, idempotently (seconds, as everywhere in
 # edalab); run again with the same settings, it changes nothing:
 
@@ -101,7 +119,8 @@ await ensure_priority_consumer(js, "WORK", "work", group="workers", priority_tim
 # A pull request is a message to `$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>` with a
 # reply subject; the answers (messages, or a status) come to that subject. Not with
 # `nc.request`: nats-py matches its replies by their subject, and a delivered message
-# keeps its own (`work.job`). Without a group, the server refuses the pull:
+# keeps its own (`work.job`). Without a group, the server refuses the pull at once,
+# whether or not a message is waiting:
 
 
 # %%
@@ -122,14 +141,14 @@ def shown(msg):
     return headers, msg.data
 
 
-await js.publish("work.job", b"1")
 shown(await pull({"batch": 1, "expires": 10**9}))
 
 # %% [markdown]
-# With the group, the message comes, and with it the pin id the server just gave this
-# client (the `Nats-Pin-Id` header: a random 22-character NUID, new on every run):
+# With the group, a job's message comes, and with it the pin id the server just gave
+# this client (the `Nats-Pin-Id` header: a random 22-character NUID, new with each pin):
 
 # %%
+await js.publish("work.job", b"1")
 first = await pull({"batch": 1, "expires": 2 * 10**9, "group": "workers"})
 await first.ack()
 shown(first)
@@ -152,6 +171,8 @@ import time
 
 from edalab import PriorityPuller
 
+for task in globals().get("running", {}).values():  # this cell's loops, if run before
+    task.cancel()
 workers = {name: PriorityPuller(js, "WORK", "work", "workers") for name in ("a", "b")}
 handled = {"a": [], "b": []}
 times = {"a": {}, "b": {}}  # when each last pulled, and got its first job
@@ -222,7 +243,8 @@ await until(lambda: len(handled["a"]) + len(handled["b"]) >= 19, "19 jobs handle
 
 # %% [markdown]
 # `b` pulled all along and got nothing. The consumer's state names the pin, the same id
-# `a` holds:
+# `a` holds (`pinned_client` reads the group's `pinned_client_id` from the
+# `priority_groups` list of the consumer's info, seen above):
 
 # %%
 from edalab import pinned_client
@@ -430,6 +452,7 @@ async def puller(consumer):
     return lambda: sub.fetch(3, timeout=0.2)
 
 
+# %%
 async def drill(consumer):
     got, held, peak = {"a": 0, "b": 0}, [0], [0]
 
@@ -533,9 +556,10 @@ Table(["key", "partition of 3", "partition of 4"], zip(keys, stored[:6], stored[
 # `ConsumerConfig` field), or, without `group`, to `ensure_consumer`. And write a worker
 # `async def worker(js, stream, consumer, handle)` that pulls forever, awaits
 # `handle(msg)` for each message, then acks it. The checker creates the consumer on a
-# stream of its own, runs two workers, checks that only one handles jobs, cancels that
-# one, and checks that the other takes over within 3 seconds and that no job is handled
-# by both, or by two workers at once.
+# stream of its own and runs two workers. It checks that only one handles jobs, acking
+# each after `handle`, and keeps its pin while there is no work; then it cancels that
+# one (it must stop) and checks that the other takes over within 3 seconds, and that no
+# job is handled by both, or by two workers at once.
 
 # %%
 config = worker = None  # your answer, in the next cell, replaces this

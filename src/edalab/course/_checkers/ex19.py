@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -18,7 +19,13 @@ import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js.client import JetStreamContext
 
-from edalab import ConsumerError, ensure_consumer, ensure_priority_consumer, ensure_stream
+from edalab import (
+    ConsumerError,
+    ensure_consumer,
+    ensure_priority_consumer,
+    ensure_stream,
+    pinned_client,
+)
 
 from ._common import pin_id_of
 from ._core import _NotYet, _require
@@ -28,6 +35,10 @@ STREAM, CONSUMER = "PINCHECK", "pincheck"
 TAKEOVER = 3.0
 #: How long the first jobs may take to be handled (seconds).
 _FIRST = 3.0
+#: How long a cancelled worker may take to stop (seconds).
+_STOP = 1.0
+#: How long the checker watches, inside handle(msg), for an ack that came before it (seconds).
+_EARLY_ACK = 0.2
 _FIX = (
     "give config a group and priority_timeout, e.g. {'group': 'workers', "
     "'priority_timeout': 1.0} (policy pinned_client), and pull in that group: "
@@ -48,7 +59,8 @@ class _Run:
         self.handled: dict[str, list[int]] = {"a": [], "b": []}
         self.pins: dict[str, set[str | None]] = {"a": set(), "b": set()}  # Nats-Pin-Id seen
         self.spans: list[tuple[str, float, float]] = []  # (worker, start, end)
-        self.tasks: dict[str, asyncio.Task[Any]] = {}
+        self.tasks: dict[str, asyncio.Future[Any]] = {}
+        self.acked_early: int | None = None  # a job acked before handle(msg) ran
 
     def start(self, name: str) -> None:
         async def handle(msg: Msg) -> None:
@@ -56,17 +68,46 @@ class _Run:
             try:
                 self.handled[name].append(int(msg.data))
                 self.pins[name].add(pin_id_of(msg))
+                if self.total() == 1:
+                    await self._acked_already(msg)
                 await asyncio.sleep(0.01)  # the job's work
             finally:
                 self.spans.append((name, started, time.monotonic()))
 
-        self.tasks[name] = asyncio.create_task(self.worker(self.js, STREAM, CONSUMER, handle))
+        try:
+            running = self.worker(self.js, STREAM, CONSUMER, handle)
+        except TypeError as err:
+            raise _NotYet(
+                f"worker(js, stream, consumer, handle) could not be called ({err}): write "
+                "async def worker(js, stream, consumer, handle)"
+            ) from None
+        if not inspect.isawaitable(running):
+            raise _NotYet(
+                f"worker(js, stream, consumer, handle) returned {type(running).__name__}, not "
+                "a coroutine: write it with async def, pulling in a loop that never returns"
+            )
+        self.tasks[name] = asyncio.ensure_future(running)
 
-    async def stop(self, name: str) -> None:
+    async def _acked_already(self, msg: Msg) -> None:
+        """Note (in :attr:`acked_early`) when the server saw ``msg``'s ack before handle."""
+        seq = msg.metadata.sequence.stream
+        deadline = time.monotonic() + _EARLY_ACK
+        while time.monotonic() < deadline:
+            if (await self.js.consumer_info(STREAM, CONSUMER)).ack_floor.stream_seq >= seq:
+                self.acked_early = int(msg.data)
+                return
+            await asyncio.sleep(0.02)
+
+    async def stop(self, name: str) -> bool:
+        """Cancel a worker; ``False`` when it is still running :data:`_STOP` s later."""
         task = self.tasks.pop(name)
         task.cancel()
+        await asyncio.wait({task}, timeout=_STOP)
+        if not task.done():
+            return False
         with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+            task.result()
+        return True
 
     async def stop_all(self) -> None:
         for name in list(self.tasks):
@@ -84,6 +125,9 @@ class _Run:
                 "PriorityPuller(js, stream, consumer, <the group in config>), or put "
                 '"group" in each raw pull request'
                 if "Priority Group missing" in str(err)
+                else "its pulls name a group the consumer does not have: use the same group "
+                "in config and in the worker"
+                if "Invalid Priority Group" in str(err)
                 else "a worker keeps pulling until it is cancelled"
             )
             raise _NotYet(f"worker {name} stopped by itself ({said}); {hint}")
@@ -134,6 +178,40 @@ async def _setup(js: JetStreamContext, config: dict[str, Any]) -> float | None:
     return float(timeout) if timeout is not None else None
 
 
+async def _all_acked(js: JetStreamContext, run: _Run) -> None:
+    """Every handled job is acknowledged within a second."""
+    deadline = time.monotonic() + 1.0
+    while (unacked := (await js.consumer_info(STREAM, CONSUMER)).num_ack_pending) > 0:
+        run.failed()
+        _require(
+            time.monotonic() < deadline,
+            f"{unacked} of the 6 jobs handled are still unacknowledged: after "
+            "`await handle(msg)`, `await msg.ack()`; an unacknowledged job comes back "
+            "after ack_wait, to a worker that may not expect it",
+        )
+        await asyncio.sleep(0.05)
+
+
+async def _pin_kept(js: JetStreamContext, run: _Run, group: str, priority_timeout: float) -> None:
+    """With no jobs, both workers pulling, the pin stays put for 1.5 priority_timeouts."""
+    before = await pinned_client(js, STREAM, CONSUMER, group)
+    _require(
+        before is not None,
+        "no worker holds a pin: give config the pinned_client policy (the default of "
+        "ensure_priority_consumer); overflow has no pin and no standby",
+    )
+    await run.until(lambda: False, 1.5 * priority_timeout)
+    after = await pinned_client(js, STREAM, CONSUMER, group)
+    _require(
+        after == before,
+        f"with no jobs for {1.5 * priority_timeout:g} s the pin "
+        f"{'was dropped' if after is None else 'moved'} although both workers kept pulling: "
+        "the pinned worker must pull again before priority_timeout runs out; keep each "
+        "pull's expiry well below it (the timer restarts when a pull arrives, not while "
+        "it waits)",
+    )
+
+
 def _overlaps(spans: list[tuple[str, float, float]]) -> int:
     """How many pairs of jobs two different workers were handling at the same time."""
     return sum(
@@ -148,9 +226,11 @@ async def checker(js: JetStreamContext, config: Any = None, worker: Any = None) 
     """Two instances of the worker on a fresh stream ``PINCHECK``, run live.
 
     a starts first and handles job 1, then b starts and jobs 2..6 go out: one worker
-    must handle them all. Then the active worker is cancelled (it stops pulling) and
-    jobs 7..9 go out: the standby must handle them within :data:`TAKEOVER` seconds.
-    No job may be handled by both, and no two jobs by different workers at once.
+    must handle them all, under one pin, acking each after ``handle`` (not before). With
+    no jobs for 1.5 ``priority_timeout`` the pin must stay put. Then the active worker
+    is cancelled (it must stop pulling) and jobs 7..9 go out: the standby must handle
+    them within :data:`TAKEOVER` seconds. No job may be handled by both, and no two
+    jobs by different workers at once.
     """
     _require(
         isinstance(config, dict),
@@ -163,7 +243,7 @@ async def checker(js: JetStreamContext, config: Any = None, worker: Any = None) 
     priority_timeout = await _setup(js, config)
     run = _Run(js, worker)
     try:
-        return await _scenario(js, run, "group" in config, priority_timeout)
+        return await _scenario(js, run, config.get("group"), priority_timeout)
     finally:
         await run.stop_all()
         with contextlib.suppress(nats.errors.Error):
@@ -171,14 +251,17 @@ async def checker(js: JetStreamContext, config: Any = None, worker: Any = None) 
 
 
 async def _scenario(
-    js: JetStreamContext, run: _Run, grouped: bool, priority_timeout: float | None
+    js: JetStreamContext, run: _Run, group: Any, priority_timeout: float | None
 ) -> str:
+    grouped = group is not None
     run.start("a")
     await _publish(js, range(1, 2))
     _require(
         await run.until(lambda: run.total() >= 1, _FIRST),
         f"worker a handled no job within {_FIRST:g} s: pull from the consumer in a loop "
-        "and call `await handle(msg)` for each message, then ack it",
+        "and call `await handle(msg)` for each message, then ack it; a fetch returns when "
+        "its batch is full or its expiry ends, so keep the expiry short (e.g. 0.25 s); "
+        "and do not hide errors: a pull the server refuses raises ConsumerError",
     )
     run.start("b")
     _require(
@@ -197,17 +280,31 @@ async def _scenario(
     _require(
         not (grouped and len(pins) > 1),
         f"the 6 jobs came under {len(pins)} different pin ids (a handled {counts['a']}, b "
-        f"{counts['b']}): the server moved the pin although the workers kept pulling, so "
-        "their pulls did not carry it: send the id from the Nats-Pin-Id header with every "
-        "later pull (as PriorityPuller does); a pull without it waits like a standby's",
+        f"{counts['b']}): the server moved the pin although the workers kept pulling: "
+        "send the id from the Nats-Pin-Id header with every later pull (as PriorityPuller "
+        "does), and pull again well within priority_timeout (keep each pull's expiry "
+        "well below it: the timer restarts when a pull arrives, not while it waits)",
     )
     _require(
         min(counts.values()) == 0,
         f"both workers handled jobs (a: {counts['a']}, b: {counts['b']}); expected one "
         f"active worker and one idle standby: {_FIX}",
     )
+    await _all_acked(js, run)
+    _require(
+        run.acked_early is None,
+        f"job {run.acked_early} was acknowledged before handle(msg) ran: ack after handle "
+        "returns, so that a job whose worker dies halfway is redelivered, not lost",
+    )
+    if grouped and priority_timeout is not None and priority_timeout <= TAKEOVER:
+        await _pin_kept(js, run, str(group), priority_timeout)
     active, standby = ("a", "b") if counts["a"] else ("b", "a")
-    await run.stop(active)
+    _require(
+        await run.stop(active),
+        f"worker {active} kept running {_STOP:g} s after it was cancelled: it catches "
+        "asyncio.CancelledError (a bare `except:` or `except BaseException:`); catch only "
+        "the errors you expect, and restart the kernel to stop the one still running",
+    )
     await _publish(js, range(7, 10))
     took_over = await run.until(lambda: len(run.handled[standby]) >= 1, TAKEOVER)
     said = "the server's default, 120 s" if priority_timeout is None else f"{priority_timeout:g} s"
