@@ -212,17 +212,17 @@ from edalab import wait_for
 
 
 async def until(condition, what, timeout=10):
-    async def check():
+    async def holds():
         return condition()
 
-    await wait_for(check, timeout=timeout, what=what)
+    await wait_for(holds, timeout=timeout, what=what)
 
 
 async def pulls_waiting(stream, consumer, count):
-    async def check():
+    async def holds():
         return (await js.consumer_info(stream, consumer)).num_waiting >= count
 
-    await wait_for(check, timeout=10, what=f"{count} pull(s) waiting on {consumer}")
+    await wait_for(holds, timeout=10, what=f"{count} pull(s) waiting on {consumer}")
 
 
 # %% [markdown]

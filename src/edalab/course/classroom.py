@@ -75,6 +75,9 @@ __all__ = [
 PROGRESS_STREAM = "CLASS_PROGRESS"
 #: What a report says: a check passed, a check failed, a hint (or the solution) was shown.
 VERDICTS = ("pass", "fail", "hint")
+#: How :meth:`ClassProgress.table` shows each state, and the key printed under it.
+_MARKS = {"pass": "ok", "fail": "x", "-": "."}
+TABLE_KEY = "ok passed, x checked but not yet, . no check yet; hints: exercise:tier (S = solution)"
 #: The largest report the stream stores (a report is a few hundred bytes of JSON).
 MAX_REPORT_BYTES = 4096
 #: A student publishes ``class.report.<exercise>``; the instructor sees ``...<student>.<ex>``.
@@ -397,13 +400,19 @@ class ClassProgress:
         return "solution" if report.get("solution") else str(report.get("tier", ""))
 
     def table(self) -> Table:
-        """A text table: one row per student, one column per exercise, then their hints."""
+        """A text table: one row per student, one column per exercise, then their hints.
+
+        A cell is ``ok`` (passed), ``x`` (checked, not yet) or ``.`` (no check yet): two
+        characters at most, so twenty-odd exercises fit a terminal's width
+        (:data:`TABLE_KEY` says so under the table).
+        """
         rows = []
         for student in self.students:
             states = [self.state(student, ex) for ex in self.exercises]
             helped = [(ex, self.hint(student, ex)) for ex in self.exercises]
             shown = " ".join(f"{ex}:{'S' if h == 'solution' else h}" for ex, h in helped if h)
-            rows.append([student, *states, str(states.count("pass")), shown or "-"])
+            marks = [_MARKS[state] for state in states]
+            rows.append([student, *marks, str(states.count("pass")), shown or "-"])
         return Table(["student", *self.exercises, "passed", "hints"], rows)
 
     def as_json(self) -> dict[str, Any]:

@@ -421,7 +421,7 @@ def _instructor(args: argparse.Namespace) -> tuple[str, dict[str, Any], list[str
 
 
 def _class_progress(args: argparse.Namespace) -> int:
-    from edalab.course.classroom import ClassWatcher, serve_progress
+    from edalab.course.classroom import TABLE_KEY, ClassWatcher, serve_progress
     from edalab.course.exercises import EXERCISES
 
     from .._connection import connect
@@ -437,6 +437,7 @@ def _class_progress(args: argparse.Namespace) -> int:
             if args.serve is None and not args.watch:
                 await _settle(watcher)
                 print(watcher.progress().table())
+                print(TABLE_KEY)
                 return 0
             if args.serve is not None:
                 server = serve_progress(watcher, args.serve)
@@ -445,7 +446,8 @@ def _class_progress(args: argparse.Namespace) -> int:
             while (left := deadline - asyncio.get_running_loop().time()) > 0:
                 watcher.changed.clear()
                 if args.watch:
-                    print("\033[2J\033[H" + str(watcher.progress().table()), flush=True)
+                    table = watcher.progress().table()
+                    print(f"\033[2J\033[H{table}\n{TABLE_KEY}", flush=True)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(watcher.changed.wait(), timeout=left)
             return 0
