@@ -227,17 +227,21 @@ class Table:
     22  yy
     """
 
-    def __init__(self, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    def __init__(
+        self, headers: Sequence[str], rows: Iterable[Sequence[Any]], *, gap: int = 2
+    ) -> None:
         self.headers = list(headers)
         self.rows = [list(r) for r in rows]
+        self.gap = gap  # spaces between columns (a wide grid of short cells takes 1)
 
     def __repr__(self) -> str:
         cells = [self.headers] + [[str(c) for c in r] for r in self.rows]
         widths = [max(len(str(row[i])) for row in cells) for i in range(len(self.headers))]
+        sep = " " * self.gap
         lines = [
-            "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells
+            sep.join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells
         ]
-        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines.insert(1, sep.join("-" * w for w in widths))
         return "\n".join(line.rstrip() for line in lines)
 
 

@@ -413,7 +413,7 @@ class ClassProgress:
             shown = " ".join(f"{ex}:{'S' if h == 'solution' else h}" for ex, h in helped if h)
             marks = [_MARKS[state] for state in states]
             rows.append([student, *marks, str(states.count("pass")), shown or "-"])
-        return Table(["student", *self.exercises, "passed", "hints"], rows)
+        return Table(["student", *self.exercises, "passed", "hints"], rows, gap=1)
 
     def as_json(self) -> dict[str, Any]:
         """What the instructor's web page reads."""
