@@ -51,6 +51,10 @@ from edalab._versioning import version_of
 # (tests/notebooks/test_notebook_subjects.py).
 from edalab.course._lesson import _claim as stream_claim
 
+# The live views open in this kernel: re-running a view's cell must leave one per stream,
+# and nothing shows that but the registry itself (tests/server/test_view.py).
+from edalab.course._view import open_views
+
 __all__ = [
     "FAST_INGEST_SINCE",
     "ServerState",
@@ -58,6 +62,7 @@ __all__ = [
     "explain",
     "local_servers",
     "mask_url",
+    "open_views",
     "probe",
     "read_cluster_state",
     "read_state",

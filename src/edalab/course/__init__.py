@@ -37,6 +37,7 @@ from ._lesson import (
     state_change,
     stream_table,
 )
+from ._view import StreamSnapshot, View, view
 
 __all__ = [
     "LESSONS",
@@ -44,7 +45,9 @@ __all__ = [
     "Hint",
     "Lesson",
     "StreamInUse",
+    "StreamSnapshot",
     "Table",
+    "View",
     "check",
     "consumer_table",
     "course_map",
@@ -57,4 +60,5 @@ __all__ = [
     "short_errors",
     "state_change",
     "stream_table",
+    "view",
 ]
