@@ -470,14 +470,14 @@ class View:
             state = replace(self.state, status=f"stream {self.stream} not found")
         except (TimeoutError, nats.errors.Error, OSError):
             state = replace(self.state, status=UNAVAILABLE)
-        if self._nc.is_closed:
+        if self._nc.is_closed or self._closed:
             state = replace(state, status=CLOSED)
         self.state = state
         return state
 
     async def _run(self) -> None:
         try:
-            while True:
+            while not self._closed:  # a cancel that a nats-py request swallowed ends it too
                 try:
                     state = await self.refresh()
                 except Exception as err:  # never a traceback from a background task
@@ -534,6 +534,15 @@ class View:
         self._push(self.state)
         if _OPEN.get(self.stream) is self:
             del _OPEN[self.stream]
+
+    async def aclose(self) -> None:
+        """:meth:`close`, then wait until the view's task has ended and its connection closed."""
+        self.close()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if not self._nc.is_closed:
+            await self._nc.close()
 
     @property
     def task(self) -> asyncio.Task[None] | None:
@@ -614,7 +623,7 @@ async def view(js: JetStreamContext, stream: str, *, server: str | None = None) 
     """
     old = _OPEN.pop(stream, None)
     if old is not None:
-        old.close()
+        await old.aclose()
         if old._widget is not None:
             old._widget.close()
     board = View(await _own_connection(js, server), stream)
