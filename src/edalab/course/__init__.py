@@ -37,11 +37,13 @@ from ._lesson import (
     state_change,
     stream_table,
 )
-from ._view import StreamSnapshot, View, view
+from ._view import Advisory, ConsumerState, StreamSnapshot, View, view
 
 __all__ = [
     "LESSONS",
+    "Advisory",
     "CheckResult",
+    "ConsumerState",
     "Hint",
     "Lesson",
     "StreamInUse",

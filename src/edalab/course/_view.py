@@ -275,7 +275,7 @@ class _Drawing:
         return self.X0 + (seq - self.lo) * self.cell
 
     def text(self, x: float, y: float, words: str, cls: str = "", key: str = "", **at: Any) -> None:
-        attrs = "".join(f' {k.replace("_", "-")}="{v}"' for k, v in at.items())
+        attrs = "".join(f' {k.replace("_", "-")}="{html.escape(str(v))}"' for k, v in at.items())
         if key:
             attrs += f' data-key="{html.escape(key)}"'
         self.parts.append(
