@@ -140,3 +140,24 @@ def test_the_widget_script_ships_in_the_package_and_asks_no_network() -> None:
     assert "export default" in script and "render" in script
     assert "import " not in script and "http" not in script
     assert "http" not in (files / "view.css").read_text()
+
+
+def test_a_stream_created_again_starts_a_new_picture() -> None:
+    """fresh_stream ran again: the old stream's consumers and advisories do not carry over."""
+    from datetime import UTC, datetime
+
+    old, new = _stream(), _stream()
+    old.created = datetime(2026, 1, 1, tzinfo=UTC)
+    new.created = datetime(2026, 1, 2, tzinfo=UTC)
+    before = StreamSnapshot.of(old, [_consumer("w", delivered=4, dseq=4)])
+    stale = Advisory.parse(
+        "$JS.EVENT.ADVISORY.CONSUMER.DELETED.ORDERS.w",
+        b'{"timestamp": "2026-01-01T12:00:00.123456789Z"}',
+    )
+    fresh = Advisory.parse(
+        "$JS.EVENT.ADVISORY.CONSUMER.DELETED.ORDERS.v",
+        b'{"timestamp": "2026-01-02T00:00:01.5Z"}',
+    )
+    assert stale is not None and fresh is not None
+    after = StreamSnapshot.of(new, [], before=before, advisories=[stale, fresh])
+    assert after.consumers == () and after.advisories == (fresh,)

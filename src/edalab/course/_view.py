@@ -52,7 +52,8 @@ import html
 import json
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,8 @@ class Advisory:
     stream_seq: int | None = None
     deliveries: int | None = None
     reason: str = ""
+    #: when the server sent it (its ``timestamp``); not drawn
+    at: datetime | None = field(default=None, compare=False)
 
     @classmethod
     def parse(cls, subject: str, data: bytes) -> Advisory | None:
@@ -152,6 +155,7 @@ class Advisory:
             stream_seq=int(seq) if isinstance(seq, int) else None,
             deliveries=int(deliveries) if isinstance(deliveries, int) else None,
             reason=str(body.get("reason") or ""),
+            at=_timestamp(body.get("timestamp")),
         )
 
     def __str__(self) -> str:
@@ -185,6 +189,8 @@ class StreamSnapshot:
     deleted: tuple[int, ...] = ()  #: deleted from inside (below first_seq is gone too)
     consumers: tuple[ConsumerState, ...] = ()
     advisories: tuple[Advisory, ...] = ()
+    #: when the stream was created (a stream deleted and created again is another picture)
+    created: datetime | None = None
 
     @classmethod
     def of(
@@ -196,7 +202,15 @@ class StreamSnapshot:
         deleted: Sequence[int] = (),
         advisories: Iterable[Advisory] = (),
     ) -> StreamSnapshot:
-        """From nats-py's infos; consumers the last look had and this one lacks are "deleted"."""
+        """From nats-py's infos; consumers the last look had and this one lacks are "deleted".
+
+        A stream created again since the last look (``fresh_stream`` at the top of a
+        lesson run twice) starts a new picture: the old stream's consumers and advisories
+        are not carried over.
+        """
+        created = info.created
+        if before is not None and before.created != created:
+            before = None
         old = {c.name: c for c in before.consumers} if before else {}
         now = {
             str(c.name): ConsumerState.of(c, old.get(str(c.name)))
@@ -214,7 +228,10 @@ class StreamSnapshot:
             messages=st.messages,
             deleted=tuple(sorted(deleted)),
             consumers=tuple(now[n] for n in sorted(now)),
-            advisories=tuple(advisories),
+            advisories=tuple(
+                a for a in advisories if a.at is None or created is None or a.at >= created
+            )[-ADVISORIES_SHOWN:],
+            created=created,
         )
 
     def gone(self, seq: int) -> bool:
@@ -252,6 +269,17 @@ class StreamSnapshot:
     def svg(self) -> str:
         """The picture, as a standalone SVG document (deterministic: no time, no ids)."""
         return _Drawing(self).svg()
+
+
+def _timestamp(value: Any) -> datetime | None:
+    """An advisory's RFC 3339 ``timestamp`` (nanoseconds cut to micro), or ``None``."""
+    if not isinstance(value, str):
+        return None
+    head, _, frac = value.rstrip("Z").partition(".")
+    try:
+        return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00")
+    except ValueError:
+        return None
 
 
 class _Drawing:
@@ -427,7 +455,7 @@ class View:
         self.stream = stream
         self._nc = nc
         self._js = nc.jetstream(timeout=1.0)
-        self._advisories: deque[Advisory] = deque(maxlen=ADVISORIES_SHOWN)
+        self._advisories: deque[Advisory] = deque(maxlen=50)
         self.state = StreamSnapshot(stream, status="opening")
         self._shown: StreamSnapshot | None = None
         self._task: asyncio.Task[None] | None = None
