@@ -46,12 +46,13 @@ async def test_the_view_follows_publishes_deliveries_and_a_nak_without_being_ask
             await msg.ack_sync()
         (again,) = await sub.fetch(1, timeout=2)
         assert again.metadata.sequence.stream == 1 and again.metadata.num_delivered == 2
-        state = await board.wait_until(lambda s: _consumer(s, "worker").redeliveries == 1)
+        state = await board.wait_until(lambda s: _consumer(s, "worker").num_redelivered == 1)
         worker = _consumer(state, "worker")
         assert (worker.delivered, worker.ack_floor, worker.num_ack_pending) == (3, 0, 1)
+        assert worker.deliveries == 4  # three messages, one of them twice
         await again.ack()
         state = await board.wait_until(lambda s: _consumer(s, "worker").ack_floor == 3)
-        assert _consumer(state, "worker").redeliveries == 1  # counted once, kept after the ack
+        assert _consumer(state, "worker").deliveries == 4
         assert 'data-key="worker:ack_floor" data-value="3"' in state.svg()
     finally:
         await board.aclose()

@@ -57,17 +57,14 @@ def test_positions_and_figures_come_from_the_infos() -> None:
     assert (snap.first_seq, snap.last_seq, snap.messages) == (1, 5, 5)
 
 
-def test_a_redelivery_is_a_delivery_that_did_not_advance_the_stream_sequence() -> None:
-    """consumer_seq up by 3, stream_seq up by 2 between looks: one redelivery; kept after."""
-    before = StreamSnapshot.of(_stream(), [_consumer("w", delivered=1, dseq=1)])
-    after = StreamSnapshot.of(_stream(), [_consumer("w", delivered=3, dseq=4)], before=before)
-    assert after.consumers[0].redeliveries == 1
-    later = StreamSnapshot.of(_stream(), [_consumer("w", delivered=5, dseq=6)], before=after)
-    assert later.consumers[0].redeliveries == 1
-    # A consumer deleted and created again under the same name starts from nothing.
-    gone = StreamSnapshot.of(_stream(), [], before=later)
-    again = StreamSnapshot.of(_stream(), [_consumer("w", delivered=1, dseq=2)], before=gone)
-    assert again.consumers[0].redeliveries == 0 and not again.consumers[0].deleted
+def test_deliveries_count_every_delivery_and_a_recreated_consumer_starts_again() -> None:
+    """Deliveries are delivered.consumer_seq (4 for 3 messages: one went out again)."""
+    snap = StreamSnapshot.of(_stream(), [_consumer("w", delivered=3, dseq=4)])
+    assert snap.consumers[0].deliveries == 4
+    assert "num_waiting 1 · deliveries 4" in snap.svg()
+    gone = StreamSnapshot.of(_stream(), [], before=snap)
+    again = StreamSnapshot.of(_stream(), [_consumer("w", delivered=1, dseq=1)], before=gone)
+    assert again.consumers[0].deliveries == 1 and not again.consumers[0].deleted
 
 
 def test_a_consumer_that_disappears_stays_marked_deleted_at_its_last_positions() -> None:

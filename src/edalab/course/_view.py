@@ -5,7 +5,7 @@ of messages (sequence numbers, first and last; messages gone from the front or d
 from inside are grey), every consumer as a row with a marker at its delivered position
 (▼) and its ack floor (|), the messages in flight between them (delivered, not yet
 acknowledged: ``num_ack_pending``), its figures (``num_pending``, ``num_ack_pending``,
-``num_redelivered``, ``num_waiting`` and the redeliveries the view has seen), and the
+``num_redelivered``, ``num_waiting`` and its deliveries so far), and the
 last few advisories on the stream (max deliveries, terminated, consumer deleted). Lessons
 03, 05, 06, 07, 11 and 14 use it.
 
@@ -21,11 +21,13 @@ server is back; a consumer that disappears stays on the picture marked "deleted"
 ``board.close()`` stops it (the picture stays, marked "closed"); re-running the cell
 replaces the old view of that stream, so no task is left behind.
 
-**Redeliveries seen.** Every delivery, first or again, advances a consumer's
-``delivered.consumer_seq``; a first delivery also advances ``delivered.stream_seq``. So
-between two looks, ``Δconsumer_seq - Δstream_seq`` deliveries were redeliveries (exact
-for a consumer of the whole stream with no deleted messages, a lower bound otherwise),
-whatever the cause: a nak, an ``ack_wait`` that ran out, a backoff step.
+**Redeliveries.** Every delivery, first or again, advances a consumer's
+``delivered.consumer_seq`` (the picture's "deliveries"); ``delivered.stream_seq`` (the
+▼) is the newest message delivered. When the deliveries outrun the messages, some went
+out again, whatever the cause: a nak, an ``ack_wait`` that ran out, a backoff step.
+``num_redelivered`` is the server's count of the messages still unacknowledged that went
+out more than once. Every figure is the server's own, so the picture of a moment does not
+depend on when the view happened to look.
 
 **Toolkit: anywidget (0.11) on ipywidgets.** The picture is drawn in Python, once, as SVG
 (:meth:`StreamSnapshot.svg`): the same drawing is the live widget's content, the static
@@ -98,19 +100,14 @@ class ConsumerState:
     num_ack_pending: int = 0
     num_redelivered: int = 0
     num_waiting: int = 0
-    delivered_consumer_seq: int = 0  #: deliveries so far, redeliveries included
-    redeliveries: int = 0  #: redeliveries the view has seen since it opened
+    deliveries: int = 0  #: deliveries so far, redeliveries included (delivered.consumer_seq)
     deleted: bool = False
 
     @classmethod
-    def of(cls, info: ConsumerInfo, before: ConsumerState | None = None) -> ConsumerState:
-        """From nats-py's ``ConsumerInfo``; ``before`` (the last look) carries the redeliveries."""
+    def of(cls, info: ConsumerInfo) -> ConsumerState:
+        """From nats-py's ``ConsumerInfo``."""
         delivered = info.delivered.stream_seq or 0 if info.delivered else 0
         dseq = info.delivered.consumer_seq or 0 if info.delivered else 0
-        seen = 0
-        if before is not None and not before.deleted and dseq >= before.delivered_consumer_seq:
-            first = max(0, delivered - before.delivered)
-            seen = before.redeliveries + max(0, dseq - before.delivered_consumer_seq - first)
         return cls(
             name=str(info.name),
             delivered=delivered,
@@ -119,8 +116,7 @@ class ConsumerState:
             num_ack_pending=info.num_ack_pending or 0,
             num_redelivered=info.num_redelivered or 0,
             num_waiting=info.num_waiting or 0,
-            delivered_consumer_seq=dseq,
-            redeliveries=seen,
+            deliveries=dseq,
         )
 
 
@@ -212,11 +208,7 @@ class StreamSnapshot:
         if before is not None and before.created != created:
             before = None
         old = {c.name: c for c in before.consumers} if before else {}
-        now = {
-            str(c.name): ConsumerState.of(c, old.get(str(c.name)))
-            for c in consumers
-            if c.name is not None
-        }
+        now = {str(c.name): ConsumerState.of(c) for c in consumers if c.name is not None}
         for name, c in old.items():
             if name not in now:
                 now[name] = replace(c, deleted=True, num_waiting=0)
@@ -257,11 +249,11 @@ class StreamSnapshot:
             rows = [
                 [c.name + (" (deleted)" if c.deleted else ""), c.delivered, c.ack_floor,
                  c.num_pending, c.num_ack_pending, c.num_redelivered, c.num_waiting,
-                 c.redeliveries]
+                 c.deliveries]
                 for c in self.consumers
             ]  # fmt: skip
             heads = ["consumer", "delivered", "ack_floor", "num_pending", "num_ack_pending",
-                     "num_redelivered", "num_waiting", "redeliveries_seen"]  # fmt: skip
+                     "num_redelivered", "num_waiting", "deliveries"]  # fmt: skip
             lines.append(repr(Table(heads, rows)))
         lines += [f"advisory: {a}" for a in self.advisories]
         return "\n".join(lines)
@@ -380,7 +372,7 @@ class _Drawing:
                 )
             elif c.delivered:
                 self.text(self.X0 + 2, y + 14, f"◂ delivered {c.delivered}", "dim")
-        self.text(4, y + 27, f"delivered {c.delivered} · floor {c.ack_floor}", "small")
+        self.text(4, y + 27, f"seq {c.delivered} · floor {c.ack_floor}", "small")
         if c.deleted:
             self.text(self.FIG, y + 14, "deleted", "bad", key=f"{c.name}:deleted",
                       data_value="deleted")  # fmt: skip
@@ -388,7 +380,7 @@ class _Drawing:
         one = f"num_pending {c.num_pending} · num_ack_pending {c.num_ack_pending}"
         two = (
             f"num_redelivered {c.num_redelivered} · num_waiting {c.num_waiting} · "
-            f"redeliveries {c.redeliveries}"
+            f"deliveries {c.deliveries}"
         )
         self.text(self.FIG, y + 10, one, key=f"{c.name}:pending", data_value=one)
         self.text(self.FIG, y + 24, two, key=f"{c.name}:redelivered", data_value=two)
