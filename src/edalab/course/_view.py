@@ -443,8 +443,9 @@ class View:
     ``board.close()`` stops the updates.
     """
 
-    def __init__(self, nc: NATS, stream: str) -> None:
+    def __init__(self, nc: NATS, stream: str, consumers: Iterable[str] | None = None) -> None:
         self.stream = stream
+        self._only = None if consumers is None else set(consumers)
         self._nc = nc
         self._js = nc.jetstream(timeout=1.0)
         self._advisories: deque[Advisory] = deque(maxlen=50)
@@ -477,7 +478,11 @@ class View:
         """Look at the server once now; returns (and keeps) the new snapshot."""
         try:
             info = await self._js.stream_info(self.stream)
-            consumers = await self._js.consumers_info(self.stream)
+            consumers = [
+                c
+                for c in await self._js.consumers_info(self.stream)
+                if self._only is None or c.name in self._only
+            ]
             deleted: list[int] = []
             if info.state.num_deleted:
                 deleted = await stream_deleted(self._nc, self.stream)
@@ -538,10 +543,17 @@ class View:
             ) from None
         return self.state
 
-    async def snapshot(self) -> Picture:
-        """Look now and return the static picture of this moment (an SVG in the output)."""
+    async def snapshot(self, timeout: float = 10.0) -> Picture:
+        """Look now and return the static picture of this moment (an SVG in the output).
+
+        While the server is unavailable it waits, up to ``timeout`` seconds, for the view
+        to reach it again (a picture of "unavailable" when it does not).
+        """
         if self._task is not None and not self._task.done():
             state = await self.refresh()
+            if state.status == UNAVAILABLE:  # reconnecting (a restart): the task retries
+                with contextlib.suppress(TimeoutError):
+                    state = await self.wait_until(lambda s: s.status == LIVE, timeout)
             self._push(state)
         return Picture(self.state)
 
@@ -628,12 +640,19 @@ async def _own_connection(js: JetStreamContext, server: str | None) -> NATS:
     )
 
 
-async def view(js: JetStreamContext, stream: str, *, server: str | None = None) -> View:
+async def view(
+    js: JetStreamContext,
+    stream: str,
+    *,
+    consumers: Iterable[str] | None = None,
+    server: str | None = None,
+) -> View:
     """Open a live view of ``stream`` and its consumers; show it by ending the cell with it.
 
     It connects on its own to the server ``js`` talks to (or to ``server``), looks at
     most :data:`UPDATES_PER_SECOND` times a second, and redraws only on a change.
-    Re-running the cell replaces the old view of the same stream.
+    Re-running the cell replaces the old view of the same stream. ``consumers`` names
+    the consumers to draw (default: every consumer on the stream).
 
         board = await view(js, "ORDERS")
         board                      # the live picture
@@ -646,7 +665,7 @@ async def view(js: JetStreamContext, stream: str, *, server: str | None = None) 
         await old.aclose()
         if old._widget is not None:
             old._widget.close()
-    board = View(await _own_connection(js, server), stream)
+    board = View(await _own_connection(js, server), stream, consumers)
     await board._start()
     _OPEN[stream] = board
     return board
