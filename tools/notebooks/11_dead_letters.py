@@ -147,8 +147,9 @@ await audit.run(record, timeout=0.5)
 sorted(handled["payments"]), sorted(handled["audit"])
 
 # %% [markdown]
-# On the picture: both consumers have passed every message, and the advisories that
-# made the dead letters are listed, newest last.
+# On the picture: both consumers have delivered every message, but `payments`' ack floor
+# stays at 3, since the zero-cents payment at sequence 4 was never acknowledged; the
+# advisories that made the dead letters are listed, newest last.
 
 # %%
 await board.snapshot()

@@ -447,7 +447,7 @@ class View:
         self.stream = stream
         self._only = None if consumers is None else set(consumers)
         self._nc = nc
-        self._js = nc.jetstream(timeout=1.0)
+        self._js = nc.jetstream(timeout=2.0)
         self._advisories: deque[Advisory] = deque(maxlen=50)
         self.state = StreamSnapshot(stream, status="opening")
         self._shown: StreamSnapshot | None = None
@@ -464,7 +464,9 @@ class View:
         for kind in ADVISORY_KINDS:
             subject = f"$JS.EVENT.ADVISORY.CONSUMER.{kind}.{self.stream}.*"
             await self._nc.subscribe(subject, cb=self._heard)
-        await self.refresh()
+        for _ in range(10):  # the first picture is a real one, even on a busy machine
+            if (await self.refresh()).status != UNAVAILABLE:
+                break
         self._widget = _widget(self.state)
         self._shown = self.state
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -632,7 +634,7 @@ async def _own_connection(js: JetStreamContext, server: str | None) -> NATS:
         allow_reconnect=True,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.25,
-        connect_timeout=2,
+        connect_timeout=5,
         error_cb=quiet,
         disconnected_cb=quiet,
         reconnected_cb=quiet,
