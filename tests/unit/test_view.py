@@ -158,3 +158,17 @@ def test_a_stream_created_again_starts_a_new_picture() -> None:
     assert stale is not None and fresh is not None
     after = StreamSnapshot.of(new, [], before=before, advisories=[stale, fresh])
     assert after.consumers == () and after.advisories == (fresh,)
+
+
+def test_the_widget_toolkit_brings_its_jupyterlab_extension_prebuilt() -> None:
+    """anywidget's wheel installs its JupyterLab extension: nothing to build, no network."""
+    import sys
+    from pathlib import Path
+
+    import anywidget
+
+    assert anywidget.__version__ == "0.11.0"
+    extension = Path(sys.prefix) / "share" / "jupyter" / "labextensions" / "anywidget"
+    assert (extension / "package.json").is_file(), extension
+    widgets = Path(sys.prefix) / "share" / "jupyter" / "labextensions" / "@jupyter-widgets"
+    assert (widgets / "jupyterlab-manager" / "package.json").is_file(), widgets
