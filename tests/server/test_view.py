@@ -173,3 +173,24 @@ async def test_close_stops_and_reopening_replaces_the_old_view(
         await second.aclose()
     assert not second.running and second not in open_views()
     assert second.state.status == CLOSED
+
+
+def test_the_view_cost_benchmark_runs_and_reports_a_ratio(tmp_path: Path) -> None:
+    """benchmarks/view_cost.py, tiny: both sides measured in one run, a ratio written."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "view.json"
+    done = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "view_cost.py"), "--messages", "2000",
+         "--rounds", "1", "--json", str(out)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["closed_msgs_per_s"] > 0 and result["open_msgs_per_s"] > 0
+    assert 0 < result["ratio_open_closed"] < 10
+    assert result["open_looks_per_s"] <= UPDATES_PER_SECOND + 0.5
+    assert "ratio" in done.stdout

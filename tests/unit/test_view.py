@@ -172,3 +172,15 @@ def test_the_widget_toolkit_brings_its_jupyterlab_extension_prebuilt() -> None:
     assert (extension / "package.json").is_file(), extension
     widgets = Path(sys.prefix) / "share" / "jupyter" / "labextensions" / "@jupyter-widgets"
     assert (widgets / "jupyterlab-manager" / "package.json").is_file(), widgets
+
+
+async def test_a_plain_nats_py_context_is_told_to_pass_the_server() -> None:
+    """view() needs the server's address; a plain nats-py context gets a one-line way out."""
+    import nats.aio.client
+    import pytest
+
+    from edalab import NotAnEdalabJetStream
+    from edalab.course import view
+
+    with pytest.raises(NotAnEdalabJetStream, match="server='nats://host:port'"):
+        await view(nats.aio.client.Client().jetstream(), "ORDERS")

@@ -67,7 +67,8 @@ from nats.aio.msg import Msg
 from nats.js.api import ConsumerInfo, StreamInfo
 from nats.js.client import JetStreamContext
 
-from .._nats import connection_of, stream_deleted
+from .._errors import NotAnEdalabJetStream
+from .._nats import JetStream, connection_of, stream_deleted
 
 __all__ = ["Advisory", "ConsumerState", "StreamSnapshot", "View", "view"]
 
@@ -620,6 +621,12 @@ def _widget(state: StreamSnapshot) -> Any:
 
 async def _own_connection(js: JetStreamContext, server: str | None) -> NATS:
     if server is None:
+        if not isinstance(js, JetStream):
+            raise NotAnEdalabJetStream(
+                "view() connects on its own to the server your `js` talks to, and a plain "
+                "nats-py context does not say which: connect with edalab.connect() and use "
+                "nc.jetstream(), or pass server='nats://host:port'"
+            )
         url = connection_of(js).connected_url
         if url is None:
             raise nats.errors.ConnectionClosedError
