@@ -466,7 +466,11 @@ class View:
             subject = f"$JS.EVENT.ADVISORY.CONSUMER.{kind}.{self.stream}.*"
             await self._nc.subscribe(subject, cb=self._heard)
         for _ in range(10):  # the first picture is a real one, even on a busy machine
-            if (await self.refresh()).status != UNAVAILABLE:
+            try:
+                if (await self.refresh()).status != UNAVAILABLE:
+                    break
+            except Exception as err:  # shown on the picture, never a traceback
+                self.state = replace(self.state, status=f"error: {type(err).__name__}")
                 break
         self._widget = _widget(self.state)
         self._shown = self.state
@@ -635,18 +639,24 @@ async def _own_connection(js: JetStreamContext, server: str | None) -> NATS:
     async def quiet(*_: Any) -> None:
         """Disconnections show on the picture, not as log lines in the notebook."""
 
-    return await nats.connect(
-        server,
-        name="edalab view",
-        allow_reconnect=True,
-        max_reconnect_attempts=-1,
-        reconnect_time_wait=0.25,
-        connect_timeout=5,
-        error_cb=quiet,
-        disconnected_cb=quiet,
-        reconnected_cb=quiet,
-        closed_cb=quiet,
-    )
+    for attempt in range(3):  # a busy machine can miss one connect timeout
+        try:
+            return await nats.connect(
+                server,
+                name="edalab view",
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.25,
+                connect_timeout=5,
+                error_cb=quiet,
+                disconnected_cb=quiet,
+                reconnected_cb=quiet,
+                closed_cb=quiet,
+            )
+        except (nats.errors.Error, OSError, TimeoutError):
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 async def view(
