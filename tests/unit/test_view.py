@@ -184,3 +184,17 @@ async def test_a_plain_nats_py_context_is_told_to_pass_the_server() -> None:
 
     with pytest.raises(NotAnEdalabJetStream, match="server='nats://host:port'"):
         await view(nats.aio.client.Client().jetstream(), "ORDERS")
+
+
+def test_the_pictures_style_cannot_restyle_the_page_it_is_inlined_in() -> None:
+    """Inlined by the live widget, the SVG's classes are ev-* and its rules scoped to it."""
+    import re
+
+    svg = StreamSnapshot("ORDERS", first_seq=1, last_seq=2, messages=2,
+                         consumers=(ConsumerState("w", delivered=2),)).svg()  # fmt: skip
+    classes = re.findall(r'class="([^"]+)"', svg)
+    assert classes[0] == "edalab-view-picture"
+    assert all(c.startswith("ev-") for c in classes[1:]), classes
+    style = re.search(r"<style>(.*)</style>", svg).group(1)  # type: ignore[union-attr]
+    rules = [r for r in re.split(r"(?<=\})\s*", style) if r]
+    assert all(r.startswith(".edalab-view-picture .ev-") for r in rules), rules

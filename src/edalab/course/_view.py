@@ -52,6 +52,7 @@ import asyncio
 import contextlib
 import html
 import json
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -326,8 +327,10 @@ class _Drawing:
             f'viewBox="0 0 {self.W} {height}" font-family="sans-serif" font-size="11" '
             f'class="edalab-view-picture">'
             f"<style>{_STYLE}</style>"
-            f'<rect class="bg" x="0" y="0" width="{self.W}" height="{height}"/>'
-            + "".join(self.parts)
+            f'<rect class="ev-bg" x="0" y="0" width="{self.W}" height="{height}"/>'
+            # Every class is ev-*, and the style is scoped to the picture: inlined in the
+            # page (the live widget), it must not restyle JupyterLab's own elements.
+            + re.sub(r'class="(\w+)"', r'class="ev-\1"', "".join(self.parts))
             + "</svg>"
         )
 
@@ -409,14 +412,17 @@ class _Drawing:
         self.text(x + 404, y, "gone (removed or deleted)", "dim")
 
 
-_STYLE = (
-    ".bg{fill:#fff}.title{font-weight:bold;font-size:13px}.dim{fill:#888}"
-    ".ok{fill:#1a7f37}.bad{fill:#c62828;font-weight:bold}.name{font-weight:bold}"
-    ".seq{fill:#555;font-size:9px}.small{fill:#666;font-size:9px}.adv{fill:#333}"
-    ".msg{fill:#cfe3ff;stroke:#3b73b9}.gone{fill:#e3e3e3;stroke:#bbb}.none{fill:none;stroke:#eee}"
-    ".flight{fill:#ffb74d;opacity:.75}.floor{stroke:#1a7f37;stroke-width:3}"
-    ".delivered{fill:#3b73b9}"
-)
+_STYLE = " ".join(
+    f".edalab-view-picture .ev-{rule}"
+    for rule in [
+        "bg{fill:#fff}", "title{font-weight:bold;font-size:13px}", "dim{fill:#888}",
+        "ok{fill:#1a7f37}", "bad{fill:#c62828;font-weight:bold}", "name{font-weight:bold}",
+        "seq{fill:#555;font-size:9px}", "small{fill:#666;font-size:9px}", "adv{fill:#333}",
+        "msg{fill:#cfe3ff;stroke:#3b73b9}", "gone{fill:#e3e3e3;stroke:#bbb}",
+        "none{fill:none;stroke:#eee}", "flight{fill:#ffb74d;opacity:.75}",
+        "floor{stroke:#1a7f37;stroke-width:3}", "delivered{fill:#3b73b9}",
+    ]
+)  # fmt: skip
 
 
 class Picture:
