@@ -91,8 +91,9 @@ waits.table(expected=[1])
 # `msg.ack()` only sends the ack. `ack_sync()` also waits until the server confirms it
 # (the *double ack*), so the picture below is sure to include it. `board.snapshot()`
 # looks now and keeps this moment as a still picture: the ack floor has caught up with
-# the delivered position, nothing is in flight, and the view counted one redelivery
-# (four deliveries for three messages).
+# the delivered position and nothing is in flight. `num_redelivered` is back to 0 (it
+# counts unacknowledged messages only), but the deliveries, 4 for three messages, still
+# say that one went out twice.
 
 # %%
 await again.ack_sync()

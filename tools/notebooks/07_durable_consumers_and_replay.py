@@ -139,7 +139,7 @@ mailer = await js.pull_subscribe_bind("mailer", "USERS")
 
 # %% [markdown]
 # The picture now: the ack floor the durable kept through the restart (4), and the two
-# messages it has just delivered again, in flight until acknowledged.
+# messages it has just delivered, in flight until acknowledged.
 
 # %%
 await board.snapshot()
