@@ -60,6 +60,10 @@ from edalab.course._checkers import ex20 as checker_20
 # (tests/notebooks/test_notebook_subjects.py).
 from edalab.course._lesson import _claim as stream_claim
 
+# The live views open in this kernel: re-running a view's cell must leave one per stream,
+# and nothing shows that but the registry itself (tests/server/test_view.py).
+from edalab.course._view import open_views
+
 __all__ = [
     "FAST_INGEST_SINCE",
     "PriorityPull",
@@ -69,6 +73,7 @@ __all__ = [
     "explain",
     "local_servers",
     "mask_url",
+    "open_views",
     "pin_id_of",
     "probe",
     "read_cluster_state",

@@ -155,6 +155,7 @@ def lesson_notebook(x: Lesson) -> dict[str, Any]:
         ],
     }
     nb["cells"].insert(1, launch)
+    nb["metadata"].pop("widgets", None)
     for cell in nb["cells"]:
         tags = cell.get("metadata", {}).get("tags", [])
         if "solution" in tags:
@@ -163,6 +164,9 @@ def lesson_notebook(x: Lesson) -> dict[str, Any]:
             data = output.get("data", {})
             if "text/html" in data:  # IPython's Code also offers LaTeX; HTML is what a page
                 data.pop("text/latex", None)  # shows, and LaTeX would pull MathJax off a CDN
+            # A live widget (edalab.course.view) needs a kernel, and MyST-NB would load the
+            # widget manager from a CDN: the page shows the output's static SVG instead.
+            data.pop("application/vnd.jupyter.widget-view+json", None)
     return nb
 
 

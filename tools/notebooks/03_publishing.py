@@ -61,6 +61,17 @@ ack = await js.publish("order.placed", event.to_json())
 ack.stream, ack.seq
 
 # %% [markdown]
+# Keep a picture of the stream in sight while you publish: `view` draws its messages by
+# sequence number and redraws itself while the next cells run (at most four times a
+# second, only when something changed).
+
+# %%
+from edalab.course import view
+
+board = await view(js, "ORDERS")
+board
+
+# %% [markdown]
 # ## Re-running stream setup
 #
 # `js.add_stream` with the *same* configuration succeeds again (nothing changes), but
@@ -125,6 +136,13 @@ again.seq, again.duplicate
 # %%
 stored = await js.get_msg("ORDERS", again.seq)
 (await js.stream_info("ORDERS")).state.messages, stored.headers["Nats-Msg-Id"]
+
+# %% [markdown]
+# On the picture (`board.snapshot()` keeps this moment): three publishes, two messages;
+# the duplicate took no sequence number.
+
+# %%
+await board.snapshot()
 
 # %%
 (await js.stream_info("ORDERS")).config.duplicate_window

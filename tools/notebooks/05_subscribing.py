@@ -370,7 +370,6 @@ for delivery in fetched[:2]:
 
 # %%
 from edalab import wait_for
-from edalab.course import consumer_table
 from edalab.course.charts.stream import stream_chart
 
 names = ["shipping-raw", "shipments", "packer", "invoicing", "slow"]
@@ -384,10 +383,16 @@ async def acks_landed():
 await wait_for(acks_landed, timeout=5, what="the acks sent above to reach the server")
 
 # %% [markdown]
-# Then read the positions and draw them:
+# Then read the positions. `view` draws them on the stream, one row per consumer: ▼ where
+# it has delivered up to, | its ack floor, in orange what it has in flight (delivered,
+# not yet acknowledged), and its counts. The picture stays live: it redraws itself while
+# later cells run (at most four times a second, only when something changed).
 
 # %%
-await consumer_table(js, "ORDERS", *names)
+from edalab.course import view
+
+board = await view(js, "ORDERS", consumers=names)
+board
 
 # %%
 await stream_chart(js, "ORDERS", *names)

@@ -53,10 +53,17 @@ first = waits.record((await sub.fetch(1, timeout=2))[0])
 first.metadata.sequence.stream, first.metadata.num_delivered
 
 # %% [markdown]
-# The consumer's state: one message waiting for its ack, two not yet delivered.
+# The consumer's state, as a live picture of the stream: `view` draws the stream's messages
+# (sequence numbers), each consumer's delivered position (▼) and ack floor (|), and the
+# messages *in flight* between them: delivered, not yet acknowledged. It redraws itself
+# while the next cells run (at most four times a second, only when something changed),
+# so keep it in sight as you run them. Here: one message in flight, two not yet delivered.
 
 # %%
-await consumer_table(js, "TASKS", "manual")
+from edalab.course import view
+
+board = await view(js, "TASKS")
+board
 
 # %% [markdown]
 # We handle the other two properly...
@@ -82,11 +89,15 @@ waits.table(expected=[1])
 
 # %% [markdown]
 # `msg.ack()` only sends the ack. `ack_sync()` also waits until the server confirms it
-# (the *double ack*), so the table below is sure to include it:
+# (the *double ack*), so the picture below is sure to include it. `board.snapshot()`
+# looks now and keeps this moment as a still picture: the ack floor has caught up with
+# the delivered position and nothing is in flight. `num_redelivered` is back to 0 (it
+# counts unacknowledged messages only), but the deliveries, 4 for three messages, still
+# say that one went out twice.
 
 # %%
 await again.ack_sync()
-await consumer_table(js, "TASKS", "manual")
+await board.snapshot()
 
 # %% [markdown]
 # ## `nak`: redeliver now, or after a delay
@@ -172,8 +183,17 @@ deliveries
 
 # %% [markdown]
 # (nats-py raises its own `nats.errors.TimeoutError`, a subclass of the built-in
-# `TimeoutError`, when a fetch gets nothing.) Notebook 11 catches the server's
-# advisory for such messages into a dead-letter stream.
+# `TimeoutError`, when a fetch gets nothing.) The server announces both endings on
+# advisory subjects, which the view listens to: `picky`'s `term`
+# (`$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.TASKS.picky`) and the poison message that
+# reached `max_deliver` (`...CONSUMER.MAX_DELIVERIES.TASKS.bounded`). The server sends
+# the latter when it would deliver a fourth time, here for the fetch that came back empty.
+
+# %%
+await board.snapshot()
+
+# %% [markdown]
+# Notebook 11 catches those advisories into a dead-letter stream.
 #
 # ## `backoff`: growing delays when the ack timer runs out
 #

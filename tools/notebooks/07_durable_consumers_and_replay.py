@@ -93,6 +93,18 @@ for msg in await mailer.fetch(3, timeout=2):
 (await js.consumer_info("USERS", "mailer")).ack_floor.stream_seq
 
 # %% [markdown]
+# Keep `mailer` in sight for the rest of the lesson: `view` draws the stream's messages,
+# where the durable has delivered up to (▼) and its ack floor (|), and redraws itself
+# while the next cells run. It has a connection of its own, so it carries on when we
+# close ours, and says "server unavailable, retrying" while the server is down.
+
+# %%
+from edalab.course import view
+
+board = await view(js, "USERS", consumers=["mailer"])
+board
+
+# %% [markdown]
 # ## Resume after the client goes away
 #
 # Close the connection entirely, connect again, bind to the same durable: it carries on
@@ -124,6 +136,13 @@ js = nc.jetstream()
 # %%
 mailer = await js.pull_subscribe_bind("mailer", "USERS")
 [m.metadata.sequence.stream for m in await mailer.fetch(10, timeout=1)]
+
+# %% [markdown]
+# The picture now: the ack floor the durable kept through the restart (4), and the two
+# messages it has just delivered, in flight until acknowledged.
+
+# %%
+await board.snapshot()
 
 # %% [markdown]
 # Sequences 5 and 6 were never acknowledged before the restart, so they come now.

@@ -95,6 +95,18 @@ async def record(event):
 
 
 # %% [markdown]
+# Before the consumers run, open a live picture of the stream: each consumer's position,
+# what it has in flight, and the last advisories the server publishes for `PAYMENTS`
+# (max deliveries, terminated, consumer deleted). It redraws itself while the next cells
+# run, at most four times a second.
+
+# %%
+from edalab.course import view
+
+board = await view(js, "PAYMENTS")
+board
+
+# %% [markdown]
 # `payments` may try each message three times (`max_deliver=3`); it pulls one message
 # at a time and retries at once, so the order of events is the same on every run.
 
@@ -133,6 +145,14 @@ json.loads((await maxed.next_msg(timeout=5)).data)
 # %%
 await audit.run(record, timeout=0.5)
 sorted(handled["payments"]), sorted(handled["audit"])
+
+# %% [markdown]
+# On the picture: both consumers have delivered every message, but `payments`' ack floor
+# stays at 3, since the zero-cents payment at sequence 4 was never acknowledged; the
+# advisories that made the dead letters are listed, newest last.
+
+# %%
+await board.snapshot()
 
 # %% [markdown]
 # ## DeadLetters: the advisories, kept

@@ -277,8 +277,6 @@ balances
 # A worker that asks for ten gets five; until it acknowledges some, it gets nothing more:
 
 # %%
-from edalab.course import consumer_table
-
 await fresh_stream(js, "CLICKS", ["click"])
 for i in range(20):
     await js.publish("click", str(i).encode())
@@ -286,15 +284,30 @@ slow = await js.pull_subscribe(
     "click", durable="dashboard", config=ConsumerConfig(max_ack_pending=5)
 )
 held = await slow.fetch(10, timeout=5)
-len(held), await consumer_table(js, "CLICKS", "dashboard")
+len(held)
+
+# %% [markdown]
+# On a live picture of the stream: five messages in flight (delivered, not acknowledged),
+# fifteen pending behind them. The view redraws itself while the next cells run (at most
+# four times a second): during the fetch below, `num_waiting` shows the pull request the
+# server holds without answering.
+
+# %%
+from edalab.course import view
+
+board = await view(js, "CLICKS")
+board
 
 # %% tags=["raises-exception"]
 await slow.fetch(1, timeout=1)
 
+# %% [markdown]
+# Acknowledging the five moves the ack floor up to the delivered position: room for five more.
+
 # %%
 for msg in held:
     await msg.ack_sync()
-await consumer_table(js, "CLICKS", "dashboard")
+await board.snapshot()
 
 # %% [markdown]
 # ## Lag, watched live
@@ -304,7 +317,9 @@ await consumer_table(js, "CLICKS", "dashboard")
 # **advisory** for that nak (the server publishes it as it processes the nak). From step
 # 15 a second worker joins the same consumer and acknowledges up to 4 a step, while the
 # producer goes on publishing. After each step we read the consumer's figures from the
-# server.
+# server. Keep the live picture above in sight while the loop runs: the stream starts
+# again (`fresh_stream`), messages pile up behind the delivered position, and
+# `num_pending` turns down once the second worker joins.
 
 
 # %%

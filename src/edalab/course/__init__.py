@@ -37,14 +37,19 @@ from ._lesson import (
     state_change,
     stream_table,
 )
+from ._view import Advisory, ConsumerState, StreamSnapshot, View, view
 
 __all__ = [
     "LESSONS",
+    "Advisory",
     "CheckResult",
+    "ConsumerState",
     "Hint",
     "Lesson",
     "StreamInUse",
+    "StreamSnapshot",
     "Table",
+    "View",
     "check",
     "consumer_table",
     "course_map",
@@ -57,4 +62,5 @@ __all__ = [
     "short_errors",
     "state_change",
     "stream_table",
+    "view",
 ]
