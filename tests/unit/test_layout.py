@@ -21,3 +21,10 @@ def test_each_test_file_is_in_a_folder_named_by_a_registered_marker() -> None:
 def test_a_test_carries_its_folders_marker(request: pytest.FixtureRequest) -> None:
     assert request.node.get_closest_marker("unit") is not None
     assert request.node.get_closest_marker("server") is None
+
+
+def test_no_two_test_files_share_a_name() -> None:
+    """The folders have no __init__.py: pytest imports each test file by its bare name, and a
+    second file of the same name in another folder fails to import in the same run."""
+    names = [p.name for p in TESTS.glob("*/test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
