@@ -370,6 +370,14 @@ class IdempotencyGuard:
         *,
         result: Callable[[bytes], Any] | None = None,
     ) -> None:
+        if not isinstance(bucket, _idempotency.ProcessedIds | str):
+            # Caught here, not per message: a guard that cannot record would fail every
+            # delivery, and Failures would retry each one until max_deliver.
+            raise TypeError(
+                f"IdempotencyGuard records in a ProcessedIds (or a bucket name with the "
+                f"broker), not a {type(bucket).__name__}: pass ProcessedIds(kv) or "
+                f"await ProcessedIds.open(js, name)"
+            )
         if isinstance(bucket, str) and broker is None:
             raise ValueError("a bucket name needs the broker whose connection opens it")
         self._ids = bucket if isinstance(bucket, _idempotency.ProcessedIds) else None
