@@ -31,8 +31,9 @@ A service::
     from faststream.nats import JStream, NatsBroker, PullSub
     from edalab.faststream import EventDecoder, EventPublishing, Failures, IdempotencyGuard
 
-    broker = NatsBroker(url, middlewares=[EventPublishing(), Failures(), charges])
-    charges = IdempotencyGuard("charges", broker)   # listed last: the innermost
+    broker = NatsBroker(url, middlewares=[EventPublishing(), Failures()])
+    charges = IdempotencyGuard("charges", broker)
+    broker.add_middleware(charges)   # appended: the innermost, inside Failures
 
     @broker.subscriber("shop.order.placed", stream=JStream("SHOP", declare=False),
                        durable="shop-payments", pull_sub=PullSub(),
@@ -345,15 +346,25 @@ class IdempotencyGuard:
     The handler's *result* is its effect: the guard records it under the event id with
     :meth:`~edalab.ProcessedIds.record` (key-value ``create``: the server refuses a
     second one), so exactly one result per event is ever recorded, across redeliveries,
-    restarts and workers. A delivery whose event has a recorded result skips the
-    handler and returns that result again (an ``Event`` result is re-published with
-    its own id: the stream drops the copy; ``None`` stays ``None``; anything else comes
-    back as the recorded bytes). ``applied`` and ``repeats`` count both.
+    restarts and workers (while the key lives: a bucket ``ttl`` forgets it). A delivery
+    whose event has a recorded result skips the handler and returns that result again
+    (an ``Event`` result is re-published with its own id: the stream drops the copy
+    within its duplicate window; ``None`` stays ``None``; anything else comes back as
+    the recorded bytes). ``applied`` and ``repeats`` count both.
 
-    Keep the handler's other side effects out, or give them the event id as their
-    idempotency key: a crash between the handler and the record runs it again (at
-    least once, notebook ``10_idempotency``). List the guard *after* :class:`Failures`
-    (inner), so an undecodable message is terminated, not recorded.
+    Only the result is atomic with the mark. The handler itself runs before the record:
+    a crash between the two, or two workers holding the same message at once (its
+    ``ack_wait`` expired), runs it again, and only one of the results is recorded (the
+    other worker returns that one). So keep the handler's other side effects out, or
+    give them the event id as their idempotency key (at least once, notebook
+    ``10_idempotency``). A repeat returns the recorded *bytes* (an ``Event`` and ``None``
+    excepted): a ``str`` or model result comes back as its encoding.
+
+    List the guard *after* :class:`Failures` (inner): what the guard raises (an
+    undecodable body, a message with no event id, a key-value error) then reaches
+    ``Failures``, and an undecodable message is terminated at once; listed before it,
+    those errors go to FastStream's ``ack_policy`` (``NACK_ON_ERROR``: retried until
+    ``max_deliver``; its default ``REJECT_ON_ERROR``: terminated with no reason).
 
     ``bucket`` is a :class:`~edalab.ProcessedIds`, or a bucket name opened on first use
     through ``broker``'s connection (created if missing).
