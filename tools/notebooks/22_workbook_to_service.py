@@ -55,8 +55,8 @@ await shop.start(["orders", "analytics"])  # payments and emails run as FastStre
 # | `edalab.testing` fixtures (a real server) | `TestNatsBroker(broker, with_real=True)` | both together: tests/server/test_faststream.py |
 #
 # FastStream's default for a JetStream subscriber (when neither it nor the broker sets
-# `ack_policy`) deserves a look: an exception in a handler *terminates* the message. A timeout of a payment provider would throw the
-# order away, with no reason given:
+# `ack_policy`) deserves a look: an exception in a handler *terminates* the message. A
+# timeout of a payment provider would throw the order away, with no reason given:
 
 # %%
 from faststream.nats import JStream, NatsBroker, PullSub
@@ -252,6 +252,7 @@ charges = await js.key_value("shop-charges")
 # call to a card provider, an HTTP request) happens before the record: a crash between
 # the two, or two workers holding the same message at once, runs it again. Give such a
 # call the event id as its idempotency key, so the other system drops the repeat.
+# The `SHOP` stream's window, in seconds:
 
 # %%
 (await js.stream_info("SHOP")).config.duplicate_window

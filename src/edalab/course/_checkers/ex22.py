@@ -250,8 +250,9 @@ def _verdict(run: _Run, letters: list[DeadLetter], unrecorded: list[str]) -> str
         "IdempotencyGuard(charges), with the charges passed to middlewares(charges)",
     )
     return (
-        "ok and busy charged once each across a redelivery, busy retried after its "
-        "transient failure, poison terminated at once and captured as a dead letter"
+        "ok and busy charged once each (in charges) across a redelivery, busy retried after "
+        "its transient failure, poison and garbled terminated at once and captured as dead "
+        "letters"
     )
 
 
