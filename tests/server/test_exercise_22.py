@@ -73,7 +73,10 @@ async def test_the_solution_passes(js) -> None:
 async def test_an_own_middleware_with_the_guard_passes(js) -> None:
     """A BaseMiddleware of the learner's own (nak transient, reject permanent) passes too."""
     result = await check(
-        "22", js, middlewares=lambda c: (OwnFailures, IdempotencyGuard(c)), report=False
+        "22",
+        js,
+        middlewares=lambda c: (EventPublishing(), OwnFailures, IdempotencyGuard(c)),
+        report=False,
     )
     assert result.passed, result.message
 
@@ -186,3 +189,12 @@ async def test_classes_instead_of_instances_say_call_them(js) -> None:
         report=False,
     )
     assert not result.passed and "Failures()" in result.message
+
+
+async def test_without_event_publishing_the_resent_payments_are_stored_twice(js) -> None:
+    """Guard and Failures but no EventPublishing: the guard's re-sent payments have no id."""
+    result = await check(
+        "22", js, middlewares=lambda c: [Failures(delay=0.1), IdempotencyGuard(c)], report=False
+    )
+    assert not result.passed
+    assert "4 payment events" in result.message and "EventPublishing()" in result.message

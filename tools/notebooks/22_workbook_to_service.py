@@ -284,9 +284,9 @@ await shop.stop()
 # broker with your list, runs a payments handler of its own on four orders (one fine,
 # one whose first try fails with `TransientError`, one that fails with `PermanentError`,
 # one whose body is no event at all), then resets the consumer so every order is
-# delivered again. It passes when each good order is charged once, in `charges`, the
-# transient one after a retry, and the two poison orders are terminated at once and
-# captured as dead letters.
+# delivered again. It passes when each good order is charged once, in `charges`, and its
+# payment event stored once, the transient one after a retry, and the two poison orders
+# are terminated at once and captured as dead letters.
 
 # %%
 middlewares = None  # your answer, in the next cell, replaces this

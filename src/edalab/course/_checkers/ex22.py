@@ -13,7 +13,10 @@ broker with it, on the learner's server, and runs a payments handler of its own:
   retried until ``max_deliver``);
 - order ``garbled`` is no event at all (its body is not JSON): terminated at once too,
   which needs the guard *inside* ``Failures`` (the guard decodes to find the event id);
-- the charges are recorded in the bucket passed to ``middlewares`` (not another one).
+- the charges are recorded in the bucket passed to ``middlewares`` (not another one);
+- each charge's payment event is stored once: after the reset the guard sends the
+  recorded payment again, and ``EventPublishing``'s ``Nats-Msg-Id`` lets the stream
+  drop it.
 
 FastStream is imported when the check runs (the library works without it).
 """
@@ -46,6 +49,7 @@ from ._core import _NotYet, _require
 
 STREAM = "CHECK22"
 SUBJECT = "check22.order.placed"
+PAID = "check22.payment.captured"
 DURABLE = "check22-payments"
 BUCKET = "check22-charges"
 _MAX_DELIVER = 3
@@ -68,8 +72,9 @@ class _Run:
     def __init__(self) -> None:
         self.charged: Counter[str] = Counter()
         self.deliveries: Counter[str] = Counter()
+        self.payments = 0  # payment events the stream holds at the end
 
-    async def pay(self, event: Event) -> bytes:
+    async def pay(self, event: Event) -> Event:
         order = str(event.data["order_id"])
         self.deliveries[order] += 1
         if order == "busy" and self.deliveries[order] == 1:
@@ -77,7 +82,7 @@ class _Run:
         if order == "poison":
             raise PermanentError("an order of no goods")
         self.charged[order] += 1
-        return f"charged {order}".encode()
+        return Event.create(PAID, {"order_id": order}, id=f"check22-paid-{order}")
 
 
 async def _serve(js: JetStreamContext, url: str, stack: list[Any], run: _Run) -> None:
@@ -97,7 +102,7 @@ async def _serve(js: JetStreamContext, url: str, stack: list[Any], run: _Run) ->
         pull_sub=PullSub(batch_size=10, timeout=0.2),
         decoder=EventDecoder(),
         ack_policy=AckPolicy.NACK_ON_ERROR,
-    )(run.pay)
+    )(broker.publisher(PAID, stream=STREAM)(run.pay))
 
     async def quiet() -> bool:
         info = await js.consumer_info(STREAM, DURABLE)
@@ -131,8 +136,8 @@ def _stack(middlewares: Any, charges: ProcessedIds) -> list[Any]:
     uncalled = [m.__name__ for m in stack if m in (EventPublishing, Failures, IdempotencyGuard)]
     _require(
         not uncalled,
-        f"the list holds the class{'es' if len(uncalled) > 1 else ''} {', '.join(uncalled)} "
-        f"itself; expected instances: write {', '.join(f'{n}()' for n in uncalled)} "
+        f"the list holds {', '.join(uncalled)} as class{'es' if len(uncalled) > 1 else ''}, "
+        f"not instances: write {', '.join(f'{n}()' for n in uncalled)} "
         "(with the parentheses and their arguments, e.g. Failures(delay=0.1))",
     )
     return list(stack)
@@ -179,6 +184,8 @@ async def checker(js: JetStreamContext, middlewares: Any = None) -> str:
         await js.delete_consumer(STREAM, DURABLE)  # redeployed with its consumer reset
         await _serve(js, url, stack, run)
         letters = await _letters(dead, expect=2)
+        info = await js.stream_info(STREAM, subjects_filter=PAID)
+        run.payments = (info.state.subjects or {}).get(PAID, 0)
     finally:
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await js.delete_stream(STREAM)
@@ -244,13 +251,20 @@ def _verdict(run: _Run, letters: list[DeadLetter], unrecorded: list[str]) -> str
         "holds an earlier run's records. Use IdempotencyGuard(charges), the bucket passed in",
     )
     _require(
+        run.payments == 2,
+        f"the stream holds {run.payments} payment events for the 2 orders charged; expected "
+        "2: after the reset the guard sends each recorded payment again, and only its "
+        "Nats-Msg-Id lets the stream drop the copy. Add EventPublishing() to the list",
+    )
+    _require(
         not unrecorded,
         f"no charge recorded in the charges bucket ({BUCKET}) for {', '.join(unrecorded)}, "
         "though each was charged once: the guard records somewhere else. Expected "
         "IdempotencyGuard(charges), with the charges passed to middlewares(charges)",
     )
     return (
-        "ok and busy charged once each (in charges) across a redelivery, busy retried after "
+        "ok and busy charged once each (in charges) and paid once across a redelivery, busy "
+        "retried after "
         "its transient failure, poison and garbled terminated at once and captured as dead "
         "letters"
     )
