@@ -52,7 +52,7 @@ from typing import Any
 
 try:
     from faststream import BaseMiddleware, ContextRepo, StreamMessage
-    from faststream.exceptions import HandlerException, NackMessage, RejectMessage
+    from faststream.exceptions import AckMessage, HandlerException, NackMessage, RejectMessage
     from faststream.nats import JStream, NatsBroker
 except ImportError as err:  # pragma: no cover - the packaging test runs without it
     raise ImportError(
@@ -262,6 +262,11 @@ class _Failures(BaseMiddleware):
             raw = msg.raw_message
             if isinstance(raw, Msg) and raw.reply:
                 await _nats.term_delivered(raw, reason or _reasons.Reason.REJECTED.text(repr(err)))
+                # Terminated, with the reason. FastStream's reject would send a second
+                # +TERM (and the server a second advisory, without the reason): its ack
+                # sends an +ACK instead, which the server ignores for a message no longer
+                # pending.
+                raise AckMessage() from err
             raise RejectMessage() from err
 
 
