@@ -475,15 +475,19 @@ async def term(nc: NATS, msg: Msg, reason: str) -> None:
 
 
 async def term_delivered(msg: Msg, reason: str) -> None:
-    """Terminate ``msg`` with ``reason`` on the connection it came on, and mark it settled.
+    """Terminate ``msg`` with ``reason``, on the connection it came on (``msg.respond``).
 
-    For a framework that holds only the message (FastStream's ``NatsMessage`` wraps it):
-    after this, nats-py's own ``ack``/``nak``/``term`` on ``msg`` (which the framework's
-    acknowledgement step calls) send nothing more, so the server sees one ``+TERM``, with
-    the reason in its ``MSG_TERMINATED`` advisory.
+    For a framework that holds only the message (FastStream's ``NatsMessage`` wraps it).
+    The ``+TERM`` goes out on the message's own connection, so it reaches the server before
+    anything the framework sends on that message afterwards. The caller must then keep the
+    framework from terminating it again (a second ``+TERM`` makes the server send a second
+    ``MSG_TERMINATED`` advisory, without the reason); an ``+ACK`` of a message no longer
+    pending changes nothing on an explicit-ack consumer.
     """
-    await term(msg._client, msg, reason)
-    msg._ackd = True
+    if not msg.reply:
+        raise nats.errors.Error("not a JetStream message: it has no reply subject")
+    clean = " ".join(reason.split())[:512]  # one line: the advisory quotes it as is
+    await msg.respond(b"+TERM " + clean.encode())
 
 
 async def stream_deleted(nc: NATS, stream: str, prefix: str = DEFAULT_PREFIX) -> list[int]:

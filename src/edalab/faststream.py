@@ -31,8 +31,9 @@ A service::
     from faststream.nats import JStream, NatsBroker, PullSub
     from edalab.faststream import EventDecoder, EventPublishing, Failures, IdempotencyGuard
 
-    broker = NatsBroker(url, middlewares=[EventPublishing(), Failures(), charges])
-    charges = IdempotencyGuard("charges", broker)   # listed last: the innermost
+    broker = NatsBroker(url, middlewares=[EventPublishing(), Failures()])
+    charges = IdempotencyGuard("charges", broker)
+    broker.add_middleware(charges)   # appended: the innermost, inside Failures
 
     @broker.subscriber("shop.order.placed", stream=JStream("SHOP", declare=False),
                        durable="shop-payments", pull_sub=PullSub(),
@@ -51,7 +52,7 @@ from typing import Any
 
 try:
     from faststream import BaseMiddleware, ContextRepo, StreamMessage
-    from faststream.exceptions import HandlerException, NackMessage, RejectMessage
+    from faststream.exceptions import AckMessage, HandlerException, NackMessage, RejectMessage
     from faststream.nats import JStream, NatsBroker
 except ImportError as err:  # pragma: no cover - the packaging test runs without it
     raise ImportError(
@@ -261,6 +262,11 @@ class _Failures(BaseMiddleware):
             raw = msg.raw_message
             if isinstance(raw, Msg) and raw.reply:
                 await _nats.term_delivered(raw, reason or _reasons.Reason.REJECTED.text(repr(err)))
+                # Terminated, with the reason. FastStream's reject would send a second
+                # +TERM (and the server a second advisory, without the reason): its ack
+                # sends an +ACK instead, which the server ignores for a message no longer
+                # pending.
+                raise AckMessage() from err
             raise RejectMessage() from err
 
 
@@ -345,15 +351,25 @@ class IdempotencyGuard:
     The handler's *result* is its effect: the guard records it under the event id with
     :meth:`~edalab.ProcessedIds.record` (key-value ``create``: the server refuses a
     second one), so exactly one result per event is ever recorded, across redeliveries,
-    restarts and workers. A delivery whose event has a recorded result skips the
-    handler and returns that result again (an ``Event`` result is re-published with
-    its own id: the stream drops the copy; ``None`` stays ``None``; anything else comes
-    back as the recorded bytes). ``applied`` and ``repeats`` count both.
+    restarts and workers (while the key lives: a bucket ``ttl`` forgets it). A delivery
+    whose event has a recorded result skips the handler and returns that result again
+    (an ``Event`` result is re-published with its own id: the stream drops the copy
+    within its duplicate window; ``None`` stays ``None``; anything else comes back as
+    the recorded bytes). ``applied`` and ``repeats`` count both.
 
-    Keep the handler's other side effects out, or give them the event id as their
-    idempotency key: a crash between the handler and the record runs it again (at
-    least once, notebook ``10_idempotency``). List the guard *after* :class:`Failures`
-    (inner), so an undecodable message is terminated, not recorded.
+    Only the result is atomic with the mark. The handler itself runs before the record:
+    a crash between the two, or two workers holding the same message at once (its
+    ``ack_wait`` expired), runs it again, and only one of the results is recorded (the
+    other worker returns that one). So keep the handler's other side effects out, or
+    give them the event id as their idempotency key (at least once, notebook
+    ``10_idempotency``). A repeat returns the recorded *bytes* (an ``Event`` and ``None``
+    excepted): a ``str`` or model result comes back as its encoding.
+
+    List the guard *after* :class:`Failures` (inner): what the guard raises (an
+    undecodable body, a message with no event id, a key-value error) then reaches
+    ``Failures``, and an undecodable message is terminated at once; listed before it,
+    those errors go to FastStream's ``ack_policy`` (``NACK_ON_ERROR``: retried until
+    ``max_deliver``; its default ``REJECT_ON_ERROR``: terminated with no reason).
 
     ``bucket`` is a :class:`~edalab.ProcessedIds`, or a bucket name opened on first use
     through ``broker``'s connection (created if missing).
@@ -370,6 +386,14 @@ class IdempotencyGuard:
         *,
         result: Callable[[bytes], Any] | None = None,
     ) -> None:
+        if not isinstance(bucket, _idempotency.ProcessedIds | str):
+            # Caught here, not per message: a guard that cannot record would fail every
+            # delivery, and Failures would retry each one until max_deliver.
+            raise TypeError(
+                f"IdempotencyGuard records in a ProcessedIds (or a bucket name with the "
+                f"broker), not a {type(bucket).__name__}: pass ProcessedIds(kv) or "
+                f"await ProcessedIds.open(js, name)"
+            )
         if isinstance(bucket, str) and broker is None:
             raise ValueError("a bucket name needs the broker whose connection opens it")
         self._ids = bucket if isinstance(bucket, _idempotency.ProcessedIds) else None

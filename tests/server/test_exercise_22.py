@@ -12,7 +12,7 @@ import pytest
 from faststream import BaseMiddleware
 from faststream.exceptions import NackMessage, RejectMessage
 
-from edalab import PermanentError, ProcessedIds, TransientError
+from edalab import EventError, PermanentError, ProcessedIds, TransientError
 from edalab.course._checkers import _core as exercises
 from edalab.course.exercises import check
 from edalab.faststream import EventPublishing, Failures, IdempotencyGuard
@@ -60,7 +60,7 @@ class OwnFailures(BaseMiddleware):
             return await call_next(msg)
         except TransientError as err:
             raise NackMessage(delay=err.delay or 0.1) from err
-        except PermanentError as err:
+        except (PermanentError, EventError) as err:  # a handler's refusal, an undecodable body
             raise RejectMessage() from err
 
 
@@ -73,7 +73,10 @@ async def test_the_solution_passes(js) -> None:
 async def test_an_own_middleware_with_the_guard_passes(js) -> None:
     """A BaseMiddleware of the learner's own (nak transient, reject permanent) passes too."""
     result = await check(
-        "22", js, middlewares=lambda c: (OwnFailures, IdempotencyGuard(c)), report=False
+        "22",
+        js,
+        middlewares=lambda c: (EventPublishing(), OwnFailures, IdempotencyGuard(c)),
+        report=False,
     )
     assert result.passed, result.message
 
@@ -121,3 +124,77 @@ async def test_not_a_list_says_what_to_return(js) -> None:
     """A function returning one middleware, not a list: the message shows the expected list."""
     result = await check("22", js, middlewares=lambda c: IdempotencyGuard(c), report=False)
     assert not result.passed and "expected a list" in result.message
+
+
+# -- wrong answers found in review --------------------------------------------------------
+
+
+async def test_the_guard_outside_failures_is_not_yet(js) -> None:
+    """The list reversed: what the guard raises (an undecodable order) escapes Failures."""
+    result = await check(
+        "22",
+        js,
+        middlewares=lambda c: [IdempotencyGuard(c), Failures(delay=0.1), EventPublishing()],
+        report=False,
+    )
+    assert not result.passed
+    assert "garbled order" in result.message and "after Failures" in result.message
+
+
+async def test_a_guard_on_another_bucket_is_not_yet(js) -> None:
+    """A guard recording in a bucket of the learner's own, not the charges passed in."""
+    other = await ProcessedIds.open(js, "check22-elsewhere", fresh=True)
+    result = await check(
+        "22",
+        js,
+        middlewares=lambda c: [EventPublishing(), Failures(delay=0.1), IdempotencyGuard(other)],
+        report=False,
+    )
+    await js.delete_key_value("check22-elsewhere")
+    assert not result.passed
+    assert "no charge recorded in the charges bucket" in result.message
+
+
+async def test_a_function_that_raises_says_what_it_raised(js) -> None:
+    """Failures(max_deliver=1) (no such argument): one line naming the error, no traceback."""
+    result = await check(
+        "22",
+        js,
+        middlewares=lambda c: [Failures(max_deliver=1), IdempotencyGuard(c)],  # type: ignore[call-arg]
+        report=False,
+    )
+    assert not result.passed
+    assert "middlewares(charges) raised TypeError" in result.message
+    assert "max_deliver" in result.message
+
+
+async def test_a_guard_on_the_key_value_says_use_the_processed_ids(js) -> None:
+    """The notebook's `charges` KeyValue handed to the guard: refused, with the fix."""
+    kv = await js.create_key_value(bucket="check22-kv")
+    try:
+        result = await check(
+            "22", js, middlewares=lambda c: [Failures(), IdempotencyGuard(kv)], report=False
+        )
+    finally:
+        await js.delete_key_value("check22-kv")
+    assert not result.passed and "ProcessedIds(kv)" in result.message
+
+
+async def test_classes_instead_of_instances_say_call_them(js) -> None:
+    """`[EventPublishing, Failures, ...]` without parentheses: the check says to call them."""
+    result = await check(
+        "22",
+        js,
+        middlewares=lambda c: [EventPublishing, Failures, IdempotencyGuard(c)],
+        report=False,
+    )
+    assert not result.passed and "Failures()" in result.message
+
+
+async def test_without_event_publishing_the_resent_payments_are_stored_twice(js) -> None:
+    """Guard and Failures but no EventPublishing: the guard's re-sent payments have no id."""
+    result = await check(
+        "22", js, middlewares=lambda c: [Failures(delay=0.1), IdempotencyGuard(c)], report=False
+    )
+    assert not result.passed
+    assert "4 payment events" in result.message and "EventPublishing()" in result.message

@@ -8,6 +8,7 @@ checks what the stream, the key-value bucket and the dead letters hold afterward
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -338,3 +339,36 @@ async def test_a_guarded_handler_returning_none_repeats_as_none(nats_url, js, st
     assert (guard.applied, guard.repeats) == (1, 1) and await ids.value("e-1") == b"null"
     echoed = [raw.data or b"" async for _, raw in stream_messages(js, stream_name)][1:]
     assert echoed == [b"", b""]  # FastStream publishes None as an empty body: both times
+
+
+async def test_a_permanent_failure_is_terminated_once_with_its_reason(
+    nc, js, nats_url, stream_name, token
+):
+    """One +TERM with edalab's reason: FastStream's own reject must not add a second one."""
+    await ensure_stream(js, stream_name, [f"{token}.>"])
+    seen: list[tuple[str, str]] = []
+    deleted = asyncio.Event()
+
+    async def on_advisory(msg: Any) -> None:
+        kind = msg.subject.split(".")[4]  # $JS.EVENT.ADVISORY.CONSUMER.<KIND>....
+        seen.append((kind, json.loads(msg.data).get("reason", "")))
+        if kind == "DELETED":
+            deleted.set()
+
+    sub = await nc.subscribe(f"$JS.EVENT.ADVISORY.CONSUMER.*.{stream_name}.>", cb=on_advisory)
+    broker = NatsBroker(nats_url, log_level=logging.DEBUG, middlewares=[Failures(delay=0.05)])
+
+    @_subscriber(broker, stream_name, f"{token}.placed", "svc", decoder=EventDecoder())
+    async def handle(event: Event) -> None:
+        raise PermanentError("free order: nothing to charge")
+
+    async with TestNatsBroker(broker, with_real=True) as br:
+        await br.publish(Event.create(f"{token}.placed", {}), f"{token}.placed", stream=stream_name)
+        await _quiet(js, stream_name, "svc")
+    # The server sends its advisories in order: once the consumer's DELETED advisory is
+    # here, any second MSG_TERMINATED advisory would have come before it.
+    await js.delete_consumer(stream_name, "svc")
+    await asyncio.wait_for(deleted.wait(), timeout=5)
+    await sub.unsubscribe()
+    terminated = [reason for kind, reason in seen if kind == "MSG_TERMINATED"]
+    assert terminated == [Reason.REJECTED.text("free order: nothing to charge")]

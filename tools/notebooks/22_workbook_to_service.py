@@ -51,12 +51,12 @@ await shop.start(["orders", "analytics"])  # payments and emails run as FastStre
 # | `EventConsumer.run`: ack, nak, term | `AckPolicy`; `NackMessage`, `RejectMessage`; default `REJECT_ON_ERROR` | `Failures` (a `consume_scope` middleware): `TransientError` → nak with a delay, `PermanentError` → `+TERM` with the reason |
 # | `DeadLetters`: advisories kept, replayed to one consumer | nothing | the same `DeadLetters`; `ReplayRoute` stacks the replay subscriber on the handler |
 # | `ProcessedIds.record`: effect and mark in one write | nothing | `IdempotencyGuard`: the handler's result recorded once per event id |
-# | `ensure_stream`: idempotent, reports changes | declares the stream at start; a differing one is updated to its config, with a warning | `JStream(..., declare=False)` and `ensure_stream` at start-up |
+# | `ensure_stream`: idempotent, reports changes | declares the stream at start; one that exists with another config is updated to FastStream's, the old subjects kept, with a warning | `JStream(..., declare=False)` and `ensure_stream` at start-up |
 # | `edalab.testing` fixtures (a real server) | `TestNatsBroker(broker, with_real=True)` | both together: tests/server/test_faststream.py |
 #
-# FastStream's default for a JetStream subscriber deserves a look: an exception in a
-# handler *terminates* the message. A timeout of a payment provider would throw the
-# order away, with no reason given:
+# FastStream's default for a JetStream subscriber (when neither it nor the broker sets
+# `ack_policy`) deserves a look: an exception in a handler *terminates* the message. A
+# timeout of a payment provider would throw the order away, with no reason given:
 
 # %%
 from faststream.nats import JStream, NatsBroker, PullSub
@@ -216,7 +216,8 @@ sorted(shop.paid_orders)
 # The payments app is redeployed with its consumer reset (deleted and created again by
 # the app), so every order in the stream is delivered to it once more. Its guard finds
 # each charge recorded in `shop-charges`, skips the handler, and sends the recorded
-# payment again, which the stream drops as a duplicate.
+# payment again, which the stream drops as a duplicate: its `Nats-Msg-Id` was seen within
+# the stream's duplicate window.
 
 # %%
 payments.stop()
@@ -226,8 +227,9 @@ await settle()
 (await js.consumer_info("SHOP", "shop-payments")).delivered.consumer_seq
 
 # %% [markdown]
-# All three orders were delivered again to the new consumer, and still: one payment per order in the stream, one charge per order in the
-# bucket, and the bucket's stream was written three times in all, once per charge:
+# All three orders were delivered again to the new consumer, and still: one payment per
+# order in the stream, one charge per order in the bucket, and the bucket's stream was
+# written three times in all, once per charge:
 
 # %%
 charges = await js.key_value("shop-charges")
@@ -240,6 +242,20 @@ charges = await js.key_value("shop-charges")
     len(await charges.keys()),
     (await js.stream_info("KV_shop-charges")).state.last_seq,
 ]
+
+# %% [markdown]
+# Two limits of what you just saw. The stream drops a copy only within its duplicate
+# window, two minutes unless the stream sets another: a redelivery after that sends the
+# recorded payment again and it is stored twice, and then it is the e-mail app's guard
+# (same event id) that keeps the customer from a second e-mail. And the guard makes one
+# thing atomic, the handler's *result* and its mark. Anything else the handler does (a
+# call to a card provider, an HTTP request) happens before the record: a crash between
+# the two, or two workers holding the same message at once, runs it again. Give such a
+# call the event id as its idempotency key, so the other system drops the repeat.
+# The `SHOP` stream's window, in seconds:
+
+# %%
+(await js.stream_info("SHOP")).config.duplicate_window
 
 # %%
 payments.stop()
@@ -255,8 +271,9 @@ await shop.stop()
 #   (a `publish_scope`), `EventDecoder` (a decoder), `Failures` and `IdempotencyGuard`
 #   (`consume_scope`s), `ReplayRoute` (a second subscriber on the same handler).
 # - The guard's effect is the handler's result, recorded with one atomic `create`: a
-#   redelivery, a duplicate that slipped past the dedup window, a second worker, each
-#   finds it recorded.
+#   redelivery or a duplicate that slipped past the dedup window finds it recorded, and
+#   of two workers running the same event at once only one record lands. Effects outside
+#   the result are not covered: pass them the event id as their idempotency key.
 # - A service is a process: start it with `faststream run module:app`, wait until its
 #   consumers pull, stop it with SIGTERM.
 #
@@ -264,11 +281,12 @@ await shop.stop()
 #
 # Write `middlewares(charges)`: the list of broker middlewares for a payments service,
 # given the `ProcessedIds` bucket its charges go to. The checker builds a FastStream
-# broker with your list, runs a payments handler of its own on three orders (one fine,
-# one whose first try fails with `TransientError`, one that fails with `PermanentError`),
-# then resets the consumer so every order is delivered again. It passes when each order
-# is charged once, the transient one after a retry, and the permanent one is terminated
-# at once and captured as a dead letter.
+# broker with your list, runs a payments handler of its own on four orders (one fine,
+# one whose first try fails with `TransientError`, one that fails with `PermanentError`,
+# one whose body is no event at all), then resets the consumer so every order is
+# delivered again. It passes when each good order is charged once, in `charges`, and its
+# payment event stored once, the transient one after a retry, and the two poison orders
+# are terminated at once and captured as dead letters.
 
 # %%
 middlewares = None  # your answer, in the next cell, replaces this

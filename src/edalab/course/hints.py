@@ -298,8 +298,9 @@ HINTS: dict[str, tuple[str, str, str]] = {
     "22": (
         "Three guarantees, three pieces: a redelivered order must find its charge already "
         "recorded, a transient failure must come back (a nak with a delay), a permanent one "
-        "must be terminated so the server's advisory makes it a dead letter. Catch nothing "
-        "yourself: let each error reach the piece that maps it.",
+        "must be terminated so the server's advisory makes it a dead letter, and so must a "
+        "body that is no event (the guard decodes it too: keep the guard inside Failures). "
+        "Catch nothing yourself: let each error reach the piece that maps it.",
         "`from edalab.faststream import EventPublishing, Failures, IdempotencyGuard`; "
         "`Failures(delay=...)` turns TransientError into NackMessage(delay=...) and "
         "PermanentError into a +TERM with its reason; `IdempotencyGuard(charges)` records "

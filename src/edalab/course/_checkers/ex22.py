@@ -10,7 +10,13 @@ broker with it, on the learner's server, and runs a payments handler of its own:
   redelivered (a nak, not a term) and charged once;
 - order ``poison`` fails with ``PermanentError``: it must be terminated at once, and
   the server's advisory must land in the dead letters (not acknowledged and lost, not
-  retried until ``max_deliver``).
+  retried until ``max_deliver``);
+- order ``garbled`` is no event at all (its body is not JSON): terminated at once too,
+  which needs the guard *inside* ``Failures`` (the guard decodes to find the event id);
+- the charges are recorded in the bucket passed to ``middlewares`` (not another one);
+- each charge's payment event is stored once: after the reset the guard sends the
+  recorded payment again, and ``EventPublishing``'s ``Nats-Msg-Id`` lets the stream
+  drop it.
 
 FastStream is imported when the check runs (the library works without it).
 """
@@ -43,6 +49,7 @@ from ._core import _NotYet, _require
 
 STREAM = "CHECK22"
 SUBJECT = "check22.order.placed"
+PAID = "check22.payment.captured"
 DURABLE = "check22-payments"
 BUCKET = "check22-charges"
 _MAX_DELIVER = 3
@@ -65,8 +72,9 @@ class _Run:
     def __init__(self) -> None:
         self.charged: Counter[str] = Counter()
         self.deliveries: Counter[str] = Counter()
+        self.payments = 0  # payment events the stream holds at the end
 
-    async def pay(self, event: Event) -> bytes:
+    async def pay(self, event: Event) -> Event:
         order = str(event.data["order_id"])
         self.deliveries[order] += 1
         if order == "busy" and self.deliveries[order] == 1:
@@ -74,7 +82,7 @@ class _Run:
         if order == "poison":
             raise PermanentError("an order of no goods")
         self.charged[order] += 1
-        return f"charged {order}".encode()
+        return Event.create(PAID, {"order_id": order}, id=f"check22-paid-{order}")
 
 
 async def _serve(js: JetStreamContext, url: str, stack: list[Any], run: _Run) -> None:
@@ -94,7 +102,7 @@ async def _serve(js: JetStreamContext, url: str, stack: list[Any], run: _Run) ->
         pull_sub=PullSub(batch_size=10, timeout=0.2),
         decoder=EventDecoder(),
         ack_policy=AckPolicy.NACK_ON_ERROR,
-    )(run.pay)
+    )(broker.publisher(PAID, stream=STREAM)(run.pay))
 
     async def quiet() -> bool:
         info = await js.consumer_info(STREAM, DURABLE)
@@ -105,6 +113,34 @@ async def _serve(js: JetStreamContext, url: str, stack: list[Any], run: _Run) ->
         await wait_for(quiet, timeout=15, what="the checker's payments consumer to settle")
     finally:
         await broker.stop()
+
+
+def _stack(middlewares: Any, charges: ProcessedIds) -> list[Any]:
+    """The learner's list, or "not yet" saying what is wrong with it (never a traceback)."""
+    from edalab.faststream import EventPublishing, Failures, IdempotencyGuard
+
+    try:
+        stack = middlewares(charges)
+    except Exception as err:  # the learner's code: its error is the answer, in one line
+        said = " ".join(str(err).split())
+        raise _NotYet(
+            f"middlewares(charges) raised {type(err).__name__}: {said}; expected it to return "
+            "the list, e.g. [EventPublishing(), Failures(delay=0.1), IdempotencyGuard(charges)] "
+            "(Failures takes delay= and permanent=; max_deliver is the consumer's setting)"
+        ) from None
+    _require(
+        isinstance(stack, list | tuple) and all(callable(m) for m in stack),
+        f"middlewares(charges) returned {stack!r}; expected a list of FastStream broker "
+        "middlewares, e.g. [EventPublishing(), Failures(delay=0.1), IdempotencyGuard(charges)]",
+    )
+    uncalled = [m.__name__ for m in stack if m in (EventPublishing, Failures, IdempotencyGuard)]
+    _require(
+        not uncalled,
+        f"the list holds {', '.join(uncalled)} as class{'es' if len(uncalled) > 1 else ''}, "
+        f"not instances: write {', '.join(f'{n}()' for n in uncalled)} "
+        "(with the parentheses and their arguments, e.g. Failures(delay=0.1))",
+    )
+    return list(stack)
 
 
 async def _letters(dead: DeadLetters, *, expect: int) -> list[DeadLetter]:
@@ -128,12 +164,7 @@ async def checker(js: JetStreamContext, middlewares: Any = None) -> str:
     url = _url(js)
     assert isinstance(js, JetStream)  # connection_of accepted it
     charges = await ProcessedIds.open(js, BUCKET, fresh=True)
-    stack = middlewares(charges)
-    _require(
-        isinstance(stack, list | tuple) and all(callable(m) for m in stack),
-        f"middlewares(charges) returned {stack!r}; expected a list of FastStream broker "
-        "middlewares, e.g. [EventPublishing(), Failures(delay=0.1), IdempotencyGuard(charges)]",
-    )
+    stack = _stack(middlewares, charges)
     with contextlib.suppress(nats.js.errors.NotFoundError):
         await js.delete_stream(STREAM)
     await js.add_stream(name=STREAM, subjects=["check22.>"])
@@ -145,19 +176,24 @@ async def checker(js: JetStreamContext, middlewares: Any = None) -> str:
         await publish_event(
             js, Event.create(SUBJECT, {"order_id": order}, id=f"check22-{order}"), subject=SUBJECT
         )
+    # A body that is no event at all (a producer's bug): only its Nats-Msg-Id names it.
+    await js.publish(SUBJECT, b"order garbled", headers={"Nats-Msg-Id": "check22-garbled"})
     run = _Run()
     try:
-        await _serve(js, url, list(stack), run)
+        await _serve(js, url, stack, run)
         await js.delete_consumer(STREAM, DURABLE)  # redeployed with its consumer reset
-        await _serve(js, url, list(stack), run)
-        letters = await _letters(dead, expect=1)
+        await _serve(js, url, stack, run)
+        letters = await _letters(dead, expect=2)
+        info = await js.stream_info(STREAM, subjects_filter=PAID)
+        run.payments = (info.state.subjects or {}).get(PAID, 0)
     finally:
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await js.delete_stream(STREAM)
-    return _verdict(run, letters)
+    unrecorded = [o for o in ("ok", "busy") if await charges.value(f"check22-{o}") is None]
+    return _verdict(run, letters, unrecorded)
 
 
-def _verdict(run: _Run, letters: list[DeadLetter]) -> str:
+def _verdict(run: _Run, letters: list[DeadLetter], unrecorded: list[str]) -> str:
     by_order = {_ORDER_AT[letter.stream_seq]: letter for letter in letters}
     poison = by_order.get("poison")
     _require(
@@ -175,6 +211,22 @@ def _verdict(run: _Run, letters: list[DeadLetter]) -> str:
         "PermanentError never succeeds, so retrying only delays it. Use Failures, which "
         "terminates PermanentError with its reason",
     )
+    garbled = by_order.get("garbled")
+    _require(
+        garbled is not None,
+        "the garbled order (a body that is no event) left no dead letter: observed no "
+        "advisory; expected it terminated and captured: do not catch EventDecodeError "
+        "yourself, let it reach Failures",
+    )
+    assert garbled is not None
+    _require(
+        garbled.category is not Reason.MAX_DELIVERIES,
+        f"the garbled order (a body that is no event) was delivered {garbled.deliveries} times "
+        f"before the server gave up; expected it terminated at once like the poison order: "
+        "the guard decodes each message to find its event id, and its EventDecodeError "
+        "went past Failures to FastStream's ack policy (a nak). List IdempotencyGuard after "
+        "Failures (the list is outermost first), so Failures sees what the guard raises",
+    )
     busy = by_order.get("busy")
     _require(
         busy is None and run.charged["busy"] >= 1,
@@ -191,11 +243,32 @@ def _verdict(run: _Run, letters: list[DeadLetter]) -> str:
         "expected once: add IdempotencyGuard(charges) last in the list, so a redelivered "
         "order finds its charge recorded and skips the handler",
     )
+    _require(
+        run.charged["ok"] == 1 and run.charged["busy"] == 1,
+        f"order ok was charged {run.charged['ok']} times and busy {run.charged['busy']} times; "
+        "expected once each: the handler never ran for an order, so something found it "
+        "recorded before its first delivery, e.g. a guard on a bucket of your own that "
+        "holds an earlier run's records. Use IdempotencyGuard(charges), the bucket passed in",
+    )
+    _require(
+        run.payments == 2,
+        f"the stream holds {run.payments} payment events for the 2 orders charged; expected "
+        "2: after the reset the guard sends each recorded payment again, and only its "
+        "Nats-Msg-Id lets the stream drop the copy. Add EventPublishing() to the list",
+    )
+    _require(
+        not unrecorded,
+        f"no charge recorded in the charges bucket ({BUCKET}) for {', '.join(unrecorded)}, "
+        "though each was charged once: the guard records somewhere else. Expected "
+        "IdempotencyGuard(charges), with the charges passed to middlewares(charges)",
+    )
     return (
-        "ok and busy charged once each across a redelivery, busy retried after its "
-        "transient failure, poison terminated at once and captured as a dead letter"
+        "ok and busy charged once each (in charges) and paid once across a redelivery, busy "
+        "retried after "
+        "its transient failure, poison and garbled terminated at once and captured as dead "
+        "letters"
     )
 
 
 # The checker publishes ok, busy, poison in that order into its fresh stream.
-_ORDER_AT = {1: "ok", 2: "busy", 3: "poison"}
+_ORDER_AT = {1: "ok", 2: "busy", 3: "poison", 4: "garbled"}

@@ -4,7 +4,9 @@
 with FastStream's own CLI (``faststream run edalab.course.services_faststream.payments:app``
 with ``NATS_URL`` set). :func:`start_service` runs one as a subprocess, the way a
 deployment would, and returns once its consumers are pulling; running it again for the
-same service stops the previous process first, so a notebook cell can be re-run::
+same service stops the previous process first, so a notebook cell can be re-run, and an
+app left running by a kernel that died (``kill -9``, a crash: no exit handlers ran) is
+stopped by the next start of that app on this machine::
 
     payments = await start_service("payments", server.url, js)
     ...
@@ -15,11 +17,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +31,8 @@ import nats.js.errors
 from nats.js.client import JetStreamContext
 
 from edalab import wait_for
+
+from ..._state import state_dir
 
 __all__ = ["DURABLES", "ServiceProcess", "settled", "start_service", "stop_all"]
 
@@ -65,7 +71,7 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout)
-        _running.pop(self.name, None)
+        self._forget()
         return self.process.returncode
 
     def kill(self) -> None:
@@ -73,7 +79,12 @@ class ServiceProcess:
         if self.running:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(10)
-        _running.pop(self.name, None)
+        self._forget()
+
+    def _forget(self) -> None:
+        if _running.get(self.name) is self:
+            del _running[self.name]
+        _record(self.name).unlink(missing_ok=True)
 
     def log_tail(self, lines: int = 20) -> str:
         """The end of what the process printed (its start-up and its errors)."""
@@ -82,6 +93,66 @@ class ServiceProcess:
 
 
 _running: dict[str, ServiceProcess] = {}
+
+
+def _module(name: str) -> str:
+    return f"edalab.course.services_faststream.{name}:app"
+
+
+def _record(name: str, owner: int | None = None) -> Path:
+    """Where this kernel notes the app it runs: ``<state>/faststream/<name>-<kernel pid>.json``."""
+    return state_dir() / "faststream" / f"{name}-{os.getpid() if owner is None else owner}.json"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")  # an exited process nobody reaped yet is not alive
+    with contextlib.suppress(OSError, IndexError):
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def _command_line(pid: int) -> str:
+    """What process ``pid`` runs ("" if unknown): a pid reused by another program is left alone."""
+    proc = Path(f"/proc/{pid}/cmdline")
+    if proc.exists():
+        with contextlib.suppress(OSError):
+            return proc.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        return ""
+    out = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True)
+    return out.stdout
+
+
+def _stop_orphans(name: str) -> list[int]:
+    """Stop app ``name`` processes whose kernel died without stopping them; their pids.
+
+    An app whose kernel is alive belongs to another notebook (or test) and is left alone.
+    """
+    stopped = []
+    for path in (state_dir() / "faststream").glob(f"{name}-*.json"):
+        try:
+            noted = json.loads(path.read_text())
+            pid, owner = int(noted["pid"]), int(noted["owner"])
+        except (OSError, ValueError, KeyError, TypeError):
+            path.unlink(missing_ok=True)
+            continue
+        if owner != os.getpid() and _alive(owner):
+            continue
+        if _alive(pid) and _module(name) in _command_line(pid):
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 5.0
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)  # not our child: nothing to wait on but the pid
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+            stopped.append(pid)
+        path.unlink(missing_ok=True)
+    return stopped
 
 
 async def _pulling(js: JetStreamContext, stream: str, durable: str) -> bool:
@@ -109,6 +180,7 @@ async def start_service(
     """
     if name in _running:
         _running[name].stop()
+    _stop_orphans(name)
     log = Path(tempfile.gettempdir()) / f"edalab-faststream-{name}-{os.getpid()}.log"
     extra = dict(env or {})
     command = [
@@ -116,7 +188,7 @@ async def start_service(
         "-m",
         "faststream",
         "run",
-        f"edalab.course.services_faststream.{name}:app",
+        _module(name),
     ]
     with log.open("wb") as out:
         process = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block; waiting below is async
@@ -129,6 +201,14 @@ async def start_service(
         )
     service = ServiceProcess(name, process, log, extra)
     _running[name] = service
+    record = _record(name)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"pid": process.pid, "owner": os.getpid(), "app": _module(name)}))
+    # Registered again at each start: exit handlers run last-registered first, so the apps
+    # stop before a lesson server started earlier does (an app whose server is gone
+    # first can take its whole stop timeout to give up on it).
+    atexit.unregister(stop_all)
+    atexit.register(stop_all)
 
     async def ready() -> bool:
         if not service.running:
@@ -163,9 +243,21 @@ async def settled(js: JetStreamContext, *names: str, timeout: float = 20.0) -> N
     await wait_for(quiet, timeout=timeout, what=f"the apps {', '.join(names)} to settle")
 
 
-@atexit.register
-def stop_all() -> None:
-    """Stop every app started here (also when Python exits)."""
-    for service in list(_running.values()):
+def stop_all(timeout: float = 3.0) -> None:
+    """Stop every app started here (also when Python exits): SIGTERM all, then SIGKILL.
+
+    All are signalled at once and share ``timeout``: a kernel restart gives its exit
+    handlers a few seconds before it is killed, and an app not stopped then is left running.
+    """
+    services = list(_running.values())
+    for service in services:
+        if service.running:
+            with contextlib.suppress(OSError):
+                service.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for service in services:
         with contextlib.suppress(Exception):
-            service.stop()
+            service.stop(timeout=max(0.1, deadline - time.monotonic()))
+
+
+atexit.register(stop_all)

@@ -33,7 +33,11 @@ broker = NatsBroker(
 sent = IdempotencyGuard("shop-emails-sent", broker)
 broker.add_middleware(sent)
 app = FastStream(broker)
-addresses: dict[str, str] = {}  # user id -> e-mail, from the registrations seen
+# user id -> e-mail, from the registrations seen: the app's memory, outside the guard's
+# record. A new process starts with it empty (registrations already acknowledged are not
+# delivered again, recorded ones skip the handler), so a payment's e-mail may go to the
+# user id; a real service keeps such state in a key-value bucket.
+addresses: dict[str, str] = {}
 
 
 @app.on_startup
