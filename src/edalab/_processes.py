@@ -15,18 +15,23 @@ import contextlib
 import os
 import select
 import signal
+from pathlib import Path
 
 __all__ = ["pid_alive", "stop_pid", "wait_pid_gone"]
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists (ours or not)."""
+    """Whether a process with this pid runs (ours or not; an exited one not reaped yet, a
+    zombie, does not)."""
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
         return False
     except PermissionError:
         return True  # it exists, it just is not ours to signal
+    stat = Path(f"/proc/{pid}/stat")  # Linux; elsewhere a zombie counts as alive
+    with contextlib.suppress(OSError, IndexError):
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
     return True
 
 

@@ -38,6 +38,7 @@ from edalab import (
 
 from .._discovery import local_servers
 from .._nats import ErrCode, err_code_of
+from .._processes import pid_alive
 from .._state import state_dir
 from .._streams import StreamSetup
 
@@ -172,16 +173,6 @@ def _claim(info: StreamInfo) -> Path:
     return state_dir() / "holders" / f"{info.config.name}@{safe}.json"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 async def _refuse_if_held(js: JetStreamContext, name: str) -> Path | None:
     """Raise :class:`StreamInUse` when another live kernel here created ``name``.
 
@@ -202,7 +193,7 @@ async def _refuse_if_held(js: JetStreamContext, name: str) -> Path | None:
         holder.get("host") == socket.gethostname()
         and pid.isdigit()
         and int(pid) != os.getpid()
-        and _alive(int(pid))
+        and pid_alive(int(pid))
     ):
         raise StreamInUse(name, str(holder.get("notebook", "another notebook")), int(pid))
     return claim

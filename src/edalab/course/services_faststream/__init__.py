@@ -32,6 +32,7 @@ from nats.js.client import JetStreamContext
 
 from edalab import wait_for
 
+from ..._processes import pid_alive
 from ..._state import state_dir
 
 __all__ = ["DURABLES", "ServiceProcess", "settled", "start_service", "stop_all"]
@@ -104,19 +105,6 @@ def _record(name: str, owner: int | None = None) -> Path:
     return state_dir() / "faststream" / f"{name}-{os.getpid() if owner is None else owner}.json"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")  # an exited process nobody reaped yet is not alive
-    with contextlib.suppress(OSError, IndexError):
-        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    return True
-
-
 def _command_line(pid: int) -> str:
     """What process ``pid`` runs ("" if unknown): a pid reused by another program is left alone."""
     proc = Path(f"/proc/{pid}/cmdline")
@@ -141,14 +129,14 @@ def _stop_orphans(name: str) -> list[int]:
         except (OSError, ValueError, KeyError, TypeError):
             path.unlink(missing_ok=True)
             continue
-        if owner != os.getpid() and _alive(owner):
+        if owner != os.getpid() and pid_alive(owner):
             continue
-        if _alive(pid) and _module(name) in _command_line(pid):
+        if pid_alive(pid) and _module(name) in _command_line(pid):
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + 5.0
-            while _alive(pid) and time.monotonic() < deadline:
+            while pid_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)  # not our child: nothing to wait on but the pid
-            if _alive(pid):
+            if pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
             stopped.append(pid)
         path.unlink(missing_ok=True)
