@@ -44,6 +44,8 @@ def exported(module: ModuleType) -> list[str]:
 @pytest.mark.parametrize("name", PUBLIC)
 def test_all_is_what_the_namespace_exports(name: str) -> None:
     """``__all__`` lists every public name, and only those, sorted as ruff sorts it."""
+    if name == "edalab.faststream":  # an extra: the floors' venv (make compat) lacks it
+        pytest.importorskip("faststream")
     module = importlib.import_module(name)
     assert module.__all__ == sorted(module.__all__, key=_isort_key)
     assert module.__all__ == exported(module)
