@@ -30,6 +30,21 @@ def test_readme_shows_the_manifests_course_map() -> None:
     assert course_map() in (ROOT / "README.md").read_text()
 
 
+def test_notebook_00_stores_the_manifests_course_map() -> None:
+    """Notebook 00's stored map is today's (a new lesson means `make notebooks NB=00`)."""
+    import json
+
+    nb = json.loads((ROOT / "notebooks" / "00_start_here.ipynb").read_text())
+    shown = [
+        "".join(out["data"]["text/markdown"])
+        for cell in nb["cells"]
+        if "course_map()" in "".join(cell["source"])
+        for out in cell.get("outputs", [])
+        if "text/markdown" in out.get("data", {})
+    ]
+    assert shown == [course_map()], "rebuild notebook 00: make notebooks NB=00"
+
+
 def test_each_exercise_is_checked_in_its_own_notebook() -> None:
     """A lesson with an exercise calls check("NN") with its own number."""
     for key, spec in EXERCISES.items():
