@@ -706,7 +706,7 @@ async def stored_event_ids(
         while seen < total:
             try:
                 msgs = await sub.fetch(min(500, total - seen), timeout=timeout)
-            except nats.errors.TimeoutError as err:
+            except TimeoutError as err:  # nats-py 2.16's fetch: its own, or asyncio's
                 quiet += 1
                 if quiet >= 5:
                     raise TimeoutError(

@@ -267,8 +267,12 @@ await narrow.unsubscribe()
 # there and had nothing) and its parent `nats.errors.TimeoutError` (no answer at all:
 # connection or server trouble, or a request the server dropped without a word because
 # the consumer already had `max_waiting` requests waiting and this one asked for
-# heartbeats; worth logging and counting). Each handled message is acked; the loop
-# reports through a queue, never by printing:
+# heartbeats; worth logging and counting). Catch Python's own `TimeoutError` for that
+# second case, not only nats-py's: `nats.errors.TimeoutError` is a subclass of it, and
+# nats-py 2.16's `fetch` raises asyncio's plain `TimeoutError` when its deadline runs out
+# between two steps (a busy machine makes that likely; nats.py pull request 1008 would
+# restore nats-py's own). Each handled message is acked; the loop reports through a
+# queue, never by printing:
 
 # %%
 import nats
@@ -280,7 +284,7 @@ async def work(psub, handled, stop):
             msgs = await psub.fetch(10, timeout=0.5, heartbeat=0.1)
         except nats.js.errors.FetchTimeoutError:
             continue  # idle: the heartbeats say the server is there
-        except nats.errors.TimeoutError:
+        except TimeoutError:  # nats.errors.TimeoutError, or asyncio's own
             continue  # no answer at all: log it, count it, maybe reconnect
         for msg in msgs:  # may be empty: fetch can return [] instead of raising
             await handled.put(msg.metadata.sequence.stream)
