@@ -165,7 +165,7 @@ async def checker(
                 [msg] = await sub.fetch(1, timeout=5)
         except PermissionDenied as denied:
             raise _NotYet(f"{user} could not fetch from {stream}/{consumer}: {denied}") from None
-        except nats.errors.TimeoutError:
+        except TimeoutError:  # nats-py 2.16 fetch: its own TimeoutError, or asyncio's
             raise _NotYet(
                 f"{user} fetched nothing from {stream}/{consumer} although a probe was "
                 f"published on {probe}: are all its messages waiting for an ack?"
