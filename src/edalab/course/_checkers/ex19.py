@@ -36,7 +36,7 @@ TAKEOVER = 3.0
 #: How long the first jobs may take to be handled (seconds).
 _FIRST = 3.0
 #: How long a cancelled worker may take to stop (seconds).
-_STOP = 1.0
+_STOP = 2.0
 #: How long the checker watches, inside handle(msg), for an ack that came before it (seconds).
 _EARLY_ACK = 0.2
 _FIX = (
@@ -99,10 +99,19 @@ class _Run:
             await asyncio.sleep(0.02)
 
     async def stop(self, name: str) -> bool:
-        """Cancel a worker; ``False`` when it is still running :data:`_STOP` s later."""
+        """Cancel a worker; ``False`` when it is still running :data:`_STOP` s later.
+
+        The cancel is repeated until the task ends: on Python 3.11, ``asyncio.wait_for``
+        (inside nats-py's ``next_msg``) can lose a cancel that meets a reply arriving at the
+        same moment, and a right answer must not fail on that. A worker that catches
+        ``CancelledError`` swallows every repeat too, so it is still caught.
+        """
         task = self.tasks.pop(name)
-        task.cancel()
-        await asyncio.wait({task}, timeout=_STOP)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _STOP
+        while not task.done() and loop.time() < deadline:
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.1)
         if not task.done():
             return False
         with contextlib.suppress(asyncio.CancelledError, Exception):
