@@ -218,8 +218,16 @@ async def test_batches_and_ack_batch_settle_every_event(js, stream_name, token, 
         seen += [d.event.id for d in deliveries]
         await consumer.ack_batch(deliveries)
     assert seen == [e.id for e in events]
-    info = await consumer.info()
-    assert (info.num_pending, info.num_ack_pending, info.ack_floor.stream_seq) == (0, 0, 300)
+    state: tuple[int, int, int] = (-1, -1, -1)
+
+    async def settled() -> bool:  # acks are fire-and-forget: the server drains them on its own
+        nonlocal state
+        info = await consumer.info()
+        state = (info.num_pending, info.num_ack_pending, info.ack_floor.stream_seq)
+        return state == (0, 0, 300)
+
+    await wait_for(settled, timeout=10, what="every ack to settle (pending, in flight, floor)")
+    assert state == (0, 0, 300)
 
 
 async def test_batches_quarantine_bad_messages_and_stop_at_max_events(
