@@ -106,10 +106,12 @@ unit: install
 ## packaging, notebooks; each folder's name is its tests' marker, e.g. -m "not faults"). Two
 ## tests at a time (pytest-xdist; each worker has its own session server and state directory),
 ## the notebook tests three at a time: each is a kernel with its own server that mostly waits.
-## (Four at a time in one run is two minutes faster, but a 3-node cluster then starts too
-## slowly for notebook 13's first R3 stream on a 2-core machine.)
+## The fault and cluster tests (kill -9, leader elections, a leaf link cut) run one at a time:
+## their timings are the point. (Everything four at a time in one run is two minutes
+## faster, but a 3-node cluster then starts too slowly for notebook 13's first R3 stream.)
 suites: install book-install
-	$(BIN)/python -m pytest tests -m "not unit and not notebooks" -q -n 2
+	$(BIN)/python -m pytest tests -m "not unit and not notebooks and not faults and not cluster" -q -n 2
+	$(BIN)/python -m pytest tests -m "faults or cluster" -q
 	$(BIN)/python -m pytest tests/notebooks -q -n 3
 
 ## make compat: the library's unit tests on the oldest versions pyproject.toml allows
