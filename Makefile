@@ -112,7 +112,7 @@ unit: install
 suites: install book-install
 	$(BIN)/python -m pytest tests -m "not unit and not notebooks and not faults and not cluster" -q -n 2
 	$(BIN)/python -m pytest tests -m "faults or cluster" -q
-	$(BIN)/python -m pytest tests/notebooks -q -n 3
+	$(BIN)/python -m pytest tests/notebooks -q -n 2
 
 ## make compat: the library's unit tests on the oldest versions pyproject.toml allows
 compat: compat-install
