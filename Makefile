@@ -105,7 +105,7 @@ unit: install
 ## make suites: every other folder of tests/ (server, faults, cluster, class, browser, book,
 ## packaging, notebooks; each folder's name is its tests' marker, e.g. -m "not faults"). Two
 ## tests at a time (pytest-xdist; each worker has its own session server and state directory),
-## the notebook tests three at a time: each is a kernel with its own server that mostly waits.
+## the notebook tests two at a time: each is a kernel with its own server that mostly waits.
 ## The fault and cluster tests (kill -9, leader elections, a leaf link cut) run one at a time:
 ## their timings are the point. (Everything four at a time in one run is two minutes
 ## faster, but a 3-node cluster then starts too slowly for notebook 13's first R3 stream.)
