@@ -32,7 +32,7 @@ from nats.js.client import JetStreamContext
 
 from edalab import wait_for
 
-from ..._processes import pid_alive
+from ..._processes import pid_alive, wait_pid_gone
 from ..._state import state_dir
 
 __all__ = ["DURABLES", "ServiceProcess", "settled", "start_service", "stop_all"]
@@ -133,10 +133,7 @@ def _stop_orphans(name: str) -> list[int]:
             continue
         if pid_alive(pid) and _module(name) in _command_line(pid):
             os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 5.0
-            while pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)  # not our child: nothing to wait on but the pid
-            if pid_alive(pid):
+            if not wait_pid_gone(pid, 5.0):  # not our child: a pidfd, no polling
                 os.kill(pid, signal.SIGKILL)
             stopped.append(pid)
         path.unlink(missing_ok=True)
